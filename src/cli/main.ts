@@ -1,0 +1,44 @@
+import { type CliIO, type Command, UsageError, processIO } from './io.js';
+
+/**
+ * Every subcommand of the one binary, loaded lazily so that e.g. `desfire-cms crypto` never
+ * loads a database driver. One file per command family under ./commands.
+ */
+const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
+  // one line per command family, e.g.  crypto: () => import('./commands/crypto.js'),
+};
+
+function help(io: CliIO, commands: Record<string, Command>): void {
+  io.out('usage: desfire-cms <command> [options]');
+  io.out('');
+  for (const [name, cmd] of Object.entries(commands)) io.out(`  ${name.padEnd(10)} ${cmd.summary}`);
+  io.out('');
+  io.out('Run `desfire-cms <command> --help` for the options of a command.');
+}
+
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    const loaded: Record<string, Command> = {};
+    for (const [n, load] of Object.entries(COMMANDS)) loaded[n] = (await load()).command;
+    help(io, loaded);
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    io.err(`desfire-cms: unknown command '${name}' (try: desfire-cms help)`);
+    return 2;
+  }
+  try {
+    const { command } = await load();
+    return await command.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`desfire-cms ${name}: ${e.message}`);
+      return 2;
+    }
+    const err = e as { code?: string; message?: string };
+    io.err(`desfire-cms ${name}: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(e)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,211 @@
+// Block ciphers in the forms DESFire uses. DES runs as 3DES with K1 = K2 = K3 (single DES is not
+// in OpenSSL 3's default provider), 2K3DES as K1|K2|K1, 3K3DES as K1|K2|K3, AES-128.
+//
+// Speed: a `BlockCipher` keeps one ECB encipher and one ECB decipher object per key and feeds
+// them block by block (with padding off, OpenSSL holds nothing back), building CBC on top. That
+// avoids creating a cipher object per operation, which costs more than the block operation itself.
+import { type Cipher, type Decipher, createCipheriv, createDecipheriv } from 'node:crypto';
+import { wipe } from './bytes.js';
+
+export type KeyType = 'des' | '2k3des' | '3k3des' | 'aes';
+
+export const KEY_TYPES: readonly KeyType[] = ['des', '2k3des', '3k3des', 'aes'];
+
+/** Thrown for a key of the wrong length or data that is not a whole number of blocks. */
+export class CryptoInputError extends Error {
+  readonly code = 'ERR_CRYPTO_INPUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CryptoInputError';
+  }
+}
+
+export function blockSize(type: KeyType): 8 | 16 {
+  return type === 'aes' ? 16 : 8;
+}
+
+export function keyLength(type: KeyType): 8 | 16 | 24 {
+  switch (type) {
+    case 'des':
+      return 8;
+    case '2k3des':
+    case 'aes':
+      return 16;
+    case '3k3des':
+      return 24;
+  }
+}
+
+/** The key as OpenSSL wants it: 24 bytes for the DES family, 16 for AES. Caller wipes the result. */
+function expandKey(type: KeyType, key: Uint8Array): Uint8Array {
+  const want = keyLength(type);
+  if (key.length !== want) throw new CryptoInputError(`${type} key must be ${want} bytes, got ${key.length}`);
+  switch (type) {
+    case 'des': {
+      const k = new Uint8Array(24);
+      k.set(key, 0);
+      k.set(key, 8);
+      k.set(key, 16);
+      return k;
+    }
+    case '2k3des': {
+      const k = new Uint8Array(24);
+      k.set(key, 0);
+      k.set(key.subarray(0, 8), 16);
+      return k;
+    }
+    case '3k3des':
+    case 'aes':
+      return Uint8Array.from(key);
+  }
+}
+
+const ALGO: Record<KeyType, string> = { des: 'des-ede3-ecb', '2k3des': 'des-ede3-ecb', '3k3des': 'des-ede3-ecb', aes: 'aes-128-ecb' };
+
+/** A keyed block cipher. Call `destroy()` when done: it wipes the copy of the key it holds. */
+export class BlockCipher {
+  readonly type: KeyType;
+  readonly blockSize: 8 | 16;
+  private key: Uint8Array;
+  private enc: Cipher | undefined;
+  private dec: Decipher | undefined;
+
+  constructor(type: KeyType, key: Uint8Array) {
+    this.type = type;
+    this.blockSize = blockSize(type);
+    this.key = expandKey(type, key);
+  }
+
+  private encipher(): Cipher {
+    if (!this.enc) {
+      this.enc = createCipheriv(ALGO[this.type], this.key, null);
+      this.enc.setAutoPadding(false);
+    }
+    return this.enc;
+  }
+
+  private decipher(): Decipher {
+    if (!this.dec) {
+      this.dec = createDecipheriv(ALGO[this.type], this.key, null);
+      this.dec.setAutoPadding(false);
+    }
+    return this.dec;
+  }
+
+  private checkBlocks(data: Uint8Array, what: string): void {
+    if (data.length % this.blockSize !== 0)
+      throw new CryptoInputError(`${what}: ${data.length} bytes is not a multiple of the ${this.blockSize}-byte block`);
+  }
+
+  ecbEncrypt(data: Uint8Array): Uint8Array {
+    this.checkBlocks(data, 'ecbEncrypt');
+    return new Uint8Array(this.encipher().update(data));
+  }
+
+  ecbDecrypt(data: Uint8Array): Uint8Array {
+    this.checkBlocks(data, 'ecbDecrypt');
+    return new Uint8Array(this.decipher().update(data));
+  }
+
+  /** CBC encryption, no padding. */
+  cbcEncrypt(iv: Uint8Array, data: Uint8Array): Uint8Array {
+    this.checkBlocks(data, 'cbcEncrypt');
+    const bs = this.blockSize;
+    if (iv.length !== bs) throw new CryptoInputError(`IV must be ${bs} bytes`);
+    const out = new Uint8Array(data.length);
+    const e = this.encipher();
+    const block = new Uint8Array(bs);
+    let prev = iv;
+    for (let o = 0; o < data.length; o += bs) {
+      for (let i = 0; i < bs; i++) block[i] = data[o + i]! ^ prev[i]!;
+      out.set(e.update(block), o);
+      prev = out.subarray(o, o + bs);
+    }
+    wipe(block);
+    return out;
+  }
+
+  /** CBC decryption, no padding. */
+  cbcDecrypt(iv: Uint8Array, data: Uint8Array): Uint8Array {
+    this.checkBlocks(data, 'cbcDecrypt');
+    const bs = this.blockSize;
+    if (iv.length !== bs) throw new CryptoInputError(`IV must be ${bs} bytes`);
+    const out = new Uint8Array(this.decipher().update(data));
+    for (let i = 0; i < bs; i++) out[i]! ^= iv[i]!;
+    for (let o = bs; o < data.length; o++) out[o]! ^= data[o - bs]!;
+    return out;
+  }
+
+  /**
+   * Legacy DESFire native-mode (D40) "send" direction: the host *deciphers* each block of
+   * (plain XOR previous result), so that the card can encipher to recover it. IV is zero.
+   */
+  legacySendDecrypt(data: Uint8Array, iv: Uint8Array = new Uint8Array(this.blockSize)): Uint8Array {
+    this.checkBlocks(data, 'legacySendDecrypt');
+    const bs = this.blockSize;
+    const out = new Uint8Array(data.length);
+    const d = this.decipher();
+    const block = new Uint8Array(bs);
+    let prev = iv;
+    for (let o = 0; o < data.length; o += bs) {
+      for (let i = 0; i < bs; i++) block[i] = data[o + i]! ^ prev[i]!;
+      out.set(d.update(block), o);
+      prev = out.subarray(o, o + bs);
+    }
+    wipe(block);
+    return out;
+  }
+
+  /** The inverse of `legacySendDecrypt` (what the card does on receipt). */
+  legacySendEncryptInverse(data: Uint8Array, iv: Uint8Array = new Uint8Array(this.blockSize)): Uint8Array {
+    this.checkBlocks(data, 'legacySendEncryptInverse');
+    const bs = this.blockSize;
+    const out = new Uint8Array(this.encipher().update(data));
+    for (let i = 0; i < bs; i++) out[i]! ^= iv[i]!;
+    for (let o = bs; o < data.length; o++) out[o]! ^= data[o - bs]!;
+    return out;
+  }
+
+  destroy(): void {
+    wipe(this.key);
+    this.enc = undefined;
+    this.dec = undefined;
+  }
+}
+
+/** One-shot helpers (create and destroy a BlockCipher). */
+export function ecbEncrypt(type: KeyType, key: Uint8Array, data: Uint8Array): Uint8Array {
+  const c = new BlockCipher(type, key);
+  try {
+    return c.ecbEncrypt(data);
+  } finally {
+    c.destroy();
+  }
+}
+
+export function ecbDecrypt(type: KeyType, key: Uint8Array, data: Uint8Array): Uint8Array {
+  const c = new BlockCipher(type, key);
+  try {
+    return c.ecbDecrypt(data);
+  } finally {
+    c.destroy();
+  }
+}
+
+export function cbcEncrypt(type: KeyType, key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
+  const c = new BlockCipher(type, key);
+  try {
+    return c.cbcEncrypt(iv, data);
+  } finally {
+    c.destroy();
+  }
+}
+
+export function cbcDecrypt(type: KeyType, key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
+  const c = new BlockCipher(type, key);
+  try {
+    return c.cbcDecrypt(iv, data);
+  } finally {
+    c.destroy();
+  }
+}
