@@ -12,6 +12,7 @@
 // statically (type-only imports are fine): adapters load them lazily with `await import()`, so
 // that `npm ci` works without system libraries and the reader agent never loads `pg`.
 import path from 'node:path';
+import process from 'node:process';
 
 export const ALLOWED = {
   core: ['core'],
