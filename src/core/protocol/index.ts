@@ -1,0 +1,5 @@
+export * from './commands.js';
+export * from './status.js';
+export * from './errors.js';
+export * from './apdu.js';
+export * from './chaining.js';
