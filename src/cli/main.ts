@@ -6,6 +6,8 @@ import { type CliIO, type Command, UsageError, processIO } from './io.js';
  */
 const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   // one line per command family, e.g.  crypto: () => import('./commands/crypto.js'),
+  config: () => import('./commands/config.js'),
+  layout: () => import('./commands/layout.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {
