@@ -3,3 +3,4 @@ export * from './status.js';
 export * from './errors.js';
 export * from './apdu.js';
 export * from './chaining.js';
+export * from './codecs/index.js';

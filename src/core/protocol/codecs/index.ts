@@ -1,0 +1,7 @@
+export * from './reader.js';
+export * from './keySettings.js';
+export * from './access.js';
+export * from './application.js';
+export * from './fileSettings.js';
+export * from './version.js';
+export * from './misc.js';
