@@ -1,0 +1,78 @@
+// The audit contract of custody. Every KeyCustody call produces an AuditEvent and appends it to
+// an AuditSink BEFORE anything is released: `append` resolving means the event is durable; when
+// it rejects, the operation is refused with ERR_CUSTODY_AUDIT (fail closed). State-changing
+// operations append a 'requested' event first (refused if that fails) and an outcome event after.
+//
+// Events never contain key bytes: only names, versions, bindings (tenant, AID, UID, keyNo,
+// version — identifiers, not secrets), the reader id a delivery was sealed to, and error codes.
+// The CMS's tamper-evident audit log (src/cms/audit) implements AuditSink.
+import type { CallerContext, KeyBinding } from './types.js';
+
+export type CustodyOp =
+  | 'create_key'
+  | 'rotate_key'
+  | 'get_key'
+  | 'list_keys'
+  | 'list_versions'
+  | 'set_min_versions'
+  | 'disable_version'
+  | 'destroy_version'
+  | 'wrap'
+  | 'generate_key'
+  | 'rewrap'
+  | 'verify_wrapped'
+  | 'seal'
+  | 'export_for_card'
+  | 'vault_init'
+  | 'vault_unseal'
+  | 'vault_seal';
+
+export type AuditOutcome = 'requested' | 'ok' | 'error';
+
+export interface AuditEvent {
+  /** ISO 8601 time the event was produced. */
+  time: string;
+  source: 'custody';
+  backend: string;
+  op: CustodyOp;
+  outcome: AuditOutcome;
+  actor: string;
+  purpose: string;
+  correlationId: string;
+  /** Key name and version involved (KEK or master). */
+  key?: string;
+  keyVersion?: number;
+  binding?: KeyBinding;
+  /** For seal: the reader the delivery was sealed to, and the sealing mode. */
+  recipient?: string;
+  mode?: string;
+  /** Stable error code when outcome is 'error'. */
+  code?: string;
+}
+
+export interface AuditSink {
+  /** Durable when it resolves. A rejection refuses the operation. */
+  append(event: AuditEvent): Promise<void>;
+}
+
+/** An in-memory sink for tests and the CLI's local runs; `failing = true` makes it refuse. */
+export class MemoryAuditSink implements AuditSink {
+  readonly events: AuditEvent[] = [];
+  failing = false;
+
+  async append(event: AuditEvent): Promise<void> {
+    if (this.failing) throw new Error('audit sink unavailable');
+    this.events.push(event);
+  }
+
+  clear(): void {
+    this.events.length = 0;
+  }
+}
+
+/** Validates a caller context (all three fields non-empty strings of sane length). */
+export function isCallerContext(ctx: unknown): ctx is CallerContext {
+  if (typeof ctx !== 'object' || ctx === null) return false;
+  const c = ctx as Record<string, unknown>;
+  return ['actor', 'purpose', 'correlationId'].every((k) => typeof c[k] === 'string' && (c[k] as string).length > 0 && (c[k] as string).length <= 256);
+}

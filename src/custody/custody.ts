@@ -1,0 +1,304 @@
+// `Custody`: the KeyCustody implementation every backend shares. It validates input (bad input
+// changes nothing), builds blob envelopes, seals deliveries and audits every call, failing
+// closed. Backends implement `CustodyEngine` (engine.ts).
+import { maxDiversificationInput } from '../core/crypto/an10922.js';
+import { wipe } from '../core/crypto/bytes.js';
+import { type AuditEvent, type AuditSink, type CustodyOp, isCallerContext } from './audit.js';
+import { CARD_KEY_LENGTH, checkBinding, checkCardKeyAlg, checkKeyName, checkPlaintextKey, checkSpec, checkVersion, encodeBinding, formatBlob, parseBlob } from './binding.js';
+import { CustodyError, AadMismatchError, AuditRefusedError, CustodyInputError, TamperedError } from './errors.js';
+import type { CustodyEngine } from './engine.js';
+import { bindingFingerprint, Sealer } from './seal.js';
+import type { ReaderRecipient, SealedKey } from './sealed.js';
+import type { CallerContext, CardKeyAlg, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
+
+type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' | 'mode'>;
+
+export interface CustodyOptions {
+  sealer?: Sealer;
+  now?: () => number;
+}
+
+export class Custody implements KeyCustody {
+  readonly backend: string;
+  private readonly sealer: Sealer;
+  private readonly now: () => number;
+
+  constructor(
+    readonly engine: CustodyEngine,
+    private readonly audit: AuditSink,
+    opts: CustodyOptions = {},
+  ) {
+    this.backend = engine.backend;
+    this.now = opts.now ?? Date.now;
+    this.sealer = opts.sealer ?? new Sealer(3600, this.now);
+  }
+
+  private event(ctx: CallerContext, op: CustodyOp, outcome: AuditEvent['outcome'], d: Details, code?: string): AuditEvent {
+    const e: AuditEvent = { time: new Date(this.now()).toISOString(), source: 'custody', backend: this.backend, op, outcome, actor: ctx.actor, purpose: ctx.purpose, correlationId: ctx.correlationId, ...d };
+    if (code) e.code = code;
+    return e;
+  }
+
+  private async append(e: AuditEvent): Promise<void> {
+    try {
+      await this.audit.append(e);
+    } catch {
+      throw new AuditRefusedError(`audit sink refused the '${e.op}' event: operation refused`);
+    }
+  }
+
+  private checkCtx(ctx: CallerContext): void {
+    if (!isCallerContext(ctx)) throw new CustodyInputError('caller context { actor, purpose, correlationId } is required');
+  }
+
+  /** Audit a failed attempt (best effort: if the sink refuses too, the original error still stands). */
+  private async failed(ctx: CallerContext, op: CustodyOp, d: Details, e: unknown): Promise<never> {
+    const code = e instanceof CustodyError ? e.code : ((e as { code?: string }).code ?? 'ERR_CUSTODY_BACKEND');
+    if (!(e instanceof AuditRefusedError)) {
+      try {
+        await this.audit.append(this.event(ctx, op, 'error', d, code));
+      } catch {
+        /* the operation failed anyway; nothing was released */
+      }
+    }
+    throw e;
+  }
+
+  /** Read-only or releasing operation: compute, then audit 'ok' before returning; on refusal `discard` the result. */
+  private async run<T>(ctx: CallerContext, op: CustodyOp, d: Details, fn: (d: Details) => Promise<T>, discard?: (r: T) => void): Promise<T> {
+    this.checkCtx(ctx);
+    let r: T;
+    try {
+      r = await fn(d);
+    } catch (e) {
+      return this.failed(ctx, op, d, e);
+    }
+    try {
+      await this.append(this.event(ctx, op, 'ok', d));
+    } catch (e) {
+      discard?.(r);
+      throw e;
+    }
+    return r;
+  }
+
+  /** State-changing operation: audit 'requested' first (refused if the sink refuses), then the outcome. */
+  private async mutate<T>(ctx: CallerContext, op: CustodyOp, d: Details, validate: () => void, fn: () => Promise<T>): Promise<T> {
+    this.checkCtx(ctx);
+    try {
+      validate();
+      this.engine.assertReady();
+    } catch (e) {
+      return this.failed(ctx, op, d, e);
+    }
+    await this.append(this.event(ctx, op, 'requested', d));
+    let r: T;
+    try {
+      r = await fn();
+    } catch (e) {
+      return this.failed(ctx, op, d, e);
+    }
+    await this.append(this.event(ctx, op, 'ok', d));
+    return r;
+  }
+
+  // ---- key lifecycle --------------------------------------------------------------------------
+
+  createKey(ctx: CallerContext, name: string, spec: KeySpec): Promise<KeyInfo> {
+    return this.mutate(ctx, 'create_key', { key: name }, () => (checkKeyName(name), checkSpec(spec)), () => this.engine.createKey(name, spec));
+  }
+
+  rotateKey(ctx: CallerContext, name: string): Promise<KeyInfo> {
+    return this.mutate(ctx, 'rotate_key', { key: name }, () => checkKeyName(name), () => this.engine.rotateKey(name));
+  }
+
+  getKey(ctx: CallerContext, name: string): Promise<KeyInfo> {
+    return this.run(ctx, 'get_key', { key: name }, async () => {
+      checkKeyName(name);
+      this.engine.assertReady();
+      return this.engine.getKey(name);
+    });
+  }
+
+  listKeys(ctx: CallerContext): Promise<KeyInfo[]> {
+    return this.run(ctx, 'list_keys', {}, async () => {
+      this.engine.assertReady();
+      return this.engine.listKeys();
+    });
+  }
+
+  listVersions(ctx: CallerContext, name: string): Promise<KeyVersionInfo[]> {
+    return this.run(ctx, 'list_versions', { key: name }, async () => {
+      checkKeyName(name);
+      this.engine.assertReady();
+      return (await this.engine.getKey(name)).versions;
+    });
+  }
+
+  setMinVersions(ctx: CallerContext, name: string, min: MinVersions): Promise<KeyInfo> {
+    return this.mutate(
+      ctx,
+      'set_min_versions',
+      { key: name },
+      () => {
+        checkKeyName(name);
+        if (!min || typeof min !== 'object' || (min.minDecryptionVersion === undefined && min.minEncryptionVersion === undefined))
+          throw new CustodyInputError('give minDecryptionVersion and/or minEncryptionVersion');
+      },
+      () => this.engine.setMinVersions(name, min),
+    );
+  }
+
+  disableVersion(ctx: CallerContext, name: string, version: number): Promise<KeyInfo> {
+    return this.mutate(ctx, 'disable_version', { key: name, keyVersion: version }, () => (checkKeyName(name), checkVersion(version)), () => this.engine.disableVersion(name, version));
+  }
+
+  destroyVersion(ctx: CallerContext, name: string, version: number): Promise<KeyInfo> {
+    return this.mutate(ctx, 'destroy_version', { key: name, keyVersion: version }, () => (checkKeyName(name), checkVersion(version)), () => this.engine.destroyVersion(name, version));
+  }
+
+  // ---- wrapping -------------------------------------------------------------------------------
+
+  private async wrapBytes(kek: string, plaintext: Uint8Array, binding: KeyBinding, d: Details): Promise<WrappedKey> {
+    const aad = encodeBinding(binding);
+    const { version, payload } = await this.engine.encrypt(kek, plaintext, aad);
+    d.keyVersion = version;
+    return { blob: formatBlob(this.engine.blobTag, version, aad, payload), kek, kekVersion: version };
+  }
+
+  wrap(ctx: CallerContext, kek: string, plaintext: Uint8Array, binding: KeyBinding): Promise<WrappedKey> {
+    return this.run(ctx, 'wrap', { key: kek, binding }, async (d) => {
+      checkKeyName(kek);
+      checkBinding(binding);
+      checkPlaintextKey(plaintext);
+      this.engine.assertReady();
+      return this.wrapBytes(kek, plaintext, binding, d);
+    });
+  }
+
+  generateKey(ctx: CallerContext, kek: string, alg: CardKeyAlg, binding: KeyBinding): Promise<WrappedKey> {
+    return this.run(ctx, 'generate_key', { key: kek, binding }, async (d) => {
+      checkKeyName(kek);
+      checkBinding(binding);
+      checkCardKeyAlg(alg);
+      this.engine.assertReady();
+      const k = await this.engine.random(CARD_KEY_LENGTH[alg]);
+      try {
+        return await this.wrapBytes(kek, k, binding, d);
+      } finally {
+        wipe(k);
+      }
+    });
+  }
+
+  /** Parse a blob for `kek` + `binding`; AAD mismatch is told apart from tampering by the fingerprint. */
+  private openBlob(blob: string, binding: KeyBinding, d: Details): { version: number; payload: string; aad: Uint8Array } {
+    const p = parseBlob(blob);
+    if (p.backend !== this.engine.blobTag) throw new TamperedError(`blob was made by another backend ('${p.backend}')`);
+    d.keyVersion = p.version;
+    const aad = encodeBinding(binding);
+    if (bindingFingerprint(aad) !== p.fingerprint) throw new AadMismatchError();
+    return { version: p.version, payload: p.payload, aad };
+  }
+
+  rewrap(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<WrappedKey> {
+    return this.run(ctx, 'rewrap', { key: kek, binding }, async (d) => {
+      checkKeyName(kek);
+      checkBinding(binding);
+      this.engine.assertReady();
+      const o = this.openBlob(blob, binding, d);
+      if (this.engine.rewrap) {
+        const { version, payload } = await this.engine.rewrap(kek, o.version, o.payload, o.aad);
+        d.keyVersion = version;
+        return { blob: formatBlob(this.engine.blobTag, version, o.aad, payload), kek, kekVersion: version };
+      }
+      const k = await this.engine.decrypt(kek, o.version, o.payload, o.aad);
+      try {
+        return await this.wrapBytes(kek, k, binding, d);
+      } finally {
+        wipe(k);
+      }
+    });
+  }
+
+  verifyWrapped(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<{ kekVersion: number }> {
+    return this.run(ctx, 'verify_wrapped', { key: kek, binding }, async (d) => {
+      checkKeyName(kek);
+      checkBinding(binding);
+      this.engine.assertReady();
+      const o = this.openBlob(blob, binding, d);
+      wipe(await this.engine.decrypt(kek, o.version, o.payload, o.aad));
+      return { kekVersion: o.version };
+    });
+  }
+
+  // ---- release --------------------------------------------------------------------------------
+
+  private sourceDetails(source: KeySource): Details {
+    if (!source || typeof source !== 'object') return {};
+    return source.kind === 'wrapped' ? { key: source.kek, binding: source.binding } : { key: source.master, keyVersion: source.masterVersion, binding: source.binding };
+  }
+
+  private checkSource(source: KeySource): void {
+    if (!source || (source.kind !== 'wrapped' && source.kind !== 'diversified')) throw new CustodyInputError("key source kind must be 'wrapped' or 'diversified'");
+    checkBinding(source.binding);
+    if (source.kind === 'wrapped') {
+      checkKeyName(source.kek);
+    } else {
+      checkKeyName(source.master);
+      if (source.masterVersion !== undefined) checkVersion(source.masterVersion, 'masterVersion');
+      if (!(source.input instanceof Uint8Array) || source.input.length === 0 || source.input.length > maxDiversificationInput('aes128'))
+        throw new CustodyInputError('diversification input must be 1..31 bytes');
+    }
+  }
+
+  /** Unwrap or derive: the plaintext stays inside custody (callers below wipe it). */
+  private async obtain(source: KeySource, d: Details): Promise<Uint8Array> {
+    if (source.kind === 'wrapped') {
+      const o = this.openBlob(source.blob, source.binding, d);
+      return this.engine.decrypt(source.kek, o.version, o.payload, o.aad);
+    }
+    const { version, key } = await this.engine.derive(source.master, source.masterVersion, source.input);
+    d.keyVersion = version;
+    return key;
+  }
+
+  seal(ctx: CallerContext, source: KeySource, recipient: ReaderRecipient, opts: SealOptions = {}): Promise<SealedKey> {
+    const d = { ...this.sourceDetails(source), recipient: recipient?.readerId, mode: opts.mode ?? 'session' };
+    return this.run(ctx, 'seal', d, async (dd) => {
+      this.checkSource(source);
+      this.sealer.check(recipient, opts);
+      this.engine.assertReady();
+      const key = await this.obtain(source, dd);
+      try {
+        return await this.sealer.seal(key, source.binding, recipient, opts);
+      } finally {
+        wipe(key);
+      }
+    });
+  }
+
+  exportForCard(ctx: CallerContext, source: KeySource): Promise<Uint8Array> {
+    return this.run(
+      ctx,
+      'export_for_card',
+      this.sourceDetails(source),
+      async (d) => {
+        this.checkSource(source);
+        this.engine.assertReady();
+        return this.obtain(source, d);
+      },
+      (k) => wipe(k),
+    );
+  }
+
+  /** End a reader's sealing session (e.g. on certificate revocation). */
+  endReaderSession(readerId: string): void {
+    this.sealer.endSession(readerId);
+  }
+
+  async close(): Promise<void> {
+    this.sealer.clear();
+    await this.engine.close();
+  }
+}

@@ -1,0 +1,69 @@
+// What a backend implements. `Custody` (custody.ts) wraps an engine with validation, blob
+// envelopes, sealing and audit, so each backend only does key storage and the primitives.
+import { KeyVersionError } from './errors.js';
+import type { KeyInfo, KeySpec, MinVersions } from './types.js';
+
+export interface CustodyEngine {
+  /** 'embedded' | 'pkcs11' | 'vault-transit'. */
+  readonly backend: string;
+  /** Short tag used in blob envelopes: 'emb' | 'p11' | 'vt'. */
+  readonly blobTag: string;
+  /** Throws SealedError when the engine cannot serve key operations. */
+  assertReady(): void;
+
+  createKey(name: string, spec: KeySpec): Promise<KeyInfo>;
+  rotateKey(name: string): Promise<KeyInfo>;
+  getKey(name: string): Promise<KeyInfo>;
+  listKeys(): Promise<KeyInfo[]>;
+  setMinVersions(name: string, min: MinVersions): Promise<KeyInfo>;
+  disableVersion(name: string, version: number): Promise<KeyInfo>;
+  destroyVersion(name: string, version: number): Promise<KeyInfo>;
+
+  /** Wrap under the encryption version of wrap key `kek`; `aad` is the encoded binding. Payload is base64url. */
+  encrypt(kek: string, plaintext: Uint8Array, aad: Uint8Array): Promise<{ version: number; payload: string }>;
+  /** Unwrap; throws KeyVersionError (version not usable), TamperedError (authentication failed). */
+  decrypt(kek: string, version: number, payload: string, aad: Uint8Array): Promise<Uint8Array>;
+  /** Optional backend-native rewrap (Vault); otherwise decrypt + encrypt inside custody. */
+  rewrap?(kek: string, version: number, payload: string, aad: Uint8Array): Promise<{ version: number; payload: string }>;
+  /** AN10922 diversification of master `name` (version default: latest usable) over `input`. */
+  derive(name: string, version: number | undefined, input: Uint8Array): Promise<{ version: number; key: Uint8Array }>;
+  /** Random bytes from the backend's generator (the token's RNG for PKCS#11). */
+  random(n: number): Promise<Uint8Array>;
+
+  close(): Promise<void>;
+}
+
+/** The version new wraps use: the latest, which must be active and >= minEncryptionVersion. */
+export function encryptionVersion(info: KeyInfo): number {
+  const v = info.latestVersion;
+  const rec = info.versions.find((x) => x.version === v);
+  if (!rec || rec.state !== 'active' || v < info.minEncryptionVersion) throw new KeyVersionError(`key '${info.name}' has no usable encryption version`);
+  return v;
+}
+
+/** Throws unless `version` of `info` may decrypt / derive. */
+export function checkDecryptVersion(info: KeyInfo, version: number): void {
+  const rec = info.versions.find((x) => x.version === version);
+  if (!rec) throw new KeyVersionError(`key '${info.name}' has no version ${version}`);
+  if (rec.state !== 'active') throw new KeyVersionError(`key '${info.name}' version ${version} is ${rec.state}`);
+  if (version < info.minDecryptionVersion) throw new KeyVersionError(`key '${info.name}' version ${version} is below the minimum decryption version ${info.minDecryptionVersion}`);
+}
+
+/** Validate a min-versions change against a key; returns the new values. */
+export function applyMinVersions(info: KeyInfo, min: MinVersions): { minDecryptionVersion: number; minEncryptionVersion: number } {
+  const dec = min.minDecryptionVersion ?? info.minDecryptionVersion;
+  const enc = min.minEncryptionVersion ?? info.minEncryptionVersion;
+  if (!Number.isInteger(dec) || dec < 1 || dec > info.latestVersion) throw new KeyVersionError(`minDecryptionVersion must be 1..${info.latestVersion}`);
+  if (!Number.isInteger(enc) || enc < 0 || enc > info.latestVersion) throw new KeyVersionError(`minEncryptionVersion must be 0..${info.latestVersion}`);
+  if (enc !== 0 && enc < dec) throw new KeyVersionError('minEncryptionVersion must be 0 or >= minDecryptionVersion');
+  return { minDecryptionVersion: dec, minEncryptionVersion: enc };
+}
+
+/** Validate disabling / destroying a version: it must exist, and the latest version cannot be disabled or destroyed. */
+export function checkRetireVersion(info: KeyInfo, version: number, what: 'disable' | 'destroy'): void {
+  const rec = info.versions.find((x) => x.version === version);
+  if (!rec) throw new KeyVersionError(`key '${info.name}' has no version ${version}`);
+  if (version === info.latestVersion) throw new KeyVersionError(`cannot ${what} the latest version of '${info.name}': rotate first`);
+  if (rec.state === 'destroyed') throw new KeyVersionError(`key '${info.name}' version ${version} is already destroyed`);
+  if (what === 'disable' && rec.state === 'disabled') throw new KeyVersionError(`key '${info.name}' version ${version} is already disabled`);
+}

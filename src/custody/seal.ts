@@ -1,0 +1,109 @@
+// Custody's side of sealed deliveries (format in sealed.ts). A `Sealer` keeps, per reader, one
+// session: a random 256-bit key sealed once to the reader's P-256 key with ECDH-ES+A256KW
+// (jose), after which each delivery costs one AES-256-GCM encryption ("dir" JWE). Sessions end
+// after `sessionTtlSeconds`, when the reader's public key changes, or on `clear()` (vault seal).
+import { createHash, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
+import { CompactEncrypt } from 'jose';
+import { wipe } from '../core/crypto/bytes.js';
+import { CustodyInputError } from './errors.js';
+import { b64u, bindingClaim, DELIVERY_TYP, encryptDir, readerPublicKey, type ReaderRecipient, type SealedKey, SESSION_TYP } from './sealed.js';
+import type { KeyBinding, SealOptions } from './types.js';
+
+interface ReaderSession {
+  sid: string;
+  key: KeyObject;
+  raw: Uint8Array;
+  exp: number;
+  jwe: string;
+  pubFingerprint: string;
+}
+
+export const DEFAULT_DELIVERY_TTL = 600;
+export const MAX_DELIVERY_TTL = 86400;
+
+export class Sealer {
+  private readonly sessions = new Map<string, ReaderSession>();
+  private readonly pubKeys = new Map<string, { fp: string; key: KeyObject }>();
+
+  constructor(
+    private readonly sessionTtlSeconds = 3600,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private publicKey(r: ReaderRecipient): { fp: string; key: KeyObject } {
+    const fp = `${r.publicKey.x}.${r.publicKey.y}`;
+    const cached = this.pubKeys.get(r.readerId);
+    if (cached && cached.fp === fp) return cached;
+    const entry = { fp, key: readerPublicKey(r.publicKey) };
+    this.pubKeys.set(r.readerId, entry);
+    return entry;
+  }
+
+  /** Validate the recipient (before any key is unwrapped). */
+  check(r: ReaderRecipient, opts: SealOptions = {}): void {
+    if (!r || typeof r.readerId !== 'string' || r.readerId.length === 0 || r.readerId.length > 256) throw new CustodyInputError('recipient needs a readerId');
+    try {
+      this.publicKey(r);
+    } catch (e) {
+      throw new CustodyInputError((e as Error).message);
+    }
+    const ttl = opts.ttlSeconds ?? DEFAULT_DELIVERY_TTL;
+    if (!Number.isInteger(ttl) || ttl <= 0 || ttl > MAX_DELIVERY_TTL) throw new CustodyInputError(`ttlSeconds must be an integer in 1..${MAX_DELIVERY_TTL}`);
+    if (opts.mode !== undefined && opts.mode !== 'session' && opts.mode !== 'ecdh-es') throw new CustodyInputError("mode must be 'session' or 'ecdh-es'");
+  }
+
+  private async session(r: ReaderRecipient, nowSec: number, minExp: number): Promise<ReaderSession> {
+    const pk = this.publicKey(r);
+    const s = this.sessions.get(r.readerId);
+    if (s && s.pubFingerprint === pk.fp && s.exp >= minExp) return s;
+    if (s) this.drop(r.readerId);
+    const raw = new Uint8Array(randomBytes(32));
+    const sid = randomBytes(16).toString('base64url');
+    const exp = Math.max(nowSec + this.sessionTtlSeconds, minExp);
+    const jwe = await new CompactEncrypt(raw)
+      .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', typ: SESSION_TYP, kid: r.readerId, sid, exp })
+      .encrypt(pk.key);
+    const created: ReaderSession = { sid, key: createSecretKey(raw), raw, exp, jwe, pubFingerprint: pk.fp };
+    this.sessions.set(r.readerId, created);
+    return created;
+  }
+
+  async seal(key: Uint8Array, binding: KeyBinding, r: ReaderRecipient, opts: SealOptions = {}): Promise<SealedKey> {
+    const nowSec = Math.floor(this.now() / 1000);
+    const exp = nowSec + (opts.ttlSeconds ?? DEFAULT_DELIVERY_TTL);
+    const dcms = bindingClaim(binding, exp);
+    const expiresAt = new Date(exp * 1000).toISOString();
+    if (opts.mode === 'ecdh-es') {
+      const pk = this.publicKey(r);
+      const jwe = await new CompactEncrypt(key).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', typ: DELIVERY_TYP, kid: r.readerId, dcms }).encrypt(pk.key);
+      return { format: 'jwe-compact', jwe, expiresAt };
+    }
+    const s = await this.session(r, nowSec, exp);
+    const jwe = encryptDir({ typ: DELIVERY_TYP, kid: s.sid, dcms }, key, s.key);
+    return { format: 'jwe-compact', jwe, session: s.jwe, expiresAt };
+  }
+
+  private drop(readerId: string): void {
+    const s = this.sessions.get(readerId);
+    if (s) wipe(s.raw);
+    this.sessions.delete(readerId);
+  }
+
+  /** End a reader's session (e.g. its certificate was revoked). */
+  endSession(readerId: string): void {
+    this.drop(readerId);
+  }
+
+  /** Wipe every session key. */
+  clear(): void {
+    for (const id of [...this.sessions.keys()]) this.drop(id);
+    this.pubKeys.clear();
+  }
+}
+
+/** A stable, non-secret fingerprint of a binding (hex, 16 chars) used to tell AAD mismatch from tampering. */
+export function bindingFingerprint(aad: Uint8Array): string {
+  return createHash('sha256').update(aad).digest('hex').slice(0, 16);
+}
+
+export { b64u };
