@@ -4,3 +4,4 @@ export * from './cipher.js';
 export * from './cmac.js';
 export * from './an10922.js';
 export * from './hkdf.js';
+export * from './keyversion.js';

@@ -1,0 +1,6 @@
+export * from './types.js';
+export * from './padding.js';
+export * from './d40.js';
+export * from './ev1.js';
+export * from './ev2.js';
+export * from './changekey.js';
