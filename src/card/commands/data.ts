@@ -1,0 +1,92 @@
+// Data files: ReadData (BD, EV2 AD) and WriteData (3D, EV2 8D) on standard and backup files.
+// A backup file's writes go to the transaction's working copy and become visible (to ReadData
+// too) only after CommitTransaction; a standard file is written at once.
+import { decodeDataHeader } from '../../core/protocol/codecs/misc.js';
+import type { CommMode } from '../../core/sm/types.js';
+import type { CardContext, Reply, Req } from '../context.js';
+import type { DataFile, FileState } from '../model.js';
+import { ST, fault } from '../status.js';
+
+export interface Header {
+  fileNo: number;
+  offset: number;
+  length: number;
+}
+
+/** The plain 7-byte header (file number, offset, length) that starts data commands. */
+export function header(req: Req): Header {
+  if (req.body.length < 7) throw fault(ST.LENGTH_ERROR, 'command header is 7 bytes');
+  try {
+    return decodeDataHeader(req.body.subarray(0, 7)).header;
+  } catch {
+    throw fault(ST.PARAMETER_ERROR, 'file number out of range');
+  }
+}
+
+function dataFile(f: FileState): DataFile {
+  if (f.type !== 'std' && f.type !== 'backup') throw fault(ST.PARAMETER_ERROR, 'not a data file');
+  return f;
+}
+
+/** Block size and MAC length of the session's secure messaging (for chained command lengths). */
+function smShape(ctx: CardContext): { bs: number; macLen: number } {
+  const s = ctx.session as { kind: string; engine?: { bs?: number } } | undefined;
+  const bs = s?.engine?.bs ?? 16;
+  return { bs, macLen: s?.kind === 'd40' ? 4 : 8 };
+}
+
+/** Total bytes after INS of a write command carrying `len` data bytes after a 7-byte header. */
+export function writeLength(ctx: CardContext, comm: CommMode, len: number): number {
+  const kind = ctx.session?.kind;
+  if (!kind || comm === 'plain') return 7 + len;
+  const { bs, macLen } = smShape(ctx);
+  if (comm === 'mac') return 7 + len + macLen;
+  if (kind === 'ev2') return 7 + (Math.floor(len / 16) + 1) * 16 + 8;
+  const crc = kind === 'd40' ? 2 : 4;
+  return 7 + Math.ceil((len + crc) / bs) * bs;
+}
+
+export function readData(ctx: CardContext, req: Req): Reply {
+  const h = header(req);
+  const f = dataFile(ctx.file(h.fileNo));
+  const comm = ctx.access(f, ['read', 'readWrite']);
+  ctx.fixed(req, 7, comm);
+  if (h.offset >= f.size) throw fault(ST.BOUNDARY_ERROR, 'offset beyond the file');
+  const len = h.length === 0 ? f.size - h.offset : h.length;
+  if (h.offset + len > f.size) throw fault(ST.BOUNDARY_ERROR, 'read beyond the file');
+  return { data: f.data.slice(h.offset, h.offset + len), comm };
+}
+
+export function writeDataExpected(ctx: CardContext, req: Req): number | undefined {
+  const h = header(req);
+  const f = ctx.selected?.files.get(h.fileNo);
+  if (!f || (f.type !== 'std' && f.type !== 'backup') || h.length === 0) return undefined;
+  let comm: CommMode;
+  try {
+    comm = ctx.access(f, ['write', 'readWrite']);
+  } catch {
+    return undefined;
+  }
+  return writeLength(ctx, comm, h.length);
+}
+
+export function writeData(ctx: CardContext, req: Req): Reply {
+  const h = header(req);
+  const f = dataFile(ctx.file(h.fileNo));
+  const comm = ctx.access(f, ['write', 'readWrite']);
+  const { data } = ctx.open(req, 7, comm, h.length);
+  if (h.length === 0 || data.length !== h.length) throw fault(ST.LENGTH_ERROR, 'data length does not match the header');
+  if (h.offset + h.length > f.size) throw fault(ST.BOUNDARY_ERROR, 'write beyond the file');
+  if (f.type === 'std') {
+    f.data.set(data, h.offset);
+    ctx.dirty = true;
+  } else {
+    let w = ctx.tx.backup.get(f.fileNo);
+    if (!w) {
+      w = f.data.slice();
+      ctx.tx.backup.set(f.fileNo, w);
+    }
+    w.set(data, h.offset);
+  }
+  return { comm: comm === 'full' ? 'mac' : comm };
+}
