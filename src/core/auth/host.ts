@@ -139,6 +139,7 @@ export function hostAuthStep(
  */
 export async function authenticateHost(exchange: Exchange, o: HostAuthOptions): Promise<HostSession> {
   checkAuthParams(o.method, o.keyNo, o.keyType);
+  if (o.method === 'ev2nonfirst' && !(o.previous instanceof Ev2HostSession)) throw new SessionError('AuthenticateEV2NonFirst needs a current EV2 session');
   const ins = AUTH_INS[o.method];
   const r1 = await exchange(ins, hostFirstFrame(o.method, o.keyNo, o.pcdCap2));
   if (r1.status !== STATUS_AF) throw new AuthenticationError(`card refused authentication (status ${toHex(Uint8Array.of(r1.status & 0xff))})`);

@@ -31,7 +31,7 @@ export function padZero(data: Uint8Array, bs: number): Uint8Array {
 /**
  * Find the data length L of a decrypted `data || CRC || 00..` (zero padding shorter than a block).
  * `check(L)` verifies the CRC for a candidate L. With `plainLength` only that length is tried.
- * Returns L or throws IntegrityError. Longer candidates are tried first.
+ * Returns L or throws IntegrityError. The shortest candidate wins.
  */
 export function findCrcEnd(dec: Uint8Array, crcLen: number, bs: number, check: (len: number) => boolean, plainLength?: number): number {
   if (plainLength !== undefined) {
@@ -41,11 +41,12 @@ export function findCrcEnd(dec: Uint8Array, crcLen: number, bs: number, check: (
     if (!check(plainLength)) throw new IntegrityError('CRC mismatch in enciphered data');
     return plainLength;
   }
-  // Candidates: the CRC ends in the last block, followed by zero bytes only.
-  let end = dec.length;
-  const minEnd = Math.max(crcLen, dec.length - bs + 1);
-  for (; end >= minEnd; end--) {
-    if (end < dec.length && dec[end] !== 0) break;
+  // Candidates: the CRC ends in the last block and only zero bytes follow it. Shortest first: both
+  // CRCs have no final XOR, so CRC(m || CRC(m)) = 0 and every longer candidate whose "CRC" is four
+  // padding zeros would also verify.
+  let z = dec.length;
+  while (z > 0 && dec[z - 1] === 0) z--;
+  for (let end = Math.max(crcLen, dec.length - bs + 1, z); end <= dec.length; end++) {
     if (check(end - crcLen)) return end - crcLen;
   }
   throw new IntegrityError('CRC mismatch in enciphered data');
