@@ -6,6 +6,7 @@ import { type CliIO, type Command, UsageError, processIO } from './io.js';
  */
 const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   // one line per command family, e.g.  crypto: () => import('./commands/crypto.js'),
+  card: () => import('./commands/card.js'),
   config: () => import('./commands/config.js'),
   layout: () => import('./commands/layout.js'),
 };

@@ -22,7 +22,9 @@ export type TransportErrorCode =
   /** A vpcd frame that breaks the protocol (e.g. a zero-length frame). */
   | 'ERR_VPCD_FRAME'
   /** The bridge could not reach vpcd. */
-  | 'ERR_VPCD_CONNECT';
+  | 'ERR_VPCD_CONNECT'
+  /** An existing card image contradicts the UID or profile asked for. */
+  | 'ERR_CARD_IMAGE_MISMATCH';
 
 export class TransportError extends DesfireError {
   declare readonly code: TransportErrorCode;

@@ -13,8 +13,12 @@ export type LatencyModel = (command: Uint8Array, response: Uint8Array) => number
 export interface InProcessOptions extends FrontEndOptions {
   /** Answer class-FF pseudo-APDUs like a PC/SC reader (default true). */
   pcsc?: boolean;
-  /** Optional latency model (e.g. the card's 106 or 848 kbit/s timing profile). Off by default. */
-  latency?: LatencyModel;
+  /**
+   * Optional delay per APDU, off by default: `true` sleeps for the card's own latency model
+   * estimate (`card.lastLatencyMs`, e.g. its 106 or 848 kbit/s timing profile); a function
+   * computes the delay itself.
+   */
+  latency?: boolean | LatencyModel;
 }
 
 export class InProcessTransport implements Transport {
@@ -29,7 +33,7 @@ export class InProcessTransport implements Transport {
   ) {
     this.frontEnd = new PcscFrontEnd(card, opts);
     this.pcsc = opts.pcsc ?? true;
-    this.latency = opts.latency;
+    this.latency = opts.latency === true ? () => card.lastLatencyMs ?? 0 : opts.latency || undefined;
   }
 
   /** The ATR a PC/SC reader would present for this card. */

@@ -67,7 +67,7 @@ export function pseudoApdu(apdu: Uint8Array, uid: Uint8Array, historical: Uint8A
 }
 
 export interface FrontEndOptions {
-  /** Historical bytes of the card's ATS (default: a DESFire's single 0x80). */
+  /** Historical bytes of the card's ATS (default: the card's own, else a DESFire's single 0x80). */
   historical?: Uint8Array;
 }
 
@@ -83,12 +83,12 @@ export class PcscFrontEnd {
     readonly card: CardPort,
     opts: FrontEndOptions = {},
   ) {
-    this.historical = Uint8Array.from(opts.historical ?? DESFIRE_HISTORICAL_BYTES);
+    this.historical = Uint8Array.from(opts.historical ?? card.atrHistoricalBytes ?? DESFIRE_HISTORICAL_BYTES);
     this.atr = contactlessAtr(this.historical);
   }
 
   transmit(apdu: Uint8Array): Uint8Array {
-    if (apdu.length >= 1 && apdu[0] === 0xff) return pseudoApdu(apdu, this.card.uid, this.historical);
+    if (apdu.length >= 1 && apdu[0] === 0xff) return pseudoApdu(apdu, this.card.rfUid ?? this.card.uid, this.historical);
     try {
       return this.card.process(apdu);
     } catch {
