@@ -10,6 +10,7 @@ import type { CallerContext, KeyBinding } from './types.js';
 
 export type CustodyOp =
   | 'create_key'
+  | 'import_key'
   | 'rotate_key'
   | 'get_key'
   | 'list_keys'

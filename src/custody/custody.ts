@@ -6,7 +6,7 @@ import { wipe } from '../core/crypto/bytes.js';
 import { type AuditEvent, type AuditSink, type CustodyOp, isCallerContext } from './audit.js';
 import { CARD_KEY_LENGTH, checkBinding, checkCardKeyAlg, checkKeyName, checkPlaintextKey, checkSpec, checkVersion, encodeBinding, formatBlob, parseBlob } from './binding.js';
 import { CustodyError, AadMismatchError, AuditRefusedError, CustodyInputError, TamperedError } from './errors.js';
-import type { CustodyEngine } from './engine.js';
+import { type CustodyEngine, materialLength } from './engine.js';
 import { bindingFingerprint, Sealer } from './seal.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
 import type { CallerContext, CardKeyAlg, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
@@ -106,6 +106,20 @@ export class Custody implements KeyCustody {
 
   createKey(ctx: CallerContext, name: string, spec: KeySpec): Promise<KeyInfo> {
     return this.mutate(ctx, 'create_key', { key: name }, () => (checkKeyName(name), checkSpec(spec)), () => this.engine.createKey(name, spec));
+  }
+
+  importKey(ctx: CallerContext, name: string, spec: KeySpec, material: Uint8Array): Promise<KeyInfo> {
+    return this.mutate(
+      ctx,
+      'import_key',
+      { key: name },
+      () => {
+        checkKeyName(name);
+        checkSpec(spec);
+        if (!(material instanceof Uint8Array) || material.length !== materialLength(spec)) throw new CustodyInputError(`key material for this spec must be ${materialLength(spec)} bytes`);
+      },
+      () => this.engine.importKey(name, spec, material),
+    );
   }
 
   rotateKey(ctx: CallerContext, name: string): Promise<KeyInfo> {

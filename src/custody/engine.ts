@@ -12,6 +12,8 @@ export interface CustodyEngine {
   assertReady(): void;
 
   createKey(name: string, spec: KeySpec): Promise<KeyInfo>;
+  /** Create from given material (length already checked against the spec). */
+  importKey(name: string, spec: KeySpec, material: Uint8Array): Promise<KeyInfo>;
   rotateKey(name: string): Promise<KeyInfo>;
   getKey(name: string): Promise<KeyInfo>;
   listKeys(): Promise<KeyInfo[]>;
@@ -66,4 +68,9 @@ export function checkRetireVersion(info: KeyInfo, version: number, what: 'disabl
   if (version === info.latestVersion) throw new KeyVersionError(`cannot ${what} the latest version of '${info.name}': rotate first`);
   if (rec.state === 'destroyed') throw new KeyVersionError(`key '${info.name}' version ${version} is already destroyed`);
   if (what === 'disable' && rec.state === 'disabled') throw new KeyVersionError(`key '${info.name}' version ${version} is already disabled`);
+}
+
+/** Material length of a key of `spec`. */
+export function materialLength(spec: KeySpec): number {
+  return spec.purpose === 'wrap' ? 32 : spec.alg === '3k3des' ? 24 : 16;
 }

@@ -104,6 +104,11 @@ export interface KeyCustody {
   readonly backend: string;
 
   createKey(ctx: CallerContext, name: string, spec: KeySpec): Promise<KeyInfo>;
+  /**
+   * Create a key (version 1) from existing material, e.g. a diversification master migrated from
+   * another system. Audited; the material is copied into custody and the caller should wipe it.
+   */
+  importKey(ctx: CallerContext, name: string, spec: KeySpec, material: Uint8Array): Promise<KeyInfo>;
   rotateKey(ctx: CallerContext, name: string): Promise<KeyInfo>;
   getKey(ctx: CallerContext, name: string): Promise<KeyInfo>;
   listKeys(ctx: CallerContext): Promise<KeyInfo[]>;
