@@ -155,7 +155,7 @@ describe('client: EV2 secure messaging replay (AN12343, AN12196)', () => {
 
   it('T26 ReadData in full mode, response split into 59-byte frames as a card sends it', async () => {
     const c = byName('AN12343 T26', 'ev2_secure_messaging');
-    const [f1, f2] = responseApdus(0x00, fromHex(h(c.resp_data_enc) + h(c.resp_mact))).map(toHex);
+    const [f1, f2] = responseApdus(0x00, fromHex(h(c.resp_data_enc) + h(c.resp_mact))).map((r) => toHex(r));
     const script = new Script([[h(c.c_apdu), f1!], ['90AF000000', f2!]]);
     const client = new DesfireClient(script);
     client.adoptSession(ev2Session(c));
