@@ -1,0 +1,127 @@
+// Who is calling: operators by bearer API token, readers by mTLS client certificate from the CMS
+// CA (both on the same listener). Every route declares who may call it in `config.auth`; a route
+// without a declaration is issuer_admin-only (secure default). Then the rate limit per caller.
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError, forbidden, sendError, unauthorized } from './errors.js';
+import type { ApiDeps } from './ports.js';
+import { ALL_TENANTS, type OperatorToken, type Role } from './tokens/service.js';
+
+export type Principal =
+  | { kind: 'operator'; id: string; roles: Role[]; tenants: string[]; token: OperatorToken }
+  | { kind: 'reader'; id: string; tenant?: string };
+
+export type AuthSpec =
+  | { public: true }
+  /** Operators with any of these roles; readers too when `reader` is set. */
+  | { operator?: Role[]; reader?: boolean };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    auth?: AuthSpec;
+    /** false: not rate-limited (health probes). */
+    rateLimit?: boolean;
+  }
+}
+
+export const ANY_OPERATOR: Role[] = ['issuer_admin', 'tenant_admin', 'auditor'];
+
+/** Tenants the caller may see: '*' (all) or a list. */
+export function tenantScope(req: FastifyRequest): '*' | string[] {
+  const p = req.principal;
+  if (!p) return [];
+  if (p.kind === 'reader') return p.tenant ? [p.tenant] : [];
+  return p.tenants.includes(ALL_TENANTS) ? '*' : p.tenants;
+}
+
+export function canSeeTenant(req: FastifyRequest, tenant: string): boolean {
+  const s = tenantScope(req);
+  return s === '*' || s.includes(tenant);
+}
+
+/** Refuse (403) a request about a tenant outside the caller's scope. */
+export function assertTenant(req: FastifyRequest, tenant: string): void {
+  if (!canSeeTenant(req, tenant)) throw forbidden(`no access to tenant '${tenant}'`, 'ERR_FORBIDDEN_TENANT');
+}
+
+export function hasRole(req: FastifyRequest, ...roles: Role[]): boolean {
+  const p = req.principal;
+  return p?.kind === 'operator' && p.roles.some((r) => roles.includes(r));
+}
+
+/** The actor string for audit entries: `operator:tok_…` / `reader:rdr_…`. */
+export function actorOf(req: FastifyRequest): string {
+  const p = req.principal;
+  return p ? `${p.kind}:${p.id}` : 'anonymous';
+}
+
+function bearer(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m ? m[1] : '';
+}
+
+async function identify(req: FastifyRequest, deps: ApiDeps): Promise<void> {
+  const tok = bearer(req);
+  if (tok !== undefined) {
+    const t = tok ? await deps.tokens.verify(tok) : undefined;
+    if (!t) throw new ApiError(401, 'ERR_BAD_TOKEN', 'the API token is unknown, expired or revoked');
+    req.principal = { kind: 'operator', id: t.id, roles: t.roles, tenants: t.tenants, token: t };
+    return;
+  }
+  const sock = req.raw.socket as Partial<TLSSocket>;
+  if (deps.readers && typeof sock.getPeerCertificate === 'function' && sock.authorized) {
+    const cert = sock.getPeerCertificate();
+    if (cert && cert.raw) {
+      const r = await deps.readers.authenticate(new Uint8Array(cert.raw));
+      if (!r) throw new ApiError(403, 'ERR_READER_NOT_ACTIVE', 'the reader certificate is not (or no longer) accepted');
+      req.principal = r.tenant ? { kind: 'reader', id: r.readerId, tenant: r.tenant } : { kind: 'reader', id: r.readerId };
+    }
+  }
+}
+
+function authorize(req: FastifyRequest): void {
+  const spec: AuthSpec = req.routeOptions.config?.auth ?? { operator: ['issuer_admin'] };
+  if ('public' in spec) return;
+  const p = req.principal;
+  if (!p) throw unauthorized();
+  if (p.kind === 'reader') {
+    if (!spec.reader) throw forbidden('readers may not call this endpoint');
+    return;
+  }
+  if (!spec.operator || !p.roles.some((r) => spec.operator!.includes(r))) {
+    throw forbidden(`requires role ${(spec.operator ?? []).join(' or ') || '(reader)'}`);
+  }
+}
+
+export function registerAuth(app: FastifyInstance, deps: ApiDeps): void {
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    try {
+      const isRoute = req.routeOptions.url !== undefined;
+      const spec = req.routeOptions.config?.auth;
+      const isPublic = spec !== undefined && 'public' in spec;
+      if (!isPublic) await identify(req, deps);
+      if (isRoute) authorize(req);
+      if (req.routeOptions.config?.rateLimit === false) return;
+      const p = req.principal;
+      const [key, limit] = p
+        ? p.kind === 'operator'
+          ? [`rl:op:${p.id}`, deps.limits.operatorRequests]
+          : [`rl:rd:${p.id}`, deps.limits.readerRequests]
+        : [`rl:ip:${req.ip}`, deps.limits.anonymousRequests];
+      const r = await deps.rateLimiter.hit(key, limit, deps.limits.windowMs);
+      reply.header('x-ratelimit-limit', limit);
+      reply.header('x-ratelimit-remaining', Math.max(0, r.remaining));
+      if (!r.allowed) {
+        reply.header('retry-after', Math.max(1, Math.ceil(r.resetMs / 1000)));
+        throw new ApiError(429, 'ERR_RATE_LIMITED', 'too many requests; retry later');
+      }
+    } catch (e) {
+      return sendError(reply, req, e);
+    }
+  });
+}

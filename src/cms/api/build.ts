@@ -1,0 +1,74 @@
+// buildApi(deps): the Fastify application, fully assembled but not listening (the Fastify demo
+// "app vs server" split): tests inject requests or listen on an ephemeral port; server.ts listens
+// for real with TLS.
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { registerAuth } from './auth.js';
+import { ApiError, ErrorBody, sendError } from './errors.js';
+import type { ApiDeps } from './ports.js';
+import { docsRoutes } from './routes/docs.js';
+import { healthRoutes } from './routes/health.js';
+import { tokenRoutes } from './routes/tokens.js';
+
+export const API_VERSION = '0.1.0';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export interface BuildOptions {
+  /** Extra Fastify server options (e.g. `https` from server.ts). */
+  server?: Partial<FastifyServerOptions> & Record<string, unknown>;
+}
+
+export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024,
+    trustProxy: deps.trustProxy ?? false,
+    requestIdHeader: 'x-request-id',
+    genReqId: (req) => {
+      const h = req.headers['x-request-id'];
+      return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ...(opts.server ?? {}),
+  } as FastifyServerOptions) as unknown as FastifyInstance;
+
+  app.addSchema(ErrorBody);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'desfire-cms',
+        version: API_VERSION,
+        description:
+          'Card Management System for MIFARE DESFire. Operators authenticate with bearer API tokens; readers with mTLS client certificates from the CMS CA. Every error is `{ error: { code, message, details? } }`.',
+      },
+      components: {
+        securitySchemes: {
+          apiToken: { type: 'http', scheme: 'bearer', description: 'operator API token (dcms_…)' },
+          // OpenAPI 3.1 'mutualTLS' (not in the plugin's 3.0 types).
+          readerCertificate: { type: 'mutualTLS', description: 'reader client certificate issued by the CMS CA' } as unknown as { type: 'http'; scheme: string },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
+  });
+
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.setErrorHandler((err, req, reply) => sendError(reply, req, err));
+  app.setNotFoundHandler((req, reply) => sendError(reply, req, new ApiError(404, 'ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  registerAuth(app, deps);
+  await app.register(healthRoutes(deps));
+  await app.register(docsRoutes());
+  await app.register(tokenRoutes(deps), { prefix: '/v1' });
+  for (const m of deps.modules ?? []) await app.register(async (scope) => m.register(scope), { prefix: '/v1' });
+  await app.ready();
+  return app;
+}

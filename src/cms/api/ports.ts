@@ -1,0 +1,53 @@
+// The small interfaces the API needs from the rest of the CMS. The composition root (src/cms/app.ts)
+// adapts the real services to them; the API itself depends on nothing else.
+import type { Logger } from 'pino';
+import type { OperatorTokens } from './tokens/service.js';
+
+/** Rate limiting (the session store's `hit`, shared across processes when it is Redis). */
+export interface RateLimiter {
+  hit(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; remaining: number; resetMs: number }>;
+}
+
+/** One dependency /readyz reports on. */
+export interface HealthCheck {
+  name: string;
+  check(): Promise<{ ok: boolean; reason?: string }>;
+}
+
+/** An authenticated reader (from its mTLS client certificate). */
+export interface ReaderIdentity {
+  readerId: string;
+  tenant?: string;
+}
+
+/** Maps a presented client certificate (DER) to an active reader, or undefined. */
+export interface ReaderAuthenticator {
+  authenticate(certDer: Uint8Array): Promise<ReaderIdentity | undefined>;
+}
+
+export interface ApiLimits {
+  operatorRequests: number;
+  readerRequests: number;
+  anonymousRequests: number;
+  windowMs: number;
+}
+
+export interface ApiDeps {
+  logger: Logger;
+  tokens: OperatorTokens;
+  rateLimiter: RateLimiter;
+  limits: ApiLimits;
+  health: HealthCheck[];
+  readers?: ReaderAuthenticator;
+  bodyLimitBytes?: number;
+  trustProxy?: boolean;
+  /** Route groups beyond the built-in ones (tokens, health, docs). */
+  modules?: ApiModule[];
+}
+
+import type { FastifyInstance } from 'fastify';
+/** A group of routes (one file per group under ./routes). */
+export interface ApiModule {
+  name: string;
+  register(app: FastifyInstance): Promise<void> | void;
+}
