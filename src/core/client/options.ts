@@ -1,9 +1,10 @@
 // Options and small types of the DesfireClient.
 
 import type { KeyType } from '../crypto/cipher.js';
+import type { RandomSource } from '../auth/types.js';
 import type { CommMode } from '../sm/types.js';
 
-export type RandomSource = (n: number) => Uint8Array;
+export type { RandomSource };
 
 export interface DesfireClientOptions {
   /** Source of RndA (tests fix it). Default: node:crypto randomBytes. */
