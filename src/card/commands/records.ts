@@ -64,8 +64,10 @@ export function clearRecordFile(ctx: CardContext, req: Req): Reply {
   const fileNo = req.body[0]!;
   if (fileNo > 0x1f) throw fault(ST.PARAMETER_ERROR, 'file number out of range');
   const f = recordFile(ctx.file(fileNo));
-  const comm = ctx.access(f, ['readWrite']);
-  ctx.fixed(req, 1, comm === 'plain' ? 'plain' : ctx.macComm);
+  ctx.access(f, ['readWrite']);
+  // A management-style command: MAC'd under an EV2 session whatever the file's comm mode
+  // (src/core/protocol/commModes.ts, shared with the host).
+  ctx.fixed(req, 1);
   ctx.tx.records.set(f.fileNo, { cleared: true });
-  return { comm: comm === 'plain' ? 'plain' : ctx.macComm };
+  return {};
 }
