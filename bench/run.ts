@@ -5,7 +5,9 @@ import os from 'node:os';
 import type { BenchModule, Figure } from './types.js';
 
 /** Every benchmark module, one line each. */
-const MODULES: Record<string, () => Promise<BenchModule>> = {};
+const MODULES: Record<string, () => Promise<BenchModule>> = {
+  transport: () => import('./transport.js'),
+};
 
 function fmt(v: number): string {
   if (!Number.isFinite(v)) return String(v);
