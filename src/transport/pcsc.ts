@@ -40,7 +40,8 @@ async function loadPcscLite(): Promise<typeof PcscLiteFactory> {
   return factory;
 }
 
-function mapError(e: unknown, what: string): TransportError {
+/** Map a pcsclite failure (its message carries the PC/SC return code) to a typed TransportError. */
+export function pcscError(e: unknown, what: string): TransportError {
   if (e instanceof TransportError) return e;
   const msg = (e as Error)?.message ?? String(e);
   if (/0x8010001D|Service not available|No such file/i.test(msg)) return new TransportError('ERR_PCSC_NO_SERVICE', `pcscd is not running (${what}: ${msg})`, { cause: e });
@@ -96,13 +97,13 @@ export class PcscContext {
     try {
       p = make();
     } catch (e) {
-      throw mapError(e, 'SCardEstablishContext');
+      throw pcscError(e, 'SCardEstablishContext');
     }
     const ctx = new PcscContext(p);
     // pcsclite reports its readers asynchronously; give it one turn to list what is there.
     await ctx.settle(200);
     if (ctx.lastError && ctx.readers.size === 0) {
-      const err = mapError(ctx.lastError, 'SCardListReaders');
+      const err = pcscError(ctx.lastError, 'SCardListReaders');
       // "no readers" is not an error of the context.
       if (err.code !== 'ERR_PCSC_NO_READER') {
         await ctx.close();
@@ -180,7 +181,7 @@ export class PcscContext {
     const protocolMask = opts.protocol === 'any' ? r.SCARD_PROTOCOL_T0 | r.SCARD_PROTOCOL_T1 : r.SCARD_PROTOCOL_T1;
     const share = opts.share === 'exclusive' ? r.SCARD_SHARE_EXCLUSIVE : r.SCARD_SHARE_SHARED;
     const protocol = await new Promise<number>((resolve, reject) => {
-      r.connect({ share_mode: share, protocol: protocolMask }, (err, proto) => (err ? reject(mapError(err, 'SCardConnect')) : resolve(proto)));
+      r.connect({ share_mode: share, protocol: protocolMask }, (err, proto) => (err ? reject(pcscError(err, 'SCardConnect')) : resolve(proto)));
     });
     const atr = this.states.get(reader)?.atr ?? new Uint8Array(0);
     return new PcscTransport(r, reader, protocol, atr);
@@ -219,7 +220,7 @@ export class PcscTransport implements Transport {
     const run = () =>
       new Promise<Uint8Array>((resolve, reject) => {
         this.reader.transmit(Buffer.from(apdu), MAX_RESPONSE, this.protocol, (err, data) =>
-          err ? reject(mapError(err, 'SCardTransmit')) : resolve(new Uint8Array(data.buffer, data.byteOffset, data.length)),
+          err ? reject(pcscError(err, 'SCardTransmit')) : resolve(new Uint8Array(data.buffer, data.byteOffset, data.length)),
         );
       });
     const p = this.queue.then(run, run);
@@ -234,6 +235,6 @@ export class PcscTransport implements Transport {
     await this.queue;
     const r = this.reader;
     const d = disposition === 'reset' ? r.SCARD_RESET_CARD : disposition === 'unpower' ? r.SCARD_UNPOWER_CARD : r.SCARD_LEAVE_CARD;
-    await new Promise<void>((resolve, reject) => r.disconnect(d, (err) => (err ? reject(mapError(err, 'SCardDisconnect')) : resolve())));
+    await new Promise<void>((resolve, reject) => r.disconnect(d, (err) => (err ? reject(pcscError(err, 'SCardDisconnect')) : resolve())));
   }
 }
