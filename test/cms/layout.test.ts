@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { LayoutError, loadLayoutFile, parseLayout, publishedSchema } from '../../src/cms/layout/index.js';
 
 const CAMPUS = new URL('../../examples/campus.yaml', import.meta.url).pathname;
@@ -137,5 +138,30 @@ describe('layout parser', () => {
   it('the published schemas/layout.schema.json is exactly the TypeBox schema', () => {
     const file = JSON.parse(readFileSync(new URL('../../schemas/layout.schema.json', import.meta.url), 'utf8'));
     expect(file).toEqual(publishedSchema());
+  });
+
+  it('property: any mutation of the example parses or fails with a LayoutError, never anything else', () => {
+    const text = readFileSync(CAMPUS, 'utf8');
+    fc.assert(
+      fc.property(fc.nat(text.length - 1), fc.string({ minLength: 0, maxLength: 4 }), fc.nat(3), (at, ins, del) => {
+        const mutated = text.slice(0, at) + ins + text.slice(at + del);
+        try {
+          parseLayout(mutated);
+        } catch (e) {
+          expect(e).toBeInstanceOf(LayoutError);
+          for (const i of (e as LayoutError).issues) expect(typeof i.message).toBe('string');
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('property: arbitrary JSON values are refused with a LayoutError', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => {
+        expect(() => parseLayout(JSON.stringify(v) ?? 'null')).toThrow(LayoutError);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
