@@ -386,17 +386,27 @@ export class DesfireClient {
 
   // ---------- file data ----------
 
-  /** The comm mode a file operation uses: explicit, or from the file's settings ('auto'). */
-  private async fileComm(fileNo: number, choice: CommChoice | undefined, rights: (a: AccessRights) => number[]): Promise<CommMode> {
+  /**
+   * The comm mode a file operation uses: explicit, or from the file's settings ('auto'): the file's
+   * mode when the session's key is one the operation's rights name; plain when one of those rights
+   * is free (0xE) — or, for GetValue, when the file allows free GetValue; the file's mode otherwise
+   * (the card will then refuse with 0xAE or 0x9D).
+   */
+  private async fileComm(fileNo: number, choice: CommChoice | undefined, rights: (a: AccessRights) => number[], op?: 'getValue'): Promise<CommMode> {
     const c = choice ?? (this.current ? 'auto' : 'plain');
     if (c !== 'auto') return c;
-    if (!this.current) return 'plain';
+    const s = this.current;
+    if (!s) return 'plain';
     let fs = this.fileCache.get(fileNo);
     if (!fs) {
       fs = decodeFileSettings(await this.run(Cmd.GET_FILE_SETTINGS, { header: Uint8Array.of(fileNo), modes: this.mgmt(Cmd.GET_FILE_SETTINGS)! }));
       this.fileCache.set(fileNo, fs);
     }
-    return rights(fs.access).includes(ACCESS_FREE) ? 'plain' : fs.comm;
+    const keys = rights(fs.access);
+    if (keys.includes(s.keyNo)) return fs.comm;
+    if (keys.includes(ACCESS_FREE)) return 'plain';
+    if (op === 'getValue' && fs.type === 'value' && fs.freeGetValue) return 'plain';
+    return fs.comm;
   }
 
   private modesFor(comm: CommMode, op: FileOp): CommModes | undefined {
@@ -410,10 +420,10 @@ export class DesfireClient {
 
   private fileOp(
     ins: number, fileNo: number, header: Uint8Array, data: Uint8Array, op: FileOp, opts: FileOpOptions,
-    rights: (a: AccessRights) => number[], plainLength?: number,
+    rights: (a: AccessRights) => number[], plainLength?: number, special?: 'getValue',
   ): Promise<Uint8Array> {
     return this.serial(async () => {
-      const comm = await this.fileComm(fileNo, opts.comm, rights);
+      const comm = await this.fileComm(fileNo, opts.comm, rights, special);
       const modes = this.modesFor(comm, op);
       return this.run(ins, { header, data, ...(modes ? { modes } : {}), ...(plainLength !== undefined ? { plainLength } : {}) });
     });
@@ -442,7 +452,7 @@ export class DesfireClient {
   async getValue(fileNo: number, opts: FileOpOptions = {}): Promise<number> {
     checkInt('fileNo', fileNo, 0, MAX_FILE_NO);
     return decodeValue(await this.fileOp(Cmd.GET_VALUE, fileNo, Uint8Array.of(fileNo), EMPTY, 'read', opts,
-      (a) => [a.read, a.write, a.readWrite], 4));
+      (a) => [a.read, a.write, a.readWrite], 4, 'getValue'));
   }
 
   private valueOp(ins: number, fileNo: number, amount: number, opts: FileOpOptions, rights: (a: AccessRights) => number[]): Promise<Uint8Array> {
