@@ -66,7 +66,7 @@ function roundTrip(host: HostSession, card: CardSession) {
     const data = rnd(21);
     const header = Uint8Array.of(0x01, 0, 0, 0, 21, 0, 0);
     const wire = host.wrapCommand(0x3d, header, data, comm);
-    expect(Buffer.from(card.unwrapCommand(0x3d, header, wire.subarray(header.length), comm))).toEqual(Buffer.from(data));
+    expect(Buffer.from(card.unwrapCommand(0x3d, header, wire.subarray(header.length), comm, data.length))).toEqual(Buffer.from(data));
     const resp = rnd(13);
     const body = card.wrapResponse(0x3d, 0x00, resp, comm);
     expect(Buffer.from(host.unwrapResponse(0x3d, 0x00, body, comm, resp.length))).toEqual(Buffer.from(resp));

@@ -61,6 +61,7 @@ function expandKey(type: KeyType, key: Uint8Array): Uint8Array {
 }
 
 const ALGO: Record<KeyType, string> = { des: 'des-ede3-ecb', '2k3des': 'des-ede3-ecb', '3k3des': 'des-ede3-ecb', aes: 'aes-128-ecb' };
+const CBC_ALGO: Record<KeyType, string> = { des: 'des-ede3-cbc', '2k3des': 'des-ede3-cbc', '3k3des': 'des-ede3-cbc', aes: 'aes-128-cbc' };
 
 /** A keyed block cipher. Call `destroy()` when done: it wipes the copy of the key it holds. */
 export class BlockCipher {
@@ -69,6 +70,9 @@ export class BlockCipher {
   private key: Uint8Array;
   private enc: Cipher | undefined;
   private dec: Decipher | undefined;
+  /** A persistent CBC encipher and the last ciphertext block it produced (its chaining value). */
+  private cbc: Cipher | undefined;
+  private cbcPrev: Uint8Array | undefined;
 
   constructor(type: KeyType, key: Uint8Array) {
     this.type = type;
@@ -107,21 +111,28 @@ export class BlockCipher {
     return new Uint8Array(this.decipher().update(data));
   }
 
-  /** CBC encryption, no padding. */
+  /**
+   * CBC encryption, no padding. One OpenSSL call per message, whatever the IV: a persistent CBC
+   * encipher continues from its last ciphertext block P, so feeding (M1 XOR IV XOR P) as the first
+   * block yields E(M1 XOR IV), i.e. CBC with our IV. The chaining value is tracked here.
+   */
   cbcEncrypt(iv: Uint8Array, data: Uint8Array): Uint8Array {
     this.checkBlocks(data, 'cbcEncrypt');
     const bs = this.blockSize;
     if (iv.length !== bs) throw new CryptoInputError(`IV must be ${bs} bytes`);
-    const out = new Uint8Array(data.length);
-    const e = this.encipher();
-    const block = new Uint8Array(bs);
-    let prev = iv;
-    for (let o = 0; o < data.length; o += bs) {
-      for (let i = 0; i < bs; i++) block[i] = data[o + i]! ^ prev[i]!;
-      out.set(e.update(block), o);
-      prev = out.subarray(o, o + bs);
+    if (data.length === 0) return new Uint8Array(0);
+    if (!this.cbc) {
+      this.cbcPrev = new Uint8Array(bs);
+      this.cbc = createCipheriv(CBC_ALGO[this.type], this.key, this.cbcPrev);
+      this.cbc.setAutoPadding(false);
     }
-    wipe(block);
+    const prev = this.cbcPrev!;
+    const m = Uint8Array.from(data);
+    for (let i = 0; i < bs; i++) m[i]! ^= iv[i]! ^ prev[i]!;
+    const out = new Uint8Array(this.cbc.update(m));
+    wipe(m);
+    if (out.length !== data.length) throw new CryptoInputError('cbcEncrypt: cipher returned a short block count');
+    prev.set(out.subarray(out.length - bs));
     return out;
   }
 
@@ -167,9 +178,10 @@ export class BlockCipher {
   }
 
   destroy(): void {
-    wipe(this.key);
+    wipe(this.key, this.cbcPrev);
     this.enc = undefined;
     this.dec = undefined;
+    this.cbc = undefined;
   }
 }
 
