@@ -165,7 +165,7 @@ export class VpcdBridge {
       if (wasConnected) {
         // The card left the field: a power loss for it.
         this.opts.frontEnd.reset();
-        this.emit({ type: 'disconnected', reason: 'vpcd closed the connection' });
+        if (!this.stopped) this.emit({ type: 'disconnected', reason: 'vpcd closed the connection' });
       }
       if (this.socket === s) this.socket = undefined;
       if (this.stopped) return;
