@@ -8,8 +8,11 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   // one line per command family, e.g.  crypto: () => import('./commands/crypto.js'),
   card: () => import('./commands/card.js'),
   config: () => import('./commands/config.js'),
+  server: () => import('./commands/server.js'),
   crypto: () => import('./commands/crypto.js'),
   layout: () => import('./commands/layout.js'),
+  vault: () => import('./commands/vault.js'),
+  keys: () => import('./commands/keys.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {

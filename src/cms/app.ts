@@ -1,0 +1,226 @@
+// The composition root: builds every service of the CMS from one validated configuration and its
+// secrets, and hands the HTTP API its dependencies. Nothing else in the CMS reads configuration.
+//
+//   storage   openDatabase (SQLite file in the data dir | PostgreSQL), migrated
+//   sessions  rate limits (process-local until the session store lands; see docs/api.md)
+//   custody   embedded vault (SQLite file in the data dir, passphrase or shares) — first start
+//             initialises it with the configured passphrase; later starts unseal it
+//   pki       the CMS CA (private key wrapped under a key derived inside custody), which issues the
+//             server certificate in tls.mode=auto
+//   api       operator tokens; a bootstrap issuer_admin token when none exists
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { sql } from 'kysely';
+import { hkdfSha256 } from '../core/crypto/hkdf.js';
+import { wipe } from '../core/crypto/bytes.js';
+import type { AuditEvent, AuditSink } from '../custody/audit.js';
+import type { CallerContext, KeyCustody } from '../custody/types.js';
+import { createLogger } from './api/logging.js';
+import type { ApiDeps, HealthCheck, RateLimiter } from './api/ports.js';
+import { LocalRateLimiter } from './api/ratelimit.js';
+import { issueServerCertificate, serverNames, type TlsMaterial } from './api/tls.js';
+import { OperatorTokens } from './api/tokens/service.js';
+import type { ServerConfig } from './config/schema.js';
+import type { ServerSecrets } from './config/secrets.js';
+import { CertificateAuthority } from './pki/ca.js';
+import { FileCaKeyStore, aesGcmProtector } from './pki/keystore.js';
+import { type DatabaseHandle, openDatabase } from './storage/index.js';
+
+export class StartupError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'StartupError';
+  }
+}
+
+export interface CmsApp {
+  config: ServerConfig;
+  logger: Logger;
+  deps: ApiDeps;
+  db: DatabaseHandle;
+  custody?: KeyCustody;
+  ca?: CertificateAuthority;
+  tls?: TlsMaterial;
+  /** Set when this start created the first issuer_admin token: print it once. */
+  bootstrapToken?: string;
+  close(): Promise<void>;
+}
+
+export interface BuildAppOptions {
+  /** Log destination (default stdout). */
+  logDestination?: NodeJS.WritableStream;
+}
+
+const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-server', purpose, correlationId: `startup-${process.pid}` });
+
+/** Until the audit writer is wired: custody events as structured log lines (never key bytes). */
+class LogAuditSink implements AuditSink {
+  constructor(private readonly log: Logger) {}
+  async append(event: AuditEvent): Promise<void> {
+    this.log.info({ audit: event }, 'custody event');
+  }
+}
+
+async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: AuditSink): Promise<{ custody: KeyCustody; sealed: () => boolean; close: () => Promise<void> }> {
+  const cu = config.custody;
+  if (cu.kind !== 'embedded') {
+    throw new StartupError('ERR_STARTUP_CUSTODY', `custody backend '${cu.kind}' is not wired into the server yet (use embedded)`);
+  }
+  const { SqliteVaultStore } = await import('../custody/store-sqlite.js');
+  const { EmbeddedVault } = await import('../custody/embedded.js');
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await SqliteVaultStore.open(cu.file);
+  const vault = await EmbeddedVault.open(store);
+  const ctx = SYSTEM_CTX('vault unseal at start-up');
+  if (!vault.status().initialized) {
+    if (!secrets.vaultPassphrase) throw new StartupError('ERR_STARTUP_CUSTODY', 'first start: initialise the vault with `desfire-cms vault init` (shares) or give a passphrase');
+    await vault.init({ passphrase: secrets.vaultPassphrase }, ctx);
+  } else if (vault.status().sealed) {
+    if (secrets.vaultPassphrase) await vault.unsealWithPassphrase(secrets.vaultPassphrase, ctx);
+    else for (const s of secrets.vaultShares ?? []) await vault.submitShare(s.toString('utf8'), ctx);
+  }
+  const custody = vault.custody(audit);
+  return {
+    custody,
+    sealed: () => vault.status().sealed,
+    close: async () => {
+      await custody.close();
+      await (store as unknown as { close?: () => Promise<void> | void }).close?.();
+    },
+  };
+}
+
+const PKI_MASTER = 'cms-pki-protector';
+
+/**
+ * The key that wraps the CMS's own private keys (CA), derived inside custody: an AN10922
+ * derivation from a dedicated master (version 1, pinned) — so the CA key is only usable while the
+ * vault is unsealed, and never stored in the clear.
+ */
+async function pkiProtectorKey(custody: KeyCustody): Promise<Uint8Array> {
+  const ctx = SYSTEM_CTX('CMS CA key protector');
+  try {
+    await custody.getKey(ctx, PKI_MASTER);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_CUSTODY_UNKNOWN_KEY') throw e;
+    try {
+      await custody.createKey(ctx, PKI_MASTER, { purpose: 'diversify', alg: 'aes128' });
+    } catch (e2) {
+      if ((e2 as { code?: string }).code !== 'ERR_CUSTODY_KEY_EXISTS') throw e2;
+    }
+  }
+  const k = await custody.exportForCard(ctx, {
+    kind: 'diversified',
+    master: PKI_MASTER,
+    masterVersion: 1,
+    input: new TextEncoder().encode('desfire-cms/pki/ca'),
+    binding: { tenant: 'cms-internal', aid: '000000', uid: '00000000', keyNo: 0, version: 0 },
+  });
+  try {
+    return hkdfSha256(k, new TextEncoder().encode('desfire-cms'), new TextEncoder().encode('pki-protector-v1'), 32);
+  } finally {
+    wipe(k);
+  }
+}
+
+async function tlsMaterial(config: ServerConfig, ca: CertificateAuthority | undefined): Promise<TlsMaterial | undefined> {
+  const t = config.http.tls;
+  if (t.mode === 'off') return undefined;
+  if (t.mode === 'files') {
+    try {
+      const m: TlsMaterial = { cert: readFileSync(t.certFile!, 'utf8'), key: readFileSync(t.keyFile!, 'utf8') };
+      if (t.caFile) m.ca = readFileSync(t.caFile, 'utf8');
+      else if (ca) m.ca = ca.certificatePem;
+      return m;
+    } catch (e) {
+      throw new StartupError('ERR_STARTUP_TLS', `cannot read TLS files: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  if (!ca) throw new StartupError('ERR_STARTUP_TLS', 'tls.mode auto needs the CMS CA');
+  return issueServerCertificate(ca, serverNames(config.http.host, t.altNames));
+}
+
+export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, opts: BuildAppOptions = {}): Promise<CmsApp> {
+  const logger = createLogger({ level: config.logging.level, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
+  const cleanups: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        logger.warn({ err: e }, 'error while closing');
+      }
+    }
+  };
+  try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    const s = config.storage;
+    let url: string | undefined;
+    if (s.kind === 'postgres') {
+      const u = new URL(s.url);
+      if (secrets.postgresPassword) u.password = encodeURIComponent(secrets.postgresPassword.toString('utf8'));
+      url = u.toString();
+    }
+    const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: url!, poolSize: s.poolSize });
+    cleanups.push(() => db.close());
+
+    if (config.sessions.kind !== 'memory') {
+      throw new StartupError('ERR_STARTUP_SESSIONS', `sessions '${config.sessions.kind}' are not wired into the server yet (use memory)`);
+    }
+    const rateLimiter: RateLimiter = new LocalRateLimiter();
+
+    const audit = new LogAuditSink(logger.child({ component: 'audit' }));
+    const cus = await openCustody(config, secrets, audit);
+    cleanups.push(cus.close);
+
+    const protector = aesGcmProtector(await pkiProtectorKey(cus.custody));
+    const ca = await CertificateAuthority.openOrCreate(new FileCaKeyStore(join(config.dataDir, 'pki')), protector);
+    const tls = await tlsMaterial(config, ca);
+
+    const tokens = new OperatorTokens(db.db);
+    let bootstrapToken: string | undefined;
+    if (!(await tokens.hasActiveIssuerAdmin())) {
+      bootstrapToken = (await tokens.create({ label: 'bootstrap', roles: ['issuer_admin'], tenants: ['*'], createdBy: 'system' })).token;
+    }
+
+    const health: HealthCheck[] = [
+      {
+        name: 'database',
+        check: async () => {
+          await sql`select 1`.execute(db.db);
+          return { ok: true };
+        },
+      },
+      {
+        name: 'sessions',
+        check: async () => {
+          await rateLimiter.hit('health:probe', 1_000_000, 1000);
+          return { ok: true };
+        },
+      },
+      { name: 'custody', check: async () => (cus.sealed() ? { ok: false, reason: 'sealed' } : { ok: true }) },
+      { name: 'audit', check: async () => ({ ok: true }) },
+    ];
+
+    const deps: ApiDeps = {
+      logger,
+      tokens,
+      rateLimiter,
+      limits: config.limits,
+      health,
+      bodyLimitBytes: config.http.bodyLimitBytes,
+      trustProxy: config.http.trustProxy,
+      modules: [],
+    };
+    const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };
+    if (tls) app.tls = tls;
+    if (bootstrapToken) app.bootstrapToken = bootstrapToken;
+    return app;
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
