@@ -3,6 +3,7 @@
 import { createServer } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { VirtualCard } from '../../src/card/virtual-card.js';
 import { PcscFrontEnd } from '../../src/transport/pcsc-frontend.js';
 import { type BridgeEvent, VpcdBridge, parseHostPort } from '../../src/transport/vpcd-bridge.js';
 import { FrameDecoder, classify, encodeFrame } from '../../src/transport/vpcd-protocol.js';
@@ -153,4 +154,42 @@ describe('VpcdBridge against a fake vpcd', () => {
     // Repeated refusals are reported once per outage, not once per retry.
     expect(events.filter((e) => e.type === 'connect-failed')).toHaveLength(1);
   });
+});
+
+describe('VpcdBridge with the real VirtualCard under random frames', () => {
+  it('answers every APDU and GET ATR, stays connected, whatever vpcd sends', async () => {
+    const vpcd = new FakeVpcd();
+    await vpcd.listen();
+    const card = VirtualCard.create({ uid: bytes('04123456789ABC') });
+    const b = await VpcdBridge.start({ frontEnd: new PcscFrontEnd(card), port: vpcd.port, reconnectDelayMs: 50 });
+    try {
+      await b.waitConnected(5000);
+      await vpcd.accepted();
+      const payload = fc.oneof(
+        fc.constantFrom(bytes('00'), bytes('01'), bytes('02'), bytes('04'), bytes('03'), bytes('FF')),
+        fc.uint8Array({ minLength: 2, maxLength: 80 }),
+        fc.uint8Array({ minLength: 0, maxLength: 60 }).map((d) => Uint8Array.of(0x90, d[0] ?? 0x60, 0, 0, d.length, ...d, 0)),
+        fc.constant(bytes('FFCA000000')),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(payload, { minLength: 1, maxLength: 12 }), async (frames) => {
+          for (const f of frames) {
+            vpcd.send(f);
+            if (f.length === 1 && f[0] !== 0x04) continue; // control codes other than GET ATR get no answer
+            const r = await vpcd.recv();
+            if (f.length === 1) expect(hex(r)).toBe('3B8180018080');
+            else expect(r.length).toBeGreaterThanOrEqual(2);
+          }
+          expect(vpcd.pendingAnswers).toBe(0);
+        }),
+        { numRuns: 60 },
+      );
+      expect(b.connected).toBe(true);
+      expect(b.stats.connects).toBe(1);
+      expect(card.internalErrors).toBe(0);
+    } finally {
+      await b.stop();
+      await vpcd.close();
+    }
+  }, 60_000);
 });
