@@ -112,6 +112,18 @@ describe.skipIf(!ok)('real PC/SC: pcscd + vpcd + card serve + pcsclite', () => {
     }
   }, 60_000);
 
+  it('connects with protocol "any" (exclusive): pcscd negotiates T=1 for the contactless card', async () => {
+    await ctx.waitForCard(READER, 20_000);
+    const t = await ctx.connect(READER, { protocol: 'any', share: 'exclusive' });
+    try {
+      expect(t.protocol).toBe(2); // SCARD_PROTOCOL_T1
+      expect(hex(await t.transmit(bytes('FFCA000000')))).toBe(hex(UID) + '9000');
+    } finally {
+      await t.close('leave');
+    }
+    await expect(t.transmit(bytes('FFCA000000'))).rejects.toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
+  }, 30_000);
+
   it('pcsc_scan lists the reader and sees the card and its ATR', async () => {
     const readers = await run('pcsc_scan', ['-r'], { timeout: 20_000 });
     expect(readers.stdout).toContain(READER);
