@@ -1,0 +1,10 @@
+// The whole database schema as one Kysely type, assembled from per-area table interfaces.
+// Each area declares its tables in its own file and adds ONE `extends` entry here; its
+// migrations go in ./migrations (numbers 0001-0009: storage/audit, 0010-0019: CMS domain).
+import type { AuditTables } from '../audit/tables.js';
+import type { MetaTables } from './meta.js';
+
+export interface Database extends MetaTables, AuditTables {}
+
+/** Which SQL engine a connection talks to (for the few places where SQL differs). */
+export type DialectKind = 'sqlite' | 'postgres';

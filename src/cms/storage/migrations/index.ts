@@ -1,0 +1,13 @@
+// Every migration, in order, as a static list (one line each). Names are NNNN_name and sort
+// in application order. 0001-0009: storage and audit (engineer E); 0010-0019: CMS domain.
+// Never edit or renumber a migration that has landed: add a new one.
+import type { Migration } from 'kysely';
+import * as m0001 from './0001_meta.js';
+import * as m0002 from './0002_audit.js';
+import * as m0003 from './0003_audit_alerts.js';
+
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001_meta': m0001,
+  '0002_audit': m0002,
+  '0003_audit_alerts': m0003,
+};

@@ -1,0 +1,144 @@
+// openDatabase: one Kysely<Database> over SQLite (better-sqlite3, the embedded default) or
+// PostgreSQL (pg). Both drivers are native/optional and loaded lazily here, so a process that
+// never opens a database never loads them.
+//
+// SQLite durability: journal_mode=WAL with synchronous=FULL, so every COMMIT fsyncs the WAL
+// before it returns: a transaction that committed survives power loss. Writers amortise that
+// fsync by batching (see the audit writer's group commit) rather than by weakening it.
+// PostgreSQL: the server's own durability (synchronous_commit=on by default).
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import type BetterSqlite3 from 'better-sqlite3';
+import type * as PgModule from 'pg';
+import type { Pool, PoolConfig } from 'pg';
+import type { Database, DialectKind } from './database.js';
+import { StorageError } from './errors.js';
+import { migrateToLatest } from './migrate.js';
+
+export type DatabaseConfig =
+  | {
+      kind: 'sqlite';
+      /** Path of the database file (created with its directory); ':memory:' for throwaway use. */
+      file: string;
+      /** FULL (default): durable at every commit. NORMAL: durable at checkpoints only. */
+      synchronous?: 'FULL' | 'NORMAL';
+    }
+  | {
+      kind: 'postgres';
+      /** postgres://user@host:port/db */
+      url: string;
+      /** Schema to use (created if missing); every connection gets it as its search_path. */
+      schema?: string;
+      /** Pool size (default 10). */
+      poolSize?: number;
+    };
+
+export interface OpenOptions {
+  /** Run pending migrations (default true). */
+  migrate?: boolean;
+}
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  dialect: DialectKind;
+  /** The PostgreSQL schema in use, if one was given. */
+  schema?: string;
+  close(): Promise<void>;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export async function openDatabase(config: DatabaseConfig, options: OpenOptions = {}): Promise<DatabaseHandle> {
+  const handle = config.kind === 'sqlite' ? await openSqlite(config) : config.kind === 'postgres' ? await openPostgres(config) : undefined;
+  if (!handle) throw new StorageError('ERR_STORAGE_CONFIG', `unknown database kind '${(config as { kind?: unknown }).kind}'`);
+  if (options.migrate ?? true) {
+    try {
+      await migrateToLatest(handle);
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+  return handle;
+}
+
+async function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): Promise<DatabaseHandle> {
+  if (typeof config.file !== 'string' || config.file === '') throw new StorageError('ERR_STORAGE_CONFIG', 'sqlite: file is required');
+  const sync = config.synchronous ?? 'FULL';
+  if (sync !== 'FULL' && sync !== 'NORMAL') throw new StorageError('ERR_STORAGE_CONFIG', 'sqlite: synchronous must be FULL or NORMAL');
+  let Driver: typeof BetterSqlite3;
+  try {
+    Driver = (await import('better-sqlite3')).default;
+  } catch (e) {
+    throw new StorageError('ERR_STORAGE_UNAVAILABLE', 'sqlite: the better-sqlite3 driver is not installed', { cause: e });
+  }
+  let native: BetterSqlite3.Database;
+  try {
+    if (config.file !== ':memory:') mkdirSync(path.dirname(path.resolve(config.file)), { recursive: true });
+    native = new Driver(config.file);
+    native.pragma('busy_timeout = 5000');
+    if (config.file !== ':memory:') native.pragma('journal_mode = WAL');
+    native.pragma(`synchronous = ${sync}`);
+    native.pragma('foreign_keys = ON');
+  } catch (e) {
+    throw new StorageError('ERR_STORAGE_UNAVAILABLE', `sqlite: cannot open ${config.file}: ${(e as Error).message}`, { cause: e });
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: native }) });
+  let closed = false;
+  return {
+    db,
+    dialect: 'sqlite',
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}
+
+async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Promise<DatabaseHandle> {
+  if (typeof config.url !== 'string' || !/^postgres(ql)?:\/\//.test(config.url)) {
+    throw new StorageError('ERR_STORAGE_CONFIG', 'postgres: url must be a postgres:// URL');
+  }
+  if (config.schema !== undefined && !SCHEMA_NAME.test(config.schema)) {
+    throw new StorageError('ERR_STORAGE_CONFIG', 'postgres: schema must match [a-z_][a-z0-9_]*');
+  }
+  let pg: typeof PgModule;
+  try {
+    const mod = await import('pg');
+    pg = (mod.default ?? mod) as typeof PgModule;
+  } catch (e) {
+    throw new StorageError('ERR_STORAGE_UNAVAILABLE', 'postgres: the pg driver is not installed', { cause: e });
+  }
+  // int8 (bigint, oid 20) as a JS number: our bigints are indexes and millisecond times, far below 2^53.
+  const types = {
+    getTypeParser: ((oid: number, format?: string) =>
+      oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+  };
+  const poolConfig: PoolConfig = { connectionString: config.url, max: config.poolSize ?? 10, types };
+  if (config.schema) poolConfig.options = `-c search_path=${config.schema}`;
+  const pool: Pool = new pg.Pool(poolConfig);
+  pool.on('error', () => {
+    /* an idle client died (server restart, killed connection): the pool replaces it */
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    if (config.schema) await sql`create schema if not exists ${sql.id(config.schema)}`.execute(db);
+    else await sql`select 1`.execute(db);
+  } catch (e) {
+    await db.destroy();
+    throw new StorageError('ERR_STORAGE_UNAVAILABLE', `postgres: cannot connect: ${(e as Error).message}`, { cause: e });
+  }
+  let closed = false;
+  return {
+    db,
+    dialect: 'postgres',
+    ...(config.schema ? { schema: config.schema } : {}),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}

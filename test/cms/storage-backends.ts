@@ -1,0 +1,60 @@
+// Test helper: the storage backends every storage-dependent suite runs against. SQLite in a
+// temp directory, and a real PostgreSQL in a fresh random schema (dropped afterwards).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDatabase, type DatabaseHandle, type OpenOptions } from '../../src/cms/storage/index.js';
+import { PG_URL, requireComponent, tcpReachable } from '../helpers/system.js';
+
+export interface Backend {
+  name: 'sqlite' | 'postgres';
+  /** Open a (new, migrated) database; all handles opened by one backend share one database. */
+  open(options?: OpenOptions): Promise<DatabaseHandle>;
+  /** Remove everything this backend created. */
+  cleanup(): Promise<void>;
+}
+
+export function sqliteBackend(): Backend {
+  const dir = mkdtempSync(path.join(tmpdir(), 'desfire-storage-'));
+  const handles: DatabaseHandle[] = [];
+  return {
+    name: 'sqlite',
+    file: path.join(dir, 'cms.sqlite'),
+    async open(options) {
+      const h = await openDatabase({ kind: 'sqlite', file: path.join(dir, 'cms.sqlite') }, options);
+      handles.push(h);
+      return h;
+    },
+    async cleanup() {
+      for (const h of handles) await h.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  } as Backend;
+}
+
+export function postgresBackend(): Backend {
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const handles: DatabaseHandle[] = [];
+  return {
+    name: 'postgres',
+    async open(options) {
+      const h = await openDatabase({ kind: 'postgres', url: PG_URL, schema, poolSize: 4 }, options);
+      handles.push(h);
+      return h;
+    },
+    async cleanup() {
+      for (const h of handles) await h.close();
+      const admin = await openDatabase({ kind: 'postgres', url: PG_URL, poolSize: 1 }, { migrate: false });
+      const { sql } = await import('kysely');
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(admin.db);
+      await admin.close();
+    },
+  };
+}
+
+/** Whether PostgreSQL is reachable (skips with a reason locally, fails under CI). */
+export async function postgresAvailable(): Promise<boolean> {
+  const u = new URL(PG_URL);
+  return requireComponent('PostgreSQL', await tcpReachable(u.hostname, Number(u.port || 5432)));
+}
