@@ -1,5 +1,7 @@
 // Typed errors of the PC/SC transport and the latency option of the in-process one (no pcscd
 // needed: pcsclite's messages carry the PC/SC return codes, mapped here to stable codes).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { latencyModel } from '../../src/card/latency.js';
 import { VirtualCard } from '../../src/card/virtual-card.js';
@@ -7,6 +9,20 @@ import { InProcessTransport } from '../../src/transport/in-process.js';
 import { pcscError } from '../../src/transport/pcsc.js';
 import { TransportError } from '../../src/transport/errors.js';
 import { bytes } from './fake-card.js';
+import { requireComponent } from '../helpers/system.js';
+
+describe('PcscContext.open without pcscd', () => {
+  it('fails with ERR_PCSC_NO_SERVICE (libpcsclite pointed at a socket nobody serves)', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/transport/fixtures/open-context.ts'], {
+      env: { ...process.env, PCSCLITE_CSOCK_NAME: '/nonexistent/pcscd.comm' },
+      timeout: 30_000,
+    });
+    const r = JSON.parse(stdout.trim().split('\n').pop()!) as { ok: boolean; code?: string; message?: string };
+    if (r.code === 'ERR_PCSC_UNAVAILABLE' && !requireComponent('pcsclite', { ok: false, reason: r.message ?? '' })) return;
+    expect(r).toMatchObject({ ok: false, code: 'ERR_PCSC_NO_SERVICE' });
+    expect(r.message).toMatch(/pcscd is not running/);
+  }, 40_000);
+});
 
 describe('pcscError', () => {
   it.each([
