@@ -2,9 +2,10 @@
 // Each area declares its tables in its own file and adds ONE `extends` entry here; its
 // migrations go in ./migrations (numbers 0001-0009: storage/audit, 0010-0019: CMS domain).
 import type { AuditTables } from '../audit/tables.js';
+import type { DomainTables } from '../domain/tables.js';
 import type { MetaTables } from './meta.js';
 
-export interface Database extends MetaTables, AuditTables {}
+export interface Database extends MetaTables, AuditTables, DomainTables {}
 
 /** Which SQL engine a connection talks to (for the few places where SQL differs). */
 export type DialectKind = 'sqlite' | 'postgres';

@@ -5,9 +5,11 @@ import type { Migration } from 'kysely';
 import * as m0001 from './0001_meta.js';
 import * as m0002 from './0002_audit.js';
 import * as m0003 from './0003_audit_alerts.js';
+import * as m0010 from './0010_domain.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_meta': m0001,
   '0002_audit': m0002,
   '0003_audit_alerts': m0003,
+  '0010_domain': m0010, // 0010-0019: CMS domain (engineer F)
 };

@@ -1,0 +1,138 @@
+// Tenants and their applications (AIDs), registered from a linted layout in one transaction.
+import { applicationsOf, lintLayout, type Layout, type LayoutApplication } from '../layout/index.js';
+import { DomainError } from './errors.js';
+import { TENANT_ID_RE, atomic, checkAid, inserted, type Db } from './db.js';
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
+export interface Application {
+  aid: string;
+  tenantId: string;
+  name: string;
+  keyType: string;
+  keyCount: number;
+  layoutName: string;
+  /** The normalised application layout (positions dropped). */
+  definition: Omit<LayoutApplication, 'pos'>;
+  createdAt: number;
+}
+
+type AppRow = {
+  aid: string;
+  tenant_id: string;
+  name: string;
+  key_type: string;
+  key_count: number;
+  layout_name: string;
+  definition: string;
+  created_at: number;
+};
+
+function toApp(r: AppRow): Application {
+  return {
+    aid: r.aid,
+    tenantId: r.tenant_id,
+    name: r.name,
+    keyType: r.key_type,
+    keyCount: Number(r.key_count),
+    layoutName: r.layout_name,
+    definition: JSON.parse(r.definition) as Application['definition'],
+    createdAt: Number(r.created_at),
+  };
+}
+
+/** The stored form of an application's layout: no source positions, stable key order. */
+export function definitionOf(app: LayoutApplication): string {
+  return JSON.stringify(app, (k, v: unknown) => (k === 'pos' ? undefined : v));
+}
+
+export class TenantRepository {
+  constructor(private readonly db: Db) {}
+
+  async createTenant(id: string, name: string, now = Date.now()): Promise<Tenant> {
+    if (typeof id !== 'string' || !TENANT_ID_RE.test(id)) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'tenant id must match [a-z0-9][a-z0-9-]{0,62}');
+    if (typeof name !== 'string' || name.length < 1 || name.length > 128) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'tenant name must be 1..128 characters');
+    const r = await this.db.insertInto('tenants').values({ id, name, created_at: now }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+    if (!inserted(r)) throw new DomainError('ERR_DOMAIN_CONFLICT', `tenant ${id} already exists`);
+    return { id, name, createdAt: now };
+  }
+
+  async tenant(id: string): Promise<Tenant | undefined> {
+    const r = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? { id: r.id, name: r.name, createdAt: Number(r.created_at) } : undefined;
+  }
+
+  async tenants(): Promise<Tenant[]> {
+    const rows = await this.db.selectFrom('tenants').selectAll().orderBy('id').execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, createdAt: Number(r.created_at) }));
+  }
+
+  async application(aid: string): Promise<Application | undefined> {
+    const r = await this.db.selectFrom('applications').selectAll().where('aid', '=', checkAid(aid)).executeTakeFirst();
+    return r ? toApp(r) : undefined;
+  }
+
+  async applications(tenantId?: string): Promise<Application[]> {
+    let q = this.db.selectFrom('applications').selectAll();
+    if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
+    return (await q.orderBy('aid').execute()).map(toApp);
+  }
+
+  /**
+   * Register every tenant and application of a layout, atomically. The layout must lint without
+   * errors (ERR_DOMAIN_LAYOUT_FINDINGS lists the rule ids otherwise). Re-registering the identical
+   * layout is a no-op; an AID already registered differently, or to another tenant, is a conflict
+   * and nothing is written.
+   */
+  async registerLayout(layout: Layout, now = Date.now()): Promise<{ tenants: string[]; applications: string[] }> {
+    const errors = lintLayout(layout).filter((f) => f.severity === 'error');
+    if (errors.length > 0) {
+      const rules = [...new Set(errors.map((f) => f.rule))];
+      throw new DomainError('ERR_DOMAIN_LAYOUT_FINDINGS', `layout breaks isolation rules: ${rules.join(', ')}`, {
+        rules,
+        findings: errors.map((f) => ({ rule: f.rule, pointer: f.pointer, line: f.line, col: f.col, message: f.message })),
+      });
+    }
+    return atomic(this.db, async (tx) => {
+      const newTenants: string[] = [];
+      const newApps: string[] = [];
+      for (const t of layout.tenants) {
+        const existing = await tx.selectFrom('tenants').select('id').where('id', '=', t.id).executeTakeFirst();
+        if (!existing) {
+          await tx.insertInto('tenants').values({ id: t.id, name: t.name, created_at: now }).execute();
+          newTenants.push(t.id);
+        }
+      }
+      for (const app of applicationsOf(layout)) {
+        const def = definitionOf(app);
+        const row = await tx.selectFrom('applications').select(['tenant_id', 'definition']).where('aid', '=', app.aid).executeTakeFirst();
+        if (row) {
+          if (row.tenant_id !== app.tenantId)
+            throw new DomainError('ERR_DOMAIN_CONFLICT', `AID ${app.aid} belongs to tenant ${row.tenant_id}`, { aid: app.aid });
+          if (row.definition !== def)
+            throw new DomainError('ERR_DOMAIN_CONFLICT', `AID ${app.aid} is already registered with another definition`, { aid: app.aid });
+          continue;
+        }
+        await tx
+          .insertInto('applications')
+          .values({
+            aid: app.aid,
+            tenant_id: app.tenantId,
+            name: app.name,
+            key_type: app.keyType,
+            key_count: app.keyCount,
+            layout_name: layout.name,
+            definition: def,
+            created_at: now,
+          })
+          .execute();
+        newApps.push(app.aid);
+      }
+      return { tenants: newTenants, applications: newApps };
+    });
+  }
+}
