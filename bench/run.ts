@@ -7,6 +7,7 @@ import type { BenchModule, Figure } from './types.js';
 /** Every benchmark module, one line each. */
 const MODULES: Record<string, () => Promise<BenchModule>> = {
   transport: () => import('./transport.js'),
+  card: () => import('./card.js'),
 };
 
 function fmt(v: number): string {

@@ -231,6 +231,10 @@ export class VirtualCard {
   }
 
   private frames(status: number, body: Uint8Array, sizes?: number[]): Uint8Array {
+    if (!sizes && body.length <= CARD_RESPONSE_FRAME_DATA) {
+      this.outFrames = [];
+      return apduResponse(status, body);
+    }
     const chunks: Uint8Array[] = [];
     if (sizes) {
       let o = 0;

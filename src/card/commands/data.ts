@@ -1,7 +1,7 @@
 // Data files: ReadData (BD, EV2 AD) and WriteData (3D, EV2 8D) on standard and backup files.
 // A backup file's writes go to the transaction's working copy and become visible (to ReadData
 // too) only after CommitTransaction; a standard file is written at once.
-import { decodeDataHeader } from '../../core/protocol/codecs/misc.js';
+import { MAX_FILE_NO } from '../../core/protocol/codecs/fileSettings.js';
 import type { CommMode } from '../../core/sm/types.js';
 import type { CardContext, Reply, Req } from '../context.js';
 import type { DataFile, FileState } from '../model.js';
@@ -15,12 +15,12 @@ export interface Header {
 
 /** The plain 7-byte header (file number, offset, length) that starts data commands. */
 export function header(req: Req): Header {
-  if (req.body.length < 7) throw fault(ST.LENGTH_ERROR, 'command header is 7 bytes');
-  try {
-    return decodeDataHeader(req.body.subarray(0, 7)).header;
-  } catch {
-    throw fault(ST.PARAMETER_ERROR, 'file number out of range');
-  }
+  const b = req.body;
+  if (b.length < 7) throw fault(ST.LENGTH_ERROR, 'command header is 7 bytes');
+  // Same layout as decodeDataHeader (src/core/protocol), read in place: this is the hot path.
+  const fileNo = b[0]!;
+  if (fileNo > MAX_FILE_NO) throw fault(ST.PARAMETER_ERROR, 'file number out of range');
+  return { fileNo, offset: b[1]! | (b[2]! << 8) | (b[3]! << 16), length: b[4]! | (b[5]! << 8) | (b[6]! << 16) };
 }
 
 function dataFile(f: FileState): DataFile {
