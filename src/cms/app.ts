@@ -9,7 +9,6 @@
 //             server certificate in tls.mode=auto
 //   api       operator tokens; a bootstrap issuer_admin token when none exists
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { sql } from 'kysely';
 import { hkdfSha256 } from '../core/crypto/hkdf.js';
@@ -24,7 +23,9 @@ import { OperatorTokens } from './api/tokens/service.js';
 import type { ServerConfig } from './config/schema.js';
 import type { ServerSecrets } from './config/secrets.js';
 import { CertificateAuthority } from './pki/ca.js';
-import { FileCaKeyStore, aesGcmProtector } from './pki/keystore.js';
+import { aesGcmProtector } from './pki/keystore.js';
+import { verifyReaderCertificate } from './pki/verify.js';
+import { CardRepository, ReaderRepository, SqlCaKeyStore, SqlEnrolmentCodeStore, SqlRevocationList, TenantRepository } from './domain/index.js';
 import { type DatabaseHandle, openDatabase } from './storage/index.js';
 
 export class StartupError extends Error {
@@ -177,7 +178,11 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     cleanups.push(cus.close);
 
     const protector = aesGcmProtector(await pkiProtectorKey(cus.custody));
-    const ca = await CertificateAuthority.openOrCreate(new FileCaKeyStore(join(config.dataDir, 'pki')), protector);
+    // The CA lives in the database (shared by every CMS process on it), its key wrapped under custody.
+    const ca = await CertificateAuthority.openOrCreate(new SqlCaKeyStore(db.db), protector);
+    const revocations = new SqlRevocationList(db.db);
+    const codes = new SqlEnrolmentCodeStore(db.db);
+    const domain = { db: db.db, tenants: new TenantRepository(db.db), readers: new ReaderRepository(db.db), cards: new CardRepository(db.db) };
     const tls = await tlsMaterial(config, ca);
 
     const tokens = new OperatorTokens(db.db);
@@ -213,6 +218,19 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       health,
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
+      custody: cus.custody,
+      domain,
+      pki: { ca, codes, revocations },
+      readers: {
+        authenticate: async (der) => {
+          try {
+            const v = await verifyReaderCertificate(ca, der, { revocations, readerState: (id) => domain.readers.state(id) });
+            return { readerId: v.readerId };
+          } catch {
+            return undefined;
+          }
+        },
+      },
       modules: [],
     };
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };

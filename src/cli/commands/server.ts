@@ -4,7 +4,7 @@
 //
 // `desfire-cms server token --role R [--tenant T]... [--label L] [--ttl SECONDS] [--config FILE] [--data-dir DIR]`:
 // create an operator API token directly in the database (bootstrap / recovery); printed once.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CmsApp, buildCmsApp } from '../../cms/app.js';
 import { startServer } from '../../cms/api/server.js';
@@ -67,6 +67,7 @@ export async function runServer(args: string[], io: CliIO, stop: AbortSignal, on
   }
   if (cms.ca) {
     const caPath = join(cfg.dataDir, 'pki', 'ca.pem');
+    mkdirSync(join(cfg.dataDir, 'pki'), { recursive: true, mode: 0o700 });
     writeFileSync(caPath, cms.ca.certificatePem, { mode: 0o644 });
     io.out(`CMS CA certificate: ${caPath}`);
   }

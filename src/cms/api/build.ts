@@ -9,6 +9,10 @@ import { ApiError, ErrorBody, sendError } from './errors.js';
 import type { ApiDeps } from './ports.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
+import { cardRoutes } from './routes/cards.js';
+import { custodyRoutes } from './routes/custody.js';
+import { readerRoutes } from './routes/readers.js';
+import { tenantRoutes } from './routes/tenants.js';
 import { tokenRoutes } from './routes/tokens.js';
 
 export const API_VERSION = '0.1.0';
@@ -68,6 +72,13 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
   await app.register(healthRoutes(deps));
   await app.register(docsRoutes());
   await app.register(tokenRoutes(deps), { prefix: '/v1' });
+  if (deps.custody) await app.register(custodyRoutes(deps.custody), { prefix: '/v1' });
+  if (deps.domain) {
+    const dm = deps.domain;
+    await app.register(tenantRoutes(dm.tenants), { prefix: '/v1' });
+    await app.register(readerRoutes({ db: dm.db, readers: dm.readers, ...(deps.pki ? { pki: deps.pki } : {}) }), { prefix: '/v1' });
+    await app.register(cardRoutes(dm.db, dm.cards), { prefix: '/v1' });
+  }
   for (const m of deps.modules ?? []) await app.register(async (scope) => m.register(scope), { prefix: '/v1' });
   await app.ready();
   return app;

@@ -4,7 +4,7 @@
 // message never carries internals.
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { maskSecrets } from './logging.js';
+import { maskSecrets, scrub } from './logging.js';
 
 export class ApiError extends Error {
   readonly statusCode: number;
@@ -71,6 +71,18 @@ const EXPLICIT_STATUS: Record<string, number> = {
   ERR_CUSTODY_NOT_INITIALIZED: 503,
   ERR_CUSTODY_ALREADY_INITIALIZED: 409,
   ERR_INTEGRITY: 422,
+  ERR_DOMAIN_LAYOUT_FINDINGS: 422,
+  ERR_DOMAIN_FORBIDDEN: 403,
+  ERR_PKI_CA_MISSING: 503,
+  ERR_PKI_CA_KEY: 503,
+  ERR_PKI_KEY_ALGORITHM: 400,
+  ERR_PKI_ENROLMENT_CODE: 403,
+  ERR_PKI_READER_STATE: 403,
+  ERR_TOKEN_INVALID: 401,
+  ERR_TOKEN_EXPIRED: 401,
+  ERR_TOKEN_REPLAYED: 409,
+  ERR_RECEIPT_MISMATCH: 409,
+  ERR_LAYOUT_TOO_LARGE: 413,
 };
 
 export function domainStatus(code: string): number | undefined {
@@ -118,10 +130,10 @@ export interface ErrorPayload {
 export function toErrorResponse(err: unknown): { status: number; body: ErrorPayload; internal: boolean } {
   if (err instanceof ApiError) {
     const body: ErrorPayload = { error: { code: err.code, message: maskSecrets(err.message) } };
-    if (err.details !== undefined) body.error.details = err.details;
+    if (err.details !== undefined) body.error.details = scrub(err.details);
     return { status: err.statusCode, body, internal: err.statusCode >= 500 };
   }
-  const e = err as FastifyError & { code?: unknown; findings?: unknown };
+  const e = err as FastifyError & { code?: unknown; details?: unknown; issues?: unknown };
   if (e && Array.isArray(e.validation)) {
     const details = validationDetails(e);
     const first = details[0];
@@ -141,7 +153,8 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorPayl
       const status = domainStatus(e.code);
       if (status !== undefined) {
         const body: ErrorPayload = { error: { code: e.code, message: maskSecrets(String(e.message ?? '')) } };
-        if (e.findings !== undefined) body.error.details = e.findings;
+        const details = e.details ?? e.issues;
+        if (details !== undefined) body.error.details = scrub(details);
         return { status, body, internal: status >= 500 };
       }
     }

@@ -46,7 +46,8 @@ export const REDACT_PATHS = [
   'plaintext',
 ];
 
-function scrub(v: unknown, depth = 0): unknown {
+/** Mask key-shaped strings and byte arrays anywhere in a value (for logs and error details). */
+export function scrub(v: unknown, depth = 0): unknown {
   if (depth > 8) return '[depth]';
   if (typeof v === 'string') return maskSecrets(v);
   if (v instanceof Uint8Array) return `[${v.length} bytes]`;

@@ -1,6 +1,13 @@
 // The small interfaces the API needs from the rest of the CMS. The composition root (src/cms/app.ts)
 // adapts the real services to them; the API itself depends on nothing else.
 import type { Logger } from 'pino';
+import type { KeyCustody } from '../../custody/types.js';
+import type { CardRepository, ReaderRepository, TenantRepository } from '../domain/index.js';
+import type { CertificateAuthority } from '../pki/ca.js';
+import type { EnrolmentCodeStore } from '../pki/enrolment.js';
+import type { RevocationList } from '../pki/revocation.js';
+import type { Database } from '../storage/index.js';
+import type { Kysely } from 'kysely';
 import type { OperatorTokens } from './tokens/service.js';
 
 /** Rate limiting (the session store's `hit`, shared across processes when it is Redis). */
@@ -41,6 +48,12 @@ export interface ApiDeps {
   readers?: ReaderAuthenticator;
   bodyLimitBytes?: number;
   trustProxy?: boolean;
+  /** Domain repositories: tenants/applications/layouts, readers, cards routes are mounted when given. */
+  domain?: { db: Kysely<Database>; tenants: TenantRepository; readers: ReaderRepository; cards: CardRepository };
+  /** PKI: enrolment codes and reader enrolment (CSR → certificate) routes when given. */
+  pki?: { ca: CertificateAuthority; codes: EnrolmentCodeStore; revocations: RevocationList };
+  /** Custody key administration routes are mounted when given. */
+  custody?: KeyCustody;
   /** Route groups beyond the built-in ones (tokens, health, docs). */
   modules?: ApiModule[];
 }
