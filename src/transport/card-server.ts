@@ -3,6 +3,7 @@
 // (before that command's response goes out, so an answered command is a persisted one, as on a
 // real card whose EEPROM write completes before it answers).
 import { saveImageAtomic, loadImage } from '../card/image-file.js';
+import { type Bitrate, latencyModel } from '../card/latency.js';
 import type { Profile } from '../card/model.js';
 import { VirtualCard } from '../card/virtual-card.js';
 import { toHex } from '../core/crypto/bytes.js';
@@ -21,13 +22,16 @@ export interface CardServerOptions {
   port?: number;
   quickAck?: boolean;
   reconnectDelayMs?: number;
+  /** Answer with real-card timings at this bit rate (the card's latency model); off by default. */
+  latency?: Bitrate;
   onEvent?: (e: CardServerEvent) => void;
 }
 
 export type CardServerEvent = BridgeEvent | { type: 'saved'; path: string } | { type: 'save-failed'; error: Error } | { type: 'created'; path: string };
 
 /** Load `path`, or create a factory-fresh card there; refuses an image that contradicts uid/profile. */
-export async function openOrCreateImage(path: string, uid?: Uint8Array, profile?: Profile): Promise<{ card: VirtualCard; created: boolean }> {
+export async function openOrCreateImage(path: string, uid?: Uint8Array, profile?: Profile, latency?: Bitrate): Promise<{ card: VirtualCard; created: boolean }> {
+  const model = latency !== undefined ? { latency: latencyModel(latency) } : {};
   let image;
   try {
     image = await loadImage(path);
@@ -35,14 +39,14 @@ export async function openOrCreateImage(path: string, uid?: Uint8Array, profile?
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   if (image) {
-    const card = VirtualCard.fromImage(image);
+    const card = VirtualCard.fromImage(image, model);
     if (uid && toHex(uid) !== toHex(card.uid)) {
       throw new TransportError('ERR_CARD_IMAGE_MISMATCH', `image ${path} holds card ${toHex(card.uid)}, not ${toHex(uid)}`);
     }
     if (profile && profile !== card.profile) throw new TransportError('ERR_CARD_IMAGE_MISMATCH', `image ${path} holds an ${card.profile} card, not ${profile}`);
     return { card, created: false };
   }
-  const card = VirtualCard.create({ ...(uid ? { uid } : {}), ...(profile ? { profile } : {}) });
+  const card = VirtualCard.create({ ...(uid ? { uid } : {}), ...(profile ? { profile } : {}), ...model });
   await saveImageAtomic(path, card.toImage());
   return { card, created: true };
 }
@@ -58,7 +62,7 @@ export class CardServer {
   ) {}
 
   static async start(opts: CardServerOptions): Promise<CardServer> {
-    const { card, created } = await openOrCreateImage(opts.image, opts.uid, opts.profile);
+    const { card, created } = await openOrCreateImage(opts.image, opts.uid, opts.profile, opts.latency);
     if (created) opts.onEvent?.({ type: 'created', path: opts.image });
     const frontEnd = new PcscFrontEnd(card);
     const ref: { server?: CardServer } = {};
@@ -69,6 +73,7 @@ export class CardServer {
       ...(opts.quickAck !== undefined ? { quickAck: opts.quickAck } : {}),
       ...(opts.reconnectDelayMs !== undefined ? { reconnectDelayMs: opts.reconnectDelayMs } : {}),
       afterCommand: () => ref.server?.saveIfDirty(),
+      latency: opts.latency !== undefined,
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     });
     const server = new CardServer(card, frontEnd, bridge, opts.image, created);

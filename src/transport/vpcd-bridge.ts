@@ -33,6 +33,11 @@ export interface VpcdBridgeOptions {
    */
   afterCommand?: () => void | Promise<void>;
   onEvent?: (e: BridgeEvent) => void;
+  /**
+   * Delay each answer by the card's latency model estimate (`card.lastLatencyMs`, see
+   * src/card/latency.ts) so PC/SC clients see real-card timings. Off by default.
+   */
+  latency?: boolean;
 }
 
 export interface BridgeStats {
@@ -63,6 +68,7 @@ export class VpcdBridge {
   private chain: Promise<void> = Promise.resolve();
   private waiters: Array<() => void> = [];
   private failedSinceConnect = false;
+  private delay: { timer: NodeJS.Timeout; done: () => void } | undefined;
 
   private constructor(private readonly opts: VpcdBridgeOptions) {
     this.host = opts.host ?? '127.0.0.1';
@@ -109,6 +115,10 @@ export class VpcdBridge {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.delay) {
+      clearTimeout(this.delay.timer);
+      this.delay.done();
+    }
     const s = this.socket;
     this.socket = undefined;
     if (s && !s.destroyed) {
@@ -118,6 +128,17 @@ export class VpcdBridge {
       });
     }
     await this.chain.catch(() => undefined);
+  }
+
+  /** A latency-model delay that stop() cuts short. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.delay = undefined;
+        resolve();
+      };
+      this.delay = { timer: setTimeout(done, ms), done };
+    });
   }
 
   private emit(e: BridgeEvent): void {
@@ -211,6 +232,8 @@ export class VpcdBridge {
         this.emit({ type: 'error', error: e as Error });
       }
     }
+    const ms = this.opts.latency ? (fe.card.lastLatencyMs ?? 0) : 0;
+    if (ms > 0) await this.sleep(ms);
     this.emit({ type: 'apdu', command: msg.apdu, response });
     if (!s.destroyed) s.write(encodeFrame(response));
   }

@@ -49,6 +49,7 @@ describe('card create / show / list', () => {
       [['card', 'create', '--image'], /--image needs a value/],
       [['card', 'show', '--image', 'x.json', '--bogus'], /unknown option --bogus/],
       [['card', 'serve', '--image', 'x.json', '--vpcd', 'h:70000'], /--vpcd/],
+      [['card', 'serve', '--image', 'x.json', '--latency', '100'], /--latency/],
       [['card', 'frobnicate'], /unknown subcommand/],
       [['card'], /missing subcommand/],
     ];
@@ -105,7 +106,7 @@ describe('card serve (against a fake vpcd)', () => {
     await vpcd.listen();
     const io = capture(dir);
     const ac = new AbortController();
-    const done = serve(['--vpcd', `127.0.0.1:${vpcd.port}`, '--image', 'served.json', '--uid', '04111111111111', '--verbose'], io, ac.signal);
+    const done = serve(['--vpcd', `127.0.0.1:${vpcd.port}`, '--image', 'served.json', '--uid', '04111111111111', '--verbose', '--latency', '848'], io, ac.signal);
     try {
       await vpcd.accepted();
       expect(hex(await vpcd.exchange(bytes('04')))).toBe('3B8180018080');

@@ -193,3 +193,29 @@ describe('VpcdBridge with the real VirtualCard under random frames', () => {
     }
   }, 60_000);
 });
+
+describe('VpcdBridge latency option', () => {
+  async function run(latency: boolean) {
+    const vpcd = new FakeVpcd();
+    await vpcd.listen();
+    // A card whose latency model says every command takes a minute.
+    const card = Object.assign(new EchoCard(), { lastLatencyMs: 60_000 });
+    const b = await VpcdBridge.start({ frontEnd: new PcscFrontEnd(card), port: vpcd.port, latency });
+    await b.waitConnected(5000);
+    await vpcd.accepted();
+    vpcd.send(bytes('9060000000'));
+    return { vpcd, b };
+  }
+  it('holds the answer for the card latency estimate when on (stop cuts the wait short)', async () => {
+    const { vpcd, b } = await run(true);
+    await expect(vpcd.recv(300)).rejects.toThrow(/no answer/);
+    await b.stop();
+    await vpcd.close();
+  });
+  it('answers at once when off (default)', async () => {
+    const { vpcd, b } = await run(false);
+    expect(hex(await vpcd.recv(10_000))).toBe('90600000009100');
+    await b.stop();
+    await vpcd.close();
+  });
+});

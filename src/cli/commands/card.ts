@@ -6,6 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadImage, saveImageAtomic } from '../../card/image-file.js';
 import type { CardImage } from '../../card/image.js';
+import type { Bitrate } from '../../card/latency.js';
 import type { Profile } from '../../card/model.js';
 import { VirtualCard } from '../../card/virtual-card.js';
 import { CardServer, type CardServerEvent } from '../../transport/card-server.js';
@@ -16,7 +17,7 @@ const USAGE = [
   'usage: desfire-cms card create --image FILE [--uid HEX] [--profile ev1|ev2|ev3] [--force]',
   '       desfire-cms card show --image FILE [--json]',
   '       desfire-cms card list --dir DIR',
-  '       desfire-cms card serve [--vpcd HOST:PORT] --image FILE [--uid HEX] [--profile ev1|ev2|ev3] [--no-quickack] [--verbose]',
+  '       desfire-cms card serve [--vpcd HOST:PORT] --image FILE [--uid HEX] [--profile ev1|ev2|ev3] [--latency 106|848] [--no-quickack] [--verbose]',
 ];
 
 interface Flags {
@@ -166,7 +167,9 @@ async function list(args: string[], io: CliIO): Promise<number> {
 
 /** `card serve`, stoppable through `signal` (the command wires SIGINT/SIGTERM to it). */
 export async function serve(args: string[], io: CliIO, signal: AbortSignal): Promise<number> {
-  const f = parse(args, ['vpcd', 'image', 'uid', 'profile'], ['no-quickack', 'verbose']);
+  const f = parse(args, ['vpcd', 'image', 'uid', 'profile', 'latency'], ['no-quickack', 'verbose']);
+  const lat = f.values.latency;
+  if (lat !== undefined && !['106', '212', '424', '848'].includes(lat)) throw new UsageError(`--latency must be 106, 212, 424 or 848 (kbit/s), got '${lat}'`);
   const path = resolve(io.cwd, need(f, 'image'));
   let where;
   try {
@@ -216,6 +219,7 @@ export async function serve(args: string[], io: CliIO, signal: AbortSignal): Pro
     host: where.host,
     port: where.port,
     quickAck: !f.bools.has('no-quickack'),
+    ...(lat !== undefined ? { latency: Number(lat) as Bitrate } : {}),
     onEvent,
   });
   io.out(`serving card ${Buffer.from(server.card.uid).toString('hex').toUpperCase()} (${server.card.profile}) from ${path}`);
