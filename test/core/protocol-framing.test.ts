@@ -133,3 +133,12 @@ describe('additional-frame chaining', () => {
     expect(() => new CommandAssembler(0x3d, new Uint8Array(10), 5)).toThrow(FrameError);
   });
 });
+
+describe('chaining guards', () => {
+  it('an empty AF answer after the whole command is a FrameError (no endless loop)', async () => {
+    let n = 0;
+    const card: Transport = { async transmit() { n++; return wrapResponse(0xaf); } };
+    await expect(exchange(card, 0x60, new Uint8Array(0))).rejects.toThrow(FrameError);
+    expect(n).toBe(1);
+  });
+});

@@ -123,7 +123,7 @@ export class DesfireClient {
    * any), chains frames, checks the status (CardStatusError ends the session) and the response's
    * MAC/CRC (IntegrityError ends the session).
    */
-  command(ins: number, spec: CommandSpec = {}): Promise<Uint8Array> {
+  async command(ins: number, spec: CommandSpec = {}): Promise<Uint8Array> {
     return this.serial(() => this.run(ins, spec));
   }
 
@@ -169,7 +169,7 @@ export class DesfireClient {
    * ends first (EV2NonFirst carries its TI and counter over). Card refusals surface as
    * CardStatusError, a wrong key as AuthenticationError (from the RndA' check) or the card's AE.
    */
-  authenticate(keyNo: number, key: Uint8Array, opts: AuthenticateOptions): Promise<HostSession> {
+  async authenticate(keyNo: number, key: Uint8Array, opts: AuthenticateOptions): Promise<HostSession> {
     checkInt('keyNo', keyNo, 0, 13);
     return this.serial(async () => {
       const keyType = opts.keyType ?? DEFAULT_KEY_TYPE[opts.method];
@@ -214,7 +214,7 @@ export class DesfireClient {
   }
 
   /** Select an application (0 = PICC level). The session always ends (as on the card). */
-  selectApplication(aid: number): Promise<void> {
+  async selectApplication(aid: number): Promise<void> {
     const aidBytes = encodeAid(aid);
     return this.serial(async () => {
       this.dropSession();
@@ -233,7 +233,7 @@ export class DesfireClient {
   }
 
   /** Delete an application; deleting the selected one returns to the PICC level and ends the session. */
-  deleteApplication(aid: number): Promise<void> {
+  async deleteApplication(aid: number): Promise<void> {
     const aidBytes = encodeAid(checkInt('aid', aid, 1, 0xffffff));
     return this.serial(async () => {
       const modes = this.mgmt(Cmd.DELETE_APPLICATION);
@@ -296,7 +296,7 @@ export class DesfireClient {
    * does the same); another key needs `oldKey`. At the PICC level the key type travels in the key
    * number flags.
    */
-  changeKey(keyNo: number, newKey: Uint8Array, opts: ChangeKeyOptions): Promise<void> {
+  async changeKey(keyNo: number, newKey: Uint8Array, opts: ChangeKeyOptions): Promise<void> {
     checkInt('keyNo', keyNo, 0, 13);
     return this.serial(async () => {
       const s = this.current;
@@ -338,7 +338,7 @@ export class DesfireClient {
    * ChangeFileSettings. The new settings go enciphered in a session unless `plain` is set (a card
    * takes them plain when the file's Change right is free).
    */
-  changeFileSettings(fileNo: number, p: ChangeFileSettingsParams, opts: { plain?: boolean } = {}): Promise<void> {
+  async changeFileSettings(fileNo: number, p: ChangeFileSettingsParams, opts: { plain?: boolean } = {}): Promise<void> {
     checkInt('fileNo', fileNo, 0, MAX_FILE_NO);
     const data = encodeChangeFileSettings(p);
     return this.serial(async () => {

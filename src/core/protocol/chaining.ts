@@ -74,6 +74,9 @@ export async function exchange(transport: Transport, ins: number, payload: Uint8
   const parts: Uint8Array[] = [];
   let total = 0;
   for (;;) {
+    // An empty AF frame here would mean the card still waits for command data the host does not
+    // have (or a card chaining forever without progress): a malformed exchange either way.
+    if (r.status === Status.ADDITIONAL_FRAME && r.data.length === 0) throw new FrameError('card asks for more command data than was sent');
     total += r.data.length;
     if (total > maxResponse) throw new FrameError(`chained response exceeds ${maxResponse} bytes`);
     parts.push(r.data);
