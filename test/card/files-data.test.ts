@@ -233,6 +233,34 @@ describe('file management and access rights', () => {
     expect(f2).toMatchObject({ comm: 'mac', access: { readWrite: 14, change: 14, read: 14, write: 14 } });
   });
 
+  it('free GetValue: GetValue in plain without authentication only with the flag', async () => {
+    const h = Host.fresh();
+    await createApp(h, 0xc5, 0x0f, 0x82);
+    await h.select(0xc5);
+    await h.cmd(0xcc, Uint8Array.of(1, 0x03, 0x10, 0x11, ...i32(0), ...i32(100), ...i32(33), 0x02));
+    await h.cmd(0xcc, Uint8Array.of(2, 0x03, 0x10, 0x11, ...i32(0), ...i32(100), ...i32(44), 0x00));
+    expect([...(await h.cmd(0x6c, Uint8Array.of(1)))]).toEqual([33, 0, 0, 0]);
+    await h.fails(0xae, h.cmd(0x6c, Uint8Array.of(2)));
+    await h.fails(0xae, h.cmd(0xdc, Uint8Array.of(1), i32(1)));
+    await h.auth('aes', 1, ZERO16, 'aes');
+    expect([...(await h.cmd(0x6c, Uint8Array.of(2), undefined, 'full', 'full', 4))]).toEqual([44, 0, 0, 0]);
+    // authenticated with the file's key: the file's comm mode, even with the flag
+    expect([...(await h.cmd(0x6c, Uint8Array.of(1), undefined, 'full', 'full', 4))]).toEqual([33, 0, 0, 0]);
+  });
+
+  it('32 files fill the file number space (a 33rd is a duplicate); wrong file type for the command: 0x9E', async () => {
+    const h = Host.fresh();
+    await createApp(h, 0xc6, 0x0f, 0x81);
+    await h.select(0xc6);
+    for (let f = 0; f < 31; f++) await h.cmd(0xcd, Uint8Array.of(f, 0, 0xee, 0xee, 1, 0, 0));
+    await h.cmd(0xcc, Uint8Array.of(31, 0, 0xee, 0xee, ...i32(0), ...i32(1), ...i32(0), 0));
+    expect((await h.cmd(0x6f)).length).toBe(32);
+    await h.fails(0xde, h.cmd(0xcd, Uint8Array.of(8, 0, 0xee, 0xee, 1, 0, 0)));
+    await h.fails(0x9e, h.cmd(0x6c, Uint8Array.of(0)));
+    await h.fails(0x9e, h.cmd(0xbd, hdr(31, 0, 1)));
+    await h.fails(0x9e, h.cmd(0xbb, hdr(0, 0, 1)));
+  });
+
   it('free create/delete and free listing bits of the application key settings', async () => {
     const h = Host.fresh();
     await createApp(h, 0xc4, 0x09, 0x81); // no free listing, no free create/delete
