@@ -16,8 +16,8 @@ export const MAX_TOKEN_TTL_S = 600;
 const CLOCK_SKEW_S = 5;
 
 /**
- * Single-use nonces. The CMS session store (src/cms/session) satisfies it through a small adapter;
- * kept local so the PKI does not depend on the session module's shape.
+ * Single-use nonces. The CMS session store (src/cms/session `SessionStore`, memory or Redis)
+ * satisfies it as is; kept as a one-method interface so the PKI needs nothing else of it.
  */
 export interface NonceStore {
   /** True the first time `key` is seen within `ttlMs`; false on every later call. Atomic. */
