@@ -495,6 +495,28 @@ export class DesfireClient {
     await this.mgmtCommand(Cmd.CLEAR_RECORD_FILE, Uint8Array.of(fileNo));
   }
 
+  // ---------- the command names as the DESFire datasheet spells them ----------
+
+  /** Alias of getApplicationIds. */
+  getApplicationIDs(): Promise<number[]> {
+    return this.getApplicationIds();
+  }
+
+  /** Alias of getFileIds. */
+  getFileIDs(): Promise<number[]> {
+    return this.getFileIds();
+  }
+
+  /** Alias of getCardUid. */
+  getCardUID(): Promise<Uint8Array> {
+    return this.getCardUid();
+  }
+
+  /** Alias of formatPicc. */
+  formatPICC(): Promise<void> {
+    return this.formatPicc();
+  }
+
   async commitTransaction(): Promise<void> {
     await this.mgmtCommand(Cmd.COMMIT_TRANSACTION);
   }
