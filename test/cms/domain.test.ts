@@ -18,6 +18,8 @@ import {
   TenantRepository,
   checkCardTransition,
   checkReaderTransition,
+  completeReaderEnrolment,
+  createReaderEnrolmentCode,
 } from '../../src/cms/domain/index.js';
 import { CertificateAuthority, aesGcmProtector, createEnrolmentCode, enrolReader, verifyReaderCertificate } from '../../src/cms/pki/index.js';
 import { parseLayout } from '../../src/cms/layout/index.js';
@@ -208,6 +210,31 @@ for (const make of [sqliteBackend, postgresBackend]) {
       expect((await revocations.list()).map((e) => e.reason)).toContain('reader revoked');
       await expectDomain(readers.setState('door-9', 'active'), 'ERR_DOMAIN_TRANSITION');
       await expectDomain(readers.attachCertificate('door-9', { serial: 'ab', pem: 'x', notAfter: 0 }), 'ERR_DOMAIN_STATE');
+    });
+
+    it('enrolment service: codes only for registered, non-revoked readers; certificate attached and the old one revoked', async () => {
+      const ca = await CertificateAuthority.openOrCreate(new SqlCaKeyStore(h.db), aesGcmProtector(randomBytes(32))).catch(() => undefined);
+      // the CA of this database was created by the previous test with another protector key: open must refuse it
+      expect(ca).toBeUndefined();
+      const protector = aesGcmProtector(randomBytes(32));
+      await h.db.deleteFrom('cms_keys').execute();
+      const ca2 = await CertificateAuthority.openOrCreate(new SqlCaKeyStore(h.db), protector);
+      await expectDomain(createReaderEnrolmentCode(h.db, { readerId: 'ghost', createdBy: 'op' }), 'ERR_DOMAIN_NOT_FOUND');
+      await expectDomain(createReaderEnrolmentCode(h.db, { readerId: 'door-9', createdBy: 'op' }), 'ERR_DOMAIN_STATE');
+      await readers.register('kiosk-2', 'Top-up kiosk');
+      const csr = async () => {
+        const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+        return (await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=x', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } })).toString('pem');
+      };
+      const first = await completeReaderEnrolment(h.db, ca2, { csrPem: await csr(), code: (await createReaderEnrolmentCode(h.db, { readerId: 'kiosk-2', createdBy: 'op' })).code });
+      const second = await completeReaderEnrolment(h.db, ca2, { csrPem: await csr(), code: (await createReaderEnrolmentCode(h.db, { readerId: 'kiosk-2', createdBy: 'op' })).code });
+      expect((await readers.require('kiosk-2')).certSerial).toBe(second.serial.toLowerCase());
+      const revocations = new SqlRevocationList(h.db);
+      expect(await revocations.isRevoked(first.serial)).toBe(true);
+      expect(await revocations.isRevoked(second.serial)).toBe(false);
+      const checks = { revocations, readerState: (id: string) => readers.state(id) };
+      await expect(verifyReaderCertificate(ca2, first.certificatePem, checks)).rejects.toMatchObject({ code: 'ERR_PKI_CERT_REVOKED' });
+      expect((await verifyReaderCertificate(ca2, second.certificatePem, checks)).readerId).toBe('kiosk-2');
     });
   });
 }

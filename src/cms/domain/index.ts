@@ -7,4 +7,5 @@ export * from './tenants.js';
 export * from './cards.js';
 export * from './readers.js';
 export * from './pki-stores.js';
+export * from './enrolment.js';
 export type { DomainTables } from './tables.js';
