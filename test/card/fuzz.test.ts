@@ -5,7 +5,10 @@
 // valid image.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { VirtualCard, decodeImage, encodeImage } from '../../src/card/index.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VirtualCard, decodeImage, encodeImage, loadImageSync, saveImageAtomicSync } from '../../src/card/index.js';
 import { Host, ZERO16, ZERO8, createApp, hdr, hex, i32 } from './host.js';
 
 const KNOWN_INS = [
@@ -184,7 +187,9 @@ describe('fuzzing the card (fast-check)', () => {
       randomApdu,
       fc.tuple(fc.integer({ min: 0, max: base.length - 1 }), fc.integer({ min: 0, max: 4 }), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([k, op, pos, val]) => mutate(base[k]!, op, pos, val)),
     );
+    const path = join(mkdtempSync(join(tmpdir(), 'card-fuzz-')), 'card.json');
     let n = 0;
+    let runs = 0;
     fc.assert(
       fc.property(fc.array(apdu, { minLength: PER_RUN, maxLength: PER_RUN }), (apdus) => {
         for (const a of apdus) {
@@ -194,6 +199,11 @@ describe('fuzzing the card (fast-check)', () => {
         // the state always serialises to an image that loads back to the same state
         const img = card.toImage();
         expect(JSON.stringify(encodeImage(decodeImage(JSON.parse(JSON.stringify(img)))))).toBe(JSON.stringify(img));
+        // and every 10th run it goes through a real atomic save and load
+        if (runs++ % 10 === 0) {
+          saveImageAtomicSync(path, img);
+          expect(loadImageSync(path)).toEqual(img);
+        }
       }),
       { numRuns: 150 },
     );
