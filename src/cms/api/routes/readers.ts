@@ -78,6 +78,22 @@ export function readerRoutes(d: ReaderRouteDeps) {
         return { readers: out };
       },
     );
+    app.get(
+      '/readers/self',
+      {
+        config: { auth: { reader: true } },
+        schema: {
+          tags: ['readers'],
+          summary: 'the calling reader (mTLS) with its roles',
+          security: [{ readerCertificate: [] }],
+          response: { 200: Type.Object({ reader: Type.Ref('Reader'), roles: Type.Array(Type.Ref('ReaderRole')) }), ...ERROR_RESPONSES },
+        },
+      },
+      async (req) => {
+        const id = req.principal?.id ?? '';
+        return { reader: await readers.require(id), roles: await readers.roles(id) };
+      },
+    );
     app.post<{ Body: { id: string; name: string } }>(
       '/readers',
       {
