@@ -9,7 +9,7 @@ import { CustodyError, AadMismatchError, AuditRefusedError, CustodyInputError, T
 import { type CustodyEngine, materialLength } from './engine.js';
 import { bindingFingerprint, Sealer } from './seal.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
-import type { CallerContext, CardKeyAlg, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
+import type { CallerContext, CardKeyAlg, CustodyErrorLike, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
 
 type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' | 'mode'>;
 
@@ -196,6 +196,12 @@ export class Custody implements KeyCustody {
       checkBinding(binding);
       checkCardKeyAlg(alg);
       this.engine.assertReady();
+      const aad = encodeBinding(binding);
+      const g = this.engine.generate ? await this.engine.generate(kek, CARD_KEY_LENGTH[alg], aad) : undefined;
+      if (g) {
+        d.keyVersion = g.version;
+        return { blob: formatBlob(this.engine.blobTag, g.version, aad, g.payload), kek, kekVersion: g.version };
+      }
       const k = await this.engine.random(CARD_KEY_LENGTH[alg]);
       try {
         return await this.wrapBytes(kek, k, binding, d);
@@ -233,6 +239,51 @@ export class Custody implements KeyCustody {
         wipe(k);
       }
     });
+  }
+
+  async rewrapMany(ctx: CallerContext, kek: string, items: { blob: string; binding: KeyBinding }[]): Promise<(WrappedKey | CustodyErrorLike)[]> {
+    this.checkCtx(ctx);
+    if (!Array.isArray(items) || items.length > 10_000) throw new CustodyInputError('items must be an array of at most 10000 { blob, binding }');
+    const fail = (e: unknown): CustodyErrorLike => ({ error: { code: (e as { code?: string }).code ?? 'ERR_CUSTODY_BACKEND', message: (e as Error).message } });
+    if (!this.engine.rewrapMany) {
+      const out: (WrappedKey | CustodyErrorLike)[] = [];
+      for (const it of items) out.push(await this.rewrap(ctx, kek, it?.blob, it?.binding).catch(fail));
+      return out;
+    }
+    // validate and open every blob first; only the valid ones go to the backend batch
+    const out: (WrappedKey | CustodyErrorLike | undefined)[] = new Array(items.length);
+    const batch: { i: number; d: Details; version: number; payload: string; aad: Uint8Array }[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const d: Details = { key: kek, binding: it?.binding };
+      try {
+        checkKeyName(kek);
+        checkBinding(it?.binding);
+        this.engine.assertReady();
+        const o = this.openBlob(it.blob, it.binding, d);
+        batch.push({ i, d, version: o.version, payload: o.payload, aad: o.aad });
+      } catch (e) {
+        out[i] = await this.failed(ctx, 'rewrap', d, e).catch(fail);
+      }
+    }
+    let results: ({ version: number; payload: string } | Error)[];
+    try {
+      results = batch.length ? await this.engine.rewrapMany(kek, batch) : [];
+    } catch (e) {
+      results = batch.map(() => e as Error);
+    }
+    for (let j = 0; j < batch.length; j++) {
+      const b = batch[j]!;
+      const r = results[j]!;
+      if (r instanceof Error) {
+        out[b.i] = await this.failed(ctx, 'rewrap', b.d, r).catch(fail);
+        continue;
+      }
+      b.d.keyVersion = r.version;
+      await this.append(this.event(ctx, 'rewrap', 'ok', b.d));
+      out[b.i] = { blob: formatBlob(this.engine.blobTag, r.version, b.aad, r.payload), kek, kekVersion: r.version };
+    }
+    return out as (WrappedKey | CustodyErrorLike)[];
   }
 
   verifyWrapped(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<{ kekVersion: number }> {

@@ -27,6 +27,10 @@ export interface CustodyEngine {
   decrypt(kek: string, version: number, payload: string, aad: Uint8Array): Promise<Uint8Array>;
   /** Optional backend-native rewrap (Vault); otherwise decrypt + encrypt inside custody. */
   rewrap?(kek: string, version: number, payload: string, aad: Uint8Array): Promise<{ version: number; payload: string }>;
+  /** Optional: generate a random key of `length` bytes wrapped in one step, so the plaintext never exists here (Vault datakey). Return undefined to fall back to random + encrypt. */
+  generate?(kek: string, length: number, aad: Uint8Array): Promise<{ version: number; payload: string } | undefined>;
+  /** Optional: backend-native batch rewrap (Vault batch_input). */
+  rewrapMany?(kek: string, items: { version: number; payload: string; aad: Uint8Array }[]): Promise<({ version: number; payload: string } | Error)[]>;
   /** AN10922 diversification of master `name` (version default: latest usable) over `input`. */
   derive(name: string, version: number | undefined, input: Uint8Array): Promise<{ version: number; key: Uint8Array }>;
   /** Random bytes from the backend's generator (the token's RNG for PKCS#11). */

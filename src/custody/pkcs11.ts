@@ -274,7 +274,7 @@ export class Pkcs11Engine implements CustodyEngine {
     ];
   }
 
-  private generate(name: string, v: number, alg: Meta['alg'], material?: Uint8Array): Handle {
+  private generateObject(name: string, v: number, alg: Meta['alg'], material?: Uint8Array): Handle {
     const { m, p } = this;
     const t = this.keyTemplate(name, v, alg);
     if (material) return p.C_CreateObject(this.s(), [...t, { type: m.CKA_VALUE, value: Buffer.from(material) }]);
@@ -308,7 +308,7 @@ export class Pkcs11Engine implements CustodyEngine {
     return this.call('create', () => {
       if (this.loadMeta(name)) throw new KeyExistsError(name);
       const alg = spec.purpose === 'wrap' ? 'aes256' : spec.alg;
-      const h = this.generate(name, 1, alg, material);
+      const h = this.generateObject(name, 1, alg, material);
       this.handles.set(`${name}#1`, h);
       const meta: Meta = { seq: 0, purpose: spec.purpose, alg, minDecryptionVersion: 1, minEncryptionVersion: 0, versions: [{ version: 1, state: 'active', createdAt: new Date().toISOString() }] };
       this.saveMeta(name, undefined, meta);
@@ -320,7 +320,7 @@ export class Pkcs11Engine implements CustodyEngine {
     return this.call('rotate', () => {
       const { handle, meta } = this.meta(name, true);
       const v = Math.max(...meta.versions.map((x) => x.version)) + 1;
-      this.handles.set(`${name}#${v}`, this.generate(name, v, meta.alg));
+      this.handles.set(`${name}#${v}`, this.generateObject(name, v, meta.alg));
       meta.versions.push({ version: v, state: 'active', createdAt: new Date().toISOString() });
       this.saveMeta(name, handle, meta);
       return info(name, meta);

@@ -99,6 +99,11 @@ export interface SealOptions {
   mode?: 'session' | 'ecdh-es';
 }
 
+/** A per-item failure in a batch: the typed error's code and message. */
+export interface CustodyErrorLike {
+  error: { code: string; message: string };
+}
+
 export interface KeyCustody {
   /** 'embedded' | 'pkcs11' | 'vault-transit'. */
   readonly backend: string;
@@ -123,6 +128,11 @@ export interface KeyCustody {
   generateKey(ctx: CallerContext, kek: string, alg: CardKeyAlg, binding: KeyBinding): Promise<WrappedKey>;
   /** Re-wrap a blob under the latest version of its KEK; the plaintext never leaves custody. */
   rewrap(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<WrappedKey>;
+  /**
+   * Re-wrap many blobs (e.g. after a KEK rotation or a suspected compromise); one result per item,
+   * in order: the new WrappedKey or the typed error for that item. Audited as one 'rewrap' event per item.
+   */
+  rewrapMany(ctx: CallerContext, kek: string, items: { blob: string; binding: KeyBinding }[]): Promise<(WrappedKey | CustodyErrorLike)[]>;
   /** Check that a blob unwraps under `binding` without releasing anything. */
   verifyWrapped(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<{ kekVersion: number }>;
 

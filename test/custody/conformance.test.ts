@@ -9,7 +9,7 @@ import type { CallerContext, KeyBinding, KeyCustody } from '../../src/custody/ty
 import { requireComponent } from '../helpers/system.js';
 import { type BackendFactory, type BackendUnderTest, embeddedFactory } from './backends.js';
 import { pkcs11Factory } from './pkcs11-factory.js';
-import { vaultFactory } from './vault-factory.js';
+import { fakeTransitFactory, vaultFactory } from './vault-factory.js';
 
 const ctx: CallerContext = { actor: 'test-operator', purpose: 'conformance', correlationId: 'c-1' };
 const bind: KeyBinding = { tenant: 'campus', aid: 'F00001', uid: '04A1B2C3D4E5F6', keyNo: 1, version: 1 };
@@ -40,11 +40,12 @@ async function unseal(c: KeyCustody, source: Parameters<KeyCustody['seal']>[1]):
   return new ReaderUnsealer('reader-7', reader.privateKey).unseal(s, source.binding);
 }
 
-const factories: BackendFactory[] = [embeddedFactory, pkcs11Factory, vaultFactory];
+const factories: BackendFactory[] = [embeddedFactory, pkcs11Factory, vaultFactory, fakeTransitFactory];
 
 for (const f of factories) {
   const avail = await f.available();
   const run = f.component ? requireComponent(f.component, avail) : avail.ok;
+  if (!run && !f.component) process.stderr.write(`[skip] ${f.name}: ${avail.reason}\n`);
   describe.skipIf(!run)(`custody conformance: ${f.name}`, () => {
     async function withBackend(fn: (b: BackendUnderTest) => Promise<void>): Promise<void> {
       const b = await f.make();
