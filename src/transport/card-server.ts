@@ -2,6 +2,7 @@
 // vpcd through the bridge, its image saved atomically after every command that changed its state
 // (before that command's response goes out, so an answered command is a persisted one, as on a
 // real card whose EEPROM write completes before it answers).
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { saveImageAtomic, loadImage } from '../card/image-file.js';
 import { type Bitrate, latencyModel } from '../card/latency.js';
 import type { Profile } from '../card/model.js';
@@ -51,6 +52,37 @@ export async function openOrCreateImage(path: string, uid?: Uint8Array, profile?
   return { card, created: true };
 }
 
+/**
+ * One server per image: `IMAGE.lock` holds the owner's pid. A lock whose process is gone (a
+ * crash, SIGKILL) is taken over; a live one is ERR_CARD_IMAGE_LOCKED. Returns the release function.
+ */
+export function lockImage(path: string): () => void {
+  const lock = `${path}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+      let alive = false;
+      if (Number.isInteger(pid) && pid > 0) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (err) {
+          alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (alive) throw new TransportError('ERR_CARD_IMAGE_LOCKED', `${path} is served by process ${pid} (lock ${lock})`);
+      rmSync(lock, { force: true }); // stale: its owner is gone
+    }
+  }
+  throw new TransportError('ERR_CARD_IMAGE_LOCKED', `could not lock ${path}`);
+}
+
 export class CardServer {
   private dirty = false;
   private constructor(
@@ -59,10 +91,19 @@ export class CardServer {
     readonly bridge: VpcdBridge,
     readonly imagePath: string,
     readonly created: boolean,
+    private readonly unlock: () => void,
   ) {}
 
   static async start(opts: CardServerOptions): Promise<CardServer> {
-    const { card, created } = await openOrCreateImage(opts.image, opts.uid, opts.profile, opts.latency);
+    const unlock = lockImage(opts.image);
+    let card: VirtualCard;
+    let created: boolean;
+    try {
+      ({ card, created } = await openOrCreateImage(opts.image, opts.uid, opts.profile, opts.latency));
+    } catch (e) {
+      unlock();
+      throw e;
+    }
     if (created) opts.onEvent?.({ type: 'created', path: opts.image });
     const frontEnd = new PcscFrontEnd(card);
     const ref: { server?: CardServer } = {};
@@ -76,7 +117,7 @@ export class CardServer {
       latency: opts.latency !== undefined,
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     });
-    const server = new CardServer(card, frontEnd, bridge, opts.image, created);
+    const server = new CardServer(card, frontEnd, bridge, opts.image, created, unlock);
     ref.server = server;
     server.onEvent = opts.onEvent;
     card.onChange = () => {
@@ -103,6 +144,10 @@ export class CardServer {
   /** Detach from vpcd and save any unsaved change. */
   async stop(): Promise<void> {
     await this.bridge.stop();
-    await this.saveIfDirty();
+    try {
+      await this.saveIfDirty();
+    } finally {
+      this.unlock();
+    }
   }
 }

@@ -24,7 +24,9 @@ export type TransportErrorCode =
   /** The bridge could not reach vpcd. */
   | 'ERR_VPCD_CONNECT'
   /** An existing card image contradicts the UID or profile asked for. */
-  | 'ERR_CARD_IMAGE_MISMATCH';
+  | 'ERR_CARD_IMAGE_MISMATCH'
+  /** Another live `card serve` process holds this image. */
+  | 'ERR_CARD_IMAGE_LOCKED';
 
 export class TransportError extends DesfireError {
   declare readonly code: TransportErrorCode;

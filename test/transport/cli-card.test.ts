@@ -9,6 +9,7 @@ import { VirtualCard } from '../../src/card/virtual-card.js';
 import { serve } from '../../src/cli/commands/card.js';
 import type { CliIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
+import { CardServer, lockImage } from '../../src/transport/card-server.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { bytes, hex } from './fake-card.js';
 import { FakeVpcd } from './fake-vpcd.js';
@@ -135,5 +136,27 @@ describe('card serve (against a fake vpcd)', () => {
     const e = capture(dir);
     expect(await main(['card', 'serve', '--image', 'c.json', '--uid', '04000000000004', '--vpcd', '127.0.0.1:1'], e)).toBe(1);
     expect(e.errs.join('\n')).toMatch(/ERR_CARD_IMAGE_MISMATCH/);
+  });
+});
+
+describe('image lock', () => {
+  it('one card serve per image: a live holder refuses a second, a stale lock is taken over, stop releases', async () => {
+    const image = join(dir, 'locked.json');
+    const vpcd = new FakeVpcd();
+    await vpcd.listen();
+    const s1 = await CardServer.start({ image, port: vpcd.port });
+    try {
+      await expect(CardServer.start({ image, port: vpcd.port })).rejects.toMatchObject({ code: 'ERR_CARD_IMAGE_LOCKED' });
+    } finally {
+      await s1.stop();
+      await vpcd.close();
+    }
+    // Released on stop: the lock can be taken again.
+    const release = lockImage(image);
+    release();
+    // A lock left by a process that no longer exists is stale.
+    writeFileSync(`${image}.lock`, '2147483646\n');
+    const again = lockImage(image);
+    again();
   });
 });
