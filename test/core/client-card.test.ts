@@ -183,6 +183,13 @@ describe('client against the virtual card', () => {
       // a cyclic file of 3 records keeps the 2 newest (one is the spare for the next write)
       expect(splitRecords(await client.readRecords(6, 0, 0), 4).map((r) => toHex(r))).toEqual([2, 3].map((r) => toHex(bytes(4, r * 16))));
       expect(client.session?.kind).toBe(g.method === 'd40' ? 'd40' : 'ev1');
+      // ChangeKey of another key (XOR with the old key + CRC of the new one), then use it
+      const newKey = bytes(g.key.length, 0x71);
+      await client.changeKey(1, newKey, { keyType: g.keyType, oldKey: g.key, ...(g.keyType === 'aes' ? { keyVersion: 7 } : {}) });
+      expect(client.session).toBeDefined();
+      await client.authenticate(1, newKey, { method: g.method, keyType: g.keyType });
+      await expect(client.readData(2, 0, 1)).rejects.toMatchObject({ code: 'ERR_CARD_PERMISSION_DENIED' });
+      expect(client.session).toBeUndefined();
     });
   }
 
@@ -233,6 +240,17 @@ describe('client against the virtual card', () => {
     expect(client.session).toBeUndefined();
     await expect(client.selectApplication(0x999999)).rejects.toMatchObject({ code: 'ERR_CARD_APPLICATION_NOT_FOUND' });
     await expect(client.getCardUid()).rejects.toThrow(SessionError);
+  });
+
+  it('SetConfiguration: random UID and default key, enciphered under the PICC master key', async () => {
+    await personalise(client);
+    await client.selectApplication(0);
+    await client.authenticate(0, CMK, { method: 'ev2' });
+    await client.setConfiguration({ option: 'default-key', key: bytes(24, 0x20), keyVersion: 5 });
+    await client.setConfiguration({ option: 'picc', disableFormat: false, randomUid: true });
+    expect(toHex(await client.getCardUid())).toBe(toHex(UID));
+    await client.authenticate(0, CMK, { method: 'aes' });
+    expect(toHex(await client.getCardUID())).toBe(toHex(UID));
   });
 
   it('deletes the application and formats the card', async () => {
