@@ -33,6 +33,8 @@ describe('BlockCipher CBC', () => {
               expect(Buffer.from(enc).toString('hex')).toBe(reference(type, key, op.iv, data));
               expect(Buffer.from(c.cbcDecrypt(op.iv, enc)).toString('hex')).toBe(Buffer.from(data).toString('hex'));
               expect(Buffer.from(c.legacySendEncryptInverse(c.legacySendDecrypt(data))).toString('hex')).toBe(Buffer.from(data).toString('hex'));
+              const ivIn = op.iv.map((b) => b ^ 0x5a);
+              expect(Buffer.from(c.cbcEncryptWithEncipheredIv(ivIn, data)).toString('hex')).toBe(reference(type, key, c.ecbEncrypt(ivIn), data));
               c.ecbEncrypt(new Uint8Array(bs)); // other operations in between must not disturb the chaining
             }
             c.destroy();

@@ -1,5 +1,4 @@
 // Byte helpers shared by the whole core. Pure: Uint8Array in, Uint8Array out.
-import { timingSafeEqual } from 'node:crypto';
 
 export type Bytes = Uint8Array;
 
@@ -48,11 +47,16 @@ export function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Constant-time equality. Different lengths compare unequal (length is not secret). */
+/**
+ * Constant-time equality: every byte is compared (no early exit). Different lengths compare unequal
+ * (length is not secret). A JS loop rather than crypto.timingSafeEqual: the inputs are MACs and
+ * nonces of 4..32 bytes, where the native call costs more than the comparison.
+ */
 export function equalCT(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
-  if (a.length === 0) return true;
-  return timingSafeEqual(a, b);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
 }
 
 /** Overwrite secret material with zeros. Accepts any number of buffers; undefined is ignored. */

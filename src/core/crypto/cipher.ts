@@ -61,7 +61,18 @@ function expandKey(type: KeyType, key: Uint8Array): Uint8Array {
 }
 
 const ALGO: Record<KeyType, string> = { des: 'des-ede3-ecb', '2k3des': 'des-ede3-ecb', '3k3des': 'des-ede3-ecb', aes: 'aes-128-ecb' };
+/** Zero IVs; never written to (cbcChained only reads its IV). */
+const ZERO16 = new Uint8Array(16);
+const ZERO8 = new Uint8Array(8);
 const CBC_ALGO: Record<KeyType, string> = { des: 'des-ede3-cbc', '2k3des': 'des-ede3-cbc', '3k3des': 'des-ede3-cbc', aes: 'aes-128-cbc' };
+
+/**
+ * A plain Uint8Array over the bytes of a Buffer returned by Cipher.update (which allocates its own
+ * memory, never a pooled slab): no copy, and `.slice()` keeps Uint8Array (copying) semantics.
+ */
+function view(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
 
 /** A keyed block cipher. Call `destroy()` when done: it wipes the copy of the key it holds. */
 export class BlockCipher {
@@ -103,12 +114,12 @@ export class BlockCipher {
 
   ecbEncrypt(data: Uint8Array): Uint8Array {
     this.checkBlocks(data, 'ecbEncrypt');
-    return new Uint8Array(this.encipher().update(data));
+    return view(this.encipher().update(data));
   }
 
   ecbDecrypt(data: Uint8Array): Uint8Array {
     this.checkBlocks(data, 'ecbDecrypt');
-    return new Uint8Array(this.decipher().update(data));
+    return view(this.decipher().update(data));
   }
 
   /**
@@ -121,17 +132,43 @@ export class BlockCipher {
     const bs = this.blockSize;
     if (iv.length !== bs) throw new CryptoInputError(`IV must be ${bs} bytes`);
     if (data.length === 0) return new Uint8Array(0);
+    return this.cbcChained(iv, data);
+  }
+
+  /**
+   * CBC encryption of `data` with IV = E(K, ivInput), both in one OpenSSL call (EV2 secure
+   * messaging derives its IV this way): the input is ivInput || data, the first output block is
+   * the IV and the rest is the ciphertext.
+   */
+  cbcEncryptWithEncipheredIv(ivInput: Uint8Array, data: Uint8Array): Uint8Array {
+    this.checkBlocks(data, 'cbcEncryptWithEncipheredIv');
+    const bs = this.blockSize;
+    if (ivInput.length !== bs) throw new CryptoInputError(`IV input must be ${bs} bytes`);
+    const m = new Uint8Array(bs + data.length);
+    m.set(ivInput);
+    m.set(data, bs);
+    const out = this.cbcChained(bs === 16 ? ZERO16 : ZERO8, m, true);
+    wipe(m);
+    return out.subarray(bs);
+  }
+
+  /**
+   * CBC of `data` with `iv` on the persistent CBC object. `data` is copied unless `inPlace` (then
+   * its first block is overwritten: for callers that own a scratch buffer, like CMAC).
+   */
+  cbcChained(iv: Uint8Array, data: Uint8Array, inPlace = false): Uint8Array {
+    const bs = this.blockSize;
     if (!this.cbc) {
       this.cbcPrev = new Uint8Array(bs);
       this.cbc = createCipheriv(CBC_ALGO[this.type], this.key, this.cbcPrev);
       this.cbc.setAutoPadding(false);
     }
     const prev = this.cbcPrev!;
-    const m = Uint8Array.from(data);
+    const m = inPlace ? data : data.slice();
     for (let i = 0; i < bs; i++) m[i]! ^= iv[i]! ^ prev[i]!;
-    const out = new Uint8Array(this.cbc.update(m));
-    wipe(m);
-    if (out.length !== data.length) throw new CryptoInputError('cbcEncrypt: cipher returned a short block count');
+    const out = view(this.cbc.update(m));
+    if (!inPlace) wipe(m);
+    if (out.length !== data.length) throw new CryptoInputError('CBC: cipher returned a short block count');
     prev.set(out.subarray(out.length - bs));
     return out;
   }
@@ -141,7 +178,7 @@ export class BlockCipher {
     this.checkBlocks(data, 'cbcDecrypt');
     const bs = this.blockSize;
     if (iv.length !== bs) throw new CryptoInputError(`IV must be ${bs} bytes`);
-    const out = new Uint8Array(this.decipher().update(data));
+    const out = view(this.decipher().update(data));
     for (let i = 0; i < bs; i++) out[i]! ^= iv[i]!;
     for (let o = bs; o < data.length; o++) out[o]! ^= data[o - bs]!;
     return out;

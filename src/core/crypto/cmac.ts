@@ -43,15 +43,26 @@ export class Cmac {
    * The last block is padded 80 00.. and XORed with K2 when incomplete (or empty), with K1 when full.
    */
   mac(msg: Uint8Array, iv?: Uint8Array): Uint8Array {
+    return this.macParts([msg], iv);
+  }
+
+  /** CMAC of the concatenation of `parts` (no intermediate copy). */
+  macParts(parts: readonly Uint8Array[], iv?: Uint8Array): Uint8Array {
     const bs = this.cipher.blockSize;
-    const full = msg.length > 0 && msg.length % bs === 0;
-    const n = full ? msg.length : msg.length + (bs - (msg.length % bs));
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const full = len > 0 && len % bs === 0;
+    const n = full ? len : len + (bs - (len % bs));
     const m = new Uint8Array(n);
-    m.set(msg);
-    if (!full) m[msg.length] = 0x80;
+    let o = 0;
+    for (const p of parts) {
+      m.set(p, o);
+      o += p.length;
+    }
+    if (!full) m[len] = 0x80;
     const sub = full ? this.k1 : this.k2;
     for (let i = 0; i < bs; i++) m[n - bs + i]! ^= sub[i]!;
-    const c = this.cipher.cbcEncrypt(iv ?? new Uint8Array(bs), m);
+    const c = this.cipher.cbcChained(iv ?? new Uint8Array(bs), m, true);
     const out = c.slice(n - bs);
     wipe(m, c);
     return out;

@@ -52,24 +52,28 @@ export class Ev2Engine {
   }
 
   iv(prefix: 0xa55a | 0x5aa5, ctr: number): Uint8Array {
+    return this.enc.ecbEncrypt(this.ivInput(prefix, ctr));
+  }
+
+  /** The block whose encryption is the IV: prefix || TI || CmdCtr (LE16) || 0*8. */
+  ivInput(prefix: 0xa55a | 0x5aa5, ctr: number): Uint8Array {
     const b = new Uint8Array(16);
     b[0] = prefix >>> 8;
     b[1] = prefix & 0xff;
     b.set(this.ti, 2);
     b[6] = ctr & 0xff;
     b[7] = (ctr >>> 8) & 0xff;
-    return this.enc.ecbEncrypt(b);
+    return b;
   }
 
   macT(first: number, ctr: number, ...parts: Uint8Array[]): Uint8Array {
-    const m = concat(Uint8Array.of(first, ctr & 0xff, (ctr >>> 8) & 0xff), this.ti, ...parts);
-    return truncateOdd(this.cmac.mac(m));
+    return truncateOdd(this.cmac.macParts([Uint8Array.of(first, ctr & 0xff, (ctr >>> 8) & 0xff), this.ti, ...parts]));
   }
 
   encipher(prefix: 0xa55a | 0x5aa5, ctr: number, data: Uint8Array): Uint8Array {
     if (data.length === 0) return new Uint8Array(0);
     const p = padM2(data, 16);
-    const out = this.enc.cbcEncrypt(this.iv(prefix, ctr), p);
+    const out = this.enc.cbcEncryptWithEncipheredIv(this.ivInput(prefix, ctr), p);
     wipe(p);
     return out;
   }
