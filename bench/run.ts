@@ -8,6 +8,7 @@ import type { BenchModule, Figure } from './types.js';
 const MODULES: Record<string, () => Promise<BenchModule>> = {
   transport: () => import('./transport.js'),
   card: () => import('./card.js'),
+  core: () => import('./core.js'),
 };
 
 function fmt(v: number): string {
