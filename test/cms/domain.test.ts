@@ -87,6 +87,17 @@ for (const make of [sqliteBackend, postgresBackend]) {
       expect(await tenants.registerLayout(CAMPUS)).toEqual({ tenants: [], applications: [] });
     });
 
+    it('two processes registering the same new layout at once: one writes, the other sees it', async () => {
+      const text = readFileSync(FIX + 'clean.yaml', 'utf8').replace(/5A000/g, '6B000').replace('id: shop', 'id: shop2').replace('id: gym', 'id: gym2');
+      const layout = parseLayout(text);
+      // PostgreSQL: a second pool, as a second CMS process would have. SQLite is one process with
+      // one connection (better-sqlite3 is synchronous: two handles in one thread would block each other).
+      const other = kind === 'postgres' ? await backend.open() : h;
+      const [a, b] = await Promise.all([new TenantRepository(h.db).registerLayout(layout), new TenantRepository(other.db).registerLayout(layout)]);
+      expect([a.applications.length, b.applications.length].sort()).toEqual([0, 2]);
+      expect((await tenants.applications('shop2')).map((x) => x.aid)).toEqual(['6B0001']);
+    });
+
     it('a layout with isolation findings is refused with the rule ids, nothing written', async () => {
       const bad = parseLayout(readFileSync(FIX + 'ISO002-shared-master.yaml', 'utf8'));
       const p = tenants.registerLayout(bad);

@@ -1,6 +1,8 @@
 // Tenants and their applications (AIDs), registered from a linted layout in one transaction.
 import { applicationsOf, lintLayout, type Layout, type LayoutApplication } from '../layout/index.js';
 import { DomainError } from './errors.js';
+import { lockWriters } from '../storage/tx.js';
+import { dialectOf } from '../storage/dialect.js';
 import { TENANT_ID_RE, atomic, checkAid, inserted, type Db } from './db.js';
 
 export interface Tenant {
@@ -98,6 +100,9 @@ export class TenantRepository {
       });
     }
     return atomic(this.db, async (tx) => {
+      // Serialise layout registrations across processes (PostgreSQL advisory lock / SQLite
+      // RESERVED lock), so two registering the same layout see each other's rows, not a PK error.
+      await lockWriters(tx as Parameters<typeof lockWriters>[0], dialectOf(tx), 'domain-layout');
       const newTenants: string[] = [];
       const newApps: string[] = [];
       for (const t of layout.tenants) {
