@@ -143,6 +143,12 @@ describe('client session rules', () => {
     await expect(c.getKeyVersion(14)).rejects.toThrow(ValueRangeError);
     await expect(c.selectApplication(-1)).rejects.toThrow(ValueRangeError);
     await expect(c.authenticate(14, new Uint8Array(16), { method: 'ev2' })).rejects.toThrow(ValueRangeError);
+    await expect(c.authenticate(0, new Uint8Array(8), { method: 'ev2' })).rejects.toThrow(ValueRangeError);
+    await expect(c.authenticate(0, new Uint8Array(8), { method: 'aes', keyType: 'des' })).rejects.toMatchObject({ field: 'keyType' });
+    await expect(c.authenticate(0, new Uint8Array(16), { method: 'd40', keyType: '3k3des' })).rejects.toThrow(ValueRangeError);
+    await expect(c.changeKey(1, new Uint8Array(15), { keyType: 'aes' })).rejects.toMatchObject({ field: 'newKey' });
+    await expect(c.changeKey(1, new Uint8Array(16), { keyType: 'aes', oldKey: new Uint8Array(8) })).rejects.toMatchObject({ field: 'oldKey' });
+    await expect(c.changeKey(1, new Uint8Array(16), { keyType: 'aes', keyVersion: 256 })).rejects.toThrow(ValueRangeError);
     expect(t.frames).toEqual([]);
     expect(s.destroyed).toBe(false);
     expect(c.session).toBe(s);

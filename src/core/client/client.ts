@@ -9,9 +9,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { authenticateHost } from '../auth/host.js';
-import type { AuthMethod, ExchangeResult } from '../auth/types.js';
+import { AUTH_KEY_TYPES, type AuthMethod, type ExchangeResult } from '../auth/types.js';
 import { concat, wipe } from '../crypto/bytes.js';
-import type { KeyType } from '../crypto/cipher.js';
+import { KEY_TYPES, keyLength, type KeyType } from '../crypto/cipher.js';
 import { FrameError, SessionError } from '../errors.js';
 import { changeKeyPayload, finishChangeKey } from '../sm/changekey.js';
 import type { CommMode, HostSession } from '../sm/types.js';
@@ -39,6 +39,12 @@ const EMPTY = new Uint8Array(0);
 
 function defaultRandom(n: number): Uint8Array {
   return new Uint8Array(randomBytes(n));
+}
+
+/** A key of the right length for its type (ValueRangeError naming the argument, never the bytes). */
+function checkKey(field: string, key: Uint8Array, type: KeyType): void {
+  if (!KEY_TYPES.includes(type)) throw new ValueRangeError(`${field}Type`, 'must be des, 2k3des, 3k3des or aes');
+  if (!(key instanceof Uint8Array) || key.length !== keyLength(type)) throw new ValueRangeError(field, `a ${type} key is ${keyLength(type)} bytes`);
 }
 
 const DEFAULT_KEY_TYPE: Record<AuthenticateOptions['method'], KeyType> = { ev2: 'aes', aes: 'aes', iso: '2k3des', d40: 'des' };
@@ -171,16 +177,18 @@ export class DesfireClient {
    */
   async authenticate(keyNo: number, key: Uint8Array, opts: AuthenticateOptions): Promise<HostSession> {
     checkInt('keyNo', keyNo, 0, 13);
+    let method: AuthMethod;
+    switch (opts.method) {
+      case 'ev2': method = opts.nonFirst ? 'ev2nonfirst' : 'ev2first'; break;
+      case 'aes': method = 'aes'; break;
+      case 'iso': method = 'iso'; break;
+      case 'd40': method = 'd40'; break;
+      default: throw new ValueRangeError('method', 'must be ev2, aes, iso or d40');
+    }
+    const keyType = opts.keyType ?? DEFAULT_KEY_TYPE[opts.method];
+    if (!AUTH_KEY_TYPES[method].includes(keyType)) throw new ValueRangeError('keyType', `${opts.method} authentication does not take ${String(keyType)} keys`);
+    checkKey('key', key, keyType);
     return this.serial(async () => {
-      const keyType = opts.keyType ?? DEFAULT_KEY_TYPE[opts.method];
-      let method: AuthMethod;
-      switch (opts.method) {
-        case 'ev2': method = opts.nonFirst ? 'ev2nonfirst' : 'ev2first'; break;
-        case 'aes': method = 'aes'; break;
-        case 'iso': method = 'iso'; break;
-        case 'd40': method = 'd40'; break;
-        default: throw new ValueRangeError('method', 'must be ev2, aes, iso or d40');
-      }
       const previous = this.current;
       if (method === 'ev2nonfirst' && previous?.kind !== 'ev2') {
         throw new SessionError('AuthenticateEV2NonFirst needs a current EV2 session');
@@ -298,6 +306,9 @@ export class DesfireClient {
    */
   async changeKey(keyNo: number, newKey: Uint8Array, opts: ChangeKeyOptions): Promise<void> {
     checkInt('keyNo', keyNo, 0, 13);
+    checkKey('newKey', newKey, opts.keyType);
+    if (opts.oldKey) checkKey('oldKey', opts.oldKey, opts.oldKeyType ?? opts.keyType);
+    if (opts.keyVersion !== undefined) checkInt('keyVersion', opts.keyVersion, 0, 0xff);
     return this.serial(async () => {
       const s = this.current;
       if (!s) throw new SessionError('ChangeKey needs an authenticated session');
