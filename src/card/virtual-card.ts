@@ -12,6 +12,7 @@ import { CARD_RESPONSE_FRAME_DATA } from '../core/protocol/chaining.js';
 import { type Reply, type Req, CardContext } from './context.js';
 import { dispatch, expectedCommandLength } from './dispatch.js';
 import { type CardImage, decodeImage, encodeImage } from './image.js';
+import { isoCommand } from './iso.js';
 import type { LatencyModel } from './latency.js';
 import { type CardState, type Profile, factoryState } from './model.js';
 import { CardFault, ST } from './status.js';
@@ -141,6 +142,13 @@ export class VirtualCard {
   }
 
   private processInner(apdu: Uint8Array): Uint8Array {
+    if (apdu.length >= 1 && apdu[0] === 0x00) {
+      // ISO 7816-4 SELECT; it ends any chained exchange like every other command.
+      this.outFrames = [];
+      this.incoming = undefined;
+      this.next = undefined;
+      return isoCommand(this.ctx, apdu);
+    }
     if (apdu.length >= 1 && apdu[0] !== 0x90) return SW_CLA_NOT_SUPPORTED.slice();
     if (apdu.length >= 4 && (apdu[2] !== 0 || apdu[3] !== 0)) return SW_WRONG_P1P2.slice();
     let ins: number;

@@ -2,7 +2,7 @@
 // that any error ends the authentication.
 import { describe, expect, it } from 'vitest';
 import { latencyModel, VirtualCard } from '../../src/card/index.js';
-import { Host, ZERO16, createApp, hdr, hex } from './host.js';
+import { Host, ZERO16, ZERO8, createApp, hdr, hex } from './host.js';
 
 const sw = (r: Uint8Array) => Buffer.from(r.slice(r.length - 2)).toString('hex');
 
@@ -10,7 +10,8 @@ describe('ISO 7816-4 wrapping', () => {
   it('answers ISO status words to malformed APDUs and never changes state', () => {
     const card = VirtualCard.create({ strict: true });
     const before = JSON.stringify(card.toImage());
-    expect(sw(card.process(hex('0060000000')))).toBe('6e00');
+    expect(sw(card.process(hex('8060000000')))).toBe('6e00');
+    expect(sw(card.process(hex('0060000000')))).toBe('6d00');
     expect(sw(card.process(hex('9060010000')))).toBe('6a86');
     expect(sw(card.process(hex('90600000')))).toBe('6700');
     expect(sw(card.process(hex('906000000500')))).toBe('6700');
@@ -30,6 +31,30 @@ describe('ISO 7816-4 wrapping', () => {
     const card = VirtualCard.create({ strict: true });
     expect(sw(card.process(hex('9001000000')))).toBe('911c');
     expect(sw(card.process(hex('90af000000')))).toBe('91ca');
+  });
+});
+
+describe('ISO 7816-4 SELECT', () => {
+  it('selects the PICC by its DF name and applications by DF name or FID, ending authentication', async () => {
+    const h = Host.fresh();
+    await createApp(h, 0x000042, 0x0f, 0xa1, Uint8Array.of(0x05, 0xe1, 0xa0, 0x00, 0x00, 0x00, 0x42));
+    await h.select(0x42);
+    await h.cmd(0xcd, Uint8Array.of(1, 0x06, 0xe1, 0, 0xee, 0xee, 4, 0, 0));
+    expect(sw(h.card.process(hex('00a4040007d276000085010000')))).toBe('9000');
+    expect([...(await h.cmd(0x6a))]).toEqual([0x42, 0, 0]);
+    expect(sw(h.card.process(hex('00a4040005a000000042')))).toBe('9000');
+    expect([...(await h.cmd(0x6f))]).toEqual([1]);
+    expect(sw(h.card.process(hex('00a40000023f00')))).toBe('9000');
+    expect(sw(h.card.process(hex('00a4000002e105')))).toBe('9000');
+    expect([...(await h.cmd(0x6f))]).toEqual([1]);
+    expect(sw(h.card.process(hex('00a4040c07d2760000850100')))).toBe('9000');
+    await h.auth('d40', 0, ZERO8, 'des');
+    expect(sw(h.card.process(hex('00a4040005a000000099')))).toBe('6a82');
+    // authentication is gone
+    await h.fails(0xae, h.cmd(0x54, new Uint8Array(0), Uint8Array.of(0x0f)).finally(() => (h.session = undefined)));
+    expect(sw(h.card.process(hex('00a4020002e105')))).toBe('6a86');
+    expect(sw(h.card.process(hex('00a40400')))).toBe('6700');
+    expect(sw(h.card.process(hex('00b0000000')))).toBe('6d00');
   });
 });
 
