@@ -13,8 +13,6 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   layout: () => import('./commands/layout.js'),
   vault: () => import('./commands/vault.js'),
   keys: () => import('./commands/keys.js'),
-  vault: () => import('./commands/vault.js'),
-  keys: () => import('./commands/keys.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {
