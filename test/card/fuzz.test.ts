@@ -126,7 +126,7 @@ function mutate(base: Uint8Array, op: number, pos: number, val: number): Uint8Ar
 function checkResponse(r: Uint8Array): void {
   expect(r.length).toBeGreaterThanOrEqual(2);
   const sw1 = r[r.length - 2];
-  expect([0x91, 0x67, 0x6e, 0x6a]).toContain(sw1);
+  expect([0x91, 0x90, 0x67, 0x6a, 0x6d, 0x6e]).toContain(sw1);
   if (sw1 !== 0x91) expect(r.length).toBe(2);
 }
 
