@@ -206,6 +206,9 @@ describe('client robustness against arbitrary card answers', () => {
     (c) => c.getVersion(), (c) => c.getFileSettings(1), (c) => c.readData(1, 0, 0, { comm: 'full' }),
     (c) => c.getValue(2, { comm: 'mac' }), (c) => c.getApplicationIds(), (c) => c.getKeySettings(), (c) => c.getCardUid(),
     (c) => c.readSig(), (c) => c.writeData(1, 0, new Uint8Array(70), { comm: 'full' }),
+    (c) => c.authenticate(0, new Uint8Array(16), { method: 'ev2' }), (c) => c.authenticate(0, new Uint8Array(16), { method: 'aes' }),
+    (c) => c.authenticate(0, new Uint8Array(8), { method: 'd40' }), (c) => c.authenticate(0, new Uint8Array(24), { method: 'iso', keyType: '3k3des' }),
+    (c) => c.changeKey(1, new Uint8Array(16), { keyType: 'aes', oldKey: new Uint8Array(16) }),
   ];
   it('every answer gives a value or a typed error (plain and EV2 sessions), never a crash', async () => {
     await fc.assert(fc.asyncProperty(answers, fc.integer({ min: 0, max: ops.length - 1 }), fc.boolean(), async (rs, op, withSession) => {
@@ -219,6 +222,23 @@ describe('client robustness against arbitrary card answers', () => {
         if (withSession) expect(c.session).toBeUndefined();
       }
     }), { numRuns: 400 });
+  });
+
+  it('authentication answers of the right shape but wrong content: a typed error, no session', async () => {
+    const methods = [
+      { method: 'ev2' as const, key: 16, n: 16, last: [32, 16] }, { method: 'aes' as const, key: 16, n: 16, last: [16, 15] },
+      { method: 'd40' as const, key: 8, n: 8, last: [8, 9] }, { method: 'iso' as const, key: 24, n: 16, last: [16, 8] },
+    ];
+    await fc.assert(fc.asyncProperty(fc.constantFrom(...methods), fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.boolean(), async (m, rnd, short) => {
+      const first = Uint8Array.from([...rnd.slice(0, m.n), 0x91, 0xaf]);
+      const len = short ? m.last[1]! : m.last[0]!;
+      const second = Uint8Array.from([...rnd.slice(0, len).reverse(), 0x91, 0x00]);
+      const c = new DesfireClient(replay([first, second]));
+      const keyType = m.method === 'iso' ? '3k3des' as const : undefined;
+      const e = await c.authenticate(0, new Uint8Array(m.key), { method: m.method, ...(keyType ? { keyType } : {}) }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(DesfireError);
+      expect(c.session).toBeUndefined();
+    }), { numRuns: 200 });
   });
 
   it('a response frame that is not 91 xx is a FrameError', async () => {
