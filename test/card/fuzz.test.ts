@@ -36,7 +36,15 @@ const wrapped = fc
     return Uint8Array.from([0x90, ins, 0, 0, data.length, ...data, ...(le ? [0] : [])]);
   });
 
-const randomApdu = fc.oneof({ weight: 1, arbitrary: fc.uint8Array({ maxLength: 70 }) }, { weight: 6, arbitrary: wrapped });
+const isoSelect = fc
+  .record({ ins: fc.constantFrom(0xa4, 0xb0), p1: fc.constantFrom(0x00, 0x04, 0x02), p2: fc.constantFrom(0x00, 0x0c, 0x01), data: fc.uint8Array({ maxLength: 16 }) })
+  .map(({ ins, p1, p2, data }) => Uint8Array.from([0x00, ins, p1, p2, data.length, ...data]));
+
+const randomApdu = fc.oneof(
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 70 }) },
+  { weight: 6, arbitrary: wrapped },
+  { weight: 1, arbitrary: isoSelect },
+);
 
 /** A card on which nothing can change without a key: no free rights anywhere. */
 async function lockedCard(): Promise<VirtualCard> {
