@@ -1,8 +1,8 @@
-// The client replayed against published traces (/work/shared/vectors, copied to test/vectors by
-// engineer A when present): a scripted transport checks every C-APDU byte for byte and answers
+// The client replayed against published traces (test/vectors, copied from the shared vector set
+// with their sources): a scripted transport checks every C-APDU byte for byte and answers
 // with the card's recorded response.
 import { describe, expect, it } from 'vitest';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fromHex, toHex } from '../../src/core/crypto/bytes.js';
 import { FrameError, IntegrityError } from '../../src/core/errors.js';
 import { Ev1HostSession } from '../../src/core/sm/ev1.js';
@@ -14,9 +14,7 @@ import { CardStatusError, responseApdus } from '../../src/core/protocol/index.js
 type Json = Record<string, string | number | boolean | undefined>;
 
 function vectors(name: string): Json[] {
-  const local = new URL(`../vectors/${name}.json`, import.meta.url);
-  const path = existsSync(local) ? local : `/work/shared/vectors/${name}.json`;
-  return (JSON.parse(readFileSync(path, 'utf8')) as { cases: Json[] }).cases;
+  return (JSON.parse(readFileSync(new URL(`../vectors/${name}.json`, import.meta.url), 'utf8')) as { cases: Json[] }).cases;
 }
 
 function byName(name: string, file: string): Json {
