@@ -1,0 +1,237 @@
+// Audit entries: the input a caller gives, validation (including the guard against key
+// material), and the canonical byte encoding that is hashed into the Merkle tree. Pure.
+import { utf8 } from './crypto.js';
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** What a caller records. Identifiers only: never a key byte. */
+export interface AuditInput {
+  /** ms since the epoch; default: now. */
+  time?: number;
+  /** Operator or service that acted (user id, token id, 'system'). */
+  actor?: string | null;
+  readerId?: string | null;
+  /** Card UID, hex. */
+  cardUid?: string | null;
+  tenant?: string | null;
+  /** AID, hex (6 digits). */
+  aid?: string | null;
+  keyNo?: number | null;
+  keyVersion?: number | null;
+  /** Dotted operation name, e.g. 'key.release', 'card.authenticate', 'custody.seal'. */
+  operation: string;
+  /** 'ok', 'error', 'denied', 'requested', ... */
+  result: string;
+  correlationId?: string | null;
+  /** Extra identifiers (error code, address, counts); checked for key-looking material. */
+  details?: Record<string, Json>;
+}
+
+/** A stored entry: every field present (null when absent) plus its position. */
+export interface AuditEntry {
+  index: number;
+  time: number;
+  actor: string | null;
+  readerId: string | null;
+  cardUid: string | null;
+  tenant: string | null;
+  aid: string | null;
+  keyNo: number | null;
+  keyVersion: number | null;
+  operation: string;
+  result: string;
+  correlationId: string | null;
+  details: Record<string, Json>;
+}
+
+export type AuditErrorCode =
+  | 'ERR_AUDIT_INPUT' // malformed entry
+  | 'ERR_AUDIT_KEY_MATERIAL' // an entry carried something that looks like key material
+  | 'ERR_AUDIT_UNAVAILABLE' // the store could not make the entry durable (fail closed)
+  | 'ERR_AUDIT_BACKPRESSURE' // the bounded queue is full
+  | 'ERR_AUDIT_CLOSED' // the log was closed
+  | 'ERR_AUDIT_PROOF' // a proof was asked for a size/index the log does not have
+  | 'ERR_AUDIT_SIGNER'; // checkpoint key missing or malformed
+
+export class AuditError extends Error {
+  readonly code: AuditErrorCode;
+  constructor(code: AuditErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'AuditError';
+  }
+}
+
+const MAX_STR = 256;
+const MAX_DETAILS = 4096;
+/** Property names that never belong in an audit entry. */
+const SECRET_NAME = /(secret|passw|passphrase|plaintext|private|privkey|sessionkey|keybytes|keymaterial|rawkey|keyvalue|masterkey|^key$|^kek$|^pin$|seed|token$)/i;
+/** A hex string of exactly 8, 16, 24 or 32 bytes (DES, 2K3DES, 3K3DES, AES-128/256 key sizes). */
+const KEY_HEX = /^(?:[0-9a-fA-F]{16}|[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$/;
+/** The same for the entry's top-level identifiers: 16, 24 or 32 bytes. */
+const KEY_HEX_LONG = /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$/;
+const KEY_B64 = /^(?:[A-Za-z0-9+/]{22}==|[A-Za-z0-9+/]{43}=|[A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{43})$/;
+const CARD_UID = /^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$/;
+const AID = /^[0-9A-Fa-f]{6}$/;
+
+function str(name: string, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_STR) {
+    throw new AuditError('ERR_AUDIT_INPUT', `${name} must be a non-empty string of at most ${MAX_STR} characters`);
+  }
+  if (KEY_HEX_LONG.test(v) && name !== 'correlationId') throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `${name} looks like key material (refused)`);
+  return v;
+}
+
+function int(name: string, v: unknown, max: number): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) throw new AuditError('ERR_AUDIT_INPUT', `${name} must be an integer in [0, ${max}]`);
+  return v;
+}
+
+function checkDetails(v: unknown, path: string, depth: number): void {
+  if (depth > 6) throw new AuditError('ERR_AUDIT_INPUT', `details nest too deep at ${path}`);
+  if (v === null || typeof v === 'boolean') return;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new AuditError('ERR_AUDIT_INPUT', `details${path} must be a finite number`);
+    return;
+  }
+  if (typeof v === 'string') {
+    if (KEY_HEX.test(v) || KEY_B64.test(v)) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path} looks like key material (refused)`);
+    return;
+  }
+  if (v instanceof Uint8Array || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
+    throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path} is binary (refused: audit entries carry identifiers only)`);
+  }
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => checkDetails(x, `${path}[${i}]`, depth + 1));
+    return;
+  }
+  if (typeof v === 'object') {
+    if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) {
+      throw new AuditError('ERR_AUDIT_INPUT', `details${path} must be plain JSON`);
+    }
+    for (const [k, x] of Object.entries(v)) {
+      if (SECRET_NAME.test(k)) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path}.${k}: a field of that name is refused in the audit log`);
+      checkDetails(x, `${path}.${k}`, depth + 1);
+    }
+    return;
+  }
+  throw new AuditError('ERR_AUDIT_INPUT', `details${path} must be JSON`);
+}
+
+/**
+ * Validate an input and fill in defaults; throws AuditError (ERR_AUDIT_INPUT or
+ * ERR_AUDIT_KEY_MATERIAL). The key-material guard is a second line of defence: callers pass
+ * identifiers only (key names, numbers, versions), and any field that looks like a key (a hex
+ * or base64 string of a key's length, binary data, a field named secret/plaintext/...) makes
+ * the whole entry refused, so a caller's mistake surfaces in tests instead of in the log.
+ */
+export function normalizeInput(input: AuditInput, now: number): Omit<AuditEntry, 'index'> {
+  if (typeof input !== 'object' || input === null) throw new AuditError('ERR_AUDIT_INPUT', 'an audit entry must be an object');
+  const time = input.time === undefined ? now : input.time;
+  if (typeof time !== 'number' || !Number.isSafeInteger(time) || time < 0) throw new AuditError('ERR_AUDIT_INPUT', 'time must be a non-negative integer (ms)');
+  const operation = str('operation', input.operation);
+  const result = str('result', input.result);
+  if (operation === null || result === null) throw new AuditError('ERR_AUDIT_INPUT', 'operation and result are required');
+  const cardUid = str('cardUid', input.cardUid);
+  if (cardUid !== null && !CARD_UID.test(cardUid)) throw new AuditError('ERR_AUDIT_INPUT', 'cardUid must be 4, 7 or 10 bytes of hex');
+  const aid = str('aid', input.aid);
+  if (aid !== null && !AID.test(aid)) throw new AuditError('ERR_AUDIT_INPUT', 'aid must be 3 bytes of hex');
+  const details = input.details ?? {};
+  if (typeof details !== 'object' || details === null || Array.isArray(details)) throw new AuditError('ERR_AUDIT_INPUT', 'details must be an object');
+  checkDetails(details, '', 0);
+  if (canonicalJson(details).length > MAX_DETAILS) throw new AuditError('ERR_AUDIT_INPUT', `details exceed ${MAX_DETAILS} characters`);
+  return {
+    time,
+    actor: str('actor', input.actor),
+    readerId: str('readerId', input.readerId),
+    cardUid: cardUid?.toUpperCase() ?? null,
+    tenant: str('tenant', input.tenant),
+    aid: aid?.toUpperCase() ?? null,
+    keyNo: int('keyNo', input.keyNo, 255),
+    keyVersion: int('keyVersion', input.keyVersion, 2 ** 31),
+    operation,
+    result,
+    correlationId: str('correlationId', input.correlationId),
+    details: details as Record<string, Json>,
+  };
+}
+
+/** Canonical JSON: object keys sorted (by UTF-16 code units), no whitespace (RFC 8785 style). */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new AuditError('ERR_AUDIT_INPUT', 'non-finite number');
+    return JSON.stringify(v);
+  }
+  if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']';
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort();
+    return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}';
+  }
+  throw new AuditError('ERR_AUDIT_INPUT', `not JSON: ${typeof v}`);
+}
+
+/** The exact bytes hashed as the Merkle leaf of an entry (version 1). */
+export function encodeEntry(e: AuditEntry): Uint8Array {
+  return utf8.encode(
+    canonicalJson({
+      v: 1,
+      index: e.index,
+      time: e.time,
+      actor: e.actor,
+      readerId: e.readerId,
+      cardUid: e.cardUid,
+      tenant: e.tenant,
+      aid: e.aid,
+      keyNo: e.keyNo,
+      keyVersion: e.keyVersion,
+      operation: e.operation,
+      result: e.result,
+      correlationId: e.correlationId,
+      details: e.details,
+    }),
+  );
+}
+
+const FIELDS: [keyof AuditEntry, 'string' | 'int' | 'nstring' | 'nint' | 'object'][] = [
+  ['index', 'int'],
+  ['time', 'int'],
+  ['actor', 'nstring'],
+  ['readerId', 'nstring'],
+  ['cardUid', 'nstring'],
+  ['tenant', 'nstring'],
+  ['aid', 'nstring'],
+  ['keyNo', 'nint'],
+  ['keyVersion', 'nint'],
+  ['operation', 'string'],
+  ['result', 'string'],
+  ['correlationId', 'nstring'],
+  ['details', 'object'],
+];
+
+/** Shape check of an entry read from an export (no key-material heuristics: just types). */
+export function parseEntry(v: unknown): AuditEntry | string {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'entry is not an object';
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!FIELDS.some(([f]) => f === k)) return `unexpected field '${k}'`;
+  for (const [f, t] of FIELDS) {
+    const x = o[f];
+    const ok =
+      t === 'string'
+        ? typeof x === 'string'
+        : t === 'nstring'
+          ? x === null || typeof x === 'string'
+          : t === 'int'
+            ? Number.isSafeInteger(x) && (x as number) >= 0
+            : t === 'nint'
+              ? x === null || Number.isSafeInteger(x)
+              : typeof x === 'object' && x !== null && !Array.isArray(x);
+    if (!ok) return `field '${f}' is missing or has the wrong type`;
+  }
+  return o as unknown as AuditEntry;
+}

@@ -1,0 +1,307 @@
+// The audit log service: a group-commit writer (bounded queue, one transaction per batch,
+// append() resolves only once the entry is durable, fails closed), the in-memory Merkle tree
+// over the stored leaf hashes, signed checkpoints (on a schedule and on demand), proofs and
+// per-tenant views. It implements custody's AuditSink.
+import type { AuditEvent, AuditSink } from '../../custody/audit.js';
+import { type Checkpoint, checkpointBody, signedNote } from './checkpoint.js';
+import { hex, utf8 } from './crypto.js';
+import { fromCustodyEvent } from './custody-event.js';
+import { type AuditEntry, AuditError, type AuditInput, encodeEntry, normalizeInput } from './entry.js';
+import { leafHash } from './merkle.js';
+import { nodeAuditCrypto } from './node-crypto.js';
+import type { CheckpointSigner } from './signer.js';
+import type { AuditStore, EntryQuery, StoredCheckpoint } from './store.js';
+import { MerkleTree } from './tree.js';
+
+export interface AuditLogOptions {
+  store: AuditStore;
+  signer: CheckpointSigner;
+  /** Checkpoint origin line, e.g. "cms.example.org/audit". */
+  origin: string;
+  /** Entries waiting at most (default 10,000); beyond it append() rejects (backpressure). */
+  maxQueue?: number;
+  /** Entries per transaction at most (default 2,000). */
+  maxBatch?: number;
+  /** Sign a checkpoint every so often when the log has grown (0 = only on demand). */
+  checkpointIntervalMs?: number;
+  /** Called after every committed batch (alerts); never awaited, never blocks appends. */
+  onCommitted?: (entries: AuditEntry[]) => void;
+  now?: () => number;
+}
+
+export interface AuditHealth {
+  status: 'ok' | 'degraded';
+  reason?: string;
+  queued: number;
+  treeSize: number;
+  lastCommitAt?: number;
+  lastCheckpointSize?: number;
+}
+
+export interface InclusionProof {
+  index: number;
+  treeSize: number;
+  hashes: string[];
+}
+
+export interface ViewEntry {
+  entry: AuditEntry;
+  leafHash: string;
+  proof: InclusionProof;
+}
+
+interface Pending {
+  e: Omit<AuditEntry, 'index'>;
+  resolve(e: AuditEntry): void;
+  reject(err: Error): void;
+}
+
+export class AuditLog implements AuditSink {
+  private readonly tree = new MerkleTree(nodeAuditCrypto);
+  private readonly queue: Pending[] = [];
+  private flushing = false;
+  private closed = false;
+  private failure?: string;
+  private lastCommitAt?: number;
+  private lastCheckpoint?: StoredCheckpoint;
+  private timer?: NodeJS.Timeout;
+  private treeChain: Promise<unknown> = Promise.resolve();
+  private idle: (() => void)[] = [];
+  private readonly maxQueue: number;
+  private readonly maxBatch: number;
+  private readonly now: () => number;
+
+  private constructor(private readonly o: AuditLogOptions) {
+    this.maxQueue = o.maxQueue ?? 10_000;
+    this.maxBatch = o.maxBatch ?? 2_000;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Open the log: load the leaf hashes into the tree, start the checkpoint schedule. */
+  static async open(options: AuditLogOptions): Promise<AuditLog> {
+    if (!options.origin || /\n/.test(options.origin)) throw new AuditError('ERR_AUDIT_INPUT', 'origin must be one non-empty line');
+    const log = new AuditLog(options);
+    await log.sync();
+    log.lastCheckpoint = await options.store.latestCheckpoint();
+    if (options.checkpointIntervalMs && options.checkpointIntervalMs > 0) {
+      log.timer = setInterval(() => {
+        if (log.lastCheckpoint?.size !== log.tree.size || log.tree.size === 0) log.checkpoint().catch(() => undefined);
+      }, options.checkpointIntervalMs);
+      log.timer.unref();
+    }
+    return log;
+  }
+
+  get origin(): string {
+    return this.o.origin;
+  }
+
+  get vkey(): string {
+    return this.o.signer.vkey;
+  }
+
+  /** Number of leaves this process knows of (call sync() to catch up with other processes). */
+  get size(): number {
+    return this.tree.size;
+  }
+
+  /** custody's AuditSink: durable when it resolves; rejects (fail closed) otherwise. */
+  async append(event: AuditEvent): Promise<void> {
+    await this.record(fromCustodyEvent(event));
+  }
+
+  /**
+   * Append one entry. Resolves with the stored entry (its index) once it is durable; rejects
+   * with ERR_AUDIT_INPUT / ERR_AUDIT_KEY_MATERIAL (bad input, nothing written),
+   * ERR_AUDIT_BACKPRESSURE (queue full), ERR_AUDIT_UNAVAILABLE (the store failed) or
+   * ERR_AUDIT_CLOSED.
+   */
+  record(input: AuditInput): Promise<AuditEntry> {
+    if (this.closed) return Promise.reject(new AuditError('ERR_AUDIT_CLOSED', 'the audit log is closed'));
+    let e: Omit<AuditEntry, 'index'>;
+    try {
+      e = normalizeInput(input, this.now());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(new AuditError('ERR_AUDIT_BACKPRESSURE', `audit queue full (${this.maxQueue} entries waiting)`));
+    }
+    return new Promise<AuditEntry>((resolve, reject) => {
+      this.queue.push({ e, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        let start: number;
+        let leaves: Uint8Array[];
+        try {
+          ({ start, leaves } = await this.o.store.append(
+            batch.map((b) => b.e),
+            (full) => leafHash(nodeAuditCrypto, encodeEntry(full)),
+          ));
+        } catch (err) {
+          this.failure = `audit store failed: ${(err as Error).message}`;
+          const e = new AuditError('ERR_AUDIT_UNAVAILABLE', 'audit entry could not be made durable (operation refused)', { cause: err });
+          for (const b of batch) b.reject(e);
+          continue;
+        }
+        this.failure = undefined;
+        this.lastCommitAt = this.now();
+        await this.withTree(async () => {
+          if (start === this.tree.size) for (const l of leaves) this.tree.append(l);
+          else await this.syncUnlocked();
+        });
+        const stored = batch.map((b, i) => ({ ...b.e, index: start + i }));
+        batch.forEach((b, i) => b.resolve(stored[i]!));
+        if (this.o.onCommitted) {
+          try {
+            this.o.onCommitted(stored);
+          } catch {
+            /* alerting never blocks or fails an append */
+          }
+        }
+      }
+    } finally {
+      this.flushing = false;
+      const waiters = this.idle.splice(0);
+      for (const w of waiters) w();
+    }
+  }
+
+  private withTree<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.treeChain.then(fn, fn);
+    this.treeChain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async syncUnlocked(): Promise<void> {
+    const end = await this.o.store.size();
+    const PAGE = 50_000;
+    for (let from = this.tree.size; from < end; from += PAGE) {
+      const rows = await this.o.store.leaves(from, Math.min(end, from + PAGE));
+      for (const r of rows) {
+        if (r.idx !== this.tree.size) throw new AuditError('ERR_AUDIT_UNAVAILABLE', `leaf ${this.tree.size} is missing from the store`);
+        this.tree.append(r.leaf);
+      }
+    }
+  }
+
+  /** Catch up with entries other processes appended. */
+  sync(): Promise<void> {
+    return this.withTree(() => this.syncUnlocked());
+  }
+
+  /** Resolves when everything queued so far has been committed or rejected. */
+  async drain(): Promise<void> {
+    if (!this.flushing && this.queue.length === 0) return;
+    await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  health(): AuditHealth {
+    const base = {
+      queued: this.queue.length,
+      treeSize: this.tree.size,
+      ...(this.lastCommitAt !== undefined ? { lastCommitAt: this.lastCommitAt } : {}),
+      ...(this.lastCheckpoint ? { lastCheckpointSize: this.lastCheckpoint.size } : {}),
+    };
+    if (this.closed) return { status: 'degraded', reason: 'closed', ...base };
+    if (this.failure) return { status: 'degraded', reason: this.failure, ...base };
+    if (this.queue.length >= this.maxQueue * 0.8) return { status: 'degraded', reason: `queue ${this.queue.length}/${this.maxQueue}`, ...base };
+    return { status: 'ok', ...base };
+  }
+
+  /** Sign (or return the existing) checkpoint for the current tree size. */
+  async checkpoint(): Promise<StoredCheckpoint> {
+    return this.withTree(async () => {
+      await this.syncUnlocked();
+      const size = this.tree.size;
+      const latest = await this.o.store.latestCheckpoint();
+      if (latest && latest.size === size) return (this.lastCheckpoint = latest);
+      const cp: Checkpoint = { origin: this.o.origin, size, root: this.tree.root(size) };
+      const body = checkpointBody(cp);
+      const sig = await this.o.signer.sign(utf8.encode(body));
+      const note = signedNote(body, this.o.signer.name, this.o.signer.keyHash, sig);
+      await this.o.store.saveCheckpoint({ size, root: cp.root, note, createdAt: this.now() });
+      const saved = (await this.o.store.checkpoints()).find((c) => c.size === size)!;
+      return (this.lastCheckpoint = saved);
+    });
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    return this.o.store.latestCheckpoint();
+  }
+
+  checkpoints(): Promise<StoredCheckpoint[]> {
+    return this.o.store.checkpoints();
+  }
+
+  /** Inclusion proof of entry `index` in the tree of `treeSize` leaves (default: latest checkpoint). */
+  async inclusionProof(index: number, treeSize?: number): Promise<InclusionProof> {
+    const size = treeSize ?? (await this.latestCheckpoint())?.size;
+    if (size === undefined) throw new AuditError('ERR_AUDIT_PROOF', 'no checkpoint yet');
+    if (size > this.tree.size) await this.sync();
+    try {
+      return { index, treeSize: size, hashes: this.tree.inclusionProof(index, size).map(hex) };
+    } catch (e) {
+      throw new AuditError('ERR_AUDIT_PROOF', (e as Error).message);
+    }
+  }
+
+  /** Consistency proof between tree sizes `from` and `to`. */
+  async consistencyProof(from: number, to: number): Promise<string[]> {
+    if (to > this.tree.size) await this.sync();
+    try {
+      return this.tree.consistencyProof(from, to).map(hex);
+    } catch (e) {
+      throw new AuditError('ERR_AUDIT_PROOF', (e as Error).message);
+    }
+  }
+
+  /** Root hash of the first `size` leaves. */
+  root(size = this.tree.size): Uint8Array {
+    return this.tree.root(size);
+  }
+
+  leafHash(index: number): Uint8Array {
+    return this.tree.leaf(index);
+  }
+
+  /** Entries matching `q` (bodies only). */
+  entries(q: EntryQuery): Promise<AuditEntry[]> {
+    return this.o.store.entries(q);
+  }
+
+  /**
+   * A tenant's view: its entries (by tenant and/or AIDs), each with its inclusion proof
+   * against `checkpoint` (default: the latest, signed now if the log has grown).
+   */
+  async view(q: { tenant?: string; aids?: string[]; from?: number; limit?: number }, checkpoint?: StoredCheckpoint): Promise<{ checkpoint: StoredCheckpoint; entries: ViewEntry[] }> {
+    if (q.tenant === undefined && !q.aids?.length) throw new AuditError('ERR_AUDIT_INPUT', 'a view needs a tenant or AIDs');
+    const cp = checkpoint ?? (await this.checkpoint());
+    if (cp.size > this.tree.size) await this.sync();
+    const rows = await this.o.store.entries({ ...q, to: cp.size });
+    return {
+      checkpoint: cp,
+      entries: rows.map((entry) => ({
+        entry,
+        leafHash: hex(this.tree.leaf(entry.index)),
+        proof: { index: entry.index, treeSize: cp.size, hashes: this.tree.inclusionProof(entry.index, cp.size).map(hex) },
+      })),
+    };
+  }
+
+  /** Stop accepting entries, commit what is queued, stop the schedule. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.closed = true;
+    await this.drain();
+  }
+}
