@@ -1,9 +1,8 @@
 // The audit log on SQLite and a real PostgreSQL: group commit, proofs, checkpoints, export,
 // verification that names the first bad entry (export and database), tenant views, fail-closed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sql } from 'kysely';
 import type { DatabaseHandle } from '../../src/cms/storage/index.js';
-import { AuditLog } from '../../src/cms/audit/log.js';
+import type { AuditLog } from '../../src/cms/audit/log.js';
 import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
 import { exportLog } from '../../src/cms/audit/export.js';
 import { verifyJsonl } from '../../src/cms/audit/verify.js';
