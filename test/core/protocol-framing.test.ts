@@ -142,3 +142,15 @@ describe('chaining guards', () => {
     expect(n).toBe(1);
   });
 });
+
+describe('Node Buffers from a transport', () => {
+  it('parsed frames are plain Uint8Array copies, not views of the Buffer', () => {
+    const buf = Buffer.from('0102039100', 'hex');
+    const r = unwrapResponse(buf);
+    expect(Object.getPrototypeOf(r.data)).toBe(Uint8Array.prototype);
+    buf[0] = 0xff;
+    expect(toHex(r.data)).toBe('010203');
+    const c = unwrapCommand(Buffer.from('905A00000301020300', 'hex'));
+    expect(Object.getPrototypeOf(c.data)).toBe(Uint8Array.prototype);
+  });
+});

@@ -8,6 +8,7 @@
 import { FrameError } from '../errors.js';
 import { Status } from './status.js';
 import { checkInt } from './errors.js';
+import { copyBytes } from './codecs/reader.js';
 
 export const DESFIRE_CLA = 0x90;
 export const SW1_DESFIRE = 0x91;
@@ -59,10 +60,10 @@ export function unwrapCommand(apdu: Uint8Array): NativeFrame {
   }
   const lc = apdu[4]!;
   if (lc === 0) throw new FrameError('command APDU Lc of 0 with trailing bytes');
-  if (apdu.length === 5 + lc) return { ins, data: apdu.slice(5, 5 + lc) };
+  if (apdu.length === 5 + lc) return { ins, data: copyBytes(apdu, 5, 5 + lc) };
   if (apdu.length === 6 + lc) {
     if (apdu[5 + lc] !== 0x00) throw new FrameError('command APDU Le must be 00');
-    return { ins, data: apdu.slice(5, 5 + lc) };
+    return { ins, data: copyBytes(apdu, 5, 5 + lc) };
   }
   if (apdu.length < 5 + lc) throw new FrameError(`command APDU truncated (Lc ${lc}, ${apdu.length - 5} bytes follow)`);
   throw new FrameError(`command APDU overlong (Lc ${lc}, ${apdu.length - 5} bytes follow)`);
@@ -102,5 +103,5 @@ export function unwrapResponse(apdu: Uint8Array, opts: UnwrapResponseOptions = {
   if (dataLen > 0 && status !== Status.OPERATION_OK && status !== Status.ADDITIONAL_FRAME) {
     throw new FrameError(`response carries ${dataLen} data bytes under error status`);
   }
-  return { status, data: apdu.slice(0, dataLen) };
+  return { status, data: copyBytes(apdu, 0, dataLen) };
 }

@@ -4,17 +4,17 @@
 import { FrameError } from '../../errors.js';
 import { ValueRangeError, checkBytes, checkInt } from '../errors.js';
 import { MAX_FILE_NO } from './fileSettings.js';
-import { ByteReader, le } from './reader.js';
+import { ByteReader, copyBytes, le } from './reader.js';
 
 /** GetCardUID: 7-byte UID (4- and 10-byte UIDs accepted for other parts). */
 export function decodeCardUid(data: Uint8Array): Uint8Array {
   if (data.length !== 7 && data.length !== 4 && data.length !== 10) throw new FrameError(`card UID must be 4, 7 or 10 bytes (${data.length})`);
-  return data.slice();
+  return copyBytes(data);
 }
 
 export function encodeCardUid(uid: Uint8Array): Uint8Array {
   if (uid.length !== 7 && uid.length !== 4 && uid.length !== 10) throw new ValueRangeError('uid', 'must be 4, 7 or 10 bytes');
-  return uid.slice();
+  return copyBytes(uid);
 }
 
 /** GetFreeMemory: 3 bytes little-endian. */
@@ -48,11 +48,11 @@ export const READ_SIG_ADDRESS = 0x00;
 
 export function decodeSignature(data: Uint8Array): Uint8Array {
   if (data.length !== SIGNATURE_LENGTH) throw new FrameError(`originality signature must be 56 bytes (${data.length})`);
-  return data.slice();
+  return copyBytes(data);
 }
 
 export function encodeSignature(sig: Uint8Array): Uint8Array {
-  return checkBytes('signature', sig, SIGNATURE_LENGTH).slice();
+  return copyBytes(checkBytes('signature', sig, SIGNATURE_LENGTH));
 }
 
 /** GetFileIDs: one byte per file, 0..31, no repeats. */
@@ -127,7 +127,7 @@ export function encodeConfiguration(c: Configuration): { option: number; data: U
     case 'ats': {
       const ats = checkBytes('ats', c.ats, 1, 20);
       if (ats[0] !== ats.length) throw new ValueRangeError('ats', 'first byte (TL) must be the ATS length');
-      return { option: 0x02, data: ats.slice() };
+      return { option: 0x02, data: copyBytes(ats) };
     }
     default:
       throw new ValueRangeError('option', 'unknown configuration option');
@@ -144,10 +144,10 @@ export function decodeConfiguration(option: number, data: Uint8Array): Configura
     }
     case 0x01:
       if (data.length !== 25) throw new FrameError('default key configuration must be 25 bytes');
-      return { option: 'default-key', key: data.slice(0, 24), keyVersion: data[24]! };
+      return { option: 'default-key', key: copyBytes(data, 0, 24), keyVersion: data[24]! };
     case 0x02:
       if (data.length < 1 || data.length > 20 || data[0] !== data.length) throw new FrameError('ATS configuration malformed');
-      return { option: 'ats', ats: data.slice() };
+      return { option: 'ats', ats: copyBytes(data) };
     default:
       throw new FrameError('unknown SetConfiguration option');
   }

@@ -44,7 +44,7 @@ export class ByteReader {
 
   bytes(n: number): Uint8Array {
     this.need(n);
-    const v = this.buf.slice(this.off, this.off + n);
+    const v = copyBytes(this.buf, this.off, this.off + n);
     this.off += n;
     return v;
   }
@@ -64,4 +64,9 @@ export function le(v: number, n: 1 | 2 | 3 | 4): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push((v >>> (8 * i)) & 0xff);
   return out;
+}
+
+/** A plain Uint8Array copy of a range (also when given a Node Buffer, whose slice() is a view). */
+export function copyBytes(b: Uint8Array, start = 0, end = b.length): Uint8Array {
+  return Uint8Array.from(b.subarray(start, end));
 }
