@@ -5,3 +5,4 @@ export * from './cmac.js';
 export * from './an10922.js';
 export * from './hkdf.js';
 export * from './keyversion.js';
+export * from './lrp.js';
