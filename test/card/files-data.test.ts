@@ -16,13 +16,21 @@ interface Gen {
   keyType: KeyType;
   key: Uint8Array;
   ks2: number;
+  /** Give key 1 this value first (ChangeKey with the master key, same generation). */
+  change?: boolean;
 }
+
+const K2K = Uint8Array.from({ length: 16 }, (_, i) => (i * 29 + 3) & 0xfe);
+const K3K = Uint8Array.from({ length: 24 }, (_, i) => (i * 31 + 7) & 0xfe);
 
 const GENS: Gen[] = [
   { name: 'D40', method: 'd40', keyType: 'des', key: ZERO8, ks2: 0x04 },
   { name: 'EV1 ISO', method: 'iso', keyType: 'des', key: ZERO8, ks2: 0x04 },
   { name: 'EV1 AES', method: 'aes', keyType: 'aes', key: ZERO16, ks2: 0x84 },
   { name: 'EV2', method: 'ev2first', keyType: 'aes', key: ZERO16, ks2: 0x84 },
+  { name: 'D40 2K3DES', method: 'd40', keyType: '2k3des', key: K2K, ks2: 0x04, change: true },
+  { name: 'EV1 ISO 2K3DES', method: 'iso', keyType: '2k3des', key: K2K, ks2: 0x04, change: true },
+  { name: 'EV1 ISO 3K3DES', method: 'iso', keyType: '3k3des', key: K3K, ks2: 0x44, change: true },
 ];
 
 const pattern = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
@@ -38,6 +46,11 @@ async function setup(g: Gen, comm: CommMode): Promise<Host> {
   await h.cmd(0xcc, Uint8Array.of(3, c, 0x10, 0x11, ...i32(-100), ...i32(1000), ...i32(50), 0x01));
   await h.cmd(0xc1, Uint8Array.of(4, c, 0x10, 0x11, 16, 0, 0, 3, 0, 0));
   await h.cmd(0xc0, Uint8Array.of(5, c, 0x10, 0x11, 8, 0, 0, 4, 0, 0));
+  if (g.change) {
+    const zero = new Uint8Array(g.keyType === '3k3des' ? 24 : 16);
+    await h.auth(g.method, 0, g.keyType === '3k3des' ? zero : ZERO8, g.keyType === '3k3des' ? '3k3des' : 'des');
+    await h.changeKey({ keyNo: 1, newKey: g.key, newKeyType: g.keyType, oldKey: zero, oldKeyType: g.keyType });
+  }
   await h.auth(g.method, 1, g.key, g.keyType);
   return h;
 }
@@ -93,6 +106,27 @@ describe.each(GENS)('$name session', (g) => {
     await h.cmd(0xeb, Uint8Array.of(5));
     await h.cmd(0xc7);
     await h.fails(0xbe, h.cmd(0xbb, hdr(5, 0, 0), undefined, comm, comm));
+  });
+});
+
+describe('EV2 NonFirst', () => {
+  it('switches keys mid-transaction keeping TI and CmdCtr; file operations continue in full mode', async () => {
+    const h = Host.fresh();
+    await createApp(h, 0xa2, 0x0f, 0x83);
+    await h.select(0xa2);
+    // R=1 W=2 RW=F C=0
+    await h.cmd(0xcb, Uint8Array.of(1, 0x03, 0xf0, 0x12, 16, 0, 0));
+    await h.auth('ev2first', 2, ZERO16, 'aes');
+    const ti = h.session!.ti;
+    await h.cmd(0x3d, hdr(1, 0, 3), Uint8Array.of(1, 2, 3), 'full');
+    await h.auth('ev2nonfirst', 1, ZERO16, 'aes');
+    expect(h.session!.ti).toEqual(ti);
+    // the write is still pending in the same transaction
+    await h.cmd(0xc7);
+    expect([...(await h.cmd(0xbd, hdr(1, 0, 3), undefined, 'full', 'full', 3))]).toEqual([1, 2, 3]);
+    await h.fails(0x9d, h.cmd(0x3d, hdr(1, 0, 1), Uint8Array.of(9), 'full'));
+    // NonFirst without an EV2 session: the card refuses it
+    expect([...h.card.process(Uint8Array.of(0x90, 0x77, 0, 0, 1, 1, 0))]).toEqual([0x91, 0xae]);
   });
 });
 
