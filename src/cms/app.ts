@@ -2,7 +2,7 @@
 // secrets, and hands the HTTP API its dependencies. Nothing else in the CMS reads configuration.
 //
 //   storage   openDatabase (SQLite file in the data dir | PostgreSQL), migrated
-//   sessions  rate limits (process-local until the session store lands; see docs/api.md)
+//   sessions  the session store (memory | Redis): rate limits shared by every process on it
 //   custody   embedded vault (SQLite file in the data dir, passphrase or shares) — first start
 //             initialises it with the configured passphrase; later starts unseal it
 //   pki       the CMS CA (private key wrapped under a key derived inside custody), which issues the
@@ -16,8 +16,8 @@ import { wipe } from '../core/crypto/bytes.js';
 import type { AuditEvent, AuditSink } from '../custody/audit.js';
 import type { CallerContext, KeyCustody } from '../custody/types.js';
 import { createLogger } from './api/logging.js';
+import { batonModule } from './api/routes/baton.js';
 import type { ApiDeps, HealthCheck, RateLimiter } from './api/ports.js';
-import { LocalRateLimiter } from './api/ratelimit.js';
 import { issueServerCertificate, serverNames, type TlsMaterial } from './api/tls.js';
 import { OperatorTokens } from './api/tokens/service.js';
 import type { ServerConfig } from './config/schema.js';
@@ -26,6 +26,7 @@ import { CertificateAuthority } from './pki/ca.js';
 import { aesGcmProtector } from './pki/keystore.js';
 import { verifyReaderCertificate } from './pki/verify.js';
 import { CardRepository, ReaderRepository, SqlCaKeyStore, SqlEnrolmentCodeStore, SqlRevocationList, TenantRepository } from './domain/index.js';
+import { openSessionStore } from './session/index.js';
 import { type DatabaseHandle, openDatabase } from './storage/index.js';
 
 export class StartupError extends Error {
@@ -168,10 +169,16 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: url!, poolSize: s.poolSize });
     cleanups.push(() => db.close());
 
-    if (config.sessions.kind !== 'memory') {
-      throw new StartupError('ERR_STARTUP_SESSIONS', `sessions '${config.sessions.kind}' are not wired into the server yet (use memory)`);
+    const ss = config.sessions;
+    let sessionUrl: string | undefined;
+    if (ss.kind === 'redis') {
+      const u = new URL(ss.url);
+      if (secrets.redisPassword) u.password = encodeURIComponent(secrets.redisPassword.toString('utf8'));
+      sessionUrl = u.toString();
     }
-    const rateLimiter: RateLimiter = new LocalRateLimiter();
+    const sessions = await openSessionStore(ss.kind === 'redis' ? { kind: 'redis', url: sessionUrl!, prefix: ss.keyPrefix } : { kind: 'memory' });
+    cleanups.push(() => sessions.close());
+    const rateLimiter: RateLimiter = sessions;
 
     const audit = new LogAuditSink(logger.child({ component: 'audit' }));
     const cus = await openCustody(config, secrets, audit);
@@ -202,7 +209,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       {
         name: 'sessions',
         check: async () => {
-          await rateLimiter.hit('health:probe', 1_000_000, 1000);
+          await sessions.getValue('health:probe');
           return { ok: true };
         },
       },
@@ -231,7 +238,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
           }
         },
       },
-      modules: [],
+      modules: [batonModule({ db: db.db, readers: domain.readers })],
     };
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };
     if (tls) app.tls = tls;

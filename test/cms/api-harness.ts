@@ -81,7 +81,7 @@ export async function startHarness(extra: Partial<ApiDeps> = {}, health: HealthC
 
 // ---- the whole CMS (composition root) over real HTTPS --------------------------------------------
 import { mkdtempSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CmsApp, buildCmsApp } from '../../src/cms/app.js';
@@ -133,6 +133,7 @@ export async function startCms(env: Record<string, string> = {}): Promise<CmsHar
   const server = await startServer(cms.deps, { host: '127.0.0.1', port: 0, ...(cms.tls ? { tls: cms.tls } : {}) });
   const admin = cms.bootstrapToken!;
   const ca = cms.ca!.certificatePem;
+  const agent = new HttpsAgent({ keepAlive: true, maxSockets: 8 });
   return {
     cms,
     server,
@@ -153,7 +154,7 @@ export async function startCms(env: Record<string, string> = {}): Promise<CmsHar
       if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
       return new Promise<HttpsResult>((resolve, reject) => {
         const req = httpsRequest(
-          { host: '127.0.0.1', port: server.port, method, path, headers, ca, servername: 'localhost', ...(o.cert ? { cert: o.cert.cert, key: o.cert.key } : {}), agent: false },
+          { host: '127.0.0.1', port: server.port, method, path, headers, ca, servername: 'localhost', ...(o.cert ? { cert: o.cert.cert, key: o.cert.key } : {}), agent },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
@@ -175,6 +176,7 @@ export async function startCms(env: Record<string, string> = {}): Promise<CmsHar
       });
     },
     async close() {
+      agent.destroy();
       await server.close();
       await cms.close();
     },

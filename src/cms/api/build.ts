@@ -3,7 +3,7 @@
 // for real with TLS.
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { registerAuth } from './auth.js';
 import { ApiError, ErrorBody, sendError } from './errors.js';
 import type { ApiDeps } from './ports.js';
@@ -36,6 +36,9 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    routerOptions: { maxParamLength: 256 },
+    // Router-level failures (bad URL, overlong parameter) use the same error model.
+    frameworkErrors: (err: Error, req: FastifyRequest, reply: FastifyReply) => sendError(reply, req, err),
     forceCloseConnections: 'idle',
     ...(opts.server ?? {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;

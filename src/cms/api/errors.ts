@@ -120,6 +120,7 @@ const FASTIFY_CODES: Record<string, [number, string, string]> = {
   FST_ERR_CTP_EMPTY_TYPE: [415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'missing content type'],
   FST_ERR_CTP_INVALID_TYPE: [415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'invalid content type'],
   FST_ERR_BAD_URL: [400, 'ERR_BAD_REQUEST', 'malformed URL'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'ERR_URI_TOO_LONG', 'a path parameter is too long'],
   FST_ERR_ASYNC_CONSTRAINT: [400, 'ERR_BAD_REQUEST', 'bad request'],
 };
 

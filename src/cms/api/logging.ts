@@ -54,6 +54,10 @@ export function scrub(v: unknown, depth = 0): unknown {
   if (Array.isArray(v)) return v.map((x) => scrub(x, depth + 1));
   if (v instanceof Error) return errSerializer(v);
   if (v && typeof v === 'object') {
+    // Only plain objects are walked; other instances (requests, replies) go to their serializers,
+    // and the output stream masks whatever they print.
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return v;
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) out[k] = scrub(x, depth + 1);
     return out;
