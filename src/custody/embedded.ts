@@ -644,7 +644,7 @@ export class EmbeddedVault implements CustodyEngine {
         st,
         kek,
         (r) => {
-          checkDecryptVersion(info(r), version);
+          checkDecryptVersion(r, version);
           return version;
         },
         aad,
@@ -660,9 +660,8 @@ export class EmbeddedVault implements CustodyEngine {
     const { v, d } = await this.fresh((st) => {
       const rec = this.rec(st, name);
       if (rec.purpose !== 'diversify') throw new WrongPurposeError(`key '${name}' is a wrapping key, not a diversification master`);
-      const i = info(rec);
-      const v = version ?? rec.versions.reduce((m, x) => Math.max(m, x.version), 0);
-      checkDecryptVersion(i, v);
+      const v = version ?? rec.versions[rec.versions.length - 1]!.version;
+      checkDecryptVersion(rec, v);
       const id = `${name}#${v}`;
       let d = st.diversifiers.get(id);
       if (!d) {

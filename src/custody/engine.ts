@@ -48,7 +48,7 @@ export function encryptionVersion(info: KeyInfo): number {
 }
 
 /** Throws unless `version` of `info` may decrypt / derive. */
-export function checkDecryptVersion(info: KeyInfo, version: number): void {
+export function checkDecryptVersion(info: Pick<KeyInfo, 'name' | 'minDecryptionVersion'> & { versions: { version: number; state: string }[] }, version: number): void {
   const rec = info.versions.find((x) => x.version === version);
   if (!rec) throw new KeyVersionError(`key '${info.name}' has no version ${version}`);
   if (rec.state !== 'active') throw new KeyVersionError(`key '${info.name}' version ${version} is ${rec.state}`);

@@ -11,6 +11,9 @@ import type { KeyBinding, SealOptions } from './types.js';
 
 interface ReaderSession {
   sid: string;
+  /** Deterministic GCM IVs (NIST SP 800-38D §8.2.1): 4 random bytes fixed per session || 8-byte counter. */
+  iv: Buffer;
+  counter: bigint;
   key: KeyObject;
   raw: Uint8Array;
   exp: number;
@@ -63,7 +66,9 @@ export class Sealer {
     const jwe = await new CompactEncrypt(raw)
       .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', typ: SESSION_TYP, kid: r.readerId, sid, exp })
       .encrypt(pk.key);
-    const created: ReaderSession = { sid, key: createSecretKey(raw), raw, exp, jwe, pubFingerprint: pk.fp };
+    const iv = Buffer.alloc(12);
+    randomBytes(4).copy(iv);
+    const created: ReaderSession = { sid, iv, counter: 0n, key: createSecretKey(raw), raw, exp, jwe, pubFingerprint: pk.fp };
     this.sessions.set(r.readerId, created);
     return created;
   }
@@ -79,7 +84,10 @@ export class Sealer {
       return { format: 'jwe-compact', jwe, expiresAt };
     }
     const s = await this.session(r, nowSec, exp);
-    const jwe = encryptDir({ typ: DELIVERY_TYP, kid: s.sid, dcms }, key, s.key);
+    s.counter += 1n;
+    if (s.counter >= 2n ** 32n) this.drop(r.readerId); // far below the 2^32 invocation limit; next call starts a new session
+    s.iv.writeBigUInt64BE(s.counter, 4);
+    const jwe = encryptDir({ typ: DELIVERY_TYP, kid: s.sid, dcms }, key, s.key, s.iv);
     return { format: 'jwe-compact', jwe, session: s.jwe, expiresAt };
   }
 

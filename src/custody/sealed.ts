@@ -88,14 +88,13 @@ export function generateReaderKeyPair(): { privateKey: KeyObject; publicKey: JWK
 // ---- JWE "dir" + A256GCM with node:crypto (both directions; jose interoperates) -------------
 
 /** Encrypt `payload` as a compact JWE with alg "dir", enc "A256GCM" under `cek` (32 bytes / KeyObject). */
-export function encryptDir(header: Record<string, unknown>, payload: Uint8Array, cek: KeyObject | Uint8Array): string {
+export function encryptDir(header: Record<string, unknown>, payload: Uint8Array, cek: KeyObject | Uint8Array, iv: Uint8Array = randomBytes(12)): string {
   const protectedB64 = b64u(JSON.stringify({ alg: 'dir', enc: 'A256GCM', ...header }));
-  const iv = randomBytes(12);
   const c = createCipheriv('aes-256-gcm', cek, iv);
   c.setAAD(Buffer.from(protectedB64, 'ascii'));
   const ct = Buffer.concat([c.update(payload), c.final()]);
   const tag = c.getAuthTag();
-  return `${protectedB64}..${iv.toString('base64url')}.${ct.toString('base64url')}.${tag.toString('base64url')}`;
+  return `${protectedB64}..${Buffer.from(iv.buffer, iv.byteOffset, iv.byteLength).toString('base64url')}.${ct.toString('base64url')}.${tag.toString('base64url')}`;
 }
 
 interface ParsedJwe {
