@@ -9,6 +9,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   transport: () => import('./transport.js'),
   card: () => import('./card.js'),
   core: () => import('./core.js'),
+  custody: () => import('./custody.js'),
 };
 
 function fmt(v: number): string {
