@@ -260,6 +260,13 @@ describe('client against the virtual card', () => {
     await client.deleteApplication(AID);
     expect(await client.getApplicationIds()).toEqual([]);
     await client.createApplication({ aid: 0x000001, settings: decodeAppKeySettings(0x0f), keyCount: 1, keyType: '3k3des', isoFileIds: true, isoFid: 0xdf01, dfName: fromHex('A0000001') });
+    await client.selectApplication(1);
+    await client.authenticate(0, new Uint8Array(24), { method: 'iso', keyType: '3k3des' });
+    await client.createStdDataFile({ fileNo: 1, isoFid: 0xe104, comm: 'plain', access: ALL1, fileSize: 8 });
+    await client.createLinearRecordFile({ fileNo: 2, isoFid: 0xe105, comm: 'plain', access: ALL1, recordSize: 8, maxRecords: 2 });
+    expect((await client.getIsoFileIds()).sort()).toEqual([0xe104, 0xe105]);
+    await client.selectApplication(0);
+    await client.authenticate(0, CMK, { method: 'ev2' });
     await client.formatPicc();
     expect(await client.getApplicationIds()).toEqual([]);
     expect(card.uid).toHaveLength(7);

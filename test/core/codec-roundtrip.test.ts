@@ -5,7 +5,7 @@ import { fromHex, toHex } from '../../src/core/crypto/bytes.js';
 import {
   Cmd, ValueRangeError, decodeAccessRights, decodeAid, decodeAppKeySettings, decodeApplicationIds, decodeCardUid,
   decodeChangeFileSettings, decodeCommMode, decodeConfiguration, decodeCreateApplication, decodeCreateFile, decodeDataHeader,
-  decodeFileIds, decodeFileSettings, decodeFreeMemory, decodeKeySettingsResponse, decodeKeyVersion, decodePiccKeySettings,
+  decodeFileIds, decodeIsoFileIds, encodeIsoFileIds, decodeFileSettings, decodeFreeMemory, decodeKeySettingsResponse, decodeKeyVersion, decodePiccKeySettings,
   decodeSignature, decodeValue, decodeVersion, encodeAccessRights, encodeAid, encodeAppKeySettings, encodeApplicationIds,
   encodeCardUid, encodeChangeFileSettings, encodeCommMode, encodeConfiguration, encodeCreateApplication, encodeCreateFile,
   encodeDataHeader, encodeFileIds, encodeFileSettings, encodeFreeMemory, encodeKeySettingsResponse, encodeKeyVersion,
@@ -238,6 +238,9 @@ describe('small codecs', () => {
     fuzz(fc.uint8Array({ minLength: 54, maxLength: 58 }), decodeSignature, encodeSignature);
     expect(() => decodeSignature(new Uint8Array(55))).toThrow(FrameError);
     fuzz(fc.uint8Array({ maxLength: 8 }), decodeFileIds, encodeFileIds);
+    fuzz(fc.uint8Array({ maxLength: 9 }), decodeIsoFileIds, encodeIsoFileIds);
+    expect(decodeIsoFileIds(fromHex('04E103E1'))).toEqual([0xe104, 0xe103]);
+    expect(() => decodeIsoFileIds(fromHex('04E104E1'))).toThrow(FrameError);
     expect(() => decodeFileIds(fromHex('0101'))).toThrow(FrameError);
     expect(() => decodeFileIds(fromHex('20'))).toThrow(FrameError);
   });

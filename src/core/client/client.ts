@@ -28,7 +28,7 @@ import {
   type ChangeFileSettingsParams, type CreateDataFileParams, type CreateRecordFileParams, type CreateValueFileParams, type FileSettings,
 } from '../protocol/codecs/fileSettings.js';
 import {
-  decodeCardUid, decodeFileIds, decodeFreeMemory, decodeKeyVersion, decodeSignature, decodeValue, encodeAmount,
+  decodeCardUid, decodeFileIds, decodeFreeMemory, decodeIsoFileIds, decodeKeyVersion, decodeSignature, decodeValue, encodeAmount,
   encodeConfiguration, encodeDataHeader, READ_SIG_ADDRESS, type Configuration,
 } from '../protocol/codecs/misc.js';
 import { decodeKeySettingsResponse, encodeAppKeySettings, type AppKeySettings, type KeySettingsInfo } from '../protocol/codecs/keySettings.js';
@@ -336,6 +336,11 @@ export class DesfireClient {
 
   async getFileIds(): Promise<number[]> {
     return decodeFileIds(await this.mgmtCommand(Cmd.GET_FILE_IDS));
+  }
+
+  /** GetISOFileIDs: the ISO file identifiers of the selected application's files. */
+  async getIsoFileIds(): Promise<number[]> {
+    return decodeIsoFileIds(await this.mgmtCommand(Cmd.GET_ISO_FILE_IDS));
   }
 
   async getFileSettings(fileNo: number): Promise<FileSettings> {

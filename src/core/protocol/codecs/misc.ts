@@ -71,6 +71,20 @@ export function encodeFileIds(ids: readonly number[]): Uint8Array {
   return Uint8Array.from(ids.map((f) => checkInt('fileNo', f, 0, MAX_FILE_NO)));
 }
 
+/** GetISOFileIDs: two bytes per file (LSB first), no repeats. */
+export function decodeIsoFileIds(data: Uint8Array): number[] {
+  if (data.length % 2 !== 0) throw new FrameError('GetISOFileIDs response is not a multiple of 2 bytes');
+  const out: number[] = [];
+  for (let i = 0; i < data.length; i += 2) out.push(data[i]! | (data[i + 1]! << 8));
+  if (new Set(out).size !== out.length) throw new FrameError('ISO file ID listed twice');
+  return out;
+}
+
+export function encodeIsoFileIds(ids: readonly number[]): Uint8Array {
+  if (new Set(ids).size !== ids.length) throw new ValueRangeError('isoFileIds', 'repeated ISO file ID');
+  return Uint8Array.from(ids.flatMap((f) => le(checkInt('isoFid', f, 0, 0xffff), 2)));
+}
+
 /** ReadData/WriteData header: fileNo offset(3) length(3); ReadRecords/WriteRecord use the same shape. */
 export interface DataHeader {
   readonly fileNo: number;
