@@ -8,6 +8,7 @@ import { AlertRules } from '../../src/cms/audit/alerts/rules.js';
 import { AlertEngine } from '../../src/cms/audit/alerts/engine.js';
 import { WebhookNotifier } from '../../src/cms/audit/alerts/webhook.js';
 import { alertConfig } from '../../src/cms/audit/alerts/types.js';
+import { SqlAuditStore } from '../../src/cms/audit/store.js';
 import { type Backend, sqliteBackend } from './storage-backends.js';
 import { openLog } from './audit-fixture.js';
 
@@ -160,9 +161,9 @@ describe('alert engine with the audit log (SQLite) and a webhook', () => {
   it('raises, stores, lists and delivers (retried) alerts from appended entries', async () => {
     const h = await backend.open();
     const webhook = new WebhookNotifier({ url, backoffMs: 10, attempts: 5 });
-    let engine!: AlertEngine;
-    const fx = await openLog(h, { onCommitted: (es) => engine.observe(es) });
-    engine = new AlertEngine({ store: fx.store, config: cfg, webhook });
+    const store = new SqlAuditStore(h);
+    const engine = new AlertEngine({ store, config: cfg, webhook });
+    const fx = await openLog(h, { store, onCommitted: (es) => engine.observe(es) });
     await Promise.all(
       Array.from({ length: 6 }, (_, i) =>
         fx.log.record({ time: T0 + i, readerId: 'reader-1', cardUid: '04A1B2C3D4E5F6', operation: 'card.authenticate', result: 'error' }),
@@ -182,9 +183,9 @@ describe('alert engine with the audit log (SQLite) and a webhook', () => {
   it('a dead webhook never blocks appends; the alert stays stored as undelivered', async () => {
     const h = await backend.open();
     const webhook = new WebhookNotifier({ url: 'http://127.0.0.1:1/none', backoffMs: 5, attempts: 2 });
-    let engine!: AlertEngine;
-    const fx = await openLog(h, { onCommitted: (es) => engine.observe(es) });
-    engine = new AlertEngine({ store: fx.store, config: cfg, webhook });
+    const store = new SqlAuditStore(h);
+    const engine = new AlertEngine({ store, config: cfg, webhook });
+    const fx = await openLog(h, { store, onCommitted: (es) => engine.observe(es) });
     const e = await fx.log.record({ time: T0 + 999_999, readerId: 'reader-5', operation: 'key.request', result: 'denied', details: { code: 'ERR_READER_REVOKED' } });
     expect(e.index).toBeGreaterThan(0);
     await engine.flush();
