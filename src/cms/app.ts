@@ -166,7 +166,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       if (secrets.postgresPassword) u.password = encodeURIComponent(secrets.postgresPassword.toString('utf8'));
       url = u.toString();
     }
-    const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: url!, poolSize: s.poolSize });
+    const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: url!, poolSize: s.poolSize, ...(s.schema ? { schema: s.schema } : {}) });
     cleanups.push(() => db.close());
 
     const ss = config.sessions;

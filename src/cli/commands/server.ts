@@ -117,7 +117,7 @@ async function tokenCommand(args: string[], io: CliIO): Promise<number> {
     throw e;
   }
   const s = config.storage;
-  const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: s.url, poolSize: 2 });
+  const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: s.url, poolSize: 2, ...(s.schema ? { schema: s.schema } : {}) });
   try {
     const { token, record } = await new OperatorTokens(db.db).create({
       label: f.values.label ?? `cli ${role}`,

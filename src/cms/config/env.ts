@@ -17,6 +17,7 @@ export const ENV_BINDINGS: Readonly<Record<string, EnvBinding>> = {
   DESFIRE_CMS_SQLITE_FILE: { path: ['storage', 'file'], kind: 'string', doc: 'SQLite file in the data dir' },
   DESFIRE_CMS_POSTGRES_URL: { path: ['storage', 'url'], kind: 'string', doc: 'postgres://user@host:5432/db' },
   DESFIRE_CMS_POSTGRES_PASSWORD_FILE: { path: ['storage', 'passwordFile'], kind: 'string', doc: 'file holding the PostgreSQL password' },
+  DESFIRE_CMS_POSTGRES_SCHEMA: { path: ['storage', 'schema'], kind: 'string', doc: 'PostgreSQL schema (search_path)' },
   DESFIRE_CMS_POSTGRES_POOL_SIZE: { path: ['storage', 'poolSize'], kind: 'int', doc: 'connection pool size' },
   DESFIRE_CMS_SESSIONS: { path: ['sessions', 'kind'], kind: 'string', doc: 'memory | redis' },
   DESFIRE_CMS_REDIS_URL: { path: ['sessions', 'url'], kind: 'string', doc: 'redis://host:6379/0' },

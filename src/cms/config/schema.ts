@@ -23,6 +23,8 @@ export const PostgresStorage = Type.Object(
     passwordFile: Type.Optional(FilePath),
     passwordEnv: Type.Optional(EnvName),
     poolSize: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+    /** Schema (created if missing) used as the search_path of every connection. */
+    schema: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$' })),
   },
   { additionalProperties: false },
 );
