@@ -183,6 +183,10 @@ describe('client against the virtual card', () => {
       // a cyclic file of 3 records keeps the 2 newest (one is the spare for the next write)
       expect(splitRecords(await client.readRecords(6, 0, 0), 4).map((r) => toHex(r))).toEqual([2, 3].map((r) => toHex(bytes(4, r * 16))));
       expect(client.session?.kind).toBe(g.method === 'd40' ? 'd40' : 'ev1');
+      // enciphered command data (ChangeKeySettings) and MAC'd management answers
+      await client.changeKeySettings(0x0d);
+      expect(await client.getKeySettings()).toEqual({ settings: 0x0d, keyCount: 2, keyType: g.appKeyType });
+      expect(await client.getKeyVersion(0)).toBe(0);
       // ChangeKey of another key (XOR with the old key + CRC of the new one), then use it
       const newKey = bytes(g.key.length, 0x71);
       await client.changeKey(1, newKey, { keyType: g.keyType, oldKey: g.key, ...(g.keyType === 'aes' ? { keyVersion: 7 } : {}) });

@@ -63,7 +63,7 @@ describe('client comm modes per command (recorded)', () => {
       'wrap bd 02010000030000| mac', 'unwrap bd full 3',
       'wrap 3d 02000000020000|AABB mac', 'unwrap 3d mac',
       'wrap 6c 04| plain', 'unwrap 6c plain 4',
-      'wrap 54 |0F full', 'unwrap 54 mac 1',
+      'wrap 54 |0F full', 'unwrap 54 mac',
       'wrap c7 | mac', 'unwrap c7 mac',
     ]);
     expect(s.destroyed).toBe(false);

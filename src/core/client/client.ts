@@ -291,7 +291,7 @@ export class DesfireClient {
   async changeKeySettings(settings: number | AppKeySettings): Promise<void> {
     const b = typeof settings === 'number' ? checkInt('settings', settings, 0, 0xff) : encodeAppKeySettings(settings);
     if (!this.current) throw new SessionError('ChangeKeySettings needs an authenticated session');
-    await this.mgmtCommand(Cmd.CHANGE_KEY_SETTINGS, EMPTY, Uint8Array.of(b), 1);
+    await this.mgmtCommand(Cmd.CHANGE_KEY_SETTINGS, EMPTY, Uint8Array.of(b));
   }
 
   async getKeyVersion(keyNo: number): Promise<number> {
