@@ -8,7 +8,7 @@ import type { DatabaseHandle } from '../../src/cms/storage/index.js';
 import { SqlAuditStore, type AuditStore } from '../../src/cms/audit/store.js';
 import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
 import { fromCustodyEvent } from '../../src/cms/audit/custody-event.js';
-import { normalizeInput } from '../../src/cms/audit/entry.js';
+import { type AuditInput, normalizeInput } from '../../src/cms/audit/entry.js';
 import { type Backend, sqliteBackend } from './storage-backends.js';
 import { ORIGIN, openLog as openWith, sampleEntry } from './audit-fixture.js';
 import { Ed25519CheckpointSigner } from '../../src/cms/audit/signer.js';
@@ -133,7 +133,7 @@ describe('audit fail-closed', () => {
   it('entries that carry key material are refused and change nothing', async () => {
     const fx = await openLog(h);
     const size = fx.log.size;
-    const bad = [
+    const bad: Partial<AuditInput>[] = [
       { details: { sessionKey: 'abc' } },
       { details: { nested: { plaintext: 'x' } } },
       { details: { value: '00112233445566778899AABBCCDDEEFF' } }, // 16 bytes of hex
