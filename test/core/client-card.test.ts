@@ -197,6 +197,66 @@ describe('client against the virtual card', () => {
     });
   }
 
+  const PICC_SESSIONS = [
+    { method: 'd40', keyType: 'des' }, { method: 'iso', keyType: 'des' }, { method: 'aes', keyType: 'aes' }, { method: 'ev2', keyType: 'aes' },
+  ] as const;
+  for (const g of PICC_SESSIONS) {
+    it(`every PICC- and application-level management command under a ${g.method} session`, async () => {
+      let picc: Uint8Array = new Uint8Array(8);
+      if (g.keyType === 'aes') {
+        await client.authenticate(0, picc, { method: 'd40', keyType: 'des' });
+        await client.changeKey(0, CMK, { keyType: 'aes', keyVersion: 1 });
+        picc = CMK;
+      }
+      await client.authenticate(0, picc, { method: g.method, keyType: g.keyType });
+      expect(generationOf(await client.getVersion())).toBe('ev2');
+      const free = await client.getFreeMemory();
+      await client.createApplication({ aid: 0x445566, settings: decodeAppKeySettings(0x0f), keyCount: 2, keyType: g.keyType === 'aes' ? 'aes' : 'des', isoFileIds: false });
+      expect(await client.getFreeMemory()).toBeLessThan(free);
+      expect(await client.getApplicationIDs()).toEqual([0x445566]);
+      expect((await client.getKeySettings()).settings).toBe(0x0f);
+      if (g.method !== 'd40') {
+        expect(toHex(await client.getCardUid())).toBe(toHex(UID));
+        expect(await client.readSig()).toHaveLength(56);
+      }
+      await client.selectApplication(0x445566);
+      await client.authenticate(0, g.keyType === 'aes' ? ZERO16 : new Uint8Array(8), { method: g.method, keyType: g.keyType });
+      const k0: AccessRights = { read: 0, write: 0, readWrite: 0, change: 0 };
+      await client.createValueFile({ fileNo: 1, comm: 'mac', access: k0, lowerLimit: 0, upperLimit: 100, value: 50, limitedCreditEnabled: true, freeGetValue: true });
+      await client.createBackupDataFile({ fileNo: 2, comm: 'full', access: k0, fileSize: 16 });
+      await client.createLinearRecordFile({ fileNo: 3, comm: 'plain', access: k0, recordSize: 2, maxRecords: 5 });
+      expect((await client.getFileIDs()).sort()).toEqual([1, 2, 3]);
+      await client.debit(1, 10);
+      await client.writeData(2, 0, bytes(16));
+      await client.writeRecord(3, 0, bytes(2));
+      await client.abortTransaction();
+      expect(await client.getValue(1)).toBe(50);
+      await client.debit(1, 10);
+      await client.commitTransaction();
+      await client.limitedCredit(1, 10);
+      await client.commitTransaction();
+      await client.credit(1, 7);
+      await client.commitTransaction();
+      expect(await client.getValue(1)).toBe(57);
+      await client.writeRecord(3, 0, bytes(2));
+      await client.commitTransaction();
+      await client.clearRecordFile(3);
+      await client.commitTransaction();
+      await expect(client.readRecords(3, 0, 0)).rejects.toMatchObject({ code: 'ERR_CARD_BOUNDARY_ERROR' });
+      await client.authenticate(0, g.keyType === 'aes' ? ZERO16 : new Uint8Array(8), { method: g.method, keyType: g.keyType });
+      await client.changeFileSettings(2, { comm: 'plain', access: { ...k0, read: 0xe } });
+      expect(await client.getFileSettings(2)).toEqual({ type: 'backup', comm: 'plain', access: { ...k0, read: 0xe }, fileSize: 16 });
+      await client.deleteFile(2);
+      expect((await client.getFileIds()).sort()).toEqual([1, 3]);
+      await client.selectApplication(0);
+      await client.authenticate(0, picc, { method: g.method, keyType: g.keyType });
+      await client.deleteApplication(0x445566);
+      await client.formatPICC();
+      expect(await client.getApplicationIds()).toEqual([]);
+      expect(client.session).toBeDefined();
+    });
+  }
+
   it('free access is plain without a session; protected files need one', async () => {
     await personalise(client);
     await client.selectApplication(AID);
