@@ -98,6 +98,22 @@ describe('authentication host <-> card', () => {
     });
   }
 
+  it('LRP: ev2first with PCDcap2 02.. runs AuthenticateLRPFirst on both sides; sessions agree; a wrong key is refused', async () => {
+    const key = rnd(16);
+    const card = fakeCard(new Map([[2, { key, type: 'aes' as KeyType }]]));
+    const cap = Uint8Array.of(0x02, 0, 0, 0, 0, 0);
+    const host = await authenticateHost(card.exchange, { method: 'ev2first', keyNo: 2, key, keyType: 'aes', random: rnd, pcdCap2: cap });
+    expect(host.kind).toBe('ev2');
+    expect((host as unknown as { channel: string }).channel).toBe('lrp');
+    expect((card.state.session as unknown as { channel: string }).channel).toBe('lrp');
+    expect(Buffer.from(host.ti!)).toEqual(Buffer.from(card.state.session!.ti!));
+    roundTrip(host, card.state.session!);
+    await expect(authenticateHost(card.exchange, { method: 'ev2nonfirst', keyNo: 2, key, keyType: 'aes', random: rnd, previous: host })).rejects.toMatchObject({ code: 'ERR_SESSION' });
+    const wrong = Uint8Array.from(key);
+    wrong[5]! ^= 0x40;
+    await expect(authenticateHost(card.exchange, { method: 'ev2first', keyNo: 2, key: wrong, keyType: 'aes', random: rnd, pcdCap2: cap })).rejects.toMatchObject({ code: 'ERR_AUTHENTICATION' });
+  });
+
   it('ev2first sends KeyNo || LenCap || PCDcap2 and the card echoes PCDcap2', async () => {
     const key = rnd(16);
     const card = fakeCard(new Map([[0, { key, type: 'aes' as KeyType }]]));

@@ -7,15 +7,20 @@ import { cmac, getDesKeyVersion, type KeyType, keyLength, setDesKeyVersion } fro
 import { D40CardSession, D40HostSession } from '../../src/core/sm/d40.js';
 import { Ev1CardSession, Ev1HostSession } from '../../src/core/sm/ev1.js';
 import { Ev2CardSession, Ev2HostSession } from '../../src/core/sm/ev2.js';
+import { LrpCardSession, LrpHostSession } from '../../src/core/sm/lrp.js';
 import type { CardSession, HostSession } from '../../src/core/sm/types.js';
 
 const rnd = (n: number) => new Uint8Array(randomBytes(n));
-type Gen = 'd40' | 'ev1' | 'ev2';
+type Gen = 'd40' | 'ev1' | 'ev2' | 'lrp';
 
 function pair(gen: Gen, sessionType: KeyType, keyNo: number): { host: HostSession; card: CardSession } {
   const sk = rnd(keyLength(sessionType));
   if (gen === 'd40') return { host: new D40HostSession({ keyNo, keyType: sessionType, sessionKey: sk }), card: new D40CardSession({ keyNo, keyType: sessionType, sessionKey: sk }) };
   if (gen === 'ev1') return { host: new Ev1HostSession({ keyNo, keyType: sessionType, sessionKey: sk }), card: new Ev1CardSession({ keyNo, keyType: sessionType, sessionKey: sk }) };
+  if (gen === 'lrp') {
+    const ls = { keyNo, ti: rnd(4), cmdCtr: 7, encCtr: Uint8Array.of(0, 0, 0, 1), master: sk };
+    return { host: new LrpHostSession(ls), card: new LrpCardSession(ls) };
+  }
   const st = { keyNo, ti: rnd(4), cmdCtr: 7, encKey: sk, macKey: rnd(16) };
   return { host: new Ev2HostSession(st), card: new Ev2CardSession(st) };
 }
@@ -27,6 +32,7 @@ const GENS: [Gen, KeyType][] = [
   ['ev1', '3k3des'],
   ['ev1', 'aes'],
   ['ev2', 'aes'],
+  ['lrp', 'aes'],
 ];
 const NEW_TYPES: KeyType[] = ['2k3des', '3k3des', 'aes'];
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -1,6 +1,8 @@
 // LRP (AN12304) known answers: primitives and the AuthenticateLRPFirst trace of AN12343 T19/T20.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { beginCardAuth, hostFirstFrame } from '../../src/core/auth/index.js';
+import { hostLrpStep } from '../../src/core/auth/lrp.js';
 import { Lrp, LrpCmac, cmacLrp, concat, fromHex, lricbDecrypt, lricbEncrypt, toHex } from '../../src/core/crypto/index.js';
 
 type Case = Record<string, string | number | boolean> & { name: string };
@@ -61,5 +63,40 @@ describe('lrp AuthenticateLRPFirst math (AN12343 T19/T20)', () => {
     const enc = lricbEncrypt(ml, 1, h(c, 'enc_counter'), h(c, 'picc_data_plain'), false);
     expect(toHex(enc)).toBe(c.picc_data_enc);
     expect(toHex(mac.mac(concat(B, A, enc)))).toBe(c.picc_response);
+  });
+});
+
+describe('lrp AuthenticateLRPFirst, host and card sides (AN12343 T19/T20)', () => {
+  const c = file.cases.find((c) => c.rndA)!;
+  const apduData = (a: Uint8Array) => a.subarray(5, a.length - 1);
+  const pcdCap2 = apduData(h(c, 'c_apdu_part1')).subarray(2);
+  const r1 = h(c, 'r_apdu_part1').subarray(0, 17);
+  const cardFinal = concat(h(c, 'picc_data_enc'), h(c, 'picc_response'));
+
+  it('host side', () => {
+    expect(toHex(hostFirstFrame('ev2first', 0, pcdCap2))).toBe(toHex(apduData(h(c, 'c_apdu_part1'))));
+    expect(toHex(pcdCap2)).toBe('020000000000');
+    const step = hostLrpStep(0, h(c, 'key'), r1, h(c, 'rndA'));
+    expect(toHex(step.frame)).toBe(toHex(apduData(h(c, 'c_apdu_part2'))));
+    const s = step.finish(cardFinal);
+    expect(s.kind).toBe('ev2');
+    expect(s.channel).toBe('lrp');
+    expect(toHex(s.ti)).toBe(c.ti);
+    expect(s.cmdCtr).toBe(0);
+  });
+
+  it('host side rejects a wrong PICCResponse', () => {
+    const bad = cardFinal.slice();
+    bad[31]! ^= 1;
+    expect(() => hostLrpStep(0, h(c, 'key'), r1, h(c, 'rndA')).finish(bad)).toThrow(expect.objectContaining({ code: 'ERR_AUTHENTICATION' }));
+  });
+
+  it('card side', () => {
+    const plain = h(c, 'picc_data_plain');
+    const { response, pending } = beginCardAuth('ev2first', 0, h(c, 'key'), 'aes', h(c, 'rndB'), { pcdCap2, pdCap2: plain.subarray(4, 10) });
+    expect(toHex(response)).toBe(toHex(r1));
+    const fin = pending.finish(apduData(h(c, 'c_apdu_part2')), () => h(c, 'ti'));
+    expect(toHex(fin.response)).toBe(toHex(cardFinal));
+    expect(toHex(fin.session.ti!)).toBe(c.ti);
   });
 });

@@ -5,6 +5,8 @@ import { AuthenticationError, FrameError, SessionError } from '../errors.js';
 import { D40CardSession } from '../sm/d40.js';
 import { Ev1CardSession } from '../sm/ev1.js';
 import { Ev2CardSession } from '../sm/ev2.js';
+import { LrpCardSession } from '../sm/lrp.js';
+import { beginCardLrpAuth, wantsLrp } from './lrp.js';
 import type { CardSession } from '../sm/types.js';
 import { checkAuthParams } from './host.js';
 import { ev1SessionKey, ev2SessionKeys, nonceLength } from './sessionkeys.js';
@@ -60,6 +62,8 @@ export function beginCardAuth(
   const n = nonceLength(keyType);
   if (rndB.length !== n) throw new FrameError(`RndB must be ${n} bytes`);
   let prev: Ev2CardSession | undefined;
+  if (method === 'ev2nonfirst' && opts.previous instanceof LrpCardSession) throw new SessionError('AuthenticateLRPNonFirst is not implemented');
+  if (method === 'ev2first' && wantsLrp(opts.pcdCap2)) return beginLrp(keyNo, key, rndB, opts);
   if (method === 'ev2nonfirst') {
     if (!(opts.previous instanceof Ev2CardSession)) throw new SessionError('AuthenticateEV2NonFirst needs a current EV2 session');
     prev = opts.previous;
@@ -136,4 +140,23 @@ export function beginCardAuth(
     },
   };
   return { response, pending };
+}
+
+/** AuthenticateLRPFirst on the card (0x71 with PCDcap2[0] = 0x02). */
+function beginLrp(keyNo: number, key: Uint8Array, rndB: Uint8Array, opts: CardAuthOptions): { response: Uint8Array; pending: CardAuthPending } {
+  const l = beginCardLrpAuth(keyNo, key, rndB, caps6(opts.pdCap2, 'PDcap2'), caps6(opts.pcdCap2, 'PCDcap2'));
+  let done = false;
+  return {
+    response: l.response,
+    pending: {
+      method: 'ev2first',
+      keyNo,
+      finish(data: Uint8Array, random?: RandomSource) {
+        if (done) throw new SessionError('authentication already finished');
+        done = true;
+        if (!random) throw new SessionError('AuthenticateLRPFirst needs a random source for the TI');
+        return l.finish(data, random);
+      },
+    },
+  };
 }

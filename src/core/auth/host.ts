@@ -6,6 +6,8 @@ import { AuthenticationError, FrameError, SessionError } from '../errors.js';
 import { D40HostSession } from '../sm/d40.js';
 import { Ev1HostSession } from '../sm/ev1.js';
 import { Ev2HostSession } from '../sm/ev2.js';
+import { LrpHostSession } from '../sm/lrp.js';
+import { hostLrpStep, wantsLrp } from './lrp.js';
 import type { HostSession } from '../sm/types.js';
 import { ev1SessionKey, ev2SessionKeys, nonceLength } from './sessionkeys.js';
 import { AUTH_INS, AUTH_KEY_TYPES, type AuthMethod, type Exchange, type HostAuthOptions, STATUS_AF } from './types.js';
@@ -139,7 +141,10 @@ export function hostAuthStep(
  */
 export async function authenticateHost(exchange: Exchange, o: HostAuthOptions): Promise<HostSession> {
   checkAuthParams(o.method, o.keyNo, o.keyType);
+  if (o.method === 'ev2nonfirst' && o.previous instanceof LrpHostSession)
+    throw new SessionError('AuthenticateLRPNonFirst is not implemented: authenticate with LRPFirst (ev2first, PCDcap2 02..) again');
   if (o.method === 'ev2nonfirst' && !(o.previous instanceof Ev2HostSession)) throw new SessionError('AuthenticateEV2NonFirst needs a current EV2 session');
+  if (o.method === 'ev2first' && wantsLrp(o.pcdCap2)) return authenticateLrp(exchange, o);
   const ins = AUTH_INS[o.method];
   const r1 = await exchange(ins, hostFirstFrame(o.method, o.keyNo, o.pcdCap2));
   if (r1.status !== STATUS_AF) throw new AuthenticationError(`card refused authentication (status ${toHex(Uint8Array.of(r1.status & 0xff))})`);
@@ -157,5 +162,17 @@ export async function authenticateHost(exchange: Exchange, o: HostAuthOptions): 
     step.abort();
     throw new AuthenticationError(`card rejected the authentication (status ${toHex(Uint8Array.of(r2.status & 0xff))})`);
   }
+  return step.finish(r2.data);
+}
+
+/** AuthenticateLRPFirst: 0x71 with PCDcap2[0] = 0x02. */
+async function authenticateLrp(exchange: Exchange, o: HostAuthOptions): Promise<HostSession> {
+  const r1 = await exchange(AUTH_INS.ev2first, hostFirstFrame('ev2first', o.keyNo, o.pcdCap2));
+  if (r1.status !== STATUS_AF) throw new AuthenticationError(`card refused LRP authentication (status ${toHex(Uint8Array.of(r1.status & 0xff))})`);
+  const rndA = o.random(16);
+  const step = hostLrpStep(o.keyNo, o.key, r1.data, rndA);
+  wipe(rndA);
+  const r2 = await exchange(STATUS_AF, step.frame);
+  if (r2.status !== 0x00) throw new AuthenticationError(`card rejected the LRP authentication (status ${toHex(Uint8Array.of(r2.status & 0xff))})`);
   return step.finish(r2.data);
 }

@@ -21,6 +21,11 @@
 //     => { response: Uint8Array /* send with status 0x00 */, session: CardSession }
 //     throws AuthenticationError (RndB' mismatch -> status 0xAE), FrameError (wrong length -> 0x7E).
 //
+// LRP (EV3, AN12304): method 'ev2first' with pcdCap2 starting 0x02 (e.g. 02 00 00 00 00 00) runs
+//   AuthenticateLRPFirst on both sides; the session has kind 'ev2' (same framing, TI, CmdCtr) and
+//   channel 'lrp' (CMAC-LRP, LRICB with EncCtr). AuthenticateLRPNonFirst is not implemented
+//   (SessionError before anything is sent).
+//
 // SESSIONS (src/core/sm/types.ts): HostSession.wrapCommand / unwrapResponse and
 // CardSession.unwrapCommand / wrapResponse, kinds 'd40' | 'ev1' | 'ev2'. EV2: the card must call
 // unwrapCommand for EVERY command after authentication (plain ones too): it advances CmdCtr.
@@ -40,6 +45,7 @@ export * from './types.js';
 export * from './sessionkeys.js';
 export { authenticateHost, hostAuthStep, hostFirstFrame, checkAuthParams, type HostAuthStep } from './host.js';
 export { beginCardAuth, parseAuthRequest, type AuthRequest } from './card.js';
+export { hostLrpStep, beginCardLrpAuth, wantsLrp, LRP_AUTH_MODE } from './lrp.js';
 export {
   changeKeyPayload,
   finishChangeKey,

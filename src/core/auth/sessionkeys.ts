@@ -4,6 +4,7 @@
 import { concat, wipe } from '../crypto/bytes.js';
 import { CryptoInputError, type KeyType } from '../crypto/cipher.js';
 import { Cmac } from '../crypto/cmac.js';
+import { cmacLrp } from '../crypto/lrp.js';
 
 /** Length of RndA/RndB for a key type: 8 for DES/2K3DES, 16 for 3K3DES/AES. */
 export function nonceLength(type: KeyType): 8 | 16 {
@@ -75,5 +76,27 @@ export function tmacSessionKeys(tmKey: Uint8Array, uid: Uint8Array, tmc: number)
     return { mac: c.mac(sv(0x5a)), enc: c.mac(sv(0xa5)) };
   } finally {
     c.destroy();
+  }
+}
+
+/** LRP session vector: 00 01 00 80 RndA[0..1] (RndA[2..7] ^ RndB[0..5]) RndB[6..15] RndA[8..15] 96 69. */
+export function lrpSessionVector(rndA: Uint8Array, rndB: Uint8Array): Uint8Array {
+  if (rndA.length !== 16 || rndB.length !== 16) throw new CryptoInputError('LRP session vector needs 16-byte RndA and RndB');
+  const sv = new Uint8Array(32);
+  sv.set([0x00, 0x01, 0x00, 0x80, rndA[0]!, rndA[1]!]);
+  for (let i = 0; i < 6; i++) sv[6 + i] = rndA[2 + i]! ^ rndB[i]!;
+  sv.set(rndB.subarray(6, 16), 12);
+  sv.set(rndA.subarray(8, 16), 22);
+  sv.set([0x96, 0x69], 30);
+  return sv;
+}
+
+/** LRP SesAuthMaster = CMAC-LRP(K, SV) (updated key 0 of K). */
+export function lrpSesAuthMaster(key: Uint8Array, rndA: Uint8Array, rndB: Uint8Array): Uint8Array {
+  const sv = lrpSessionVector(rndA, rndB);
+  try {
+    return cmacLrp(key, sv);
+  } finally {
+    wipe(sv);
   }
 }

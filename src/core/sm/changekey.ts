@@ -19,6 +19,7 @@ import { FrameError, IntegrityError, SessionError } from '../errors.js';
 import { D40CardSession, D40HostSession } from './d40.js';
 import { Ev1CardSession, Ev1HostSession } from './ev1.js';
 import { Ev2CardSession, Ev2HostSession } from './ev2.js';
+import { LrpCardSession, LrpHostSession } from './lrp.js';
 import { padZero } from './padding.js';
 import type { CardSession, HostSession, SessionKind } from './types.js';
 
@@ -97,7 +98,7 @@ export function changeKeyPayload(session: HostSession, o: ChangeKeyRequest): Cha
   const { data, newWire } = keyData(session.kind, o, sameKey);
   const kn = Uint8Array.of(keyNoByte);
   try {
-    if (session instanceof Ev2HostSession) {
+    if (session instanceof Ev2HostSession || session instanceof LrpHostSession) {
       const body = sameKey ? data : concat(data, crc32Desfire(newWire));
       const payload = session.wrapCommand(INS_CHANGE_KEY, kn, body, 'full');
       wipe(body);
@@ -183,7 +184,7 @@ export function openChangeKeyPayload(session: CardSession, payload: Uint8Array, 
   const kn = payload.subarray(0, 1);
   let dec: Uint8Array;
   let crcOk: boolean;
-  if (session instanceof Ev2CardSession) {
+  if (session instanceof Ev2CardSession || session instanceof LrpCardSession) {
     dec = session.unwrapCommand(INS_CHANGE_KEY, kn, body, 'full', kdLen + (sameKey ? 0 : 4));
     crcOk = true;
   } else if (session instanceof Ev1CardSession || session instanceof D40CardSession) {
@@ -224,7 +225,7 @@ export function openChangeKeyPayload(session: CardSession, payload: Uint8Array, 
     wipe(oldWire);
     const crcLen = session instanceof D40CardSession ? 2 : 4;
     const crc2 = crcLen === 4 ? crc32Desfire(newWire) : crc16A(newWire);
-    const at = session instanceof Ev2CardSession ? kdLen : kdLen + crcLen;
+    const at = session.kind === 'ev2' ? kdLen : kdLen + crcLen;
     if (!crcOk || !equalCT(crc2, dec.subarray(at, at + crcLen))) {
       wipe(dec, newWire);
       throw new IntegrityError('ChangeKey CRC of the new key mismatch');

@@ -4,3 +4,4 @@ export * from './d40.js';
 export * from './ev1.js';
 export * from './ev2.js';
 export * from './changekey.js';
+export * from './lrp.js';
