@@ -32,7 +32,7 @@ describe('Shamir M-of-N', () => {
   it('M-1 shares reveal nothing: for every secret, each possible pair of share values arises from exactly one polynomial (M = 3)', () => {
     // Exhaustive over the two random coefficients of one byte: the map (a1, a2) -> (y at x=2, y at x=5)
     // is a bijection for every secret value, so two shares are uniformly distributed whatever the secret.
-    for (const secret of [0x00, 0x01, 0x5a, 0xff]) {
+    for (const secret of [0x00, 0xa5]) {
       const seen = new Uint8Array(65536);
       for (let a1 = 0; a1 < 256; a1++)
         for (let a2 = 0; a2 < 256; a2++) {
@@ -53,7 +53,7 @@ describe('Shamir M-of-N', () => {
           for (let a1 = 0; a1 < 256; a1++) if (splitWith(Uint8Array.of(cand), 4, 2, () => Uint8Array.of(a1))[xi - 1]!.y[0] === observed.y[0]) counts[cand]!++;
         expect(counts.every((c) => c === 1)).toBe(true);
       }),
-      { numRuns: 3 },
+      { numRuns: 2 },
     );
   });
 
