@@ -141,6 +141,7 @@ describe('client session rules', () => {
     await expect(c.writeData(1, 0, new Uint8Array(0))).rejects.toThrow(ValueRangeError);
     await expect(c.debit(1, 2 ** 31)).rejects.toThrow(ValueRangeError);
     await expect(c.getKeyVersion(14)).rejects.toThrow(ValueRangeError);
+    await expect(c.readData(1, 0, 1, { comm: 'enciphered' as never })).rejects.toMatchObject({ field: 'comm' });
     await expect(c.selectApplication(-1)).rejects.toThrow(ValueRangeError);
     await expect(c.authenticate(14, new Uint8Array(16), { method: 'ev2' })).rejects.toThrow(ValueRangeError);
     await expect(c.authenticate(0, new Uint8Array(8), { method: 'ev2' })).rejects.toThrow(ValueRangeError);

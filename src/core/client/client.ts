@@ -63,6 +63,8 @@ export interface CommandSpec {
 
 type FileOp = 'read' | 'write';
 
+const COMM_CHOICES: readonly CommChoice[] = ['plain', 'mac', 'full', 'auto'];
+
 export class DesfireClient {
   private readonly transport: Transport;
   private readonly random: RandomSource;
@@ -438,6 +440,7 @@ export class DesfireClient {
     ins: number, fileNo: number, header: Uint8Array, data: Uint8Array, op: FileOp, opts: FileOpOptions,
     rights: (a: AccessRights) => number[], plainLength?: number, special?: 'getValue',
   ): Promise<Uint8Array> {
+    if (opts.comm !== undefined && !COMM_CHOICES.includes(opts.comm)) return Promise.reject(new ValueRangeError('comm', 'must be plain, mac, full or auto'));
     return this.serial(async () => {
       const comm = await this.fileComm(fileNo, opts.comm, rights, special);
       const modes = this.modesFor(comm, op);
