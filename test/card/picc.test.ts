@@ -91,6 +91,14 @@ describe('PICC master key', () => {
     expect([...ev1.card.process(hex('903c00000100 00'))]).toEqual([0x91, 0x1c]);
   });
 
+  it('LRP (PCDcap2 02) is refused before EV3 with 0x9E', async () => {
+    const h = Host.fresh({ profile: 'ev2' });
+    await h.auth('d40', 0, ZERO8, 'des');
+    await h.changeKey({ keyNo: 0, newKey: ZERO16, newKeyType: 'aes', picc: true });
+    expect([...h.card.process(hex('9071000008 00 06 020000000000 00'))]).toEqual([0x91, 0x9e]);
+    expect([...h.card.process(hex('9071000008 00 06 000000000000 00')).slice(-2)]).toEqual([0x91, 0xaf]);
+  });
+
   it('wrong key: 0xAE, and the card forgets any previous authentication', async () => {
     const h = Host.fresh();
     await h.fails(0xae, h.auth('d40', 0, hex('0202020202020202'), 'des'));

@@ -16,6 +16,9 @@ export function authenticate(ctx: CardContext, req: Req): Reply {
   }
   const ev2 = ar.method === 'ev2first' || ar.method === 'ev2nonfirst';
   if (ev2 && ctx.state.profile === 'ev1') throw fault(ST.ILLEGAL_COMMAND, 'EV2 authentication on an EV1 card');
+  // PCDcap2[0] = 02 asks for LRP (AuthenticateLRPFirst), an EV3 feature: the simulator offers it on
+  // the ev3 profile (without the one-way switch a real EV3 needs) and refuses it before EV3.
+  if (ar.method === 'ev2first' && ar.pcdCap2?.[0] === 0x02 && ctx.state.profile !== 'ev3') throw fault(ST.PARAMETER_ERROR, 'LRP needs an EV3 card');
   const previous = ctx.session;
   if (ar.method === 'ev2nonfirst') {
     if (!(previous instanceof Ev2CardSession)) throw fault(ST.AUTHENTICATION_ERROR, 'NonFirst needs an EV2 session');
