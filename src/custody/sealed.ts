@@ -177,6 +177,12 @@ export class ReaderUnsealer {
     }
     if (key.length !== 32) throw new SealedDeliveryError('ERR_SEALED_FORMAT', 'session key must be 32 bytes');
     if (known) wipe(known.key);
+    // forget expired sessions so the map stays small
+    for (const [id, x] of this.sessions)
+      if (x.exp <= nowSec) {
+        wipe(x.key);
+        this.sessions.delete(id);
+      }
     this.sessions.set(sid, { key, exp });
   }
 
