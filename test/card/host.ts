@@ -91,7 +91,7 @@ export class Host {
     if (r.status !== 0) throw new StatusError(r.status);
   }
 
-  async auth(method: AuthMethod, keyNo: number, key: Uint8Array, keyType: KeyType): Promise<HostSession> {
+  async auth(method: AuthMethod, keyNo: number, key: Uint8Array, keyType: KeyType, pcdCap2?: Uint8Array): Promise<HostSession> {
     const previous = method === 'ev2nonfirst' ? this.session : undefined;
     if (method !== 'ev2nonfirst') {
       this.session?.destroy();
@@ -99,7 +99,7 @@ export class Host {
     }
     const ex = async (ins: number, data: Uint8Array) => exchange(this.transport, ins, data, { stopOnAdditionalFrame: true });
     try {
-      this.session = await authenticateHost(ex, { method, keyNo, key, keyType, random: rnd, ...(previous ? { previous } : {}) });
+      this.session = await authenticateHost(ex, { method, keyNo, key, keyType, random: rnd, ...(previous ? { previous } : {}), ...(pcdCap2 ? { pcdCap2 } : {}) });
     } catch (e) {
       this.session = undefined;
       const st = (e as { message?: string }).message?.match(/status (?:0x)?([0-9a-f]{2})/i);

@@ -99,6 +99,21 @@ describe('PICC master key', () => {
     expect([...h.card.process(hex('9071000008 00 06 000000000000 00')).slice(-2)]).toEqual([0x91, 0xaf]);
   });
 
+  it('LRP on the ev3 profile: AuthenticateLRPFirst, full-mode files, ChangeKey', async () => {
+    const h = Host.fresh({ profile: 'ev3' });
+    await createApp(h, 0x00e3, 0x0f, 0x82);
+    await h.select(0x00e3);
+    await h.cmd(0xcd, Uint8Array.of(1, 0x03, 0x10, 0x11, 80, 0, 0));
+    const lrp = Uint8Array.of(0x02, 0, 0, 0, 0, 0);
+    await h.auth('ev2first', 0, ZERO16, 'aes', lrp);
+    await h.changeKey({ keyNo: 1, newKey: AES1, newKeyType: 'aes', newKeyVersion: 4, oldKey: ZERO16, oldKeyType: 'aes' });
+    await h.auth('ev2first', 1, AES1, 'aes', lrp);
+    const d = Uint8Array.from({ length: 80 }, (_, i) => i ^ 0x5a);
+    await h.cmd(0x3d, Uint8Array.of(1, 0, 0, 0, 80, 0, 0), d, 'full');
+    expect([...(await h.cmd(0xbd, Uint8Array.of(1, 0, 0, 0, 80, 0, 0), undefined, 'full', 'full', 80))]).toEqual([...d]);
+    expect([...(await h.cmd(0x64, Uint8Array.of(1)))]).toEqual([4]);
+  });
+
   it('wrong key: 0xAE, and the card forgets any previous authentication', async () => {
     const h = Host.fresh();
     await h.fails(0xae, h.auth('d40', 0, hex('0202020202020202'), 'des'));
