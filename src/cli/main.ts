@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   layout: () => import('./commands/layout.js'),
   vault: () => import('./commands/vault.js'),
   keys: () => import('./commands/keys.js'),
+  audit: () => import('./commands/audit.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {
