@@ -3,10 +3,11 @@
 // migrations go in ./migrations (numbers 0001-0009: storage/audit, 0010-0019: CMS domain).
 import type { ApiTables } from '../api/tokens/tables.js';
 import type { AuditTables } from '../audit/tables.js';
+import type { BatonTables } from '../baton/tables.js';
 import type { DomainTables } from '../domain/tables.js';
 import type { MetaTables } from './meta.js';
 
-export interface Database extends MetaTables, AuditTables, ApiTables, DomainTables {}
+export interface Database extends MetaTables, AuditTables, ApiTables, DomainTables, BatonTables {}
 
 /** Which SQL engine a connection talks to (for the few places where SQL differs). */
 export type DialectKind = 'sqlite' | 'postgres';

@@ -72,7 +72,11 @@ export function batonModule(d: BatonRouteDeps): ApiModule {
       app.addSchema(Entry);
       const state = async (readerId: string, head?: { acked: number; hash: string }) => {
         const r = await d.readers.require(readerId);
-        const h = head ?? (await svc.head(readerId).then((x) => ({ acked: x.seq, hash: x.hash })));
+        let h = head;
+        if (!h) {
+          const x = await svc.head(readerId);
+          h = { acked: x.seq, hash: x.hash };
+        }
         return { readerId, state: r.state, denylist: await svc.denylist(), serverTime: now(), acked: h.acked, hash: h.hash };
       };
 

@@ -1,0 +1,201 @@
+// The CMS side of the audit baton: receive a reader's entries, verify continuity, store them
+// once, and raise an alert (audit_alerts, the audit log's alert table) on a gap, a fork, a
+// reordering or a modified entry. Idempotent by sequence number: an entry already stored with the
+// same hash is a duplicate (a reader that crashed before recording the acknowledgement sends it
+// again) and is neither stored twice nor an error.
+//
+// Also the card denylist readers fetch on every contact.
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/index.js';
+import { dialectOf } from '../storage/dialect.js';
+import { lockWriters, withTransaction } from '../storage/tx.js';
+import { type BatonWireEntry, GENESIS, batonHash } from './chain.js';
+
+export type BatonErrorCode = 'ERR_BATON_GAP' | 'ERR_BATON_FORK' | 'ERR_BATON_REORDER' | 'ERR_BATON_TAMPERED' | 'ERR_BATON_BAD_INPUT' | 'ERR_BATON_CONFLICT';
+
+export class BatonError extends Error {
+  readonly code: BatonErrorCode;
+  constructor(code: BatonErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'BatonError';
+  }
+}
+
+/** The alert rules this module raises (rule ids in audit_alerts). */
+// 'baton-gap' is the audit alert engine's rule id (src/cms/audit/alerts/types.ts); the others
+// follow its naming. Stored in audit_alerts like every other alert (listed by the audit routes).
+export const BATON_RULES = {
+  gap: 'baton-gap',
+  fork: 'baton-fork',
+  reorder: 'baton-reorder',
+  tampered: 'baton-tampered',
+  clone: 'clone-suspected',
+} as const;
+
+export interface SyncResult {
+  /** Highest contiguous sequence number stored for this reader. */
+  acked: number;
+  hash: string;
+  stored: number;
+  duplicates: number;
+}
+
+interface PendingAlert {
+  rule: string;
+  severity: 'critical' | 'warning';
+  subject: string;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+const UID_RE = /^([0-9A-F]{2}){4,10}$/;
+export const MAX_BATCH = 1000;
+
+export class BatonService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async head(readerId: string): Promise<{ seq: number; hash: string }> {
+    const r = await this.db.selectFrom('reader_baton').select(['seq', 'hash']).where('reader_id', '=', readerId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    return r ? { seq: Number(r.seq), hash: r.hash } : { seq: 0, hash: GENESIS };
+  }
+
+  async entries(readerId: string, opts: { after?: number; limit?: number } = {}): Promise<BatonWireEntry[]> {
+    const rows = await this.db
+      .selectFrom('reader_baton')
+      .selectAll()
+      .where('reader_id', '=', readerId)
+      .where('seq', '>', opts.after ?? 0)
+      .orderBy('seq')
+      .limit(Math.min(opts.limit ?? 500, 5000))
+      .execute();
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      time: Number(r.time),
+      readerId: r.reader_id,
+      cardUid: r.card_uid,
+      aid: r.aid,
+      keyNo: r.key_no,
+      keyVersion: r.key_version,
+      op: r.op,
+      result: r.result,
+      prev: r.prev,
+      hash: r.hash,
+    }));
+  }
+
+  /** Verify and store a batch from `readerId` (the mTLS identity, never a field of the body). */
+  async sync(readerId: string, batch: BatonWireEntry[]): Promise<SyncResult> {
+    if (!Array.isArray(batch) || batch.length > MAX_BATCH) throw new BatonError('ERR_BATON_BAD_INPUT', `a batch holds at most ${MAX_BATCH} entries`);
+    const alerts: PendingAlert[] = [];
+    const subject = `reader:${readerId}`;
+    let failure: BatonError | undefined;
+    let result: SyncResult | undefined;
+    try {
+      result = await withTransaction(this.db, async (tx) => {
+        await lockWriters(tx, dialectOf(this.db), `baton:${readerId}`);
+        // 1. order and integrity of the batch itself
+        for (let i = 1; i < batch.length; i++) {
+          if (batch[i]!.seq <= batch[i - 1]!.seq) {
+            alerts.push({ rule: BATON_RULES.reorder, severity: 'critical', subject, message: `reader ${readerId} sent baton entries out of order (seq ${batch[i - 1]!.seq} then ${batch[i]!.seq})`, details: { seq: batch[i]!.seq, after: batch[i - 1]!.seq } });
+            throw new BatonError('ERR_BATON_REORDER', 'baton entries out of order');
+          }
+        }
+        for (const e of batch) {
+          if (e.readerId !== readerId || batonHash(e) !== e.hash) {
+            alerts.push({ rule: BATON_RULES.tampered, severity: 'critical', subject, message: `baton entry ${e.seq} of reader ${readerId} does not match its hash (modified)`, details: { seq: e.seq } });
+            throw new BatonError('ERR_BATON_TAMPERED', `baton entry ${e.seq} was modified`);
+          }
+        }
+        // 2. continuity with what is stored
+        const head = await this.headIn(tx, readerId);
+        let prevSeq = head.seq;
+        let prevHash = head.hash;
+        let duplicates = 0;
+        const fresh: BatonWireEntry[] = [];
+        for (const e of batch) {
+          if (e.seq <= head.seq) {
+            const stored = await tx.selectFrom('reader_baton').select('hash').where('reader_id', '=', readerId).where('seq', '=', e.seq).executeTakeFirst();
+            if (!stored || stored.hash !== e.hash) {
+              alerts.push({ rule: BATON_RULES.fork, severity: 'critical', subject, message: `reader ${readerId} sent a different entry ${e.seq} than the one stored (fork)`, details: { seq: e.seq } });
+              throw new BatonError('ERR_BATON_FORK', `baton entry ${e.seq} differs from the stored one`);
+            }
+            duplicates++;
+            continue;
+          }
+          if (e.seq !== prevSeq + 1) {
+            alerts.push({ rule: BATON_RULES.gap, severity: 'critical', subject, message: `reader ${readerId} baton gap: entries ${prevSeq + 1}..${e.seq - 1} missing`, details: { seq: e.seq, expected: prevSeq + 1 } });
+            throw new BatonError('ERR_BATON_GAP', `baton entries ${prevSeq + 1}..${e.seq - 1} are missing`);
+          }
+          if (e.prev !== prevHash) {
+            alerts.push({ rule: BATON_RULES.fork, severity: 'critical', subject, message: `reader ${readerId} baton entry ${e.seq} does not chain to entry ${prevSeq} (fork)`, details: { seq: e.seq } });
+            throw new BatonError('ERR_BATON_FORK', `baton entry ${e.seq} does not chain to the stored log`);
+          }
+          fresh.push(e);
+          prevSeq = e.seq;
+          prevHash = e.hash;
+        }
+        const at = this.now();
+        for (const e of fresh) {
+          await tx
+            .insertInto('reader_baton')
+            .values({ reader_id: readerId, seq: e.seq, time: e.time, card_uid: e.cardUid, aid: e.aid, key_no: e.keyNo, key_version: e.keyVersion, op: e.op, result: e.result, prev: e.prev, hash: e.hash, received_at: at })
+            .execute();
+          if (e.result.startsWith('clone-suspected') && UID_RE.test(e.cardUid))
+            alerts.push({ rule: BATON_RULES.clone, severity: 'critical', subject: `card:${e.cardUid}`, message: `reader ${readerId} saw a card-side counter go backwards on card ${e.cardUid} (clone suspected)`, details: { seq: e.seq, readerId, aid: e.aid, result: e.result } });
+        }
+        return { acked: prevSeq, hash: prevHash, stored: fresh.length, duplicates };
+      });
+    } catch (e) {
+      if (e instanceof BatonError) failure = e;
+      else throw e;
+    }
+    await this.raise(alerts);
+    if (failure) throw failure;
+    return result!;
+  }
+
+  private async headIn(tx: Kysely<Database>, readerId: string): Promise<{ seq: number; hash: string }> {
+    const r = await tx.selectFrom('reader_baton').select(['seq', 'hash']).where('reader_id', '=', readerId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    return r ? { seq: Number(r.seq), hash: r.hash } : { seq: 0, hash: GENESIS };
+  }
+
+  /** Store alerts once each (a reader retrying the same bad batch raises one alert, not many). */
+  private async raise(alerts: PendingAlert[]): Promise<void> {
+    for (const a of alerts) {
+      const details = JSON.stringify(a.details);
+      const dup = await this.db.selectFrom('audit_alerts').select('id').where('rule', '=', a.rule).where('subject', '=', a.subject).where('details', '=', details).executeTakeFirst();
+      if (dup) continue;
+      await this.db
+        .insertInto('audit_alerts')
+        .values({ id: randomUUID(), time: this.now(), rule: a.rule, severity: a.severity, subject: a.subject, message: a.message, details, entry_idx: null, delivery: 0, delivery_attempts: 0 })
+        .execute();
+    }
+  }
+
+  // ---- denylist -------------------------------------------------------------------------------
+
+  async denylist(): Promise<string[]> {
+    const rows = await this.db.selectFrom('card_denylist').select('uid').orderBy('uid').execute();
+    return rows.map((r) => r.uid);
+  }
+
+  async deny(uid: string, reason: string, by: string): Promise<void> {
+    const u = uid.toUpperCase();
+    if (!UID_RE.test(u)) throw new BatonError('ERR_BATON_BAD_INPUT', 'uid must be 4..10 bytes of hex');
+    await this.db
+      .insertInto('card_denylist')
+      .values({ uid: u, reason, created_by: by, created_at: this.now() })
+      .onConflict((oc) => oc.column('uid').doUpdateSet({ reason, created_by: by }))
+      .execute();
+  }
+
+  async allow(uid: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('card_denylist').where('uid', '=', uid.toUpperCase()).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+}

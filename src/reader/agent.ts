@@ -1,0 +1,287 @@
+// The reader agent's runtime core: for each card operation it gets the card key of its role
+// (online: sealed by the CMS for this card, unsealed with the reader key; offline: from the
+// expiring in-memory cache), checks the denylist, runs the operation, appends the result to the
+// audit baton (fsync'd before the operation is reported done) and syncs with the CMS on every
+// contact (baton up; reader state and denylist down). When the CMS says the reader is no longer
+// accepted, the agent wipes its cache and session keys and stops.
+import { wipe } from '../core/crypto/bytes.js';
+import type { ReaderUnsealer, SealedKey } from '../custody/sealed.js';
+import type { KeyBinding } from '../custody/types.js';
+import type { AuditBaton, BatonEntry } from './baton.js';
+import type { CmsClient } from './cms-client.js';
+import { ReaderError } from './errors.js';
+import { type CardKeyType, DEFAULT_OFFLINE_TTL_MS, OfflineKeyCache } from './key-cache.js';
+
+/** A role of this reader: (tenant, AID, keyNo) and what it may do (from GET /v1/readers/self). */
+export interface AgentRole {
+  tenantId: string;
+  aid: string;
+  keyNo: number;
+  operations: string[];
+}
+
+/** One sealed card key as the CMS delivers it. */
+export interface KeyDelivery {
+  binding: KeyBinding;
+  keyType: CardKeyType;
+  sealed: SealedKey;
+}
+
+/** Where online keys come from (the CMS's delivery endpoint; see http-keys.ts). */
+export interface OnlineKeySource {
+  fetch(req: { tenant: string; aid: string; uid: string; keyNo: number }): Promise<KeyDelivery>;
+}
+
+export interface SyncAnswer {
+  readerId: string;
+  state: string;
+  denylist: string[];
+  serverTime: number;
+  acked: number;
+  hash: string;
+}
+
+export interface AgentOptions {
+  readerId: string;
+  roles: AgentRole[];
+  baton: AuditBaton;
+  unsealer: ReaderUnsealer;
+  keys: OnlineKeySource;
+  /** Baton sync / denylist channel; absent = never syncs (tests of the offline path only). */
+  cms?: CmsClient;
+  /** Offline TTL (5..15 minutes, default 10). */
+  offlineTtlMs?: number;
+  now?: () => number;
+}
+
+export interface ObtainedKey {
+  key: Uint8Array;
+  version: number;
+  keyType: CardKeyType;
+  mode: 'online' | 'offline';
+  tenant: string;
+}
+
+export type AgentEvent = { type: 'online' } | { type: 'offline'; reason: string } | { type: 'revoked'; reason: string } | { type: 'synced'; acked: number };
+
+export class ReaderAgent {
+  readonly readerId: string;
+  readonly cache: OfflineKeyCache;
+  private roles: AgentRole[];
+  private readonly now: () => number;
+  private denylist = new Set<string>();
+  private lastContact = -Infinity;
+  private stoppedReason: string | undefined;
+  private offline = false;
+  private syncing: Promise<SyncAnswer | undefined> | undefined;
+  private readonly counters = new Map<string, number>();
+  private readonly seenTokens = new Map<string, number>();
+  onEvent?: (e: AgentEvent) => void;
+
+  constructor(private readonly o: AgentOptions) {
+    this.readerId = o.readerId;
+    this.roles = o.roles.map((r) => ({ ...r, aid: r.aid.toUpperCase() }));
+    this.now = o.now ?? Date.now;
+    this.cache = new OfflineKeyCache(o.offlineTtlMs ?? DEFAULT_OFFLINE_TTL_MS, this.now);
+  }
+
+  get stopped(): string | undefined {
+    return this.stoppedReason;
+  }
+
+  get baton(): AuditBaton {
+    return this.o.baton;
+  }
+
+  /** Milliseconds since the CMS last answered (Infinity when never). */
+  get offlineForMs(): number {
+    return this.now() - this.lastContact;
+  }
+
+  isDenied(uid: string): boolean {
+    return this.denylist.has(uid.toUpperCase());
+  }
+
+  setRoles(roles: AgentRole[]): void {
+    this.roles = roles.map((r) => ({ ...r, aid: r.aid.toUpperCase() }));
+  }
+
+  role(aid: string, keyNo: number): AgentRole {
+    const r = this.roles.find((x) => x.aid === aid.toUpperCase() && x.keyNo === keyNo);
+    if (!r) throw new ReaderError('ERR_READER_NO_ROLE', `this reader has no role for AID ${aid.toUpperCase()} key ${keyNo}`);
+    return r;
+  }
+
+  private assertRunning(): void {
+    if (this.stoppedReason !== undefined) throw new ReaderError('ERR_READER_STOPPED', `reader agent stopped: ${this.stoppedReason}`);
+  }
+
+  /** The CMS no longer accepts this reader: wipe everything secret and stop. */
+  revoke(reason: string): void {
+    if (this.stoppedReason !== undefined) return;
+    this.stoppedReason = reason;
+    this.cache.wipe();
+    this.o.unsealer.clear();
+    try {
+      this.record({ cardUid: '', aid: '', keyNo: -1, keyVersion: -1, op: 'revoked', result: 'cache-wiped' });
+    } catch {
+      /* the baton is best effort here: the agent stops regardless */
+    }
+    this.onEvent?.({ type: 'revoked', reason });
+  }
+
+  private contact(): void {
+    this.lastContact = this.now();
+    if (this.offline) this.onEvent?.({ type: 'online' });
+    this.offline = false;
+  }
+
+  private wentOffline(reason: string): void {
+    if (!this.offline) this.onEvent?.({ type: 'offline', reason });
+    this.offline = true;
+  }
+
+  private handleCmsError(e: unknown): never {
+    if (e instanceof ReaderError && e.code === 'ERR_READER_REVOKED') {
+      this.revoke(e.message);
+      throw new ReaderError('ERR_READER_REVOKED', `${e.message}; offline cache wiped, agent stopped`);
+    }
+    throw e;
+  }
+
+  /**
+   * The key of this reader's role for (AID, keyNo) on card `uid`: online from the CMS (and kept in
+   * the offline cache), or, when the CMS is unreachable, from the cache while the TTL allows.
+   */
+  async obtainKey(uid: string, aid: string, keyNo: number): Promise<ObtainedKey> {
+    this.assertRunning();
+    const role = this.role(aid, keyNo);
+    const U = uid.toUpperCase();
+    const A = aid.toUpperCase();
+    if (this.isDenied(U)) throw new ReaderError('ERR_READER_DENYLISTED', `card ${U} is on the CMS denylist`);
+    let d: KeyDelivery;
+    try {
+      d = await this.o.keys.fetch({ tenant: role.tenantId, aid: A, uid: U, keyNo });
+    } catch (e) {
+      if (e instanceof ReaderError && e.code === 'ERR_READER_CMS_UNREACHABLE') {
+        this.wentOffline(e.message);
+        return this.offlineKey(role, U, A, keyNo, e.message);
+      }
+      return this.handleCmsError(e);
+    }
+    this.contact();
+    const b = d.binding;
+    if (b.tenant !== role.tenantId || b.aid.toUpperCase() !== A || b.uid.toUpperCase() !== U || b.keyNo !== keyNo)
+      throw new ReaderError('ERR_READER_CMS', 'the CMS delivered a key for another card, AID or key number');
+    const key = await this.o.unsealer.unseal(d.sealed, b);
+    this.cache.put({ tenant: role.tenantId, aid: A, uid: U, keyNo }, b.version, d.keyType, key);
+    return { key, version: b.version, keyType: d.keyType, mode: 'online', tenant: role.tenantId };
+  }
+
+  private offlineKey(role: AgentRole, uid: string, aid: string, keyNo: number, why: string): ObtainedKey {
+    const off = this.offlineForMs;
+    if (off > this.cache.ttlMs) {
+      this.cache.wipe();
+      throw new ReaderError(
+        'ERR_READER_OFFLINE_EXPIRED',
+        Number.isFinite(off)
+          ? `offline for ${Math.floor(off / 1000)} s, longer than the offline TTL (${this.cache.ttlMs / 1000} s): refusing until the CMS is reachable (${why})`
+          : `the CMS has not been reached since start: no offline keys (${why})`,
+      );
+    }
+    const c = this.cache.get({ tenant: role.tenantId, aid, uid, keyNo });
+    return { key: c.key, version: c.version, keyType: c.keyType, mode: 'offline', tenant: role.tenantId };
+  }
+
+  /** Append an operation to the baton (fsync'd). */
+  record(f: { cardUid: string; aid: string; keyNo: number; keyVersion: number; op: string; result: string }): BatonEntry {
+    return this.o.baton.append({ time: this.now(), readerId: this.readerId, ...f, cardUid: f.cardUid.toUpperCase(), aid: f.aid.toUpperCase() });
+  }
+
+  /**
+   * Clone check on a card-side counter that only grows (e.g. a loan sequence number in the record
+   * file): a value below the last one this reader saw for the card means an older copy of it.
+   */
+  checkCounter(uid: string, aid: string, name: string, value: number): boolean {
+    const k = `${uid.toUpperCase()}|${aid.toUpperCase()}|${name}`;
+    const last = this.counters.get(k);
+    if (last !== undefined && value < last) return false;
+    this.counters.set(k, value);
+    return true;
+  }
+
+  /**
+   * Replay defence for operation tokens / nonces: accepted once until `expiresAtMs`; refused when
+   * expired or seen before.
+   */
+  consumeToken(jti: string, expiresAtMs: number): void {
+    const t = this.now();
+    for (const [k, exp] of this.seenTokens) if (exp <= t) this.seenTokens.delete(k);
+    if (!jti || typeof jti !== 'string') throw new ReaderError('ERR_READER_TOKEN', 'operation token has no id');
+    if (expiresAtMs <= t) throw new ReaderError('ERR_READER_TOKEN', 'operation token has expired');
+    if (this.seenTokens.has(jti)) throw new ReaderError('ERR_READER_REPLAY', 'operation token already used (replay refused)');
+    this.seenTokens.set(jti, expiresAtMs);
+  }
+
+  /**
+   * One contact with the CMS: upload pending baton entries (or just ask for state when none), take
+   * the denylist and the reader's state. Concurrent calls share one request. Offline: resolves
+   * undefined. Revoked: wipes, stops, throws ERR_READER_REVOKED.
+   */
+  sync(): Promise<SyncAnswer | undefined> {
+    if (!this.o.cms) return Promise.resolve(undefined);
+    this.syncing ??= this.doSync().finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  private async doSync(): Promise<SyncAnswer | undefined> {
+    const cms = this.o.cms!;
+    let last: SyncAnswer | undefined;
+    try {
+      for (;;) {
+        const pending = this.o.baton.pending(500);
+        const ans = pending.length ? await cms.call<SyncAnswer>('POST', '/v1/readers/self/baton', { entries: pending }) : await cms.call<SyncAnswer>('GET', '/v1/readers/self/sync');
+        this.contact();
+        this.apply(ans);
+        last = ans;
+        if (ans.acked > this.o.baton.acknowledged && ans.acked <= this.o.baton.length) this.o.baton.acknowledge(ans.acked);
+        if (pending.length < 500) break;
+      }
+      this.onEvent?.({ type: 'synced', acked: this.o.baton.acknowledged });
+      return last;
+    } catch (e) {
+      if (e instanceof ReaderError && e.code === 'ERR_READER_CMS_UNREACHABLE') {
+        this.wentOffline(e.message);
+        return undefined;
+      }
+      return this.handleCmsError(e);
+    }
+  }
+
+  private apply(ans: SyncAnswer): void {
+    if (ans.state !== 'active') {
+      this.revoke(`the CMS reports this reader ${ans.state}`);
+      throw new ReaderError('ERR_READER_REVOKED', `the CMS reports this reader ${ans.state}; offline cache wiped, agent stopped`);
+    }
+    this.denylist = new Set(ans.denylist.map((u) => u.toUpperCase()));
+  }
+
+  /** Stop (e.g. shutdown): wipe secrets; the baton stays on disk for the next start. */
+  close(): void {
+    this.cache.wipe();
+    this.o.unsealer.clear();
+    if (this.stoppedReason === undefined) this.stoppedReason = 'closed';
+    this.o.baton.close();
+  }
+}
+
+/** Run `fn` with an obtained key and wipe it afterwards. */
+export async function withKey<T>(k: ObtainedKey, fn: (key: Uint8Array) => Promise<T>): Promise<T> {
+  try {
+    return await fn(k.key);
+  } finally {
+    wipe(k.key);
+  }
+}

@@ -1,0 +1,121 @@
+// The reader's only channel to the CMS: HTTPS with mutual TLS (client key + certificate from
+// enrolment, server verified against the CMS CA), keep-alive, short timeouts. Enrolment itself is
+// the one call without a client certificate (the CSR + one-time code are the credentials).
+//
+// Failures are typed: network failures and 502/503/504 → ERR_READER_CMS_UNREACHABLE (the agent
+// goes offline); 403 ERR_READER_NOT_ACTIVE (certificate revoked, reader suspended or revoked) →
+// ERR_READER_REVOKED (the agent wipes its cache and stops); other errors → ERR_READER_CMS with the
+// CMS's code.
+import { Agent, request } from 'node:https';
+import { ReaderError } from './errors.js';
+
+export interface CmsEndpoint {
+  /** https://host:port */
+  url: string;
+  /** CMS CA certificate (PEM): the only trust anchor. */
+  ca: string;
+  /** TLS server name when it differs from the URL host (e.g. 'localhost' for 127.0.0.1). */
+  servername?: string;
+  timeoutMs?: number;
+}
+
+export interface CmsResponse<T> {
+  status: number;
+  body: T;
+}
+
+const NETWORK = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|ECONNABORTED|ERR_READER_TIMEOUT|UND_ERR_.*)$/;
+
+export class CmsClient {
+  private readonly agent: Agent;
+  private readonly base: URL;
+
+  constructor(
+    private readonly ep: CmsEndpoint,
+    tls?: { key: string; cert: string },
+  ) {
+    this.base = new URL(ep.url);
+    if (this.base.protocol !== 'https:') throw new ReaderError('ERR_READER_CONFIG', 'the CMS URL must be https:// (readers talk to the CMS over mTLS only)');
+    this.agent = new Agent({ keepAlive: true, maxSockets: 4, ca: ep.ca, ...(tls ? { key: tls.key, cert: tls.cert } : {}), ...(ep.servername ? { servername: ep.servername } : {}) });
+  }
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const r = await this.raw<T>(method, path, body);
+    if (r.status >= 200 && r.status < 300) return r.body;
+    const err = (r.body as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const code = err?.code ?? `HTTP_${r.status}`;
+    if (r.status === 403 && (code === 'ERR_READER_NOT_ACTIVE' || code === 'ERR_UNAUTHENTICATED')) throw new ReaderError('ERR_READER_REVOKED', `the CMS refuses this reader: ${err?.message ?? code}`);
+    if (r.status === 401) throw new ReaderError('ERR_READER_REVOKED', 'the CMS did not accept this reader certificate');
+    if (r.status === 502 || r.status === 503 || r.status === 504) throw new ReaderError('ERR_READER_CMS_UNREACHABLE', `the CMS is unavailable (${r.status} ${code})`);
+    const e = new ReaderError('ERR_READER_CMS', `CMS ${method} ${path}: ${r.status} ${code}: ${err?.message ?? ''}`);
+    (e as ReaderError & { cmsCode?: string; status?: number }).cmsCode = code;
+    (e as ReaderError & { cmsCode?: string; status?: number }).status = r.status;
+    throw e;
+  }
+
+  raw<T>(method: string, path: string, body?: unknown): Promise<CmsResponse<T>> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    const timeout = this.ep.timeoutMs ?? 5000;
+    return new Promise<CmsResponse<T>>((resolve, reject) => {
+      const req = request(
+        { protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, method, path, headers, agent: this.agent, timeout, ...(this.ep.servername ? { servername: this.ep.servername } : {}) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (e) => reject(unreachable(e)));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              parsed = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed as T });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ERR_READER_TIMEOUT' })));
+      req.on('error', (e) => reject(unreachable(e)));
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function unreachable(e: unknown): ReaderError {
+  const code = (e as NodeJS.ErrnoException)?.code ?? '';
+  if (NETWORK.test(code) || /socket hang up/i.test((e as Error)?.message ?? '')) return new ReaderError('ERR_READER_CMS_UNREACHABLE', `the CMS is unreachable (${code || (e as Error).message})`, { cause: e });
+  // TLS failures (wrong CA, bad server certificate) are not "offline": they are configuration errors.
+  return new ReaderError('ERR_READER_CMS', `talking to the CMS failed: ${code || (e as Error)?.message}`, { cause: e });
+}
+
+export interface EnrolResult {
+  readerId: string;
+  certificate: string;
+  caCertificate: string;
+  serial: string;
+  notAfter: string;
+}
+
+/** POST /v1/enrol with a CSR and the one-time code (no client certificate). */
+export async function enrol(ep: CmsEndpoint, csr: string, code: string): Promise<EnrolResult> {
+  const c = new CmsClient(ep);
+  try {
+    return await c.call<EnrolResult>('POST', '/v1/enrol', { csr, code });
+  } catch (e) {
+    if (e instanceof ReaderError && e.code === 'ERR_READER_CMS') throw new ReaderError('ERR_READER_ENROL', `enrolment refused: ${e.message}`);
+    throw e;
+  } finally {
+    c.close();
+  }
+}

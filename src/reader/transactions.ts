@@ -1,0 +1,208 @@
+// The runtime transactions of the example layout (examples/campus.yaml), each one: get the role's
+// key (online/offline), EV2-authenticate, do the work, append the result to the baton (fsync'd),
+// then report. Keys are wiped after use.
+//
+//   access-check   A1C001 file 1 (32-byte credential, comm full, read key 1): decode and decide
+//   purse-debit    CAFE01 file 1 (value file, comm full, debit key 1): GetValue, Debit, Commit
+//   library-loan   11B001 file 1 (cyclic records of 16 bytes, comm mac): read the newest record
+//                  with key 1 (loan sequence number: the clone check), append with key 2, Commit
+import type { Transport } from '../core/transport.js';
+import { DesfireClient } from '../core/client/client.js';
+import { toHex, wipe } from '../core/crypto/bytes.js';
+import { type ObtainedKey, type ReaderAgent, withKey } from './agent.js';
+import { ReaderError } from './errors.js';
+
+// ---- the credential (32 bytes in the access-control file) ---------------------------------------
+//   0     version (1)
+//   1     flags (bit 0: blocked)
+//   2..3  zone bitmap (big-endian; bit z = zone z)
+//   4..7  valid from (Unix seconds, big-endian)
+//   8..11 valid until (Unix seconds, big-endian, exclusive)
+//   12..27 holder id (16 bytes)
+//   28..31 reserved (0)
+export interface Credential {
+  version: number;
+  blocked: boolean;
+  zones: number;
+  validFrom: number;
+  validUntil: number;
+  holder: Uint8Array;
+}
+
+export const CREDENTIAL_SIZE = 32;
+
+export function encodeCredential(c: Credential): Uint8Array {
+  const b = new Uint8Array(CREDENTIAL_SIZE);
+  const v = new DataView(b.buffer);
+  b[0] = c.version;
+  b[1] = c.blocked ? 1 : 0;
+  v.setUint16(2, c.zones);
+  v.setUint32(4, c.validFrom);
+  v.setUint32(8, c.validUntil);
+  b.set(c.holder.subarray(0, 16), 12);
+  return b;
+}
+
+export function decodeCredential(b: Uint8Array): Credential | undefined {
+  if (b.length !== CREDENTIAL_SIZE || b[0] !== 1) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return { version: 1, blocked: (b[1]! & 1) === 1, zones: v.getUint16(2), validFrom: v.getUint32(4), validUntil: v.getUint32(8), holder: b.slice(12, 28) };
+}
+
+/** The access decision: 'granted' or 'denied:<why>'. Pure. */
+export function decide(c: Credential | undefined, zone: number, nowMs: number): string {
+  if (!c) return 'denied:bad-credential';
+  if (c.blocked) return 'denied:blocked';
+  const s = Math.floor(nowMs / 1000);
+  if (s < c.validFrom) return 'denied:not-yet-valid';
+  if (s >= c.validUntil) return 'denied:expired';
+  if (((c.zones >> zone) & 1) !== 1) return 'denied:zone';
+  return 'granted';
+}
+
+// ---- the loan record (16 bytes in the cyclic record file) ---------------------------------------
+//   0..3 loan sequence number (big-endian; grows by one per loan on this card: the clone counter)
+//   4..7 time (Unix seconds)   8..15 item id (8 bytes)
+export const LOAN_RECORD_SIZE = 16;
+
+export function encodeLoan(seq: number, timeS: number, item: Uint8Array): Uint8Array {
+  const b = new Uint8Array(LOAN_RECORD_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, seq);
+  v.setUint32(4, timeS);
+  b.set(item.subarray(0, 8), 8);
+  return b;
+}
+
+// ---- the campus layout's parameters -------------------------------------------------------------
+export const CAMPUS = {
+  access: { aid: 'A1C001', fileNo: 1, keyNo: 1 },
+  purse: { aid: 'CAFE01', fileNo: 1, keyNo: 1 },
+  library: { aid: '11B001', fileNo: 1, readKeyNo: 1, writeKeyNo: 2 },
+} as const;
+
+/** The UID a PC/SC reader reports for the card in the field (GET DATA FF CA 00 00 00). */
+export async function readUid(t: Transport): Promise<string> {
+  const r = await t.transmit(Uint8Array.of(0xff, 0xca, 0x00, 0x00, 0x00));
+  if (r.length < 2 || r[r.length - 2] !== 0x90 || r[r.length - 1] !== 0x00) throw new ReaderError('ERR_READER_CARD', 'the reader did not report the card UID');
+  return toHex(r.subarray(0, r.length - 2));
+}
+
+export interface TxResult {
+  uid: string;
+  op: string;
+  result: string;
+  ok: boolean;
+  mode: 'online' | 'offline';
+  seq: number;
+  /** purse: balance after; library: loan sequence written. */
+  value?: number;
+}
+
+const aidNum = (aid: string) => parseInt(aid, 16);
+
+async function authenticate(client: DesfireClient, keyNo: number, k: ObtainedKey, nonFirst = false): Promise<void> {
+  await withKey(k, (key) => client.authenticate(keyNo, key, { method: 'ev2', keyType: k.keyType === 'aes' ? 'aes' : '3k3des', ...(nonFirst ? { nonFirst: true } : {}) }).then(() => undefined));
+}
+
+function cardError(e: unknown): string {
+  const c = (e as { code?: string })?.code;
+  return `error:${typeof c === 'string' ? c : 'ERR_UNKNOWN'}`;
+}
+
+/**
+ * Run `body` for a card operation with baton accounting: a refusal before the card is touched
+ * (denylist, no key, offline expired, revoked) is recorded too, then rethrown.
+ */
+async function accounted(agent: ReaderAgent, uid: string, aid: string, keyNo: number, op: string, body: (ver: { v: number; mode: 'online' | 'offline' }) => Promise<{ result: string; ok: boolean; value?: number }>): Promise<TxResult> {
+  const ver = { v: -1, mode: 'online' as 'online' | 'offline' };
+  let out: { result: string; ok: boolean; value?: number };
+  try {
+    out = await body(ver);
+  } catch (e) {
+    if (!(e instanceof ReaderError && (e.code === 'ERR_READER_STOPPED' || e.code === 'ERR_READER_REVOKED'))) {
+      agent.record({ cardUid: uid, aid, keyNo, keyVersion: ver.v, op, result: e instanceof ReaderError ? `refused:${e.code}` : cardError(e) });
+      void agent.sync().catch(() => undefined);
+    }
+    throw e;
+  }
+  const entry = agent.record({ cardUid: uid, aid, keyNo, keyVersion: ver.v, op, result: out.result });
+  void agent.sync().catch(() => undefined);
+  return { uid, op, result: out.result, ok: out.ok, mode: ver.mode, seq: entry.seq, ...(out.value !== undefined ? { value: out.value } : {}) };
+}
+
+/** Access control: read the credential, decide for `zone`. */
+export async function accessCheck(agent: ReaderAgent, t: Transport, opts: { uid?: string; zone?: number; client?: DesfireClient } = {}): Promise<TxResult> {
+  const uid = opts.uid ?? (await readUid(t));
+  const { aid, fileNo, keyNo } = CAMPUS.access;
+  return accounted(agent, uid, aid, keyNo, 'access-check', async (ver) => {
+    const client = opts.client ?? new DesfireClient(t);
+    await client.selectApplication(aidNum(aid));
+    const k = await agent.obtainKey(uid, aid, keyNo);
+    ver.v = k.version;
+    ver.mode = k.mode;
+    await authenticate(client, keyNo, k);
+    const data = await client.readData(fileNo, 0, CREDENTIAL_SIZE, { comm: 'full' });
+    const result = decide(decodeCredential(data), opts.zone ?? 0, Date.now());
+    data.fill(0);
+    return { result, ok: result === 'granted' };
+  });
+}
+
+/** Cafeteria: debit `amount` (cents) from the purse and commit. */
+export async function purseDebit(agent: ReaderAgent, t: Transport, amount: number, opts: { uid?: string; client?: DesfireClient } = {}): Promise<TxResult> {
+  if (!Number.isInteger(amount) || amount <= 0 || amount > 0x7fffffff) throw new ReaderError('ERR_READER_CONFIG', 'amount must be a positive integer');
+  const uid = opts.uid ?? (await readUid(t));
+  const { aid, fileNo, keyNo } = CAMPUS.purse;
+  return accounted(agent, uid, aid, keyNo, 'purse-debit', async (ver) => {
+    const client = opts.client ?? new DesfireClient(t);
+    await client.selectApplication(aidNum(aid));
+    const k = await agent.obtainKey(uid, aid, keyNo);
+    ver.v = k.version;
+    ver.mode = k.mode;
+    await authenticate(client, keyNo, k);
+    const before = await client.getValue(fileNo, { comm: 'full' });
+    if (before < amount) return { result: `denied:insufficient:${before}`, ok: false, value: before };
+    await client.debit(fileNo, amount, { comm: 'full' });
+    await client.commitTransaction();
+    return { result: `ok:${amount}:${before - amount}`, ok: true, value: before - amount };
+  });
+}
+
+/** Library: append a loan record (sequence = newest + 1, checked against the last one seen) and commit. */
+export async function libraryLoan(agent: ReaderAgent, t: Transport, item: Uint8Array, opts: { uid?: string; client?: DesfireClient } = {}): Promise<TxResult> {
+  const uid = opts.uid ?? (await readUid(t));
+  const { aid, fileNo, readKeyNo, writeKeyNo } = CAMPUS.library;
+  return accounted(agent, uid, aid, writeKeyNo, 'library-loan', async (ver) => {
+    const client = opts.client ?? new DesfireClient(t);
+    await client.selectApplication(aidNum(aid));
+    const kr = await agent.obtainKey(uid, aid, readKeyNo);
+    const kw = await agent.obtainKey(uid, aid, writeKeyNo);
+    ver.v = kw.version;
+    ver.mode = kr.mode === 'offline' || kw.mode === 'offline' ? 'offline' : 'online';
+    let lastSeq = 0;
+    try {
+      await authenticate(client, readKeyNo, kr);
+      try {
+        const rec = await client.readRecords(fileNo, 0, 1, { comm: 'mac', recordSize: LOAN_RECORD_SIZE });
+        lastSeq = new DataView(rec.buffer, rec.byteOffset, rec.byteLength).getUint32(rec.length - LOAN_RECORD_SIZE);
+      } catch (e) {
+        // An empty record file answers BOUNDARY_ERROR: no loan yet. The session is gone after an error.
+        if (!/BOUNDARY|0xBE|\bBE\b/i.test(`${(e as { code?: string }).code ?? ''} ${(e as Error).message}`)) throw e;
+      }
+    } catch (e) {
+      wipe(kw.key);
+      throw e;
+    }
+    if (!agent.checkCounter(uid, aid, 'loan-seq', lastSeq)) {
+      wipe(kw.key);
+      return { result: `clone-suspected:loan-seq:${lastSeq}`, ok: false, value: lastSeq };
+    }
+    await authenticate(client, writeKeyNo, kw);
+    const seq = lastSeq + 1;
+    await client.writeRecord(fileNo, 0, encodeLoan(seq, Math.floor(Date.now() / 1000), item), { comm: 'mac' });
+    await client.commitTransaction();
+    agent.checkCounter(uid, aid, 'loan-seq', seq);
+    return { result: `ok:loan:${seq}`, ok: true, value: seq };
+  });
+}
