@@ -55,6 +55,13 @@ export class Sealer {
     if (opts.mode !== undefined && opts.mode !== 'session' && opts.mode !== 'ecdh-es') throw new CustodyInputError("mode must be 'session' or 'ecdh-es'");
   }
 
+  /** The reader's current session if it is still good for a delivery expiring at `minExp`. */
+  private cached(r: ReaderRecipient, minExp: number): ReaderSession | undefined {
+    const s = this.sessions.get(r.readerId);
+    if (s && s.exp >= minExp && s.pubFingerprint.length === r.publicKey.x!.length + r.publicKey.y!.length + 1 && s.pubFingerprint === `${r.publicKey.x}.${r.publicKey.y}`) return s;
+    return undefined;
+  }
+
   private async session(r: ReaderRecipient, nowSec: number, minExp: number): Promise<ReaderSession> {
     const pk = this.publicKey(r);
     const s = this.sessions.get(r.readerId);
@@ -83,7 +90,7 @@ export class Sealer {
       const jwe = await new CompactEncrypt(key).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', typ: DELIVERY_TYP, kid: r.readerId, dcms }).encrypt(pk.key);
       return { format: 'jwe-compact', jwe, expiresAt };
     }
-    const s = await this.session(r, nowSec, exp);
+    const s = this.cached(r, exp) ?? (await this.session(r, nowSec, exp));
     s.counter += 1n;
     if (s.counter >= 2n ** 32n) this.drop(r.readerId); // far below the 2^32 invocation limit; next call starts a new session
     s.iv.writeBigUInt64BE(s.counter, 4);
