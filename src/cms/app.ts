@@ -3,19 +3,22 @@
 //
 //   storage   openDatabase (SQLite file in the data dir | PostgreSQL), migrated
 //   sessions  the session store (memory | Redis): rate limits shared by every process on it
+//   audit     the audit log (group commit, signed checkpoints, alerts); custody audits into it
 //   custody   embedded vault (SQLite file in the data dir, passphrase or shares) — first start
 //             initialises it with the configured passphrase; later starts unseal it
 //   pki       the CMS CA (private key wrapped under a key derived inside custody), which issues the
 //             server certificate in tls.mode=auto
 //   api       operator tokens; a bootstrap issuer_admin token when none exists
 import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { sql } from 'kysely';
 import { hkdfSha256 } from '../core/crypto/hkdf.js';
 import { wipe } from '../core/crypto/bytes.js';
-import type { AuditEvent, AuditSink } from '../custody/audit.js';
+import type { AuditSink } from '../custody/audit.js';
 import type { CallerContext, KeyCustody } from '../custody/types.js';
 import { createLogger } from './api/logging.js';
+import { openAudit } from './audit/index.js';
 import { batonModule } from './api/routes/baton.js';
 import type { ApiDeps, HealthCheck, RateLimiter } from './api/ports.js';
 import { issueServerCertificate, serverNames, type TlsMaterial } from './api/tls.js';
@@ -58,14 +61,6 @@ export interface BuildAppOptions {
 
 const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-server', purpose, correlationId: `startup-${process.pid}` });
 
-/** Until the audit writer is wired: custody events as structured log lines (never key bytes). */
-class LogAuditSink implements AuditSink {
-  constructor(private readonly log: Logger) {}
-  async append(event: AuditEvent): Promise<void> {
-    this.log.info({ audit: event }, 'custody event');
-  }
-}
-
 async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: AuditSink): Promise<{ custody: KeyCustody; sealed: () => boolean; close: () => Promise<void> }> {
   const cu = config.custody;
   if (cu.kind !== 'embedded') {
@@ -75,7 +70,7 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
   const { EmbeddedVault } = await import('../custody/embedded.js');
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await SqliteVaultStore.open(cu.file);
-  const vault = await EmbeddedVault.open(store);
+  const vault = await EmbeddedVault.open(store, { audit });
   const ctx = SYSTEM_CTX('vault unseal at start-up');
   if (!vault.status().initialized) {
     if (!secrets.vaultPassphrase) throw new StartupError('ERR_STARTUP_CUSTODY', 'first start: initialise the vault with `desfire-cms vault init` (shares) or give a passphrase');
@@ -180,8 +175,9 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     cleanups.push(() => sessions.close());
     const rateLimiter: RateLimiter = sessions;
 
-    const audit = new LogAuditSink(logger.child({ component: 'audit' }));
-    const cus = await openCustody(config, secrets, audit);
+    const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit'), checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000 });
+    cleanups.push(() => audit.close());
+    const cus = await openCustody(config, secrets, audit.log);
     cleanups.push(cus.close);
 
     const protector = aesGcmProtector(await pkiProtectorKey(cus.custody));
@@ -214,7 +210,13 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
         },
       },
       { name: 'custody', check: async () => (cus.sealed() ? { ok: false, reason: 'sealed' } : { ok: true }) },
-      { name: 'audit', check: async () => ({ ok: true }) },
+      {
+        name: 'audit',
+        check: async () => {
+          const hl = audit.log.health();
+          return hl.status === 'ok' ? { ok: true } : { ok: false, reason: hl.reason ?? 'degraded' };
+        },
+      },
     ];
 
     const deps: ApiDeps = {
@@ -226,6 +228,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
       custody: cus.custody,
+      audit: audit.log,
       domain,
       pki: { ca, codes, revocations },
       readers: {

@@ -173,3 +173,44 @@ describe('cards', () => {
     expect((await h.call('GET', '/v1/cards?limit=0', { token: h.admin })).status).toBe(400);
   });
 });
+
+describe('audit over HTTP', () => {
+  it('operator actions are audited with the request id as correlation id; tenant scoping; proofs and checkpoints', async () => {
+    const made = await h.call('POST', '/v1/tenants', { token: h.admin, body: { id: 'audited-t', name: 'A' }, headers: { 'x-request-id': 'corr-audit-1' } });
+    expect(made.status).toBe(201);
+    const all = await h.call('GET', '/v1/audit/entries?limit=1000', { token: auditor });
+    expect(all.status).toBe(200);
+    const mine = all.body.entries.filter((e: { correlationId: string }) => e.correlationId === 'corr-audit-1');
+    expect(mine.map((e: { operation: string; result: string }) => `${e.operation}:${e.result}`)).toEqual(['api.tenant.create:requested', 'api.tenant.create:ok']);
+    expect(h.logLines.some((l) => l.includes('"reqId":"corr-audit-1"'))).toBe(true);
+    // custody operations are in the same log
+    expect(all.body.entries.some((e: { operation: string }) => e.operation.startsWith('custody.'))).toBe(true);
+
+    expect((await h.call('GET', '/v1/audit/entries', { token: accessAdmin })).status).toBe(403);
+    expect((await h.call('GET', '/v1/audit/entries?tenant=cafeteria', { token: accessAdmin })).status).toBe(403);
+    const scoped = await h.call('GET', '/v1/audit/entries?tenant=access&limit=1000', { token: accessAdmin });
+    expect(scoped.status).toBe(200);
+    expect(scoped.body.entries.length).toBeGreaterThan(0);
+    expect(scoped.body.entries.every((e: { tenant: string }) => e.tenant === 'access')).toBe(true);
+
+    const view = await h.call('GET', '/v1/audit/tenants/access/view', { token: accessAuditor });
+    expect(view.status).toBe(200);
+    expect(view.body.entries[0].proof.treeSize).toBe(view.body.checkpoint.size);
+    expect(view.body.checkpoint.note).toContain('desfire-cms');
+    expect((await h.call('GET', '/v1/audit/tenants/cafeteria/view', { token: accessAuditor })).status).toBe(403);
+
+    const cp1 = await h.call('GET', '/v1/audit/checkpoints/latest', { token: accessAuditor });
+    await h.call('POST', '/v1/tenants', { token: h.admin, body: { id: 'audited-u', name: 'U' } });
+    const cp2 = await h.call('POST', '/v1/audit/checkpoints', { token: auditor });
+    expect(cp2.status).toBe(201);
+    expect(cp2.body.size).toBeGreaterThan(cp1.body.size);
+    const cons = await h.call('GET', `/v1/audit/proofs/consistency?from=${cp1.body.size}&to=${cp2.body.size}`, { token: accessAuditor });
+    expect(cons.status).toBe(200);
+    expect(cons.body.hashes.length).toBeGreaterThan(0);
+    const inc = await h.call('GET', `/v1/audit/proofs/inclusion?index=0&treeSize=${cp2.body.size}`, { token: auditor });
+    expect([inc.status, inc.body.treeSize]).toEqual([200, cp2.body.size]);
+    expect((await h.call('GET', `/v1/audit/proofs/inclusion?index=0`, { token: accessAuditor })).status).toBe(403);
+    const bad = await h.call('GET', `/v1/audit/proofs/inclusion?index=999999&treeSize=${cp2.body.size}`, { token: auditor });
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'ERR_AUDIT_PROOF']);
+  });
+});

@@ -9,6 +9,7 @@ import { ApiError, ErrorBody, sendError } from './errors.js';
 import type { ApiDeps } from './ports.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
+import { auditRoutes } from './routes/audit.js';
 import { cardRoutes } from './routes/cards.js';
 import { custodyRoutes } from './routes/custody.js';
 import { readerRoutes } from './routes/readers.js';
@@ -76,10 +77,11 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
   await app.register(docsRoutes());
   await app.register(tokenRoutes(deps), { prefix: '/v1' });
   if (deps.custody) await app.register(custodyRoutes(deps.custody), { prefix: '/v1' });
+  if (deps.audit) await app.register(auditRoutes(deps.audit), { prefix: '/v1' });
   if (deps.domain) {
     const dm = deps.domain;
-    await app.register(tenantRoutes(dm.tenants), { prefix: '/v1' });
-    await app.register(readerRoutes({ db: dm.db, readers: dm.readers, ...(deps.pki ? { pki: deps.pki } : {}) }), { prefix: '/v1' });
+    await app.register(tenantRoutes(dm.tenants, deps.audit), { prefix: '/v1' });
+    await app.register(readerRoutes({ db: dm.db, readers: dm.readers, ...(deps.pki ? { pki: deps.pki } : {}), ...(deps.audit ? { audit: deps.audit } : {}) }), { prefix: '/v1' });
     await app.register(cardRoutes(dm.db, dm.cards), { prefix: '/v1' });
   }
   for (const m of deps.modules ?? []) await app.register(async (scope) => m.register(scope), { prefix: '/v1' });

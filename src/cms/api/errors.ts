@@ -83,6 +83,10 @@ const EXPLICIT_STATUS: Record<string, number> = {
   ERR_TOKEN_REPLAYED: 409,
   ERR_RECEIPT_MISMATCH: 409,
   ERR_LAYOUT_TOO_LARGE: 413,
+  ERR_AUDIT_PROOF: 400,
+  ERR_AUDIT_INPUT: 400,
+  ERR_AUDIT_KEY_MATERIAL: 400,
+  ERR_AUDIT_BACKPRESSURE: 503,
 };
 
 export function domainStatus(code: string): number | undefined {

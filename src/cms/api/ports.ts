@@ -2,6 +2,7 @@
 // adapts the real services to them; the API itself depends on nothing else.
 import type { Logger } from 'pino';
 import type { KeyCustody } from '../../custody/types.js';
+import type { AuditLog } from '../audit/log.js';
 import type { CardRepository, ReaderRepository, TenantRepository } from '../domain/index.js';
 import type { CertificateAuthority } from '../pki/ca.js';
 import type { EnrolmentCodeStore } from '../pki/enrolment.js';
@@ -52,6 +53,8 @@ export interface ApiDeps {
   domain?: { db: Kysely<Database>; tenants: TenantRepository; readers: ReaderRepository; cards: CardRepository };
   /** PKI: enrolment codes and reader enrolment (CSR → certificate) routes when given. */
   pki?: { ca: CertificateAuthority; codes: EnrolmentCodeStore; revocations: RevocationList };
+  /** The audit log: audit routes are mounted, and operator actions are recorded, when given. */
+  audit?: AuditLog;
   /** Custody key administration routes are mounted when given. */
   custody?: KeyCustody;
   /** Route groups beyond the built-in ones (tokens, health, docs). */

@@ -12,6 +12,7 @@ import { enrolReader } from '../../pki/enrol.js';
 import type { RevocationList } from '../../pki/revocation.js';
 import type { Database } from '../../storage/index.js';
 import { ANY_OPERATOR, actorOf, assertTenant, tenantScope } from '../auth.js';
+import { type ActionRecorder, audited } from '../context.js';
 import { ERROR_RESPONSES, notFound } from '../errors.js';
 
 const ReaderId = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' });
@@ -44,6 +45,7 @@ export interface ReaderRouteDeps {
   db: Kysely<Database>;
   readers: ReaderRepository;
   pki?: { ca: CertificateAuthority; codes: EnrolmentCodeStore; revocations: RevocationList };
+  audit?: ActionRecorder;
 }
 
 export function readerRoutes(d: ReaderRouteDeps) {
@@ -106,7 +108,8 @@ export function readerRoutes(d: ReaderRouteDeps) {
           response: { 201: Type.Ref('Reader'), ...ERROR_RESPONSES, 409: Type.Ref('Error') },
         },
       },
-      async (req, reply) => reply.code(201).send(await readers.register(req.body.id, req.body.name)),
+      async (req, reply) =>
+        reply.code(201).send(await audited(req, d.audit, { operation: 'api.reader.register', readerId: req.body.id }, () => readers.register(req.body.id, req.body.name))),
     );
     app.get<{ Params: Static<typeof Params> }>(
       '/readers/:id',
@@ -135,9 +138,11 @@ export function readerRoutes(d: ReaderRouteDeps) {
           schema: { tags: ['readers'], summary: `${action} a reader${action === 'revoke' ? ' (its certificate is revoked too; final)' : ''}`, security: sec, params: Params, response: { 200: Type.Ref('Reader'), ...ERROR_RESPONSES, 409: Type.Ref('Error') } },
         },
         async (req) => {
-          const before = await readers.require(req.params.id);
-          if (state === 'revoked' && before.certSerial && d.pki) await d.pki.revocations.revoke(before.certSerial, `reader revoked by ${actorOf(req)}`);
-          const r = await readers.setState(req.params.id, state);
+          const r = await audited(req, d.audit, { operation: `api.reader.${action}`, readerId: req.params.id }, async () => {
+            const before = await readers.require(req.params.id);
+            if (state === 'revoked' && before.certSerial && d.pki) await d.pki.revocations.revoke(before.certSerial, `reader revoked by ${actorOf(req)}`);
+            return readers.setState(req.params.id, state);
+          });
           req.log.info({ readerId: r.id, state: r.state }, `reader ${action}`);
           return r;
         },
@@ -158,7 +163,10 @@ export function readerRoutes(d: ReaderRouteDeps) {
       },
       async (req, reply) => {
         assertTenant(req, req.body.tenantId);
-        const role = await readers.grantRole({ readerId: req.params.id, tenantId: req.body.tenantId, aid: req.body.aid.toUpperCase(), keyNo: req.body.keyNo, operations: req.body.operations });
+        const b = req.body;
+        const role = await audited(req, d.audit, { operation: 'api.reader.role.grant', readerId: req.params.id, tenant: b.tenantId, aid: b.aid, details: { keyNo: b.keyNo, operations: b.operations } }, () =>
+          readers.grantRole({ readerId: req.params.id, tenantId: b.tenantId, aid: b.aid.toUpperCase(), keyNo: b.keyNo, operations: b.operations }),
+        );
         return reply.code(201).send(role);
       },
     );
@@ -181,7 +189,9 @@ export function readerRoutes(d: ReaderRouteDeps) {
       async (req, reply) => {
         const r = await readers.require(req.params.id);
         const ttl = req.body?.ttlSeconds;
-        const { code, expiresAt } = await createEnrolmentCode(pki.codes, { readerId: r.id, createdBy: actorOf(req), ...(ttl ? { ttlMs: ttl * 1000 } : {}) });
+        const { code, expiresAt } = await audited(req, d.audit, { operation: 'api.reader.enrolment_code', readerId: r.id }, () =>
+          createEnrolmentCode(pki.codes, { readerId: r.id, createdBy: actorOf(req), ...(ttl ? { ttlMs: ttl * 1000 } : {}) }),
+        );
         req.log.info({ readerId: r.id, expiresAt }, 'enrolment code created');
         return reply.code(201).send({ readerId: r.id, code, expiresAt });
       },
@@ -202,7 +212,9 @@ export function readerRoutes(d: ReaderRouteDeps) {
       },
       async (req, reply) => {
         const res = await enrolReader(pki.ca, pki.codes, { csrPem: req.body.csr, code: req.body.code });
-        await readers.attachCertificate(res.readerId, { serial: res.serial, pem: res.certificatePem, notAfter: res.notAfter.getTime() });
+        await audited(req, d.audit, { operation: 'api.reader.enrol', readerId: res.readerId }, () =>
+          readers.attachCertificate(res.readerId, { serial: res.serial, pem: res.certificatePem, notAfter: res.notAfter.getTime() }),
+        );
         req.log.info({ readerId: res.readerId, serial: res.serial }, 'reader enrolled');
         return reply.code(201).send({ readerId: res.readerId, certificate: res.certificatePem, caCertificate: pki.ca.certificatePem, serial: res.serial, notAfter: res.notAfter.toISOString() });
       },

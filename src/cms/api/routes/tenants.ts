@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TenantRepository } from '../../domain/index.js';
 import { parseLayout } from '../../layout/index.js';
 import { ANY_OPERATOR, assertTenant, canSeeTenant, hasRole, tenantScope } from '../auth.js';
+import { type ActionRecorder, audited } from '../context.js';
 import { ERROR_RESPONSES, badRequest, notFound } from '../errors.js';
 
 const TenantId = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' });
@@ -28,7 +29,7 @@ const Application = Type.Object(
 const CreateTenant = Type.Object({ id: TenantId, name: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false });
 const sec = [{ apiToken: [] }];
 
-export function tenantRoutes(tenants: TenantRepository) {
+export function tenantRoutes(tenants: TenantRepository, rec?: ActionRecorder) {
   return async (app: FastifyInstance) => {
     app.addSchema(Tenant);
     app.addSchema(Application);
@@ -47,7 +48,8 @@ export function tenantRoutes(tenants: TenantRepository) {
         config: { auth: { operator: ['issuer_admin'] } },
         schema: { tags: ['tenants'], summary: 'create a tenant', security: sec, body: CreateTenant, response: { 201: Type.Ref('Tenant'), ...ERROR_RESPONSES } },
       },
-      async (req, reply) => reply.code(201).send(await tenants.createTenant(req.body.id, req.body.name)),
+      async (req, reply) =>
+        reply.code(201).send(await audited(req, rec, { operation: 'api.tenant.create', tenant: req.body.id }, () => tenants.createTenant(req.body.id, req.body.name))),
     );
     app.get<{ Params: { id: string } }>(
       '/tenants/:id',
@@ -118,7 +120,7 @@ export function tenantRoutes(tenants: TenantRepository) {
           const scope = tenantScope(req);
           for (const t of layout.tenants) if (scope !== '*' && !scope.includes(t.id)) assertTenant(req, t.id);
         }
-        const r = await tenants.registerLayout(layout);
+        const r = await audited(req, rec, { operation: 'api.layout.register', details: { layout: layout.name, tenants: layout.tenants.map((t) => t.id) } }, () => tenants.registerLayout(layout));
         req.log.info({ tenants: r.tenants, applications: r.applications }, 'layout registered');
         return reply.code(201).send(r);
       },

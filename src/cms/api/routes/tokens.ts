@@ -2,6 +2,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ANY_OPERATOR, tenantScope } from '../auth.js';
+import { audited } from '../context.js';
 import { ERROR_RESPONSES, notFound } from '../errors.js';
 import type { ApiDeps } from '../ports.js';
 import { ROLES, type OperatorToken } from '../tokens/service.js';
@@ -56,13 +57,15 @@ export function tokenRoutes(deps: ApiDeps) {
       },
       async (req, reply) => {
         const b = req.body;
-        const { token, record } = await deps.tokens.create({
-          label: b.label,
-          roles: b.roles,
-          tenants: b.tenants,
-          createdBy: req.principal?.id ?? null,
-          ...(b.ttlSeconds ? { ttlSeconds: b.ttlSeconds } : {}),
-        });
+        const { token, record } = await audited(req, deps.audit, { operation: 'api.token.create', details: { roles: b.roles, tenants: b.tenants } }, () =>
+          deps.tokens.create({
+            label: b.label,
+            roles: b.roles,
+            tenants: b.tenants,
+            createdBy: req.principal?.id ?? null,
+            ...(b.ttlSeconds ? { ttlSeconds: b.ttlSeconds } : {}),
+          }),
+        );
         req.log.info({ tokenId: record.id, roles: record.roles, tenants: record.tenants }, 'operator token created');
         return reply.code(201).send({ token, record });
       },
@@ -93,7 +96,7 @@ export function tokenRoutes(deps: ApiDeps) {
         schema: { tags: ['tokens'], summary: 'revoke an operator token', security: [{ apiToken: [] }], params: Type.Object({ id: Id }), response: { 200: Type.Ref('OperatorToken'), ...ERROR_RESPONSES } },
       },
       async (req) => {
-        const t = await deps.tokens.revoke(req.params.id);
+        const t = await audited(req, deps.audit, { operation: 'api.token.revoke', details: { tokenId: req.params.id } }, () => deps.tokens.revoke(req.params.id));
         if (!t) throw notFound('token');
         req.log.info({ tokenId: t.id }, 'operator token revoked');
         return t;
