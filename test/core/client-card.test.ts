@@ -306,6 +306,24 @@ describe('client against the virtual card', () => {
     await expect(client.getCardUid()).rejects.toThrow(SessionError);
   });
 
+  it('GetDFNames: one application per frame, without and with an EV2 session', async () => {
+    await client.authenticate(0, new Uint8Array(8), { method: 'd40', keyType: 'des' });
+    await client.changeKey(0, CMK, { keyType: 'aes', keyVersion: 1 });
+    await client.authenticate(0, CMK, { method: 'ev2' });
+    expect(await client.getDfNames()).toEqual([]);
+    const names = [fromHex('D2760000850101'), fromHex('A000000001020304050607080910AABB'), undefined];
+    for (const [i, dfName] of names.entries()) {
+      await client.createApplication({ aid: 0x100 + i, settings: decodeAppKeySettings(0x0f), keyCount: 1, keyType: 'aes', isoFileIds: true,
+        isoFid: 0xdf00 + i, ...(dfName ? { dfName } : {}) });
+    }
+    await client.createApplication({ aid: 0x200, settings: decodeAppKeySettings(0x0f), keyCount: 1, keyType: 'aes', isoFileIds: false });
+    const expected = names.map((n, i) => ({ aid: 0x100 + i, isoFid: 0xdf00 + i, dfName: toHex(n ?? new Uint8Array(0)) }));
+    const norm = (l: { aid: number; isoFid: number; dfName: Uint8Array }[]) => l.map((e) => ({ ...e, dfName: toHex(e.dfName) }));
+    expect(norm(await client.getDfNames())).toEqual(expected);
+    await client.selectApplication(0); // ends the session on both sides
+    expect(norm(await client.getDfNames())).toEqual(expected);
+  });
+
   it('SetConfiguration: random UID and default key, enciphered under the PICC master key', async () => {
     await personalise(client);
     await client.selectApplication(0);

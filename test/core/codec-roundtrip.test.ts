@@ -5,7 +5,7 @@ import { fromHex, toHex } from '../../src/core/crypto/bytes.js';
 import {
   Cmd, ValueRangeError, decodeAccessRights, decodeAid, decodeAppKeySettings, decodeApplicationIds, decodeCardUid,
   decodeChangeFileSettings, decodeCommMode, decodeConfiguration, decodeCreateApplication, decodeCreateFile, decodeDataHeader,
-  decodeFileIds, decodeIsoFileIds, encodeIsoFileIds, decodeFileSettings, decodeFreeMemory, decodeKeySettingsResponse, decodeKeyVersion, decodePiccKeySettings,
+  decodeDfNameEntry, encodeDfNameEntry, decodeFileIds, decodeIsoFileIds, encodeIsoFileIds, decodeFileSettings, decodeFreeMemory, decodeKeySettingsResponse, decodeKeyVersion, decodePiccKeySettings,
   decodeSignature, decodeValue, decodeVersion, encodeAccessRights, encodeAid, encodeAppKeySettings, encodeApplicationIds,
   encodeCardUid, encodeChangeFileSettings, encodeCommMode, encodeConfiguration, encodeCreateApplication, encodeCreateFile,
   encodeDataHeader, encodeFileIds, encodeFileSettings, encodeFreeMemory, encodeKeySettingsResponse, encodeKeyVersion,
@@ -127,6 +127,14 @@ describe('applications', () => {
     expect(() => encodeCreateApplication(p)).toThrow(ValueRangeError);
     expect(() => encodeCreateApplication({ ...p, keyCount: 1, isoFid: 1 })).toThrow(ValueRangeError);
     expect(() => encodeCreateApplication({ ...p, keyCount: 1, isoFileIds: true, dfName: fromHex('01') })).toThrow(ValueRangeError);
+  });
+  it('GetDFNames entry', () => {
+    expect(toHex(encodeDfNameEntry({ aid: 0x010203, isoFid: 0xdf01, dfName: fromHex('A0000001') }))).toBe('03020101DFA0000001');
+    fuzz(fc.uint8Array({ maxLength: 24 }), decodeDfNameEntry, encodeDfNameEntry);
+    expect(toHex(decodeDfNameEntry(fromHex('0302010100')).dfName)).toBe('');
+    expect(() => decodeDfNameEntry(fromHex('03020101'))).toThrow(FrameError);
+    expect(() => decodeDfNameEntry(fromHex('0302010100' + '00'.repeat(17)))).toThrow(FrameError);
+    expect(() => decodeDfNameEntry(fromHex('00000001DF'))).toThrow(FrameError);
   });
   it('GetApplicationIDs list', () => {
     fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 0xffffff }), { maxLength: 28 }), (a) =>

@@ -109,6 +109,8 @@ describe('additional-frame chaining', () => {
       const r = await exchange(card, 0x3d, payload, { maxFrameData: max });
       expect(r.status).toBe(0);
       expect(toHex(r.data)).toBe(toHex(Uint8Array.from([...payload, ...payload])));
+      expect(r.frameSizes.reduce((a, b) => a + b, 0)).toBe(r.data.length);
+      expect(r.frameSizes.slice(0, -1).every((n) => n === 59)).toBe(true);
     }), { numRuns: 60 });
   });
 

@@ -22,7 +22,9 @@ import { COMMAND_PROTECTION, fileCommModes, protectionCommModes, type CommModes 
 import { CardStatusError, Status } from '../protocol/status.js';
 import { checkInt, ValueRangeError } from '../protocol/errors.js';
 import { ACCESS_FREE, type AccessRights } from '../protocol/codecs/access.js';
-import { encodeAid, decodeApplicationIds, encodeCreateApplication, type CreateApplicationParams } from '../protocol/codecs/application.js';
+import {
+  decodeApplicationIds, decodeDfNameEntry, encodeAid, encodeCreateApplication, type CreateApplicationParams, type DfNameEntry,
+} from '../protocol/codecs/application.js';
 import {
   CREATE_FILE_COMMANDS, decodeFileSettings, encodeChangeFileSettings, encodeCreateFile, MAX_FILE_NO,
   type ChangeFileSettingsParams, type CreateDataFileParams, type CreateRecordFileParams, type CreateValueFileParams, type FileSettings,
@@ -136,6 +138,11 @@ export class DesfireClient {
   }
 
   private async run(ins: number, spec: CommandSpec): Promise<Uint8Array> {
+    return (await this.runFrames(ins, spec)).data;
+  }
+
+  /** run(), also returning the data length of each response frame (as received, before unwrapping). */
+  private async runFrames(ins: number, spec: CommandSpec): Promise<{ data: Uint8Array; frameSizes: readonly number[] }> {
     const header = spec.header ?? EMPTY;
     const data = spec.data ?? EMPTY;
     const s = this.current;
@@ -147,8 +154,8 @@ export class DesfireClient {
       const payload = s ? s.wrapCommand(ins, header, data, modes.command) : concat(header, data);
       const r = await exchange(this.transport, ins, payload, this.xopts);
       if (r.status !== Status.OPERATION_OK) throw new CardStatusError(r.status, ins);
-      if (!s) return r.data;
-      return s.unwrapResponse(ins, r.status, r.data, modes.response, spec.plainLength);
+      if (!s) return { data: r.data, frameSizes: r.frameSizes };
+      return { data: s.unwrapResponse(ins, r.status, r.data, modes.response, spec.plainLength), frameSizes: r.frameSizes };
     } catch (e) {
       if (s) this.dropSession();
       throw e;
@@ -236,6 +243,25 @@ export class DesfireClient {
 
   async getApplicationIds(): Promise<number[]> {
     return decodeApplicationIds(await this.mgmtCommand(Cmd.GET_APPLICATION_IDS));
+  }
+
+  /**
+   * GetDFNames: the applications with ISO identifiers. The card sends one application per frame,
+   * so the entries are cut at the frame boundaries (the last frame also carried any MAC).
+   */
+  async getDfNames(): Promise<DfNameEntry[]> {
+    const { data, frameSizes } = await this.serial(() => {
+      const modes = this.mgmt(Cmd.GET_DF_NAMES);
+      return this.runFrames(Cmd.GET_DF_NAMES, modes ? { modes } : {});
+    });
+    const out: DfNameEntry[] = [];
+    let off = 0;
+    for (const [i, n] of frameSizes.entries()) {
+      const end = i === frameSizes.length - 1 ? data.length : Math.min(data.length, off + n);
+      if (end > off) out.push(decodeDfNameEntry(data.subarray(off, end)));
+      off = end;
+    }
+    return out;
   }
 
   async createApplication(p: CreateApplicationParams): Promise<void> {

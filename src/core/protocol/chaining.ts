@@ -53,24 +53,29 @@ export interface ExchangeOptions {
   readonly stopOnAdditionalFrame?: boolean;
 }
 
+/** A whole response: final status, joined data, and the data length of each frame. */
+export interface ExchangeResponse extends ResponseFrame {
+  readonly frameSizes: readonly number[];
+}
+
 /**
  * Host: send one command (splitting it into AF frames) and collect the whole response (joining AF
  * frames). Returns the final status and the joined data; the caller checks the status. A status
  * other than AF while command frames remain ends the exchange with that status (the card refused).
  */
-export async function exchange(transport: Transport, ins: number, payload: Uint8Array, opts: ExchangeOptions = {}): Promise<ResponseFrame> {
+export async function exchange(transport: Transport, ins: number, payload: Uint8Array, opts: ExchangeOptions = {}): Promise<ExchangeResponse> {
   const maxResponse = opts.maxResponse ?? DEFAULT_MAX_RESPONSE;
   const apdus = commandApdus(ins, payload, opts.maxFrameData ?? DEFAULT_COMMAND_FRAME_DATA);
   let resp: ResponseFrame | undefined;
   for (let i = 0; i < apdus.length; i++) {
     resp = unwrapResponse(await transport.transmit(apdus[i]!));
     if (i < apdus.length - 1) {
-      if (resp.status !== Status.ADDITIONAL_FRAME) return resp;
+      if (resp.status !== Status.ADDITIONAL_FRAME) return { ...resp, frameSizes: [resp.data.length] };
       if (resp.data.length !== 0) throw new FrameError('card sent data while command frames remain');
     }
   }
   let r = resp!;
-  if (opts.stopOnAdditionalFrame) return r;
+  if (opts.stopOnAdditionalFrame) return { ...r, frameSizes: [r.data.length] };
   const parts: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -89,7 +94,7 @@ export async function exchange(transport: Transport, ins: number, payload: Uint8
     data.set(p, off);
     off += p.length;
   }
-  return { status: r.status, data };
+  return { status: r.status, data, frameSizes: parts.map((p) => p.length) };
 }
 
 /** Card: split a response into frames of at most 59 data bytes; all but the last carry status AF. */

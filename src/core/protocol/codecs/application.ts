@@ -103,3 +103,24 @@ export function decodeApplicationIds(data: Uint8Array): number[] {
   }
   return out;
 }
+
+/** One GetDFNames entry (the card sends one per frame): AID, ISO FID (LSB first), DF name (0..16). */
+export interface DfNameEntry {
+  readonly aid: number;
+  readonly isoFid: number;
+  readonly dfName: Uint8Array;
+}
+
+export function encodeDfNameEntry(e: DfNameEntry): Uint8Array {
+  return Uint8Array.from([...le(checkInt('aid', e.aid, 1, MAX_AID), 3), ...le(checkInt('isoFid', e.isoFid, 0, 0xffff), 2),
+    ...checkBytes('dfName', e.dfName, 0, 16)]);
+}
+
+export function decodeDfNameEntry(data: Uint8Array): DfNameEntry {
+  const r = new ByteReader(data, 'GetDFNames entry');
+  const aid = r.u24le();
+  if (aid === PICC_AID) throw new FrameError('GetDFNames lists AID 000000');
+  const isoFid = r.u16le();
+  if (r.remaining > 16) throw new FrameError('DF name longer than 16 bytes');
+  return { aid, isoFid, dfName: r.rest() };
+}
