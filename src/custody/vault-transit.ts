@@ -76,6 +76,7 @@ class HttpError extends Error {
   }
 }
 
+const KEY_CACHE_MS = 5000;
 const b64 = (b: Uint8Array | string) => Buffer.from(typeof b === 'string' ? Buffer.from(b, 'utf8') : b).toString('base64');
 const enc = new TextEncoder();
 
@@ -90,6 +91,7 @@ export class VaultTransitEngine implements CustodyEngine {
   private readonly doFetch: typeof fetch;
   private readonly diversifiers = new Map<string, Diversifier>();
   private readonly masters = new Map<string, MasterRec>();
+  private readonly keyCache = new Map<string, { info: KeyInfo; at: number }>();
 
   private constructor(private readonly o: VaultTransitOptions) {
     this.prefix = o.prefix ?? 'dcms-';
@@ -312,6 +314,7 @@ export class VaultTransitEngine implements CustodyEngine {
   }
 
   async rotateKey(name: string): Promise<KeyInfo> {
+    this.keyCache.delete(name);
     const m = await this.loadMaster(name, true);
     if (m) {
       const v = this.masterInfo(m).latestVersion + 1;
@@ -347,6 +350,7 @@ export class VaultTransitEngine implements CustodyEngine {
   }
 
   async setMinVersions(name: string, min: MinVersions): Promise<KeyInfo> {
+    this.keyCache.delete(name);
     const m = await this.loadMaster(name, true);
     if (m) {
       Object.assign(m, applyMinVersions(this.masterInfo(m), min));
@@ -363,6 +367,7 @@ export class VaultTransitEngine implements CustodyEngine {
   }
 
   async disableVersion(name: string, version: number): Promise<KeyInfo> {
+    this.keyCache.delete(name);
     const m = await this.loadMaster(name, true);
     if (m) {
       checkRetireVersion(this.masterInfo(m), version, 'disable');
@@ -382,6 +387,7 @@ export class VaultTransitEngine implements CustodyEngine {
   }
 
   async destroyVersion(name: string, version: number): Promise<KeyInfo> {
+    this.keyCache.delete(name);
     const m = await this.loadMaster(name, true);
     if (m) {
       checkRetireVersion(this.masterInfo(m), version, 'destroy');
@@ -418,11 +424,21 @@ export class VaultTransitEngine implements CustodyEngine {
 
   // ---- wrapping -----------------------------------------------------------------------------
 
-  private async wrapKeyInfo(kek: string): Promise<KeyInfo> {
+  /**
+   * Wrap-key metadata for the hot path, cached for a few seconds (our own changes drop the entry;
+   * a version newer than the cached latest triggers a re-read, so another process's rotation is
+   * seen at once; min-version changes made elsewhere apply after at most KEY_CACHE_MS — Vault
+   * itself enforces them on every request anyway).
+   */
+  private async wrapKeyInfo(kek: string, needVersion?: number): Promise<KeyInfo> {
+    const c = this.keyCache.get(kek);
+    if (c && Date.now() - c.at < KEY_CACHE_MS && (needVersion === undefined || needVersion <= c.info.latestVersion)) return c.info;
     if (await this.loadMaster(kek)) throw new WrongPurposeError(`key '${kek}' is a diversification master, not a wrapping key`);
     const k = await this.readTransitKey(kek);
     if (!k) throw new UnknownKeyError(kek);
-    return this.transitInfo(kek, k);
+    const info = this.transitInfo(kek, k);
+    this.keyCache.set(kek, { info, at: Date.now() });
+    return info;
   }
 
   private static version(ciphertext: string): number {
@@ -443,8 +459,9 @@ export class VaultTransitEngine implements CustodyEngine {
 
   async encrypt(kek: string, plaintext: Uint8Array, aad: Uint8Array): Promise<{ version: number; payload: string }> {
     const info = await this.wrapKeyInfo(kek);
-    const version = encryptionVersion(info);
-    const r = (await this.http('POST', this.t(`encrypt/${this.tk(kek)}`), { plaintext: b64(plaintext), context: b64(aad), key_version: version }).catch((e) => {
+    encryptionVersion(info);
+    // no key_version: Vault encrypts with its latest version (respecting min_encryption_version), the blob records which
+    const r = (await this.http('POST', this.t(`encrypt/${this.tk(kek)}`), { plaintext: b64(plaintext), context: b64(aad) }).catch((e) => {
       throw this.mapError(e, kek);
     })) as { data: { ciphertext: string } };
     return { version: VaultTransitEngine.version(r.data.ciphertext), payload: VaultTransitEngine.payload(r.data.ciphertext) };
@@ -461,7 +478,7 @@ export class VaultTransitEngine implements CustodyEngine {
   }
 
   async decrypt(kek: string, version: number, payload: string, aad: Uint8Array): Promise<Uint8Array> {
-    const info = await this.wrapKeyInfo(kek);
+    const info = await this.wrapKeyInfo(kek, version);
     checkDecryptVersion(info, version);
     const ciphertext = VaultTransitEngine.ciphertext(payload, version);
     const r = (await this.http('POST', this.t(`decrypt/${this.tk(kek)}`), { ciphertext, context: b64(aad) }).catch((e) => {
@@ -480,7 +497,7 @@ export class VaultTransitEngine implements CustodyEngine {
   }
 
   async rewrapMany(kek: string, items: { version: number; payload: string; aad: Uint8Array }[]): Promise<({ version: number; payload: string } | Error)[]> {
-    const info = await this.wrapKeyInfo(kek);
+    const info = await this.wrapKeyInfo(kek, items.reduce((m, x) => Math.max(m, x.version), 0));
     const out: ({ version: number; payload: string } | Error)[] = new Array(items.length);
     const batch: { i: number; ciphertext: string; context: string }[] = [];
     items.forEach((it, i) => {
@@ -551,6 +568,7 @@ export class VaultTransitEngine implements CustodyEngine {
     for (const d of this.diversifiers.values()) d.destroy();
     this.diversifiers.clear();
     this.masters.clear();
+    this.keyCache.clear();
     this.closed = true;
     this.token = undefined;
     await this.o.masterStore.close();

@@ -30,7 +30,7 @@ describe('vault-transit backend: request shapes', () => {
     const key = fromHex('00112233445566778899AABBCCDDEEFF');
     const w = await c.wrap(ctx, 'kek', key, bind(1));
     const enc = server.requests.find((r) => r.path === '/v1/transit/encrypt/dcms-kek')!;
-    expect(Object.keys(enc.body!).sort()).toEqual(['context', 'key_version', 'plaintext']);
+    expect(Object.keys(enc.body!).sort()).toEqual(['context', 'plaintext']);
     expect(Buffer.from(enc.body!.context as string, 'base64').toString()).toBe('dcms-aad-v1|t|F00001|04A1B2C3000001|1|1');
     expect(Buffer.from(enc.body!.plaintext as string, 'base64')).toEqual(Buffer.from(key));
     expect(await c.exportForCard(ctx, { kind: 'wrapped', kek: 'kek', blob: w.blob, binding: bind(1) })).toEqual(key);
@@ -120,5 +120,18 @@ describe('vault-transit backend: request shapes', () => {
     const info = await c.getKey(ctx, 'kek');
     expect(info.versions.map((v) => v.state)).toEqual(['destroyed', 'active', 'active']);
     expect(info.minDecryptionVersion).toBe(2);
+  });
+
+  it('sees a rotation made by another process at once (metadata cache)', async () => {
+    const { server, custody: a, store } = await setup();
+    const eb = await VaultTransitEngine.open({ addr: server.addr, auth: { token: 'root-token' }, masterStore: store });
+    const b = eb.custody(new MemoryAuditSink());
+    await a.createKey(ctx, 'kek', { purpose: 'wrap' });
+    expect((await b.generateKey(ctx, 'kek', 'aes128', bind(1))).kekVersion).toBe(1);
+    await a.rotateKey(ctx, 'kek');
+    const w2 = await a.generateKey(ctx, 'kek', 'aes128', bind(1));
+    expect(w2.kekVersion).toBe(2);
+    expect(await b.exportForCard(ctx, { kind: 'wrapped', kek: 'kek', blob: w2.blob, binding: bind(1) })).toHaveLength(16);
+    expect((await b.wrap(ctx, 'kek', new Uint8Array(16), bind(1))).kekVersion).toBe(2);
   });
 });
