@@ -4,9 +4,12 @@
 //
 // `desfire-cms server token --role R [--tenant T]... [--label L] [--ttl SECONDS] [--config FILE] [--data-dir DIR]`:
 // create an operator API token directly in the database (bootstrap / recovery); printed once.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CmsApp, buildCmsApp } from '../../cms/app.js';
+import { buildApi } from '../../cms/api/build.js';
 import { startServer } from '../../cms/api/server.js';
 import { ROLES, type Role } from '../../cms/api/tokens/service.js';
 import { OperatorTokens } from '../../cms/api/tokens/service.js';
@@ -17,6 +20,7 @@ import { parseFlags } from './config.js';
 
 const USAGE = [
   'usage: desfire-cms server [--config FILE] [--data-dir DIR] [--host HOST] [--port N]',
+  '       desfire-cms server openapi [--out FILE]   (write the OpenAPI document of the API)',
   '       desfire-cms server token --role issuer_admin|tenant_admin|auditor [--tenant ID]... [--label TEXT] [--ttl SECONDS] [--config FILE] [--data-dir DIR]',
   'Secrets (vault passphrase, PINs, tokens) come from files or the environment, never from arguments;',
   'see docs/configuration.md.',
@@ -134,14 +138,46 @@ async function tokenCommand(args: string[], io: CliIO): Promise<number> {
   }
 }
 
+/**
+ * `server openapi [--out FILE]`: build the whole API (throwaway SQLite + vault in a temp dir, no
+ * listening) and write the OpenAPI document it serves at /docs/openapi.json.
+ */
+async function openapiCommand(args: string[], io: CliIO): Promise<number> {
+  const f = parseFlags(args, ['out']);
+  if (f.positional.length > 0) throw new UsageError(`unexpected argument '${f.positional[0]}'`);
+  const dir = mkdtempSync(join(tmpdir(), 'desfire-cms-openapi-'));
+  try {
+    const env = { DESFIRE_VAULT_PASSPHRASE: randomBytes(24).toString('base64url'), DESFIRE_CMS_LOG_LEVEL: 'silent', DESFIRE_CMS_TLS_MODE: 'off' };
+    const { config } = loadConfig({ env, overrides: { dataDir: dir } });
+    const secrets = resolveSecrets(config, env);
+    const cms = await buildCmsApp(config, secrets);
+    wipeSecrets(secrets);
+    try {
+      const app = await buildApi(cms.deps);
+      const text = JSON.stringify(app.swagger(), null, 2) + '\n';
+      await app.close();
+      if (f.values.out) {
+        writeFileSync(f.values.out, text);
+        io.out(`wrote ${f.values.out}`);
+      } else io.out(text.trimEnd());
+    } finally {
+      await cms.close();
+    }
+    return 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export const command: Command = {
-  summary: 'run the CMS server (HTTPS API); `server token` creates an operator token',
+  summary: 'run the CMS server (HTTPS API); `server token` creates an operator token; `server openapi` writes the API document',
   async run(args: string[], io: CliIO): Promise<number> {
     if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
       for (const l of USAGE) io.out(l);
       return 0;
     }
     if (args[0] === 'token') return tokenCommand(args.slice(1), io);
+    if (args[0] === 'openapi') return openapiCommand(args.slice(1), io);
     const ac = new AbortController();
     const onSignal = () => ac.abort();
     process.once('SIGTERM', onSignal);
