@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   authenticateHost,
   beginCardAuth,
+  hostAuthStep,
   parseAuthRequest,
   type AuthMethod,
   type CardAuthPending,
@@ -179,6 +180,28 @@ describe('authentication host <-> card', () => {
         return { status: r.status, data: ins === 0xaf ? d : r.data };
       };
       await expect(authenticateHost(cut, { method: 'aes', keyNo: 0, key, keyType: 'aes', random: rnd })).rejects.toMatchObject({ code: 'ERR_FRAME' });
+    }
+  });
+
+  it('callers may wipe every buffer they were given or gave (no aliasing into the state)', () => {
+    for (const [method, type] of COMBOS) {
+      const key = rnd(keyLength(type));
+      const n = type === 'des' || type === '2k3des' ? 8 : 16;
+      const rndB = rnd(n);
+      const b = beginCardAuth(method, 0, key, type, rndB);
+      const ek = b.response.slice();
+      b.response.fill(0);
+      rndB.fill(0);
+      const step = hostAuthStep(method, 0, key, type, ek, rnd(n));
+      const frame = step.frame.slice();
+      step.frame.fill(0);
+      const fin = b.pending.finish(frame, rnd);
+      frame.fill(0);
+      const last = fin.response.slice();
+      fin.response.fill(0);
+      key.fill(0);
+      const host = step.finish(last);
+      roundTrip(host, fin.session);
     }
   });
 

@@ -75,6 +75,8 @@ export function beginCardAuth(
   const zero = new Uint8Array(bs);
   const b = Uint8Array.from(rndB);
   const response = c.cbcEncrypt(zero, b);
+  // copied now: the caller may wipe or reuse the response buffer once it is sent
+  const ekLast = response.slice(response.length - bs);
   const k = Uint8Array.from(key);
   let done = false;
   const pending: CardAuthPending = {
@@ -88,7 +90,7 @@ export function beginCardAuth(
         const plain =
           method === 'd40'
             ? c.legacySendEncryptInverse(data)
-            : c.cbcDecrypt(method === 'iso' || method === 'aes' ? response.slice(response.length - bs) : zero, data);
+            : c.cbcDecrypt(method === 'iso' || method === 'aes' ? ekLast : zero, data);
         const a = plain.slice(0, n);
         const rotB = rotl(b);
         const ok = equalCT(plain.subarray(n), rotB);

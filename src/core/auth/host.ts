@@ -63,6 +63,7 @@ export function hostAuthStep(
   const zero = new Uint8Array(bs);
   const rndB = c.cbcDecrypt(zero, ekRndB);
   const a = Uint8Array.from(rndA);
+  const k = Uint8Array.from(key); // the EV2 session keys are derived in finish(): keep our own copy
   const token = concat(a, rotl(rndB));
   let frame: Uint8Array;
   let replyIv: Uint8Array;
@@ -82,7 +83,7 @@ export function hostAuthStep(
   }
   wipe(token);
   const cleanup = () => {
-    wipe(a, rndB);
+    wipe(a, rndB, k);
     c.destroy();
   };
   return {
@@ -114,15 +115,15 @@ export function hostAuthStep(
             return s;
           }
           default: {
-            const k = ev2SessionKeys(key, a, rndB);
+            const ks = ev2SessionKeys(k, a, rndB);
             const s = new Ev2HostSession({
               keyNo,
               ti: method === 'ev2first' ? ti : prev!.engine.ti,
               cmdCtr: method === 'ev2first' ? 0 : prev!.engine.cmdCtr,
-              encKey: k.enc,
-              macKey: k.mac,
+              encKey: ks.enc,
+              macKey: ks.mac,
             });
-            wipe(k.enc, k.mac);
+            wipe(ks.enc, ks.mac);
             if (prev) prev.destroy();
             return s;
           }
