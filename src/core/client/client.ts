@@ -8,12 +8,10 @@
 // Card error statuses surface as CardStatusError; calls are serialised (one command at a time).
 
 import { randomBytes } from 'node:crypto';
-import { authenticateHost } from '../auth/host.js';
-import { AUTH_KEY_TYPES, type AuthMethod, type ExchangeResult } from '../auth/types.js';
+import { AUTH_KEY_TYPES, authenticateHost, changeKeyPayload, finishChangeKey, type AuthMethod, type ExchangeResult } from '../auth/index.js';
 import { concat, wipe } from '../crypto/bytes.js';
 import { KEY_TYPES, keyLength, type KeyType } from '../crypto/cipher.js';
 import { FrameError, SessionError } from '../errors.js';
-import { changeKeyPayload, finishChangeKey } from '../sm/changekey.js';
 import type { CommMode, HostSession } from '../sm/types.js';
 import type { Transport } from '../transport.js';
 import { Cmd } from '../protocol/commands.js';

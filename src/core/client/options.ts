@@ -1,7 +1,7 @@
 // Options and small types of the DesfireClient.
 
 import type { KeyType } from '../crypto/cipher.js';
-import type { RandomSource } from '../auth/types.js';
+import type { RandomSource } from '../auth/index.js';
 import type { CommMode } from '../sm/types.js';
 
 export type { RandomSource };
