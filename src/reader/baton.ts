@@ -109,7 +109,7 @@ export class AuditBaton {
   static open(dir: string, opts: BatonOptions = {}): AuditBaton {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = join(dir, 'baton.log');
-    const fd = openSync(file, existsSync(file) ? 'r+' : 'w+', 0o600);
+    const fd = openSync(file, 'a+', 0o600); // O_APPEND: every write goes to the end
     try {
       const text = readFileSync(file, 'utf8');
       const lines = text.split('\n');

@@ -82,7 +82,7 @@ describe('reader agent runtime (virtual cards)', () => {
     expect(await accessCheck(agent, cards[0]!.transport)).toMatchObject({ result: 'granted', mode: 'offline' });
     await expect(accessCheck(agent, cards[1]!.transport)).rejects.toMatchObject({ code: 'ERR_READER_OFFLINE_NO_KEY' });
     clock.t += 2 * 60_000;
-    const err = await accessCheck(agent, cards[0]!.transport).catch((e: unknown) => e as ReaderError);
+    const err = (await accessCheck(agent, cards[0]!.transport).catch((e: unknown) => e)) as ReaderError;
     expect(err).toMatchObject({ code: 'ERR_READER_OFFLINE_EXPIRED' });
     expect(err.message).toMatch(/offline for 660 s, longer than the offline TTL \(600 s\)/);
     expect(agent.cache.size).toBe(0);

@@ -46,6 +46,10 @@ describe('audit baton (reader side)', () => {
     expect(r.pending().map((e) => e.seq)).toEqual([2]);
     expect(r.append(f('c')).prev).toBe(e2.hash);
     r.close();
+    // appends after a reopen go to the end of the file (not over the first entries)
+    const r2 = AuditBaton.open(d);
+    expect(r2.all().map((e) => e.op)).toEqual(['a', 'b', 'c']);
+    r2.close();
   });
 
   it('drops a torn last line (crash mid-write), refuses a modified entry', () => {
