@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CliIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
+import { requireComponent } from '../helpers/system.js';
+import { softHsmAvailable, softHsmToken } from './softhsm.js';
+
+const hsm = requireComponent('SoftHSM2', await softHsmAvailable());
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -101,5 +105,26 @@ describe('desfire-cms vault / keys', () => {
       expect(await main(argv, o), argv.join(' ')).toBe(2);
       expect(o.errs.join('\n'), argv.join(' ')).toMatch(re);
     }
+  });
+
+  it.skipIf(!hsm)('keys on the pkcs11 backend (SoftHSM2), PIN from the environment', async () => {
+    const t = softHsmToken();
+    const dir = tmp();
+    const env = { DESFIRE_CMS_PKCS11_PIN: t.pin };
+    const base = ['--backend', 'pkcs11', '--module', t.library, '--token-label', t.tokenLabel, '--data-dir', dir];
+    const name = `cli-kek-${process.pid}`;
+    expect(await main(['keys', 'create', name, '--purpose', 'wrap', ...base], io(env))).toBe(0);
+    expect(await main(['keys', 'rotate', name, ...base], io(env))).toBe(0);
+    const v = io(env);
+    expect(await main(['keys', 'versions', name, ...base, '--json'], v)).toBe(0);
+    expect((JSON.parse(v.lines[0]!) as { version: number }[]).map((x) => x.version)).toEqual([1, 2]);
+    expect(await main(['keys', 'destroy', name, '--version', '1', ...base], io(env))).toBe(0);
+    const noPin = io();
+    expect(await main(['keys', 'list', ...base], noPin)).toBe(2);
+    expect(noPin.errs[0]).toMatch(/PIN/);
+    const { Pkcs11Engine } = await import('../../src/custody/pkcs11.js');
+    const e = await Pkcs11Engine.open(t);
+    await e.destroyNamespace();
+    await e.close();
   });
 });
