@@ -14,7 +14,7 @@ import {
   type HostSession,
 } from '../../src/core/auth/index.js';
 import { AuthenticationError, DesfireError } from '../../src/core/errors.js';
-import { keyLength, type KeyType } from '../../src/core/crypto/index.js';
+import { cbcEncrypt, concat, ecbDecrypt, ecbEncrypt, fromHex, keyLength, rotl, toHex, type KeyType, xor } from '../../src/core/crypto/index.js';
 
 const rnd = (n: number) => new Uint8Array(randomBytes(n));
 
@@ -181,6 +181,28 @@ describe('authentication host <-> card', () => {
       };
       await expect(authenticateHost(cut, { method: 'aes', keyNo: 0, key, keyType: 'aes', random: rnd })).rejects.toMatchObject({ code: 'ERR_FRAME' });
     }
+  });
+
+  it('d40 frames follow the legacy definition (card enciphers; host deciphers in send mode, chained)', () => {
+    const key = fromHex('0123456789ABCDEF FEDCBA9876543210');
+    const rndA = fromHex('1122334455667788');
+    const rndB = fromHex('A1B2C3D4E5F60718');
+    const ekB = ecbEncrypt('2k3des', key, rndB);
+    const { response, pending } = beginCardAuth('d40', 0, key, '2k3des', rndB);
+    expect(toHex(response)).toBe(toHex(ekB));
+    const step = hostAuthStep('d40', 0, key, '2k3des', response, rndA);
+    const d1 = ecbDecrypt('2k3des', key, rndA);
+    const d2 = ecbDecrypt('2k3des', key, xor(rotl(rndB), d1));
+    expect(toHex(step.frame)).toBe(toHex(concat(d1, d2)));
+    const fin = pending.finish(step.frame);
+    expect(toHex(fin.response)).toBe(toHex(ecbEncrypt('2k3des', key, rotl(rndA))));
+    const host = step.finish(fin.response);
+    expect(host.kind).toBe('d40');
+    // session key A0..3 B0..3 A4..7 B4..7: a D40 MAC under it is what the card checks
+    const sk = fromHex('11223344A1B2C3D455667788E5F60718');
+    const w = host.wrapCommand(0x3d, Uint8Array.of(1), Uint8Array.of(1, 2, 3), 'mac');
+    const mac = cbcEncrypt('2k3des', sk, new Uint8Array(8), fromHex('0102030000000000')).subarray(0, 4);
+    expect(toHex(w.subarray(4))).toBe(toHex(mac));
   });
 
   it('callers may wipe every buffer they were given or gave (no aliasing into the state)', () => {
