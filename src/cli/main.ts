@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   vault: () => import('./commands/vault.js'),
   keys: () => import('./commands/keys.js'),
   audit: () => import('./commands/audit.js'),
+  reader: () => import('./commands/reader.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {

@@ -1,0 +1,231 @@
+// `desfire-cms reader enrol|run|status|sync`: the reader agent.
+//
+//   enrol   generate the reader's P-256 key in an encrypted keystore (0600), send a CSR with the
+//           one-time enrolment code, store the certificate and the CMS CA
+//   run     run the runtime transaction of its role on cards: PC/SC (--pcsc "READER NAME", waits
+//           for insert and removal) or a virtual card image (--image FILE, once)
+//   status  keystore, certificate, baton (entries, acknowledged) — offline, no passphrase needed
+//   sync    one contact with the CMS: upload the baton, fetch state and denylist
+//
+// Secrets never come from argv: the keystore passphrase from --passphrase-file or
+// DESFIRE_READER_PASSPHRASE, the enrolment code from --code-file or DESFIRE_READER_CODE.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { AuditBaton } from '../../reader/baton.js';
+import { enrol } from '../../reader/cms-client.js';
+import { ReaderError } from '../../reader/errors.js';
+import { DEFAULT_OFFLINE_TTL_MS } from '../../reader/key-cache.js';
+import { ReaderKeystore } from '../../reader/keystore.js';
+import { openReader, runOnImage, runPcsc, type TxSpec } from '../../reader/runtime.js';
+import type { TxResult } from '../../reader/transactions.js';
+import { type CliIO, type Command, UsageError } from '../io.js';
+
+const USAGE = [
+  'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE] [--servername NAME]',
+  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--passphrase-file FILE] [--servername NAME] [--json]',
+  '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE] [--servername NAME]',
+  '       desfire-cms reader status --dir DIR [--json]',
+];
+
+interface Flags {
+  values: Record<string, string>;
+  bools: Set<string>;
+}
+
+function parse(args: string[], valueFlags: readonly string[], boolFlags: readonly string[] = []): Flags {
+  const out: Flags = { values: {}, bools: new Set() };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
+    const eq = a.indexOf('=');
+    const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+    if (boolFlags.includes(name)) {
+      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      out.bools.add(name);
+      continue;
+    }
+    if (!valueFlags.includes(name)) throw new UsageError(`unknown option --${name}`);
+    const v = eq >= 0 ? a.slice(eq + 1) : args[++i];
+    if (v === undefined || v === '' || (eq < 0 && v.startsWith('--'))) throw new UsageError(`--${name} needs a value`);
+    out.values[name] = v;
+  }
+  return out;
+}
+
+function need(f: Flags, name: string): string {
+  const v = f.values[name];
+  if (v === undefined) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function int(f: Flags, name: string, min: number, max: number): number | undefined {
+  const v = f.values[name];
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${name} must be an integer in ${min}..${max}`);
+  return Number(v);
+}
+
+function secret(f: Flags, io: CliIO, flag: string, env: string, what: string): Uint8Array {
+  const file = f.values[flag];
+  if (file !== undefined) {
+    const p = resolve(io.cwd, file);
+    if (!existsSync(p)) throw new UsageError(`--${flag}: ${p} not found`);
+    return new Uint8Array(Buffer.from(readFileSync(p, 'utf8').replace(/\r?\n$/, ''), 'utf8'));
+  }
+  const v = io.env[env];
+  if (v) return new Uint8Array(Buffer.from(v, 'utf8'));
+  throw new UsageError(`${what}: give --${flag} FILE or set ${env}`);
+}
+
+function cmsUrl(f: Flags): string {
+  const u = need(f, 'cms');
+  if (!/^https:\/\/[^/]+\/?$/.test(u)) throw new UsageError('--cms must be https://HOST:PORT (readers talk to the CMS over mTLS only)');
+  return u.replace(/\/$/, '');
+}
+
+function txSpec(f: Flags): TxSpec {
+  const kind = need(f, 'tx');
+  if (kind === 'access') return { kind, zone: int(f, 'zone', 0, 15) ?? 0 };
+  if (kind === 'purse') {
+    const amount = int(f, 'amount', 1, 50000);
+    if (amount === undefined) throw new UsageError('--amount is required for --tx purse');
+    return { kind, amount };
+  }
+  if (kind === 'loan') {
+    const item = f.values.item;
+    if (!item || item.length > 8) throw new UsageError('--item (1..8 characters) is required for --tx loan');
+    return { kind, item: new TextEncoder().encode(item.padEnd(8, ' ')) };
+  }
+  throw new UsageError(`--tx must be access, purse or loan (got '${kind}')`);
+}
+
+function line(r: TxResult | Error, json: boolean): string {
+  if (r instanceof Error) {
+    const code = (r as { code?: string }).code ?? 'ERR_UNKNOWN';
+    return json ? JSON.stringify({ error: { code, message: r.message } }) : `refused: ${code}: ${r.message}`;
+  }
+  return json ? JSON.stringify(r) : `${r.op} card ${r.uid}: ${r.result} (${r.mode}, baton #${r.seq})`;
+}
+
+async function cmdEnrol(args: string[], io: CliIO): Promise<number> {
+  const f = parse(args, ['dir', 'cms', 'ca', 'id', 'code-file', 'passphrase-file', 'servername']);
+  const dir = resolve(io.cwd, need(f, 'dir'));
+  const url = cmsUrl(f);
+  const caFile = resolve(io.cwd, need(f, 'ca'));
+  if (!existsSync(caFile)) throw new UsageError(`--ca: ${caFile} not found`);
+  const id = need(f, 'id');
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(id)) throw new UsageError('--id must match [a-z0-9][a-z0-9._-]{0,62}');
+  const code = Buffer.from(secret(f, io, 'code-file', 'DESFIRE_READER_CODE', 'the one-time enrolment code')).toString('utf8').trim();
+  const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
+  const ks = ReaderKeystore.exists(dir) ? ReaderKeystore.open(dir, pass) : ReaderKeystore.create(dir, pass);
+  const r = await enrol({ url, ca: readFileSync(caFile, 'utf8'), ...(f.values.servername ? { servername: f.values.servername } : {}) }, await ks.csr(id), code);
+  ks.saveCertificates(r.certificate, r.caCertificate);
+  io.out(`enrolled reader ${r.readerId}: certificate serial ${r.serial}, valid until ${r.notAfter}; keystore ${dir}`);
+  return 0;
+}
+
+async function cmdRun(args: string[], io: CliIO): Promise<number> {
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'servername', 'timeout'], ['json']);
+  const dir = resolve(io.cwd, need(f, 'dir'));
+  const url = cmsUrl(f);
+  const tx = txSpec(f);
+  if ((f.values.pcsc === undefined) === (f.values.image === undefined)) throw new UsageError('give exactly one of --pcsc "READER NAME" or --image FILE');
+  const ttlMin = int(f, 'offline-ttl', 5, 15);
+  const max = int(f, 'max', 1, 1_000_000);
+  const timeoutS = int(f, 'timeout', 1, 86400);
+  const json = f.bools.has('json');
+  const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
+  const rt = await openReader({ dir, passphrase: pass, cmsUrl: url, offlineTtlMs: ttlMin !== undefined ? ttlMin * 60_000 : DEFAULT_OFFLINE_TTL_MS, ...(f.values.servername ? { servername: f.values.servername } : {}) });
+  pass.fill(0);
+  let failures = 0;
+  const report = (r: TxResult | Error) => {
+    if (r instanceof Error || !r.ok) failures++;
+    (r instanceof Error ? io.err : io.out)(line(r, json));
+  };
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const timer = setInterval(() => void rt.agent.sync().catch(() => undefined), 30_000);
+  try {
+    if (rt.agent.stopped) throw new ReaderError('ERR_READER_REVOKED', `reader stopped: ${rt.agent.stopped}`);
+    if (f.values.image !== undefined) {
+      try {
+        report(await runOnImage(rt.agent, resolve(io.cwd, f.values.image), tx));
+      } catch (e) {
+        report(e as Error);
+      }
+    } else {
+      await runPcsc(rt.agent, f.values.pcsc!, tx, report, { ...(max !== undefined ? { max } : {}), signal: ac.signal, ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}) });
+    }
+    await rt.agent.sync().catch(() => undefined);
+  } finally {
+    clearInterval(timer);
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    rt.close();
+  }
+  return failures ? 1 : 0;
+}
+
+async function cmdSync(args: string[], io: CliIO): Promise<number> {
+  const f = parse(args, ['dir', 'cms', 'passphrase-file', 'servername']);
+  const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
+  const rt = await openReader({ dir: resolve(io.cwd, need(f, 'dir')), passphrase: pass, cmsUrl: cmsUrl(f), ...(f.values.servername ? { servername: f.values.servername } : {}) });
+  try {
+    const a = await rt.agent.sync();
+    if (!a) {
+      io.err('the CMS is unreachable: nothing synced (the baton keeps every entry)');
+      return 1;
+    }
+    io.out(`reader ${a.readerId} ${a.state}: baton acknowledged up to #${a.acked}; ${a.denylist.length} card(s) denied`);
+    return 0;
+  } finally {
+    rt.close();
+  }
+}
+
+function cmdStatus(args: string[], io: CliIO): number {
+  const f = parse(args, ['dir'], ['json']);
+  const dir = resolve(io.cwd, need(f, 'dir'));
+  const enrolled = ReaderKeystore.exists(dir) && existsSync(resolve(dir, 'reader-cert.pem'));
+  const b = existsSync(resolve(dir, 'baton.log')) ? AuditBaton.open(dir) : undefined;
+  const s = { dir, keystore: ReaderKeystore.exists(dir), enrolled, baton: b ? { entries: b.length, acknowledged: b.acknowledged, head: b.head.hash } : null };
+  b?.close();
+  if (f.bools.has('json')) io.out(JSON.stringify(s));
+  else io.out(`reader ${dir}: keystore ${s.keystore ? 'present' : 'absent'}, ${enrolled ? 'enrolled' : 'not enrolled'}, baton ${b ? `${s.baton!.entries} entries, ${s.baton!.acknowledged} acknowledged by the CMS` : 'empty'}`);
+  return 0;
+}
+
+export const command: Command = {
+  summary: 'the reader agent: enrol with the CMS, run access/purse/loan transactions on PC/SC or virtual cards, sync the audit baton',
+  async run(args: string[], io: CliIO): Promise<number> {
+    const [sub, ...rest] = args;
+    try {
+      switch (sub) {
+        case 'enrol':
+        case 'enroll':
+          return await cmdEnrol(rest, io);
+        case 'run':
+          return await cmdRun(rest, io);
+        case 'sync':
+          return await cmdSync(rest, io);
+        case 'status':
+          return cmdStatus(rest, io);
+        case undefined:
+        case 'help':
+        case '--help':
+          for (const l of USAGE) io.out(l);
+          return sub === undefined ? 2 : 0;
+        default:
+          throw new UsageError(`unknown subcommand '${sub}' (enrol, run, sync, status)`);
+      }
+    } catch (e) {
+      if (e instanceof ReaderError) {
+        io.err(`desfire-cms reader: ${e.code}: ${e.message}`);
+        return 1;
+      }
+      throw e;
+    }
+  },
+};

@@ -1,0 +1,136 @@
+// Assembling a running reader from its directory: keystore (decrypted with the passphrase), audit
+// baton, mTLS client, roles from the CMS, online keys from the CMS delivery endpoint. And the
+// card loop: a PC/SC reader (wait for a card, run the transaction, wait for its removal) or a
+// virtual card image.
+import { loadImage, saveImageAtomic } from '../card/image-file.js';
+import { VirtualCard } from '../card/virtual-card.js';
+import { ReaderUnsealer } from '../custody/sealed.js';
+import type { Transport } from '../core/transport.js';
+import { InProcessTransport } from '../transport/in-process.js';
+import { PcscContext } from '../transport/pcsc.js';
+import { type AgentRole, ReaderAgent } from './agent.js';
+import { AuditBaton } from './baton.js';
+import { CmsClient } from './cms-client.js';
+import { ReaderError } from './errors.js';
+import { HttpKeySource } from './http-keys.js';
+import { ReaderKeystore } from './keystore.js';
+import { accessCheck, libraryLoan, purseDebit, type TxResult } from './transactions.js';
+
+export interface ReaderRuntimeOptions {
+  dir: string;
+  passphrase: Uint8Array;
+  cmsUrl: string;
+  servername?: string;
+  offlineTtlMs?: number;
+  /** Key delivery path (default /v1/keys/deliver). */
+  deliveryPath?: string;
+}
+
+export interface ReaderRuntime {
+  agent: ReaderAgent;
+  cms: CmsClient;
+  keystore: ReaderKeystore;
+  readerId: string;
+  close(): void;
+}
+
+/** Open the reader: fetch its roles (online) and sync once; offline at start means no roles and no keys. */
+export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime> {
+  const keystore = ReaderKeystore.open(o.dir, o.passphrase);
+  const readerId = keystore.readerId();
+  const certs = keystore.certificates();
+  const cms = new CmsClient({ url: o.cmsUrl, ca: certs.ca, ...(o.servername ? { servername: o.servername } : {}) }, { key: keystore.tlsKeyPem(), cert: certs.cert });
+  const baton = AuditBaton.open(o.dir);
+  let roles: AgentRole[] = [];
+  const agent = new ReaderAgent({
+    readerId,
+    roles,
+    baton,
+    unsealer: new ReaderUnsealer(readerId, keystore.privateKey),
+    keys: new HttpKeySource(cms, o.deliveryPath),
+    cms,
+    ...(o.offlineTtlMs !== undefined ? { offlineTtlMs: o.offlineTtlMs } : {}),
+  });
+  try {
+    const self = await cms.call<{ roles: AgentRole[] }>('GET', '/v1/readers/self');
+    roles = self.roles;
+    agent.setRoles(roles);
+    await agent.sync();
+  } catch (e) {
+    if (e instanceof ReaderError && e.code === 'ERR_READER_REVOKED') agent.revoke(e.message);
+    if (!(e instanceof ReaderError && e.code === 'ERR_READER_CMS_UNREACHABLE')) {
+      agent.close();
+      cms.close();
+      throw e;
+    }
+  }
+  return {
+    agent,
+    cms,
+    keystore,
+    readerId,
+    close() {
+      agent.close();
+      cms.close();
+    },
+  };
+}
+
+export type TxSpec = { kind: 'access'; zone: number } | { kind: 'purse'; amount: number } | { kind: 'loan'; item: Uint8Array };
+
+export function runTx(agent: ReaderAgent, t: Transport, tx: TxSpec): Promise<TxResult> {
+  switch (tx.kind) {
+    case 'access':
+      return accessCheck(agent, t, { zone: tx.zone });
+    case 'purse':
+      return purseDebit(agent, t, tx.amount);
+    case 'loan':
+      return libraryLoan(agent, t, tx.item);
+  }
+}
+
+/** One transaction on a virtual card image (saved back afterwards: a debit or loan persists). */
+export async function runOnImage(agent: ReaderAgent, image: string, tx: TxSpec): Promise<TxResult> {
+  const card = VirtualCard.fromImage(await loadImage(image));
+  const t = new InProcessTransport(card);
+  try {
+    return await runTx(agent, t, tx);
+  } finally {
+    await saveImageAtomic(image, card.toImage());
+  }
+}
+
+/**
+ * The PC/SC loop: wait for a card in `reader`, run the transaction, report it, wait for the card
+ * to leave; `max` cards (default: until `signal` aborts).
+ */
+export async function runPcsc(agent: ReaderAgent, reader: string, tx: TxSpec, report: (r: TxResult | Error) => void, opts: { max?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<number> {
+  const ctx = await PcscContext.open();
+  let n = 0;
+  try {
+    while (!opts.signal?.aborted && (opts.max === undefined || n < opts.max)) {
+      let state;
+      try {
+        state = await ctx.waitForCard(reader, opts.timeoutMs ?? 3_600_000);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_PCSC_TIMEOUT' && !opts.signal?.aborted) continue;
+        throw e;
+      }
+      const t = await ctx.connect(state.name);
+      try {
+        report(await runTx(agent, t, tx));
+      } catch (e) {
+        report(e as Error);
+        if (e instanceof ReaderError && (e.code === 'ERR_READER_REVOKED' || e.code === 'ERR_READER_STOPPED')) throw e;
+      } finally {
+        await t.close().catch(() => undefined);
+      }
+      n++;
+      if (opts.max !== undefined && n >= opts.max) break;
+      await ctx.waitForRemoval(state.name, opts.timeoutMs ?? 3_600_000).catch(() => undefined);
+    }
+  } finally {
+    await ctx.close();
+  }
+  return n;
+}
