@@ -132,36 +132,12 @@ export class VirtualCard {
   }
 
   process(apdu: Uint8Array): Uint8Array {
-    const out = apdu.length > 0 && apdu[0] !== 0x90 && apdu[0] !== 0x00 ? this.processNative(apdu) : this.processInner(apdu);
+    const out = this.processInner(apdu);
     if (this.latency) this.lastLatencyMs = this.latency(apdu, out);
     if (this.ctx.dirty) {
       this.ctx.dirty = false;
       this.onChange?.(this);
     }
-    return out;
-  }
-
-  /**
-   * Native framing (what a PC/SC reader passing frames through delivers): `INS data` in,
-   * `status data` out. DESFire accepts it next to the ISO-wrapped form (a native command byte is
-   * never 90 or 00); both share one state machine, chaining included (native AF frames).
-   */
-  private processNative(frame: Uint8Array): Uint8Array {
-    if (frame.length - 1 > 255) return Uint8Array.of(ST.LENGTH_ERROR);
-    const data = frame.subarray(1);
-    const iso = new Uint8Array(data.length ? 6 + data.length : 5);
-    iso[0] = 0x90;
-    iso[1] = frame[0]!;
-    if (data.length) {
-      iso[4] = data.length;
-      iso.set(data, 5);
-    }
-    const r = this.processInner(iso);
-    const sw1 = r[r.length - 2];
-    if (sw1 !== 0x91) return Uint8Array.of(ST.LENGTH_ERROR);
-    const out = new Uint8Array(r.length - 1);
-    out[0] = r[r.length - 1]!;
-    out.set(r.subarray(0, r.length - 2), 1);
     return out;
   }
 

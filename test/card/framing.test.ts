@@ -10,6 +10,8 @@ describe('ISO 7816-4 wrapping', () => {
   it('answers ISO status words to malformed APDUs and never changes state', () => {
     const card = VirtualCard.create({ strict: true });
     const before = JSON.stringify(card.toImage());
+    expect(sw(card.process(hex('8060000000')))).toBe('6e00');
+    expect(sw(card.process(hex('6000')))).toBe('6e00');
     expect(sw(card.process(hex('0060000000')))).toBe('6d00');
     expect(sw(card.process(hex('9060010000')))).toBe('6a86');
     expect(sw(card.process(hex('90600000')))).toBe('6700');
@@ -30,40 +32,6 @@ describe('ISO 7816-4 wrapping', () => {
     const card = VirtualCard.create({ strict: true });
     expect(sw(card.process(hex('9001000000')))).toBe('911c');
     expect(sw(card.process(hex('90af000000')))).toBe('91ca');
-  });
-});
-
-describe('native framing', () => {
-  it('answers native frames (INS data -> status data), chaining included', () => {
-    const card = VirtualCard.create({ strict: true, uid: hex('04010203040506') });
-    const r1 = card.process(hex('60'));
-    expect(r1[0]).toBe(0xaf);
-    expect(r1.length).toBe(8);
-    expect(card.process(hex('af'))[0]).toBe(0xaf);
-    const r3 = card.process(hex('af'));
-    expect(r3[0]).toBe(0x00);
-    expect(Buffer.from(r3.slice(1, 8)).toString('hex')).toBe('04010203040506');
-    expect([...card.process(hex('80'))]).toEqual([0x1c]);
-    expect([...card.process(hex('6e'))]).toEqual([0x00, 0x00, 0x1f, 0x00]);
-    expect([...card.process(hex('af'))]).toEqual([0xca]);
-  });
-
-  it('carries a whole EV2 session with chained full-mode writes', async () => {
-    const card = VirtualCard.create({ strict: true });
-    const h = new Host(card);
-    // the host speaks ISO-wrapped; translate every APDU to native framing and back
-    (h as { transport: { transmit: (a: Uint8Array) => Promise<Uint8Array> } }).transport.transmit = async (a) => {
-      const lc = a.length > 5 ? a[4]! : 0;
-      const r = card.process(Uint8Array.from([a[1]!, ...a.subarray(5, 5 + lc)]));
-      return Uint8Array.from([...r.subarray(1), 0x91, r[0]!]);
-    };
-    await createApp(h, 0x0000d7, 0x0f, 0x81);
-    await h.select(0xd7);
-    await h.cmd(0xcd, Uint8Array.of(1, 0x03, 0x00, 0x00, 100, 0, 0));
-    await h.auth('ev2first', 0, ZERO16, 'aes');
-    const d = Uint8Array.from({ length: 100 }, (_, i) => 255 - i);
-    await h.cmd(0x3d, hdr(1, 0, 100), d, 'full');
-    expect([...(await h.cmd(0xbd, hdr(1, 0, 100), undefined, 'full', 'full', 100))]).toEqual([...d]);
   });
 });
 
