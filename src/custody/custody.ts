@@ -35,6 +35,7 @@ export class Custody implements KeyCustody {
 
   private event(ctx: CallerContext, op: CustodyOp, outcome: AuditEvent['outcome'], d: Details, code?: string): AuditEvent {
     const e: AuditEvent = { time: new Date(this.now()).toISOString(), source: 'custody', backend: this.backend, op, outcome, actor: ctx.actor, purpose: ctx.purpose, correlationId: ctx.correlationId, ...d };
+    if (d.binding && typeof d.binding === 'object') e.binding = { ...d.binding }; // a snapshot: callers may reuse their object
     if (code) e.code = code;
     return e;
   }
