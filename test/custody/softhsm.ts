@@ -2,7 +2,7 @@
 // pointing at it (set before the module is loaded), one initialised token.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Availability, SOFTHSM_LIB } from '../helpers/system.js';
@@ -39,6 +39,7 @@ export async function softHsmAvailable(): Promise<Availability> {
 export function softHsmToken(): SoftHsmToken {
   if (token) return token;
   const dir = mkdtempSync(join(tmpdir(), 'dcms-softhsm-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const conf = join(dir, 'softhsm2.conf');
   writeFileSync(conf, `directories.tokendir = ${dir}\nobjectstore.backend = file\nlog.level = ERROR\n`);
   process.env.SOFTHSM2_CONF = conf;
