@@ -10,7 +10,7 @@ import { concat, equalCT, wipe } from '../crypto/bytes.js';
 import { BlockCipher } from '../crypto/cipher.js';
 import { Cmac } from '../crypto/cmac.js';
 import { FrameError, IntegrityError, SessionError } from '../errors.js';
-import { padM2, unpadM2 } from './padding.js';
+import { unpadM2 } from './padding.js';
 import type { CardSession, CommMode, HostSession } from './types.js';
 
 export interface Ev2State {
@@ -21,6 +21,9 @@ export interface Ev2State {
   encKey: Uint8Array;
   macKey: Uint8Array;
 }
+
+/** Read-only zero IV. */
+const ZERO_IV = new Uint8Array(16);
 
 /** Truncate a 16-byte CMAC to its odd-indexed bytes (EV2 MACt). */
 export function truncateOdd(mac: Uint8Array): Uint8Array {
@@ -70,12 +73,24 @@ export class Ev2Engine {
     return truncateOdd(this.cmac.macParts([Uint8Array.of(first, ctr & 0xff, (ctr >>> 8) & 0xff), this.ti, ...parts]));
   }
 
+  /**
+   * E(IV, pad(data)) with IV = E(ivInput): one buffer ivInput || data || 80 00.. enciphered in CBC
+   * in one call (the first output block is the IV itself; see BlockCipher.cbcEncryptWithEncipheredIv).
+   */
   encipher(prefix: 0xa55a | 0x5aa5, ctr: number, data: Uint8Array): Uint8Array {
     if (data.length === 0) return new Uint8Array(0);
-    const p = padM2(data, 16);
-    const out = this.enc.cbcEncryptWithEncipheredIv(this.ivInput(prefix, ctr), p);
-    wipe(p);
-    return out;
+    const n = (Math.floor(data.length / 16) + 1) * 16;
+    const m = new Uint8Array(16 + n);
+    m[0] = prefix >>> 8;
+    m[1] = prefix & 0xff;
+    m.set(this.ti, 2);
+    m[6] = ctr & 0xff;
+    m[7] = (ctr >>> 8) & 0xff;
+    m.set(data, 16);
+    m[16 + data.length] = 0x80;
+    const out = this.enc.cbcChained(ZERO_IV, m, true);
+    wipe(m, out.subarray(0, 16));
+    return out.subarray(16);
   }
 
   decipher(prefix: 0xa55a | 0x5aa5, ctr: number, enc: Uint8Array): Uint8Array {
