@@ -1,0 +1,102 @@
+// The reader agent on the real PC/SC path: pcscd + vsmartcard's vpcd, a campus card attached by a
+// spawned `desfire-cms card serve` (vpcd slot 0, reader "Virtual PCD 00 00"), the agent's card loop
+// waiting for the card, running the access-control transaction (EV2 + full-mode read + decide)
+// and a purse debit through pcsclite, with keys sealed to the reader and the baton synced to the
+// CMS over mTLS. Skips with a reason when pcscd/vpcd are absent (fails under CI=true).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadImageSync, saveImageAtomicSync } from '../../src/card/image-file.js';
+import { ReaderUnsealer } from '../../src/custody/sealed.js';
+import { ReaderAgent } from '../../src/reader/agent.js';
+import { AuditBaton } from '../../src/reader/baton.js';
+import { CmsClient, enrol } from '../../src/reader/cms-client.js';
+import { ReaderKeystore } from '../../src/reader/keystore.js';
+import { runPcsc } from '../../src/reader/runtime.js';
+import type { TxResult } from '../../src/reader/transactions.js';
+import { type CmsHarness, startCms } from '../cms/api-harness.js';
+import { type Availability, VPCD, fileExists, requireComponent, tcpReachable } from '../helpers/system.js';
+import { CAMPUS_ROLES, makeCard, SealingKeySource, type TestCard } from './fixture.js';
+
+const [VHOST, VPORT0] = [VPCD.split(':')[0] || '127.0.0.1', Number(VPCD.split(':')[1] || 35963)];
+const PORT = VPORT0; // slot 0 (test/transport/pcsc-real.test.ts uses slot 1)
+const READER = 'Virtual PCD 00 00';
+
+async function listening(port: number): Promise<Availability> {
+  if (!existsSync('/proc/net/tcp')) return tcpReachable(VHOST, port);
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const re = new RegExp(`^\\s*\\d+: [0-9A-F]{8}:${hexPort} [0-9A-F]{8}:0000 0A `, 'im');
+  return re.test(readFileSync('/proc/net/tcp', 'utf8')) ? { ok: true, reason: '' } : { ok: false, reason: `nothing listens on TCP port ${port} (pcscd without the vpcd driver?)` };
+}
+
+const ok = requireComponent('pcscd', fileExists('/run/pcscd/pcscd.comm', 'pcscd socket')) && requireComponent('vpcd (slot 0)', await listening(PORT));
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+}
+
+describe.skipIf(!ok)('reader agent over PC/SC (pcscd + vpcd + card serve)', () => {
+  let h: CmsHarness;
+  let dir: string;
+  let image: string;
+  let serve: ChildProcess;
+  let out = '';
+  let card: TestCard;
+
+  beforeAll(async () => {
+    h = await startCms();
+    dir = mkdtempSync(join(tmpdir(), 'reader-pcsc-'));
+    image = join(dir, 'card.json');
+    card = await makeCard({ balance: 500 });
+    saveImageAtomicSync(image, card.card.toImage());
+    serve = spawn(process.execPath, ['--import', 'tsx', 'src/cli/dev.ts', 'card', 'serve', '--vpcd', `${VHOST}:${PORT}`, '--image', image], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+    serve.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    serve.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => /attached to vpcd/.test(out) || serve.exitCode !== null, 30_000);
+    if (!/attached to vpcd/.test(out)) throw new Error(`card serve did not attach: ${out}`);
+  }, 90_000);
+
+  afterAll(async () => {
+    if (serve && serve.exitCode === null) serve.kill('SIGTERM');
+    await waitFor(() => serve?.exitCode !== null, 5_000);
+    if (serve && serve.exitCode === null) serve.kill('SIGKILL');
+    await h?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('waits for the card, runs the access check and a purse debit through pcsclite; the baton reaches the CMS', async () => {
+    expect((await h.call('POST', '/v1/readers', { token: h.admin, body: { id: 'pcsc-door', name: 'PC/SC door' } })).status).toBe(201);
+    const code = (await h.call('POST', '/v1/readers/pcsc-door/enrolment-codes', { token: h.admin, body: {} })).body.code as string;
+    const url = `https://127.0.0.1:${h.server.port}`;
+    const ks = ReaderKeystore.create(join(dir, 'reader'), new TextEncoder().encode('pcsc reader passphrase'), { N: 1 << 12, r: 8, p: 1 });
+    const r = await enrol({ url, ca: h.cms.ca!.certificatePem, servername: 'localhost' }, await ks.csr('pcsc-door'), code);
+    ks.saveCertificates(r.certificate, r.caCertificate);
+    const cms = new CmsClient({ url, ca: r.caCertificate, servername: 'localhost' }, { key: ks.tlsKeyPem(), cert: r.certificate });
+    const baton = AuditBaton.open(join(dir, 'reader'));
+    const agent = new ReaderAgent({ readerId: 'pcsc-door', roles: CAMPUS_ROLES, baton, unsealer: new ReaderUnsealer('pcsc-door', ks.privateKey), keys: new SealingKeySource('pcsc-door', ks.publicJwk, () => [card], cms), cms });
+
+    const results: (TxResult | Error)[] = [];
+    expect(await runPcsc(agent, READER, { kind: 'access', zone: 1 }, (x) => results.push(x), { max: 1, timeoutMs: 20_000 })).toBe(1);
+    expect(await runPcsc(agent, READER, { kind: 'purse', amount: 125 }, (x) => results.push(x), { max: 1, timeoutMs: 20_000 })).toBe(1);
+    expect(results).toMatchObject([
+      { op: 'access-check', result: 'granted', mode: 'online', uid: card.uid },
+      { op: 'purse-debit', result: 'ok:125:375', value: 375 },
+    ]);
+    // the debit went through pcscd to the served card, which saved its image
+    const saved = loadImageSync(image);
+    const purse = saved.apps.find((a) => a.aid === 'CAFE01');
+    expect(purse?.files.find((f) => f.fileNo === 1)?.value).toBe(375);
+
+    await agent.sync();
+    const stored = (await h.call('GET', '/v1/readers/pcsc-door/baton', { token: h.admin })).body.entries as { op: string; result: string }[];
+    expect(stored.map((e) => [e.op, e.result])).toEqual([
+      ['access-check', 'granted'],
+      ['purse-debit', 'ok:125:375'],
+    ]);
+    agent.close();
+    cms.close();
+  }, 90_000);
+});
