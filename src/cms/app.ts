@@ -63,12 +63,28 @@ const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-ser
 
 async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: AuditSink): Promise<{ custody: KeyCustody; sealed: () => boolean; close: () => Promise<void> }> {
   const cu = config.custody;
-  if (cu.kind !== 'embedded') {
-    throw new StartupError('ERR_STARTUP_CUSTODY', `custody backend '${cu.kind}' is not wired into the server yet (use embedded)`);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  if (cu.kind === 'pkcs11') {
+    if (!cu.tokenLabel) throw new StartupError('ERR_STARTUP_CUSTODY', 'pkcs11: set custody.tokenLabel (tokens are selected by label)');
+    const { Pkcs11Engine } = await import('../custody/pkcs11.js');
+    const engine = await Pkcs11Engine.open({ library: cu.module, tokenLabel: cu.tokenLabel, pin: secrets.pkcs11Pin!.toString('utf8') });
+    const custody = engine.custody(audit);
+    return { custody, sealed: () => false, close: () => custody.close() };
+  }
+  if (cu.kind === 'vault-transit') {
+    const { SqliteVaultStore } = await import('../custody/store-sqlite.js');
+    const { VaultTransitEngine } = await import('../custody/vault-transit.js');
+    // Master-key metadata and Transit ciphertexts (no plaintext) live in the data directory.
+    const masterStore = await SqliteVaultStore.open(join(config.dataDir, 'vault-transit.sqlite'));
+    const auth = cu.appRole
+      ? { roleId: cu.appRole.roleId, secretId: secrets.vaultSecretId!.toString('utf8'), path: cu.appRole.mount }
+      : { token: secrets.vaultToken!.toString('utf8') };
+    const engine = await VaultTransitEngine.open({ addr: cu.addr, auth, mount: cu.mount, ...(cu.namespace ? { namespace: cu.namespace } : {}), masterStore });
+    const custody = engine.custody(audit);
+    return { custody, sealed: () => false, close: () => custody.close() };
   }
   const { SqliteVaultStore } = await import('../custody/store-sqlite.js');
   const { EmbeddedVault } = await import('../custody/embedded.js');
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await SqliteVaultStore.open(cu.file);
   const vault = await EmbeddedVault.open(store, { audit });
   const ctx = SYSTEM_CTX('vault unseal at start-up');

@@ -60,10 +60,10 @@ describe('config', () => {
     }
   });
 
-  it('cross-field rules: tls files needs cert and key; pkcs11 needs slot or label', () => {
+  it('cross-field rules: tls files needs cert and key; pkcs11 needs the token label', () => {
     const f = file('x.yaml', 'http:\n  tls:\n    mode: files\ncustody:\n  kind: pkcs11\n  module: /usr/lib/softhsm/libsofthsm2.so\n');
     const paths = issuesOf(() => loadConfig({ file: f, env: {}, cwd: dir })).map((i) => i.path);
-    expect(paths).toEqual(expect.arrayContaining(['/http/tls/certFile', '/http/tls/keyFile', '/custody/slot']));
+    expect(paths).toEqual(expect.arrayContaining(['/http/tls/certFile', '/http/tls/keyFile', '/custody/tokenLabel']));
   });
 
   it('refuses secrets written inline in the file (and URL passwords)', () => {

@@ -161,8 +161,8 @@ function crossChecks(c: ServerConfig, issues: ConfigIssue[]): void {
     if (!tls.keyFile) issues.push({ path: '/http/tls/keyFile', message: 'required when tls.mode is files' });
   }
   const cu = c.custody;
-  if (cu?.kind === 'pkcs11' && cu.slot === undefined && cu.tokenLabel === undefined) {
-    issues.push({ path: '/custody/slot', message: 'pkcs11 needs slot or tokenLabel' });
+  if (cu?.kind === 'pkcs11' && cu.tokenLabel === undefined) {
+    issues.push({ path: '/custody/tokenLabel', message: 'pkcs11 needs the token label (tokens are selected by label)' });
   }
   if (cu?.kind === 'embedded' && cu.shares && Array.isArray(cu.shares.files) && cu.shares.threshold > cu.shares.files.length) {
     issues.push({ path: '/custody/shares/threshold', message: `threshold ${cu.shares.threshold} exceeds the ${cu.shares.files.length} share files` });
