@@ -4,6 +4,7 @@
 //                                 unwrap), through an in-memory Transport. Target >= 20,000/s.
 //   card.ev2_full_read32_sync     the same exchange without the client's promise machinery
 //                                 (HostSession.wrapCommand -> card.process -> unwrapResponse).
+// Both re-authenticate every 50,000 commands (an EV2 session's CmdCtr ends at 65,535).
 //   baseline card.plain_read32    the same ReadData without a session (plain), via the client.
 import { VirtualCard } from '../src/card/index.js';
 import { DesfireClient } from '../src/core/client/index.js';
@@ -62,15 +63,24 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
 
   const { card, client } = await setup();
   await client.authenticate(1, KEY, { method: 'ev2' });
+  // An EV2 session allows 65,535 commands (16-bit CmdCtr): re-authenticate well before that.
+  let count = 0;
   const v = await measure(async () => {
+    if (++count % 50_000 === 0) await client.authenticate(1, KEY, { method: 'ev2' });
     const d = await client.readData(1, 0, 32, { comm: 'full' });
     if (d.length !== 32) throw new Error('bad read');
   }, ms);
 
-  const session = client.session!;
+  await client.authenticate(1, KEY, { method: 'ev2' });
+  let session = client.session!;
+  count = 0;
   const header = Uint8Array.of(1, 0, 0, 0, 32, 0, 0);
   const empty = new Uint8Array(0);
-  const sync = await measure(() => {
+  const sync = await measure(async () => {
+    if (++count % 50_000 === 0) {
+      await client.authenticate(1, KEY, { method: 'ev2' });
+      session = client.session!;
+    }
     const payload = session.wrapCommand(0xbd, header, empty, 'full');
     const r = card.process(wrapCommand(0xbd, payload));
     const d = session.unwrapResponse(0xbd, r[r.length - 1]!, r.subarray(0, r.length - 2), 'full', 32);

@@ -268,7 +268,8 @@ export class VirtualCard {
     if (e instanceof CardFault) return this.error(e.status);
     const code = (e as { code?: unknown } | undefined)?.code;
     if (code === 'ERR_INTEGRITY') return this.error(ST.INTEGRITY_ERROR);
-    if (code === 'ERR_AUTHENTICATION') return this.error(ST.AUTHENTICATION_ERROR);
+    // A session that cannot go on (e.g. EV2 CmdCtr exhausted at FFFF): re-authentication needed.
+    if (code === 'ERR_AUTHENTICATION' || code === 'ERR_SESSION') return this.error(ST.AUTHENTICATION_ERROR);
     if (code === 'ERR_FRAME') return this.error(ST.LENGTH_ERROR);
     this.internalErrors++;
     if (this.strict) throw e;

@@ -156,6 +156,23 @@ describe('authentication state', () => {
     expect(h.card.toImage().apps[0]!.files[0]!.data).toBe('00'.repeat(16));
   });
 
+  it('an EV2 session ends when CmdCtr is exhausted (FFFF): 0xAE, re-authentication works', { timeout: 120_000 }, async () => {
+    const h = Host.fresh();
+    await h.auth('d40', 0, ZERO8, 'des');
+    await h.changeKey({ keyNo: 0, newKey: ZERO16, newKeyType: 'aes', picc: true });
+    const s = await h.auth('ev2first', 0, ZERO16, 'aes');
+    const empty = new Uint8Array(0);
+    for (let i = 0; i < 0xffff; i++) {
+      const p = s.wrapCommand(0x6e, empty, empty, 'mac');
+      const r = h.card.process(Uint8Array.from([0x90, 0x6e, 0, 0, p.length, ...p, 0]));
+      s.unwrapResponse(0x6e, r[r.length - 1]!, r.subarray(0, r.length - 2), 'mac');
+    }
+    expect(s.cmdCtr).toBe(0xffff);
+    expect(sw(h.card.process(hex('906e000000')))).toBe('91ae');
+    await h.auth('ev2first', 0, ZERO16, 'aes');
+    expect((await h.cmd(0x6e)).length).toBe(3);
+  });
+
   it('authentication interrupted by another command: 0xCA, not authenticated', async () => {
     const card = VirtualCard.create({ strict: true });
     expect(sw(card.process(hex('900a0000010000')))).toBe('91af');
