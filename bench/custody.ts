@@ -2,12 +2,12 @@
 // "AN10922 derive + seal to a reader" (session-mode JWE; the per-message ECDH-ES form measured too).
 // Baselines in the same run: raw node:crypto AES-256-GCM (embedded) and raw PKCS#11 CMAC on
 // SoftHSM2 (pkcs11). Every custody call includes validation and an audit event (to a no-op sink,
-// so the sink's own cost is not measured). Single-threaded.
-import { execFileSync } from 'node:child_process';
+// so the sink's own cost is not measured). One thread, except derive_seal_<n>procs (n processes at once).
+import { execFileSync, fork } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type * as P11 from 'pkcs11js';
 import type { AuditSink } from '../src/custody/audit.js';
@@ -58,17 +58,19 @@ async function embeddedDeriveSeal(ms: number): Promise<number> {
   return r;
 }
 
-/** derive + seal in `n` worker threads at once (one custody per thread, as N CMS processes would run). */
+/** derive + seal in `n` processes at once (one custody each, as N CMS processes would run). */
 async function parallelDeriveSeal(n: number, ms: number): Promise<number> {
   const rates = await Promise.all(
-    Array.from({ length: n }, () => new Promise<number>((resolve, reject) => {
-      // an eval'd bootstrap registers tsx in the worker, then loads this module (which runs the loop)
-      const api = import.meta.resolve('tsx/esm/api');
-      const boot = `import(${JSON.stringify(api)}).then((a) => { a.register(); return import(${JSON.stringify(import.meta.url)}); })`;
-      const w = new Worker(boot, { eval: true, workerData: { ms } });
-      w.once('message', (v: number) => resolve(v));
-      w.once('error', reject);
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const child = fork(fileURLToPath(import.meta.url), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, DCMS_BENCH_CUSTODY_CHILD: String(ms) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+          child.once('message', (v) => resolve(Number(v)));
+          child.once('error', reject);
+          child.once('exit', (code) => (code ? reject(new Error(`bench child exited with ${code}`)) : undefined));
+        }),
+    ),
   );
   return rates.reduce((a, b) => a + b, 0);
 }
@@ -94,7 +96,7 @@ async function embedded(ms: number): Promise<Figure[]> {
     return [
       { name: 'custody.baseline.node_aes256gcm', value: raw, unit: 'ops/s', note: 'createCipheriv + 16-byte GCM encrypt, one thread' },
       ...single,
-      { name: `custody.embedded.derive_seal_${n}threads`, value: par, unit: 'ops/s', baseline: { name: 'node AES-GCM x1', value: raw }, target: { op: '>=', value: 50_000 }, note: `${n} worker threads, session-mode JWE` },
+      { name: `custody.embedded.derive_seal_${n}procs`, value: par, unit: 'ops/s', baseline: { name: 'node AES-GCM x1', value: raw }, target: { op: '>=', value: 50_000 }, note: `${n} processes at once, session-mode JWE` },
     ];
   } finally {
     await c.close();
@@ -171,8 +173,8 @@ async function vaultTransit(ms: number): Promise<Figure[]> {
   }
 }
 
-if (!isMainThread && parentPort && (workerData as { ms?: number })?.ms) {
-  parentPort.postMessage(await embeddedDeriveSeal((workerData as { ms: number }).ms));
+if (process.env.DCMS_BENCH_CUSTODY_CHILD && process.send) {
+  process.send(await embeddedDeriveSeal(Number(process.env.DCMS_BENCH_CUSTODY_CHILD)), () => process.exit(0));
 }
 
 export async function figures(opts: BenchOptions): Promise<Figure[]> {
