@@ -22,7 +22,9 @@ class FlakyStore implements AuditStore {
   failing = false;
   gate?: Promise<void>;
   constructor(private readonly inner: SqlAuditStore) {}
+  calls = 0;
   async append(...a: Parameters<AuditStore['append']>) {
+    this.calls++;
     if (this.gate) await this.gate;
     if (this.failing) throw new Error('injected: disk on fire');
     return this.inner.append(...a);
@@ -117,7 +119,7 @@ describe('audit fail-closed', () => {
     let open!: () => void;
     flaky.gate = new Promise<void>((r) => (open = r));
     const first = fx.log.record(sampleEntry(10)); // taken by the writer, waiting at the gate
-    await new Promise((r) => setImmediate(r));
+    while (flaky.calls === 0) await new Promise((r) => setImmediate(r));
     const queued = Array.from({ length: 5 }, (_, i) => fx.log.record(sampleEntry(11 + i)));
     await expect(fx.log.record(sampleEntry(99))).rejects.toMatchObject({ code: 'ERR_AUDIT_BACKPRESSURE' });
     expect(fx.log.health()).toMatchObject({ status: 'degraded', queued: 5 });

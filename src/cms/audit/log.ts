@@ -139,6 +139,10 @@ export class AuditLog implements AuditSink {
   private async flush(): Promise<void> {
     try {
       while (this.queue.length) {
+        // Yield to the event loop between batches: with a synchronous driver (better-sqlite3)
+        // the whole commit path is microtasks, and a busy writer would otherwise starve timers
+        // and I/O. It also lets more appenders join the next batch (group commit).
+        await new Promise<void>((r) => setImmediate(r));
         const batch = this.queue.splice(0, this.maxBatch);
         let start: number;
         let leaves: Uint8Array[];

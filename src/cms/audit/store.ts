@@ -1,5 +1,6 @@
 // Where the audit log lives: a small interface (so tests can inject a failing store) and its
 // SQL implementation over the shared Kysely database (SQLite or PostgreSQL).
+import type { Statement } from 'better-sqlite3';
 import type { DatabaseHandle } from '../storage/index.js';
 import { getSetting, setSetting, withTransaction, withWriterLock } from '../storage/tx.js';
 import type { AuditEntry, Json } from './entry.js';
@@ -91,9 +92,12 @@ export function fromRow(r: AuditEntryTable): AuditEntry {
 }
 
 export class SqlAuditStore implements AuditStore {
+  private native?: { max: Statement; entry: Statement; leaf: Statement; lock: Statement };
+
   constructor(private readonly h: DatabaseHandle) {}
 
   async append(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
+    if (this.h.sqlite) return this.appendSqlite(entries, leafOf);
     return withWriterLock(this.h.db, this.h.dialect, 'audit-append', async (tx) => {
       const row = await tx
         .selectFrom('audit_leaves')
@@ -112,6 +116,42 @@ export class SqlAuditStore implements AuditStore {
       }
       return { start, leaves };
     });
+  }
+
+  /**
+   * SQLite hot path: prepared statements on the native connection, in one BEGIN IMMEDIATE
+   * transaction (one fsync per batch with synchronous=FULL), while holding Kysely's
+   * connection lock so no Kysely transaction interleaves.
+   */
+  private appendSqlite(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
+    const n = this.h.sqlite!;
+    if (!this.native) {
+      this.native = {
+        max: n.prepare('select max(idx) as m from audit_leaves'),
+        entry: n.prepare(
+          'insert into audit_entries (idx, time, actor, reader_id, card_uid, tenant, aid, key_no, key_version, operation, result, correlation_id, details) values (?,?,?,?,?,?,?,?,?,?,?,?,?)',
+        ),
+        leaf: n.prepare('insert into audit_leaves (idx, leaf_hash) values (?, ?)'),
+        lock: n.prepare("update meta_settings set value = value where name = 'lock:audit-append'"),
+      };
+    }
+    const st = this.native;
+    const tx = n.transaction(() => {
+      st.lock.run();
+      const m = (st.max.get() as { m: number | null }).m;
+      const start = m === null ? 0 : m + 1;
+      const leaves: Uint8Array[] = [];
+      for (let i = 0; i < entries.length; i++) {
+        const e = { ...entries[i]!, index: start + i };
+        const l = leafOf(e);
+        leaves.push(l);
+        const r = toRow(e);
+        st.entry.run(r.idx, r.time, r.actor, r.reader_id, r.card_uid, r.tenant, r.aid, r.key_no, r.key_version, r.operation, r.result, r.correlation_id, r.details);
+        st.leaf.run(r.idx, l);
+      }
+      return { start, leaves };
+    });
+    return this.h.db.connection().execute(async () => tx.immediate());
   }
 
   async size(): Promise<number> {

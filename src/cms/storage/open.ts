@@ -44,6 +44,12 @@ export interface DatabaseHandle {
   dialect: DialectKind;
   /** The PostgreSQL schema in use, if one was given. */
   schema?: string;
+  /**
+   * SQLite only: the native better-sqlite3 connection, for hot paths that batch many rows.
+   * Use it only inside `db.connection().execute(...)` (which holds Kysely's connection lock),
+   * so it never interleaves with a Kysely transaction on the same connection.
+   */
+  sqlite?: BetterSqlite3.Database;
   close(): Promise<void>;
 }
 
@@ -89,6 +95,7 @@ async function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): 
   return {
     db,
     dialect: 'sqlite',
+    sqlite: native,
     async close() {
       if (closed) return;
       closed = true;
