@@ -154,5 +154,9 @@ describe('ChangeKey host <-> card', () => {
     expect(host.cmdCtr).toBe(7);
     expect(() => openChangeKeyPayload(card, Uint8Array.of(0xc0, ...rnd(40)), { picc: true })).toThrow(expect.objectContaining({ code: 'ERR_FRAME' }));
     expect(() => openChangeKeyPayload(card, new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'ERR_FRAME' }));
+    const other = changeKeyPayload(host, { keyNo: 3, newKey: rnd(16), newKeyType: 'aes', oldKey: rnd(16) });
+    expect(() => openChangeKeyPayload(card, other.payload, { newKeyType: 'aes' })).toThrow(/old key/);
+    expect(() => openChangeKeyPayload(card, other.payload, { newKeyType: 'aes', oldKey: rnd(8) })).toThrow(expect.objectContaining({ code: 'ERR_FRAME' }));
+    expect(card.cmdCtr).toBe(7);
   });
 });

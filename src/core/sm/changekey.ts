@@ -182,51 +182,54 @@ export function openChangeKeyPayload(session: CardSession, payload: Uint8Array, 
   const kdLen = wl + (hasVersionByte(kind, type) ? 1 : 0);
   const body = payload.subarray(1);
   const kn = payload.subarray(0, 1);
-  let dec: Uint8Array;
-  let crcOk: boolean;
-  if (session instanceof Ev2CardSession || session instanceof LrpCardSession) {
-    dec = session.unwrapCommand(INS_CHANGE_KEY, kn, body, 'full', kdLen + (sameKey ? 0 : 4));
-    crcOk = true;
-  } else if (session instanceof Ev1CardSession || session instanceof D40CardSession) {
-    const e = session.engine;
-    e.check();
-    const crcLen = session instanceof Ev1CardSession ? 4 : 2;
-    const plainLen = kdLen + crcLen + (sameKey ? 0 : crcLen);
-    const padded = Math.ceil(plainLen / e.bs) * e.bs;
-    if (body.length !== padded) throw new FrameError(`ChangeKey cryptogram must be ${padded} bytes, got ${body.length}`);
-    dec = session instanceof Ev1CardSession ? session.engine.cipher.cbcDecrypt(session.engine.iv, body) : session.engine.cipher.legacySendEncryptInverse(body);
-    const kd = dec.subarray(0, kdLen);
-    const crc1 = crcLen === 4 ? crc32Desfire(concat(Uint8Array.of(INS_CHANGE_KEY), kn, kd)) : crc16A(kd);
-    let ok = equalCT(crc1, dec.subarray(kdLen, kdLen + crcLen));
-    for (let i = plainLen; i < dec.length; i++) if (dec[i] !== 0) ok = false;
-    // The second CRC (over the new key) is checked below, once the key is recovered.
-    crcOk = ok;
-    if (!ok) {
-      wipe(dec);
-      throw new IntegrityError('ChangeKey CRC mismatch');
+  // Everything about the request is checked before any session state moves.
+  let oldWire: Uint8Array | undefined;
+  if (!sameKey) {
+    if (!o.oldKey) throw new FrameError('changing another key needs the old key');
+    oldWire = wireKeyBytes(o.oldKeyType ?? o.newKeyType ?? type, o.oldKey);
+    if (oldWire.length !== wl) {
+      wipe(oldWire);
+      throw new FrameError('old and new key have different lengths');
     }
-  } else {
-    throw new SessionError('ChangeKey needs a D40, EV1 or EV2 session from this library');
+  }
+  let dec: Uint8Array;
+  try {
+    if (session instanceof Ev2CardSession || session instanceof LrpCardSession) {
+      dec = session.unwrapCommand(INS_CHANGE_KEY, kn, body, 'full', kdLen + (sameKey ? 0 : 4));
+    } else if (session instanceof Ev1CardSession || session instanceof D40CardSession) {
+      const e = session.engine;
+      e.check();
+      const crcLen = session instanceof Ev1CardSession ? 4 : 2;
+      const plainLen = kdLen + crcLen + (sameKey ? 0 : crcLen);
+      const padded = Math.ceil(plainLen / e.bs) * e.bs;
+      if (body.length !== padded) throw new FrameError(`ChangeKey cryptogram must be ${padded} bytes, got ${body.length}`);
+      dec = session instanceof Ev1CardSession ? session.engine.cipher.cbcDecrypt(session.engine.iv, body) : session.engine.cipher.legacySendEncryptInverse(body);
+      const kd = dec.subarray(0, kdLen);
+      const crc1 = crcLen === 4 ? crc32Desfire(concat(Uint8Array.of(INS_CHANGE_KEY), kn, kd)) : crc16A(kd);
+      let ok = equalCT(crc1, dec.subarray(kdLen, kdLen + crcLen));
+      for (let i = plainLen; i < dec.length; i++) if (dec[i] !== 0) ok = false;
+      // The second CRC (over the new key) is checked below, once the key is recovered.
+      if (!ok) {
+        wipe(dec);
+        throw new IntegrityError('ChangeKey CRC mismatch');
+      }
+    } else {
+      throw new SessionError('ChangeKey needs a D40, EV1 or EV2 session from this library');
+    }
+  } catch (e) {
+    wipe(oldWire);
+    throw e;
   }
   const kd = dec.subarray(0, wl);
   let newWire: Uint8Array;
   if (sameKey) newWire = kd.slice();
   else {
-    if (!o.oldKey) {
-      wipe(dec);
-      throw new FrameError('changing another key needs the old key');
-    }
-    const oldWire = wireKeyBytes(o.oldKeyType ?? (o.newKeyType ?? type), o.oldKey);
-    if (oldWire.length !== wl) {
-      wipe(dec, oldWire);
-      throw new FrameError('old and new key have different lengths');
-    }
-    newWire = xor(kd, oldWire);
+    newWire = xor(kd, oldWire!);
     wipe(oldWire);
     const crcLen = session instanceof D40CardSession ? 2 : 4;
     const crc2 = crcLen === 4 ? crc32Desfire(newWire) : crc16A(newWire);
     const at = session.kind === 'ev2' ? kdLen : kdLen + crcLen;
-    if (!crcOk || !equalCT(crc2, dec.subarray(at, at + crcLen))) {
+    if (!equalCT(crc2, dec.subarray(at, at + crcLen))) {
       wipe(dec, newWire);
       throw new IntegrityError('ChangeKey CRC of the new key mismatch');
     }
