@@ -38,8 +38,10 @@ type Handle = Buffer;
 export interface Pkcs11Options {
   /** Path of the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so. */
   library: string;
-  /** Token label to use (first token with this label). */
-  tokenLabel: string;
+  /** Token label to use (first token with this label); or give `slot`. */
+  tokenLabel?: string;
+  /** Slot ID (CK_SLOT_ID) instead of a token label. */
+  slot?: number;
   /** User PIN (from a file or the environment, never argv). */
   pin: string;
   /** Object label namespace (default 'dcms'). */
@@ -144,17 +146,21 @@ export class Pkcs11Engine implements CustodyEngine {
   private login(): void {
     const { p, m } = this;
     try {
-      const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === this.opts.tokenLabel);
-      if (!slot) throw new BackendError(`no token labelled '${this.opts.tokenLabel}'`);
+      const want = this.opts.slot;
+      if (want === undefined && !this.opts.tokenLabel) throw new BackendError('give a token label or a slot ID');
+      const slot = p
+        .C_GetSlotList(true)
+        .find((s) => (want !== undefined ? s.readUIntLE(0, Math.min(6, s.length)) === want : p.C_GetTokenInfo(s).label.trim() === this.opts.tokenLabel));
+      if (!slot) throw new BackendError(want !== undefined ? `no token in slot ${want}` : `no token labelled '${this.opts.tokenLabel}'`);
       const s = p.C_OpenSession(slot, m.CKF_RW_SESSION | m.CKF_SERIAL_SESSION);
       const pinHash = createHash('sha256').update(this.opts.pin).digest('hex');
       try {
         p.C_Login(s, m.CKU_USER, this.opts.pin);
-        this.l.logins.set(this.opts.tokenLabel, pinHash);
+        this.l.logins.set(this.loginKey(slot), pinHash);
       } catch (e) {
         // already logged in by another engine of this process: accept only the same PIN
         const already = String((e as Error).message).includes('CKR_USER_ALREADY_LOGGED_IN');
-        if (!already || this.l.logins.get(this.opts.tokenLabel) !== pinHash) {
+        if (!already || this.l.logins.get(this.loginKey(slot)) !== pinHash) {
           p.C_CloseSession(s);
           throw new BackendError('token login failed (wrong PIN?)');
         }
@@ -164,6 +170,10 @@ export class Pkcs11Engine implements CustodyEngine {
       if (e instanceof BackendError) throw e;
       throw new BackendError(`PKCS#11: ${(e as Error).message}`);
     }
+  }
+
+  private loginKey(slot: Handle): string {
+    return slot.toString('hex');
   }
 
   private s(): Handle {

@@ -65,6 +65,19 @@ describe.skipIf(!run)('pkcs11 backend on SoftHSM2', () => {
     const t = softHsmToken();
     await expect(Pkcs11Engine.open({ ...t, tokenLabel: 'no-such-token' })).rejects.toMatchObject({ code: 'ERR_CUSTODY_BACKEND' });
     const ok = await Pkcs11Engine.open(t);
+    // the same token by slot ID
+    const mod = (await import('pkcs11js')) as unknown as typeof P11 & { default?: typeof P11 };
+    const p = new (mod.default ?? mod).PKCS11();
+    p.load(t.library);
+    try {
+      p.C_Initialize();
+    } catch {
+      /* already initialised */
+    }
+    const slotBuf = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === t.tokenLabel)!;
+    const bySlot = await Pkcs11Engine.open({ library: t.library, pin: t.pin, slot: slotBuf.readUIntLE(0, Math.min(6, slotBuf.length)) });
+    await bySlot.close();
+    await expect(Pkcs11Engine.open({ library: t.library, pin: t.pin, slot: 424242 })).rejects.toMatchObject({ code: 'ERR_CUSTODY_BACKEND' });
     await expect(Pkcs11Engine.open({ ...t, pin: 'wrong-pin' })).rejects.toMatchObject({ code: 'ERR_CUSTODY_BACKEND' });
     await ok.close();
   });
