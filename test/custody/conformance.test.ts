@@ -23,10 +23,14 @@ const AN10922 = {
   out: 'A8DD63A3B89D54B37CA802473FDA9175',
 };
 
+/** Every error message seen, to check that none carries key bytes. */
+const messages: string[] = [];
+
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
     await p;
   } catch (e) {
+    messages.push(String((e as Error).message));
     return (e as { code?: string }).code ?? 'no-code';
   }
   return 'resolved';
@@ -114,6 +118,8 @@ for (const f of factories) {
         expect(errors).toEqual(expect.arrayContaining(['ERR_CUSTODY_AAD_MISMATCH', 'ERR_CUSTODY_TAMPERED', 'ERR_CUSTODY_UNKNOWN_KEY', 'ERR_CUSTODY_VERSION']));
         // nothing changed: the original still opens
         expect(await c.verifyWrapped(ctx, 'kek', w.blob, bind)).toEqual({ kekVersion: 1 });
+        // no error message carries key bytes
+        expect(messages.join('\n')).not.toMatch(/00112233445566778899aabbccddeeff/i);
         expect((await c.getKey(ctx, 'kek')).latestVersion).toBe(1);
       }));
 
