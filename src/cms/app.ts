@@ -30,7 +30,7 @@ import { aesGcmProtector } from './pki/keystore.js';
 import { verifyReaderCertificate } from './pki/verify.js';
 import { CardRepository, ReaderRepository, SqlCaKeyStore, SqlEnrolmentCodeStore, SqlRevocationList, TenantRepository } from './domain/index.js';
 import { openSessionStore } from './session/index.js';
-import { type DatabaseHandle, openDatabase } from './storage/index.js';
+import { type DatabaseHandle, openDatabase, withTransaction } from './storage/index.js';
 
 export class StartupError extends Error {
   readonly code: string;
@@ -201,7 +201,14 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     const ca = await CertificateAuthority.openOrCreate(new SqlCaKeyStore(db.db), protector);
     const revocations = new SqlRevocationList(db.db);
     const codes = new SqlEnrolmentCodeStore(db.db);
-    const domain = { db: db.db, tenants: new TenantRepository(db.db), readers: new ReaderRepository(db.db), cards: new CardRepository(db.db) };
+    const domain = {
+      db: db.db,
+      tenants: new TenantRepository(db.db),
+      readers: new ReaderRepository(db.db),
+      cards: new CardRepository(db.db),
+      atomic: <T>(fn: (s: { readers: ReaderRepository; codes: SqlEnrolmentCodeStore; revocations: SqlRevocationList }) => Promise<T>): Promise<T> =>
+        withTransaction(db.db, (tx) => fn({ readers: new ReaderRepository(tx), codes: new SqlEnrolmentCodeStore(tx), revocations: new SqlRevocationList(tx) })),
+    };
     const tls = await tlsMaterial(config, ca);
 
     const tokens = new OperatorTokens(db.db);

@@ -142,6 +142,20 @@ describe('readers: enrolment and mTLS', () => {
   });
 });
 
+describe('enrolment is atomic', () => {
+  it('enrolling a reader revoked meanwhile fails (409) and leaves the code unused', async () => {
+    expect((await h.call('POST', '/v1/readers', { token: h.admin, body: { id: 'gate-2', name: 'gate' } })).status).toBe(201);
+    const code = await h.call('POST', '/v1/readers/gate-2/enrolment-codes', { token: h.admin, body: {} });
+    expect((await h.call('POST', '/v1/readers/gate-2/revoke', { token: h.admin })).status).toBe(200);
+    const { csr } = await readerKeyAndCsr();
+    const r = await h.call('POST', '/v1/enrol', { body: { csr, code: code.body.code } });
+    expect([r.status, r.body.error.code]).toEqual([409, 'ERR_DOMAIN_STATE']);
+    const row = await h.cms.db.db.selectFrom('enrolment_codes').selectAll().where('reader_id', '=', 'gate-2').executeTakeFirstOrThrow();
+    expect(row.used_at).toBeNull();
+    expect((await h.call('GET', '/v1/readers/gate-2', { token: h.admin })).body.reader.certSerial).toBeNull();
+  });
+});
+
 describe('custody key admin (no plaintext ever)', () => {
   it('create, list, rotate, versions; conflicts and unknown keys are 4xx', async () => {
     const c = await h.call('POST', '/v1/custody/keys', { token: h.admin, body: { name: 'access.a1c001.k1', purpose: 'diversify', alg: 'aes128' } });

@@ -50,7 +50,14 @@ export interface ApiDeps {
   bodyLimitBytes?: number;
   trustProxy?: boolean;
   /** Domain repositories: tenants/applications/layouts, readers, cards routes are mounted when given. */
-  domain?: { db: Kysely<Database>; tenants: TenantRepository; readers: ReaderRepository; cards: CardRepository };
+  domain?: {
+    db: Kysely<Database>;
+    tenants: TenantRepository;
+    readers: ReaderRepository;
+    cards: CardRepository;
+    /** One transaction with reader/PKI stores bound to it (see routes/readers.ts). */
+    atomic?: <T>(fn: (s: { readers: ReaderRepository; codes: EnrolmentCodeStore; revocations: RevocationList }) => Promise<T>) => Promise<T>;
+  };
   /** PKI: enrolment codes and reader enrolment (CSR → certificate) routes when given. */
   pki?: { ca: CertificateAuthority; codes: EnrolmentCodeStore; revocations: RevocationList };
   /** The audit log: audit routes are mounted, and operator actions are recorded, when given. */

@@ -46,10 +46,24 @@ export interface ReaderRouteDeps {
   readers: ReaderRepository;
   pki?: { ca: CertificateAuthority; codes: EnrolmentCodeStore; revocations: RevocationList };
   audit?: ActionRecorder;
+  /**
+   * Run `fn` in one database transaction with stores bound to it, so that multi-step changes
+   * (consume code + attach certificate; revoke certificate + reader state) happen together or not
+   * at all. Without it the steps run one after the other.
+   */
+  atomic?: <T>(fn: (s: TxStores) => Promise<T>) => Promise<T>;
+}
+
+export interface TxStores {
+  readers: ReaderRepository;
+  codes: EnrolmentCodeStore;
+  revocations: RevocationList;
 }
 
 export function readerRoutes(d: ReaderRouteDeps) {
   const { readers } = d;
+  const inTx = <T>(fn: (s: Partial<TxStores> & { readers: ReaderRepository }) => Promise<T>): Promise<T> =>
+    d.atomic ? d.atomic(fn) : fn({ readers, ...(d.pki ? { codes: d.pki.codes, revocations: d.pki.revocations } : {}) });
   /** Reader ids visible to the caller: all, or those with a role in the caller's tenants. */
   async function visibleIds(scope: '*' | string[]): Promise<Set<string> | '*'> {
     if (scope === '*') return '*';
@@ -138,11 +152,13 @@ export function readerRoutes(d: ReaderRouteDeps) {
           schema: { tags: ['readers'], summary: `${action} a reader${action === 'revoke' ? ' (its certificate is revoked too; final)' : ''}`, security: sec, params: Params, response: { 200: Type.Ref('Reader'), ...ERROR_RESPONSES, 409: Type.Ref('Error') } },
         },
         async (req) => {
-          const r = await audited(req, d.audit, { operation: `api.reader.${action}`, readerId: req.params.id }, async () => {
-            const before = await readers.require(req.params.id);
-            if (state === 'revoked' && before.certSerial && d.pki) await d.pki.revocations.revoke(before.certSerial, `reader revoked by ${actorOf(req)}`);
-            return readers.setState(req.params.id, state);
-          });
+          const r = await audited(req, d.audit, { operation: `api.reader.${action}`, readerId: req.params.id }, () =>
+            inTx(async (s) => {
+              const before = await s.readers.require(req.params.id);
+              if (state === 'revoked' && before.certSerial && s.revocations) await s.revocations.revoke(before.certSerial, `reader revoked by ${actorOf(req)}`);
+              return s.readers.setState(req.params.id, state);
+            }),
+          );
           req.log.info({ readerId: r.id, state: r.state }, `reader ${action}`);
           return r;
         },
@@ -211,9 +227,14 @@ export function readerRoutes(d: ReaderRouteDeps) {
         },
       },
       async (req, reply) => {
-        const res = await enrolReader(pki.ca, pki.codes, { csrPem: req.body.csr, code: req.body.code });
-        await audited(req, d.audit, { operation: 'api.reader.enrol', readerId: res.readerId }, () =>
-          readers.attachCertificate(res.readerId, { serial: res.serial, pem: res.certificatePem, notAfter: res.notAfter.getTime() }),
+        // The code is consumed and the certificate attached in one transaction: a failure (e.g. the
+        // reader was revoked meanwhile) leaves the code unused.
+        const res = await audited(req, d.audit, { operation: 'api.reader.enrol' }, () =>
+          inTx(async (s) => {
+            const e = await enrolReader(pki.ca, s.codes ?? pki.codes, { csrPem: req.body.csr, code: req.body.code });
+            await s.readers.attachCertificate(e.readerId, { serial: e.serial, pem: e.certificatePem, notAfter: e.notAfter.getTime() });
+            return e;
+          }),
         );
         req.log.info({ readerId: res.readerId, serial: res.serial }, 'reader enrolled');
         return reply.code(201).send({ readerId: res.readerId, certificate: res.certificatePem, caCertificate: pki.ca.certificatePem, serial: res.serial, notAfter: res.notAfter.toISOString() });
