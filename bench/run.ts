@@ -10,6 +10,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   card: () => import('./card.js'),
   core: () => import('./core.js'),
   custody: () => import('./custody.js'),
+  reader: () => import('./reader.js'),
 };
 
 function fmt(v: number): string {

@@ -51,6 +51,8 @@ export interface AgentOptions {
   cms?: CmsClient;
   /** Offline TTL (5..15 minutes, default 10). */
   offlineTtlMs?: number;
+  /** Delay before a background baton sync after an operation (default 200 ms; operations within it share one upload). */
+  syncDelayMs?: number;
   now?: () => number;
 }
 
@@ -76,6 +78,7 @@ export class ReaderAgent {
   private syncing: Promise<SyncAnswer | undefined> | undefined;
   private readonly counters = new Map<string, number>();
   private readonly seenTokens = new Map<string, number>();
+  private syncTimer: NodeJS.Timeout | undefined;
   onEvent?: (e: AgentEvent) => void;
 
   constructor(private readonly o: AgentOptions) {
@@ -236,6 +239,16 @@ export class ReaderAgent {
     return this.syncing;
   }
 
+  /** Sync soon in the background (operations close together share one upload); never throws. */
+  scheduleSync(): void {
+    if (!this.o.cms || this.syncTimer || this.stoppedReason !== undefined) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.sync().catch(() => undefined);
+    }, this.o.syncDelayMs ?? 200);
+    this.syncTimer.unref();
+  }
+
   private async doSync(): Promise<SyncAnswer | undefined> {
     const cms = this.o.cms!;
     let last: SyncAnswer | undefined;
@@ -270,6 +283,8 @@ export class ReaderAgent {
 
   /** Stop (e.g. shutdown): wipe secrets; the baton stays on disk for the next start. */
   close(): void {
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
     this.cache.wipe();
     this.o.unsealer.clear();
     if (this.stoppedReason === undefined) this.stoppedReason = 'closed';

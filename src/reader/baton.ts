@@ -11,7 +11,7 @@
 //   before the ack was written only means the batch is sent again; the CMS is idempotent by
 //   sequence number (same seq + same hash = already stored), so nothing is lost or doubled.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReaderError } from './errors.js';
 
@@ -176,7 +176,7 @@ export class AuditBaton {
     try {
       let off = 0;
       while (off < line.length) off += writeSync(this.fd, line, off, line.length - off, null);
-      if (this.doSync) fsyncSync(this.fd);
+      if (this.doSync) fdatasyncSync(this.fd); // data + the size needed to read it back (an append)
     } catch (err) {
       throw new ReaderError('ERR_BATON_IO', `baton write failed: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
     }

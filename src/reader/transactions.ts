@@ -122,12 +122,12 @@ async function accounted(agent: ReaderAgent, uid: string, aid: string, keyNo: nu
   } catch (e) {
     if (!(e instanceof ReaderError && (e.code === 'ERR_READER_STOPPED' || e.code === 'ERR_READER_REVOKED'))) {
       agent.record({ cardUid: uid, aid, keyNo, keyVersion: ver.v, op, result: e instanceof ReaderError ? `refused:${e.code}` : cardError(e) });
-      void agent.sync().catch(() => undefined);
+      agent.scheduleSync();
     }
     throw e;
   }
   const entry = agent.record({ cardUid: uid, aid, keyNo, keyVersion: ver.v, op, result: out.result });
-  void agent.sync().catch(() => undefined);
+  agent.scheduleSync();
   return { uid, op, result: out.result, ok: out.ok, mode: ver.mode, seq: entry.seq, ...(out.value !== undefined ? { value: out.value } : {}) };
 }
 
