@@ -96,3 +96,23 @@ describe('API core', () => {
     expect((await h.tokens.list()).length).toBe(before);
   });
 });
+
+describe('rate limits', () => {
+  it('per token, and failed credentials per client address → 429 ERR_RATE_LIMITED', async () => {
+    const l = await startHarness({ limits: { operatorRequests: 3, readerRequests: 3, anonymousRequests: 2, windowMs: 60_000 } });
+    try {
+      for (let i = 0; i < 3; i++) expect((await l.call('GET', '/v1/tokens/self', { token: l.admin })).status).toBe(200);
+      const r = await l.call('GET', '/v1/tokens/self', { token: l.admin });
+      expect([r.status, r.body.error.code]).toEqual([429, 'ERR_RATE_LIMITED']);
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      const bad = 'dcms_' + 'B'.repeat(43);
+      expect((await l.call('GET', '/v1/tokens', { token: bad })).status).toBe(401);
+      expect((await l.call('GET', '/v1/tokens', { token: bad })).status).toBe(401);
+      expect((await l.call('GET', '/v1/tokens', { token: bad })).status).toBe(429);
+      // health probes are never limited
+      for (let i = 0; i < 5; i++) expect((await l.call('GET', '/healthz')).status).toBe(200);
+    } finally {
+      await l.close();
+    }
+  });
+});

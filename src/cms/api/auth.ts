@@ -104,7 +104,19 @@ export function registerAuth(app: FastifyInstance, deps: ApiDeps): void {
       const isRoute = req.routeOptions.url !== undefined;
       const spec = req.routeOptions.config?.auth;
       const isPublic = spec !== undefined && 'public' in spec;
-      if (!isPublic) await identify(req, deps);
+      if (!isPublic) {
+        try {
+          await identify(req, deps);
+        } catch (e) {
+          // Failed credentials count against the client address, so guessing is rate-limited too.
+          const r = await deps.rateLimiter.hit(`rl:ip:${req.ip}`, deps.limits.anonymousRequests, deps.limits.windowMs);
+          if (!r.allowed) {
+            reply.header('retry-after', Math.max(1, Math.ceil(r.resetMs / 1000)));
+            throw new ApiError(429, 'ERR_RATE_LIMITED', 'too many requests; retry later');
+          }
+          throw e;
+        }
+      }
       if (isRoute) authorize(req);
       if (req.routeOptions.config?.rateLimit === false) return;
       const p = req.principal;
