@@ -11,6 +11,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   core: () => import('./core.js'),
   custody: () => import('./custody.js'),
   reader: () => import('./reader.js'),
+  audit: () => import('./audit.js'),
 };
 
 function fmt(v: number): string {

@@ -47,10 +47,10 @@ export function fromBase64(s: string): Uint8Array | undefined {
   return out;
 }
 
-const HEXD = '0123456789abcdef';
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 export function hex(bytes: Uint8Array): string {
   let s = '';
-  for (const b of bytes) s += HEXD[b >> 4]! + HEXD[b & 15]!;
+  for (let i = 0; i < bytes.length; i++) s += HEX2[bytes[i]!]!;
   return s;
 }
 

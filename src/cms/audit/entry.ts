@@ -176,26 +176,40 @@ export function canonicalJson(v: unknown): string {
   throw new AuditError('ERR_AUDIT_INPUT', `not JSON: ${typeof v}`);
 }
 
+const js = (v: string | number | null) => (v === null ? 'null' : typeof v === 'number' ? numberJson(v) : JSON.stringify(v));
+function numberJson(v: number): string {
+  if (Number.isSafeInteger(v)) return String(v);
+  if (!Number.isFinite(v)) throw new AuditError('ERR_AUDIT_INPUT', 'non-finite number');
+  return JSON.stringify(v);
+}
+
+/**
+ * The canonical JSON text of an entry (version 1): canonicalJson() of the object
+ * {v:1, index, time, actor, readerId, cardUid, tenant, aid, keyNo, keyVersion, operation,
+ * result, correlationId, details}, written out directly in sorted key order for speed.
+ */
+export function canonicalEntry(e: AuditEntry): string {
+  return (
+    '{"actor":' + js(e.actor) +
+    ',"aid":' + js(e.aid) +
+    ',"cardUid":' + js(e.cardUid) +
+    ',"correlationId":' + js(e.correlationId) +
+    ',"details":' + canonicalJson(e.details) +
+    ',"index":' + js(e.index) +
+    ',"keyNo":' + js(e.keyNo) +
+    ',"keyVersion":' + js(e.keyVersion) +
+    ',"operation":' + js(e.operation) +
+    ',"readerId":' + js(e.readerId) +
+    ',"result":' + js(e.result) +
+    ',"tenant":' + js(e.tenant) +
+    ',"time":' + js(e.time) +
+    ',"v":1}'
+  );
+}
+
 /** The exact bytes hashed as the Merkle leaf of an entry (version 1). */
 export function encodeEntry(e: AuditEntry): Uint8Array {
-  return utf8.encode(
-    canonicalJson({
-      v: 1,
-      index: e.index,
-      time: e.time,
-      actor: e.actor,
-      readerId: e.readerId,
-      cardUid: e.cardUid,
-      tenant: e.tenant,
-      aid: e.aid,
-      keyNo: e.keyNo,
-      keyVersion: e.keyVersion,
-      operation: e.operation,
-      result: e.result,
-      correlationId: e.correlationId,
-      details: e.details,
-    }),
-  );
+  return utf8.encode(canonicalEntry(e));
 }
 
 const FIELDS: [keyof AuditEntry, 'string' | 'int' | 'nstring' | 'nint' | 'object'][] = [
@@ -214,11 +228,13 @@ const FIELDS: [keyof AuditEntry, 'string' | 'int' | 'nstring' | 'nint' | 'object
   ['details', 'object'],
 ];
 
+const FIELD_NAMES = new Set<string>(FIELDS.map(([f]) => f));
+
 /** Shape check of an entry read from an export (no key-material heuristics: just types). */
 export function parseEntry(v: unknown): AuditEntry | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'entry is not an object';
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!FIELDS.some(([f]) => f === k)) return `unexpected field '${k}'`;
+  for (const k in o) if (!FIELD_NAMES.has(k)) return `unexpected field '${k}'`;
   for (const [f, t] of FIELDS) {
     const x = o[f];
     const ok =

@@ -9,7 +9,7 @@
 //    between checkpoints verify; nothing follows the last checkpoint;
 //  - tenant view: each entry belongs to the view and its inclusion proof leads to the signed
 //    root of the named checkpoint; indexes strictly increase.
-import { type AuditCrypto, bytesEqual, unhex } from './crypto.js';
+import { type AuditCrypto, bytesEqual, hex, unhex } from './crypto.js';
 import { type Checkpoint, type VerifierKey, verifyCheckpoint } from './checkpoint.js';
 import { type AuditEntry, encodeEntry, parseEntry } from './entry.js';
 import { StreamingRoot, leafHash, verifyConsistency, verifyInclusion } from './merkle.js';
@@ -147,9 +147,8 @@ export class LogVerifier {
     }
     const lh = leafHash(this.opts.crypto, encodeEntry(e));
     if (leafHashHex !== undefined) {
-      const rec = typeof leafHashHex === 'string' ? unhex(leafHashHex) : undefined;
-      if (!rec || rec.length !== 32) return this.fail(e.index, 'malformed leaf hash', line);
-      if (!bytesEqual(rec, lh)) return this.fail(e.index, 'entry content does not match its recorded leaf hash (entry changed)', line);
+      if (typeof leafHashHex !== 'string' || leafHashHex.length !== 64) return this.fail(e.index, 'malformed leaf hash', line);
+      if (hex(lh) !== leafHashHex.toLowerCase()) return this.fail(e.index, 'entry content does not match its recorded leaf hash (entry changed)', line);
     }
     this.entries++;
     if (this.mode === 'view') return this.viewEntry(e, lh, proof, line);
