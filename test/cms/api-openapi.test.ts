@@ -21,5 +21,5 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.components.schemas)).toContain('Error');
     expect(Object.keys(doc.components.securitySchemes)).toEqual(expect.arrayContaining(['apiToken', 'readerCertificate']));
     expect(doc.paths['/v1/tokens']!.post!.responses).toHaveProperty('400');
-  });
+  }, 180_000);
 });

@@ -22,5 +22,5 @@ describe('server with pkcs11 custody (SoftHSM2)', () => {
     } finally {
       await h.close();
     }
-  });
+  }, 180_000);
 });

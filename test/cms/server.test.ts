@@ -39,7 +39,7 @@ describe('desfire-cms server (process)', () => {
     expect((await httpsJson(b.url, caFile, 'GET', '/v1/tokens/self', { token: a.bootstrapToken! })).status).toBe(200);
     b.child.kill('SIGINT');
     expect(await b.exit).toBe(0);
-  });
+  }, 300_000);
 
   it('refuses to start on a bad configuration, naming every problem (exit 1)', async () => {
     const child = runCli(['server', '--data-dir', mkdtempSync(join(tmpdir(), 'srv-'))], { DESFIRE_CMS_HTTP_PORT: 'eighty', DESFIRE_CMS_STORAGE: 'oracle', DESFIRE_VAULT_PASSPHRASE: '' });
@@ -49,7 +49,7 @@ describe('desfire-cms server (process)', () => {
     expect(code).toBe(1);
     expect(err).toContain('env DESFIRE_CMS_HTTP_PORT');
     expect(err).toContain('/storage/kind');
-  });
+  }, 300_000);
 
   it('two processes on one PostgreSQL + Redis: shared tokens, readers and rate limits', async () => {
     const pg = await tcpReachable('127.0.0.1', Number(new URL(PG_URL).port || 5432));
@@ -101,5 +101,5 @@ describe('desfire-cms server (process)', () => {
       await c.query(`drop schema if exists ${schema} cascade`);
       await c.end();
     }
-  });
+  }, 300_000);
 });
