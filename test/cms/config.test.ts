@@ -82,10 +82,11 @@ describe('config', () => {
   it('reads secrets from the environment or a file, never from the config', () => {
     const { config } = loadConfig({ env: {}, cwd: dir });
     expect(resolveSecrets(config, { DESFIRE_VAULT_PASSPHRASE: 'correct horse' }).vaultPassphrase?.toString()).toBe('correct horse');
-    const pf = file('pass.txt', 'from file\n');
+    const pf = file('pass.txt', 'from file, long enough\n');
     const c2 = loadConfig({ env: { DESFIRE_CMS_VAULT_PASSPHRASE_FILE: pf }, cwd: dir }).config;
-    expect(resolveSecrets(c2, {}).vaultPassphrase?.toString()).toBe('from file');
+    expect(resolveSecrets(c2, {}).vaultPassphrase?.toString()).toBe('from file, long enough');
     expect(issuesOf(() => resolveSecrets(config, {})).map((i) => i.path)).toEqual(['/custody/passphraseFile']);
+    expect(issuesOf(() => resolveSecrets(config, { DESFIRE_VAULT_PASSPHRASE: 'short' }))[0]!.message).toContain('too short');
   });
 
   it('every env variable is documented in docs/configuration.md and sets a valid setting', () => {
@@ -105,7 +106,7 @@ describe('config', () => {
   });
 
   it('`config check` prints the effective config redacted (exit 0) or every problem (exit 1)', async () => {
-    const ok = io({ DESFIRE_VAULT_PASSPHRASE: 'pp-secret', DESFIRE_CMS_STORAGE: 'postgres', DESFIRE_CMS_POSTGRES_URL: 'postgres://u:topsecret@127.0.0.1/db' });
+    const ok = io({ DESFIRE_VAULT_PASSPHRASE: 'pp-secret-long-enough', DESFIRE_CMS_STORAGE: 'postgres', DESFIRE_CMS_POSTGRES_URL: 'postgres://u:topsecret@127.0.0.1/db' });
     expect(await main(['config', 'check', '--json'], ok.cli)).toBe(0);
     const printed = ok.out.join('\n');
     expect(JSON.parse(printed).storage.url).toBe('postgres://u:***@127.0.0.1/db');

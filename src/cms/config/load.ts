@@ -150,7 +150,10 @@ export function validateConfig(raw: Obj, issues: ConfigIssue[]): ServerConfig {
     typeboxIssues(schema, filled, `/${section}`, issues);
     out[section] = filled;
   }
-  return out as unknown as ServerConfig;
+  // Schema order, so printed configurations read top-down like the documentation.
+  const ordered: Obj = {};
+  for (const k of Object.keys(ServerConfig.properties)) if (k in out) ordered[k] = out[k];
+  return ordered as unknown as ServerConfig;
 }
 
 /** Rules that span fields. */

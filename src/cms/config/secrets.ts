@@ -5,6 +5,9 @@ import type { ConfigIssue } from './errors.js';
 import { ConfigError } from './errors.js';
 import type { ServerConfig } from './schema.js';
 
+/** The embedded vault refuses shorter passphrases. */
+export const MIN_PASSPHRASE_BYTES = 12;
+
 export interface ServerSecrets {
   /** Embedded vault: the passphrase, or the share files' contents (M of N). */
   vaultPassphrase?: Buffer;
@@ -65,6 +68,9 @@ export function resolveSecrets(c: ServerConfig, env: NodeJS.ProcessEnv = process
       }
     } else {
       s.vaultPassphrase = readSecret('vault passphrase', '/custody/passphraseFile', { file: cu.passphraseFile, env: cu.passphraseEnv }, env, issues, true);
+      if (s.vaultPassphrase && s.vaultPassphrase.length < MIN_PASSPHRASE_BYTES) {
+        issues.push({ path: '/custody/passphraseFile', message: `vault passphrase too short (at least ${MIN_PASSPHRASE_BYTES} bytes)` });
+      }
     }
   } else if (cu.kind === 'pkcs11') {
     s.pkcs11Pin = readSecret('PKCS#11 PIN', '/custody/pinFile', { file: cu.pinFile, env: cu.pinEnv }, env, issues, true);
