@@ -7,6 +7,7 @@ import * as m0002 from './0002_audit.js';
 import * as m0003 from './0003_audit_alerts.js';
 import * as m0010 from './0010_domain.js';
 import * as m0020 from '../../api/migrations/0020_api_tokens.js';
+import * as m0030 from '../../jobs/migrations/0030_station.js';
 import * as m0040 from '../../baton/migrations/0040_baton.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
@@ -15,5 +16,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0003_audit_alerts': m0003,
   '0010_domain': m0010, // 0010-0019: CMS domain (engineer F)
   '0020_api_tokens': m0020, // 0020-0029: HTTP API (engineer G)
+  '0030_station': m0030, // 0030-0039: station jobs, delivery, remote mode (engineer H)
   '0040_baton': m0040, // 0040-0049: reader baton, card denylist (engineer I)
 };

@@ -1,0 +1,116 @@
+// Online key delivery for runtime readers: a reader (mTLS) asks for the key of its role for the
+// card in front of it, by UID (random-UID cards: the UID GetCardUID answered). The CMS checks, in
+// order: the reader is active; it holds a role granting 'deliver' on (AID, keyNo) — which also
+// pins the tenant; the card is known and usable (active); the application is recorded on the card
+// (its key version). Then custody derives (diversified) or unwraps (random) the key and seals it to
+// the reader's certificate key, with a short TTL; custody audits the release. Every refusal is a
+// 403 with a stable code, audited here.
+import type { Kysely } from 'kysely';
+import type { SealedKey } from '../../custody/sealed.js';
+import type { CallerContext, KeyBinding, KeyCustody } from '../../custody/types.js';
+import { CARD_USABLE, type Application, type CardState, type ReaderRepository, type TenantRepository } from '../domain/index.js';
+import type { Database } from '../storage/index.js';
+import type { StationAuditSink } from '../jobs/audit.js';
+import { JobError } from '../jobs/errors.js';
+import { CardKeys } from '../jobs/keys.js';
+import { RecipientCache } from '../jobs/recipient.js';
+import { checkAidHex, checkUidHex } from '../jobs/service.js';
+
+export interface DeliveryRequest {
+  uid: string;
+  aid: string;
+  keyNo: number;
+}
+
+export interface Delivery {
+  uid: string;
+  aid: string;
+  keyNo: number;
+  keyVersion: number;
+  binding: KeyBinding;
+  sealed: SealedKey;
+}
+
+export interface KeyDeliveryOptions {
+  db: Kysely<Database>;
+  custody: KeyCustody;
+  readers: ReaderRepository;
+  tenants: TenantRepository;
+  audit: StationAuditSink;
+  keys?: CardKeys;
+  recipients?: RecipientCache;
+  /** Delivery lifetime in seconds (default 60). */
+  ttlSeconds?: number;
+  now?: () => number;
+}
+
+export class KeyDelivery {
+  private readonly keys: CardKeys;
+  private readonly recipients: RecipientCache;
+  private readonly ttl: number;
+  private readonly now: () => number;
+  /** Applications change only by layout registration (immutable once registered): cached. */
+  private readonly apps = new Map<string, Application>();
+
+  constructor(private readonly o: KeyDeliveryOptions) {
+    this.keys = o.keys ?? new CardKeys(o.custody);
+    this.recipients = o.recipients ?? new RecipientCache(o.readers);
+    this.ttl = o.ttlSeconds ?? 60;
+    this.now = o.now ?? Date.now;
+  }
+
+  private async application(aid: string): Promise<Application | undefined> {
+    const hit = this.apps.get(aid);
+    if (hit) return hit;
+    const app = await this.o.tenants.application(aid);
+    if (app) this.apps.set(aid, app);
+    return app;
+  }
+
+  async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest): Promise<Delivery> {
+    const d = { readerId, uid: String(req?.uid ?? '').slice(0, 20).toUpperCase(), aid: String(req?.aid ?? '').slice(0, 6).toUpperCase(), keyNo: typeof req?.keyNo === 'number' ? req.keyNo : -1 };
+    try {
+      const out = await this.deliverUnchecked(ctx, readerId, req);
+      return out;
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
+      await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'key_delivery', outcome: 'refused', actor: ctx.actor, correlationId: ctx.correlationId, ...d, code });
+      throw e;
+    }
+  }
+
+  private async deliverUnchecked(ctx: CallerContext, readerId: string, req: DeliveryRequest): Promise<Delivery> {
+    const uid = checkUidHex(req?.uid);
+    const aid = checkAidHex(req?.aid);
+    const keyNo = req?.keyNo;
+    if (!Number.isInteger(keyNo) || keyNo < 0 || keyNo > 13) throw new JobError('ERR_JOB_BAD_INPUT', 'keyNo must be an integer in 0..13');
+    const db = this.o.db;
+    // one query: the reader's state and its role for (aid, keyNo)
+    const row = await db
+      .selectFrom('readers as r')
+      .leftJoin('reader_roles as rr', (j) => j.onRef('rr.reader_id', '=', 'r.id').on('rr.aid', '=', aid).on('rr.key_no', '=', keyNo))
+      .select(['r.state', 'rr.tenant_id', 'rr.operations'])
+      .where('r.id', '=', readerId)
+      .executeTakeFirst();
+    if (!row || row.state !== 'active') throw new JobError('ERR_DELIVERY_READER_STATE', `reader ${readerId} is ${row?.state ?? 'unknown'}`);
+    if (!row.operations || !(JSON.parse(row.operations) as string[]).includes('deliver'))
+      throw new JobError('ERR_DELIVERY_FORBIDDEN', `reader ${readerId} has no role to receive key ${keyNo} of ${aid}`);
+    const app = await this.application(aid);
+    if (!app || app.tenantId !== row.tenant_id) throw new JobError('ERR_DELIVERY_FORBIDDEN', `application ${aid} is not the role's tenant's`);
+    // one query: the card's state and the key's version on it
+    const card = await db
+      .selectFrom('cards as c')
+      .leftJoin('card_keys as k', (j) => j.onRef('k.uid', '=', 'c.uid').on('k.aid', '=', aid).on('k.key_no', '=', keyNo))
+      .select(['c.state', 'k.key_version'])
+      .where('c.uid', '=', uid)
+      .executeTakeFirst();
+    if (!card) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is unknown`);
+    if (!(CARD_USABLE as readonly string[]).includes(card.state)) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is ${card.state as CardState}`);
+    if (card.key_version === null || card.key_version === undefined) throw new JobError('ERR_DELIVERY_NOT_INSTALLED', `application ${aid} is not installed on card ${uid}`);
+    const version = Number(card.key_version);
+    const source = await this.keys.appSource(db, app, uid, keyNo, version);
+    const { recipient } = await this.recipients.of(readerId);
+    const sealed = await this.o.custody.seal(ctx, source, recipient, { ttlSeconds: this.ttl });
+    return { uid, aid, keyNo, keyVersion: version, binding: source.binding, sealed };
+  }
+}

@@ -1,0 +1,181 @@
+// Where each per-card key comes from, for station jobs, key delivery and remote mode alike.
+//
+// - CMK (PICC master key, AID 000000 key 0): random AES-128 per card, generated inside custody
+//   under the issuer KEK and stored only wrapped, bound to (issuer, 000000, UID, 0, version).
+// - Application keys with `derivation: diversified`: AN10922 inside custody from the master named
+//   by the layout (`<tenant>/<AID>/<keyNo>` by default; '/' becomes '.' in the custody key name),
+//   input = the layout's list among UID (as read) || AID (3 bytes, LSB first as sent) ||
+//   system identifier || key number (1 byte). Card key version = master version.
+// - Application keys with `derivation: random`: random per card, generated inside custody under the
+//   tenant's KEK, stored wrapped bound to (tenant, AID, UID, keyNo, version).
+// Nothing here ever holds key bytes: it builds KeySource descriptions custody resolves.
+import type { Kysely } from 'kysely';
+import { fromHex } from '../../core/crypto/bytes.js';
+import type { CallerContext, CardKeyAlg, KeyBinding, KeyCustody, KeySource } from '../../custody/types.js';
+import type { Application } from '../domain/index.js';
+import type { Derivation } from '../layout/index.js';
+import type { Database } from '../storage/index.js';
+import { JobError } from './errors.js';
+
+export const PICC_AID = '000000';
+export const ISSUER_TENANT = 'issuer';
+
+export interface KeyNaming {
+  /** KEK wrapping CMKs (default 'kek.issuer'). */
+  issuerKek: string;
+  /** KEK wrapping a tenant's random keys (default 'kek.<tenant>'). */
+  tenantKek(tenant: string): string;
+}
+
+export const DEFAULT_NAMING: KeyNaming = { issuerKek: 'kek.issuer', tenantKek: (t) => `kek.${t}` };
+
+/** The custody key name of a layout's diversification master label. */
+export function masterKeyName(label: string): string {
+  return label.replace(/\//g, '.');
+}
+
+const aidBytesLsbFirst = (aid: string): Uint8Array => fromHex(aid).reverse();
+
+export function diversificationInput(d: Extract<Derivation, { method: 'diversified' }>, app: { aid: string; systemIdentifier: string }, uid: string, keyNo: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const i of d.input) {
+    if (i === 'uid') parts.push(fromHex(uid));
+    else if (i === 'aid') parts.push(aidBytesLsbFirst(app.aid));
+    else if (i === 'system') parts.push(fromHex(app.systemIdentifier));
+    else parts.push(Uint8Array.of(keyNo));
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export const cardKeyAlg = (keyType: string): CardKeyAlg => (keyType === '3k3des' ? '3k3des' : 'aes128');
+
+export interface PlannedKey {
+  keyNo: number;
+  version: number;
+  method: 'diversified' | 'random';
+}
+
+type Db = Kysely<Database>;
+export type BlobRow = Database['card_key_blobs'];
+
+export class CardKeys {
+  private readonly ensured = new Set<string>();
+
+  constructor(
+    private readonly custody: KeyCustody,
+    readonly naming: KeyNaming = DEFAULT_NAMING,
+  ) {}
+
+  cmkBinding(uid: string, version: number): KeyBinding {
+    return { tenant: ISSUER_TENANT, aid: PICC_AID, uid, keyNo: 0, version };
+  }
+
+  appBinding(app: Application, uid: string, keyNo: number, version: number): KeyBinding {
+    return { tenant: app.tenantId, aid: app.aid, uid, keyNo, version };
+  }
+
+  /** Create a key in custody on first use (KEKs, diversification masters). */
+  async ensure(ctx: CallerContext, name: string, spec: { purpose: 'wrap' } | { purpose: 'diversify'; alg: CardKeyAlg }): Promise<number> {
+    try {
+      const k = await this.custody.getKey(ctx, name);
+      this.ensured.add(name);
+      return k.latestVersion;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_CUSTODY_UNKNOWN_KEY') throw e;
+    }
+    try {
+      return (await this.custody.createKey(ctx, name, spec)).latestVersion;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_CUSTODY_KEY_EXISTS') throw e;
+      return (await this.custody.getKey(ctx, name)).latestVersion;
+    }
+  }
+
+  private derivation(app: Application, keyNo: number): Derivation {
+    const k = app.definition.keys.find((x) => x.no === keyNo);
+    if (!k) throw new JobError('ERR_JOB_BAD_INPUT', `application ${app.aid} has no key ${keyNo}`);
+    if (k.derivation.method === 'static') throw new JobError('ERR_JOB_UNSUPPORTED', `key ${keyNo} of ${app.aid} is static: refused by the isolation rules`);
+    return k.derivation;
+  }
+
+  /**
+   * Plan the keys of a new installation: diversified keys take their master's latest version
+   * (masters are created on first use); random keys are generated now (version 1), returned as
+   * rows to store 'pending' for `jobId`. Custody is called here, never inside a DB transaction
+   * (its audit sink may write to the same database).
+   */
+  async planInstall(ctx: CallerContext, app: Application, uid: string, jobId: string, now: number): Promise<{ keys: PlannedKey[]; blobs: BlobRow[] }> {
+    const keys: PlannedKey[] = [];
+    const blobs: BlobRow[] = [];
+    for (const k of app.definition.keys) {
+      const d = this.derivation(app, k.no);
+      if (d.method === 'diversified') {
+        const version = await this.ensure(ctx, masterKeyName(d.master), { purpose: 'diversify', alg: cardKeyAlg(app.keyType) });
+        if (version > 255) throw new JobError('ERR_JOB_UNSUPPORTED', `master of key ${k.no} of ${app.aid} is past version 255`);
+        keys.push({ keyNo: k.no, version, method: 'diversified' });
+      } else {
+        const kek = this.naming.tenantKek(app.tenantId);
+        await this.ensure(ctx, kek, { purpose: 'wrap' });
+        const version = 1;
+        const w = await this.custody.generateKey(ctx, kek, cardKeyAlg(app.keyType), this.appBinding(app, uid, k.no, version));
+        blobs.push({ uid, aid: app.aid, key_no: k.no, key_version: version, kek, blob: w.blob, state: 'pending', job_id: jobId, created_at: now });
+        keys.push({ keyNo: k.no, version, method: 'random' });
+      }
+    }
+    return { keys, blobs };
+  }
+
+  /** A new random CMK for `uid` (version 1): the row to store 'pending' for `jobId`. */
+  async planCmk(ctx: CallerContext, uid: string, jobId: string, now: number): Promise<{ version: number; blob: BlobRow }> {
+    const kek = this.naming.issuerKek;
+    await this.ensure(ctx, kek, { purpose: 'wrap' });
+    const version = 1;
+    const w = await this.custody.generateKey(ctx, kek, 'aes128', this.cmkBinding(uid, version));
+    return { version, blob: { uid, aid: PICC_AID, key_no: 0, key_version: version, kek, blob: w.blob, state: 'pending', job_id: jobId, created_at: now } };
+  }
+
+  /** Store planned blobs (inside the caller's transaction). A retry replaces an earlier pending one. */
+  static async storeBlobs(tx: Db, blobs: BlobRow[]): Promise<void> {
+    for (const b of blobs)
+      await tx
+        .insertInto('card_key_blobs')
+        .values(b)
+        .onConflict((oc) => oc.columns(['uid', 'aid', 'key_no', 'key_version']).doUpdateSet({ kek: b.kek, blob: b.blob, state: 'pending', job_id: b.job_id, created_at: b.created_at }))
+        .execute();
+  }
+
+  private async blob(db: Db, uid: string, aid: string, keyNo: number, version: number): Promise<{ kek: string; blob: string }> {
+    const r = await db
+      .selectFrom('card_key_blobs')
+      .select(['kek', 'blob'])
+      .where('uid', '=', uid)
+      .where('aid', '=', aid)
+      .where('key_no', '=', keyNo)
+      .where('key_version', '=', version)
+      .executeTakeFirst();
+    if (!r) throw new JobError('ERR_JOB_NOT_FOUND', `no stored key ${keyNo} v${version} of ${aid} for card ${uid}`);
+    return r;
+  }
+
+  async cmkSource(db: Db, uid: string, version: number): Promise<KeySource> {
+    const b = await this.blob(db, uid, PICC_AID, 0, version);
+    return { kind: 'wrapped', kek: b.kek, blob: b.blob, binding: this.cmkBinding(uid, version) };
+  }
+
+  /** The source of key `keyNo` (at `version`) of `app` on card `uid`. */
+  async appSource(db: Db, app: Application, uid: string, keyNo: number, version: number): Promise<KeySource> {
+    const d = this.derivation(app, keyNo);
+    const binding = this.appBinding(app, uid, keyNo, version);
+    if (d.method === 'diversified') {
+      return { kind: 'diversified', master: masterKeyName(d.master), masterVersion: version, input: diversificationInput(d, app.definition, uid, keyNo), binding };
+    }
+    const b = await this.blob(db, uid, app.aid, keyNo, version);
+    return { kind: 'wrapped', kek: b.kek, blob: b.blob, binding };
+  }
+}

@@ -1,0 +1,107 @@
+// Wiring of station jobs, key delivery (and remote mode) into a built CMS: one call from the
+// composition root (or a test) before the API is started:
+//
+//   const cms = await buildCmsApp(config, secrets);
+//   await attachStation(cms);          // adds the route module; services on cms.station
+//
+// The operation-token signing key lives in the database (shared by every CMS process), wrapped
+// under a key derived inside custody, like the CA key (src/cms/app.ts).
+import type { Logger } from 'pino';
+import { hkdfSha256 } from '../../core/crypto/hkdf.js';
+import { wipe } from '../../core/crypto/bytes.js';
+import type { CallerContext, KeyCustody } from '../../custody/types.js';
+import type { ApiDeps } from '../api/ports.js';
+import { stationRoutes } from '../api/routes/station.js';
+import { remoteRoutes } from '../api/routes/remote.js';
+import { KeyDelivery } from '../delivery/service.js';
+import { SqlCaKeyStore } from '../domain/index.js';
+import { aesGcmProtector, type CaKeyStore, MemoryNonceStore, type NonceStore, OperationTokens } from '../pki/index.js';
+import { RemoteSessions } from '../remote/service.js';
+import type { StationAuditSink } from './audit.js';
+import { LogStationAudit } from './audit.js';
+import { CardKeys } from './keys.js';
+import { RecipientCache } from './recipient.js';
+import { StationJobs } from './service.js';
+
+export interface StationServices {
+  jobs: StationJobs;
+  delivery: KeyDelivery;
+  remote: RemoteSessions;
+  audit: StationAuditSink;
+  tokens: OperationTokens;
+}
+
+const PROTECTOR_MASTER = 'cms-pki-protector';
+const CTX: CallerContext = { actor: 'system:cms-server', purpose: 'station token signing key protector', correlationId: `startup-${process.pid}` };
+
+async function protectorKey(custody: KeyCustody): Promise<Uint8Array> {
+  try {
+    await custody.getKey(CTX, PROTECTOR_MASTER);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_CUSTODY_UNKNOWN_KEY') throw e;
+    try {
+      await custody.createKey(CTX, PROTECTOR_MASTER, { purpose: 'diversify', alg: 'aes128' });
+    } catch (e2) {
+      if ((e2 as { code?: string }).code !== 'ERR_CUSTODY_KEY_EXISTS') throw e2;
+    }
+  }
+  const k = await custody.exportForCard(CTX, {
+    kind: 'diversified',
+    master: PROTECTOR_MASTER,
+    masterVersion: 1,
+    input: new TextEncoder().encode('desfire-cms/station/op'),
+    binding: { tenant: 'cms-internal', aid: '000000', uid: '00000001', keyNo: 0, version: 0 },
+  });
+  try {
+    return hkdfSha256(k, new TextEncoder().encode('desfire-cms'), new TextEncoder().encode('station-token-protector-v1'), 32);
+  } finally {
+    wipe(k);
+  }
+}
+
+/** Key names of this module in the shared CMS key store are prefixed, so they never collide. */
+class PrefixedKeyStore implements CaKeyStore {
+  constructor(
+    private readonly inner: CaKeyStore,
+    private readonly prefix: string,
+  ) {}
+  load(name: string) {
+    return this.inner.load(this.prefix + name);
+  }
+  saveIfAbsent(name: string, record: Parameters<CaKeyStore['saveIfAbsent']>[1]) {
+    return this.inner.saveIfAbsent(this.prefix + name, record);
+  }
+}
+
+export interface AttachOptions {
+  audit?: StationAuditSink;
+  jobTtlSeconds?: number;
+  deliveryTtlSeconds?: number;
+}
+
+/** Build the services from a CMS's dependencies and add their routes to `deps.modules`. */
+export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOptions = {}): Promise<StationServices> {
+  if (!deps.custody || !deps.domain) throw new Error('station jobs need custody and the domain');
+  const { db, tenants, readers } = deps.domain;
+  const custody = deps.custody;
+  const tokens = await OperationTokens.openOrCreate(new PrefixedKeyStore(new SqlCaKeyStore(db), 'station-'), aesGcmProtector(await protectorKey(custody)));
+  const rl = deps.rateLimiter as unknown as Partial<NonceStore>;
+  const nonces: NonceStore = typeof rl.consumeOnce === 'function' ? (rl as NonceStore) : new MemoryNonceStore();
+  const audit = opts.audit ?? new LogStationAudit(logger.child({ component: 'audit' }));
+  const keys = new CardKeys(custody);
+  const recipients = new RecipientCache(readers);
+  const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}) });
+  const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
+  const remote = new RemoteSessions({ jobs, custody, audit });
+  deps.modules = [
+    ...(deps.modules ?? []),
+    { name: 'station', register: (app) => stationRoutes(jobs, delivery)(app) },
+    { name: 'remote', register: (app) => remoteRoutes(remote)(app) },
+  ];
+  return { jobs, delivery, remote, audit, tokens };
+}
+
+/** Convenience for a CmsApp (src/cms/app.ts). */
+export async function attachStation(cms: { deps: ApiDeps; logger: Logger }, opts: AttachOptions = {}): Promise<StationServices> {
+  return buildStation(cms.deps, cms.logger, opts);
+}

@@ -1,0 +1,130 @@
+// Reconciliation: a job whose outcome is unknown (claimed, no receipt) or failed part-way is
+// settled by probing the card — GetApplicationIDs, GetKeyVersion, authentication with the old
+// and new keys — never guessed. The probe runs on the CMS (keys exported from custody, audited,
+// wiped after use) over any Transport: in-process, PC/SC, or the remote-mode relay through a reader.
+//
+//   issue    CMK authenticates and the PICC key settings are the planned ones → card issued
+//            (recorded as if the receipt had come); factory DES key still authenticates → nothing
+//            happened (pending CMK discarded, card stays blank); otherwise unresolved
+//   install  AID absent → nothing installed (pending keys discarded); AID present with every key
+//            at its planned version, each authenticating with its new key, every file present →
+//            installed (recorded); anything else → 'partial' (nothing recorded; delete and retry)
+//   delete   AID absent → deleted (recorded); present → not deleted
+import type { Kysely } from 'kysely';
+import { DesfireClient } from '../../core/client/index.js';
+import { wipe } from '../../core/crypto/bytes.js';
+import type { Transport } from '../../core/transport.js';
+import type { CallerContext, KeySource } from '../../custody/types.js';
+import type { Database } from '../storage/index.js';
+import { JobError } from './errors.js';
+import type { InstallPlan, IssuePlan, Job, StationJobs } from './service.js';
+
+export type ReconcileVerdict = 'applied' | 'not-applied' | 'partial';
+
+export interface ReconcileResult {
+  jobId: string;
+  verdict: ReconcileVerdict;
+  findings: string[];
+}
+
+async function withExported<T>(jobs: StationJobs, ctx: CallerContext, source: KeySource, fn: (k: Uint8Array) => Promise<T>): Promise<T> {
+  const k = await jobs.o.custody.exportForCard(ctx, source);
+  try {
+    return await fn(k);
+  } finally {
+    wipe(k);
+  }
+}
+
+async function authenticates(c: DesfireClient, keyNo: number, key: Uint8Array, opts: Parameters<DesfireClient['authenticate']>[2]): Promise<boolean> {
+  try {
+    await c.authenticate(keyNo, key, opts);
+    return true;
+  } catch (e) {
+    // the card refused (0xAE and the like) or its answer did not verify with this key
+    if ((e as { code?: string }).code === 'ERR_AUTHENTICATION' || typeof (e as { status?: unknown }).status === 'number') return false;
+    throw e;
+  }
+}
+
+export async function probeJob(jobs: StationJobs, ctx: CallerContext, job: Job, transport: Transport): Promise<ReconcileResult> {
+  const c = new DesfireClient(transport);
+  const db = jobs.db;
+  const findings: string[] = [];
+  const aesAuth = { method: 'ev2' as const, keyType: 'aes' as const };
+  const cmkSource = await jobs.keys.cmkSource(db, job.uid, job.plan.cmkVersion);
+  await c.selectApplication(0);
+  const cmkOk = await withExported(jobs, ctx, cmkSource, (k) => authenticates(c, 0, k, aesAuth));
+  if (job.kind === 'issue') {
+    const p = job.plan as IssuePlan;
+    if (cmkOk) {
+      const ks = await c.getKeySettings();
+      const settingsOk = ks.settings === p.piccKeySettings;
+      findings.push('CMK authenticates', settingsOk ? 'PICC key settings as planned' : 'PICC key settings differ from the plan');
+      return { jobId: job.id, verdict: settingsOk ? 'applied' : 'partial', findings };
+    }
+    await c.selectApplication(0);
+    const factory = await authenticates(c, 0, new Uint8Array(8), { method: 'd40', keyType: 'des' });
+    findings.push(factory ? 'factory key still authenticates' : 'neither the CMK nor the factory key authenticates');
+    return { jobId: job.id, verdict: factory ? 'not-applied' : 'partial', findings };
+  }
+  if (!cmkOk) throw new JobError('ERR_JOB_PROBE_FAILED', `the card's CMK does not authenticate: is this card ${job.uid}?`);
+  const aids = (await c.getApplicationIds()).map((a) => a.toString(16).toUpperCase().padStart(6, '0'));
+  const present = aids.includes(job.aid);
+  if (job.kind === 'delete') {
+    findings.push(present ? `${job.aid} still on the card` : `${job.aid} absent`);
+    return { jobId: job.id, verdict: present ? 'not-applied' : 'applied', findings };
+  }
+  if (!present) {
+    findings.push(`${job.aid} absent`);
+    return { jobId: job.id, verdict: 'not-applied', findings };
+  }
+  const p = job.plan as InstallPlan;
+  const app = await jobs.o.tenants.application(job.aid);
+  if (!app) throw new JobError('ERR_JOB_NOT_FOUND', `application ${job.aid} is not registered`);
+  const auth = app.keyType === '3k3des' ? { method: 'iso' as const, keyType: '3k3des' as const } : aesAuth;
+  await c.selectApplication(parseInt(job.aid, 16));
+  let complete = true;
+  for (const k of p.keys) {
+    const v = await c.getKeyVersion(k.keyNo).catch(() => -1);
+    if (v !== k.version) {
+      findings.push(`key ${k.keyNo} at version ${v}, planned ${k.version}`);
+      complete = false;
+      continue;
+    }
+    const ok = await withExported(jobs, ctx, await jobs.keys.appSource(db, app, job.uid, k.keyNo, k.version), (key) => authenticates(c, k.keyNo, key, auth));
+    findings.push(`key ${k.keyNo} v${k.version} ${ok ? 'authenticates' : 'does not authenticate'}`);
+    if (!ok) complete = false;
+  }
+  if (complete) {
+    const amk = p.keys.find((k) => k.keyNo === 0)!;
+    await withExported(jobs, ctx, await jobs.keys.appSource(db, app, job.uid, 0, amk.version), (key) => c.authenticate(0, key, auth));
+    const files = await c.getFileIds();
+    const missing = p.files.filter((f) => !files.includes(f));
+    if (missing.length) {
+      findings.push(`files missing: ${missing.join(', ')}`);
+      complete = false;
+    } else findings.push('every file present');
+  }
+  return { jobId: job.id, verdict: complete ? 'applied' : 'partial', findings };
+}
+
+/** Probe, then record the verdict in one transaction (the mapping only for 'applied'). */
+export async function reconcileJob(jobs: StationJobs, ctx: CallerContext, jobId: string, transport: Transport): Promise<ReconcileResult> {
+  const job = await jobs.get(jobId);
+  if (job.state !== 'unknown' && job.state !== 'failed' && job.state !== 'claimed') throw new JobError('ERR_JOB_STATE', `job ${jobId} is ${job.state}: nothing to reconcile`);
+  const result = await probeJob(jobs, ctx, job, transport);
+  await jobs.db.transaction().execute(async (tx: Kysely<Database>) => {
+    const u = await tx
+      .updateTable('station_jobs')
+      .set({ state: 'reconciled', outcome: JSON.stringify({ source: 'probe', ...result }), updated_at: Date.now() })
+      .where('id', '=', job.id)
+      .where('state', '=', job.state)
+      .executeTakeFirst();
+    if ((u.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+    if (result.verdict === 'applied') await jobs.apply(tx, job);
+    else if (result.verdict === 'not-applied' && job.kind !== 'delete') await tx.deleteFrom('card_key_blobs').where('job_id', '=', job.id).where('state', '=', 'pending').execute();
+  });
+  await jobs.o.audit.append({ time: new Date().toISOString(), source: 'cms', op: 'job_reconcile', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, jobId, uid: job.uid, aid: job.aid, code: result.verdict });
+  return result;
+}

@@ -1,0 +1,396 @@
+// Station jobs, CMS side: plan, hand out (sealed keys + single-use operation token), accept the
+// signed receipt and record the CardUID <-> AID <-> key versions mapping in one transaction, or
+// reconcile a job whose outcome is unknown by probing the card (./reconcile.ts).
+//
+//   POST create  → job row 'created' (+ pending wrapped blobs for random keys), token issued
+//   claim(token) → token verified and its jti consumed (single use, across CMS processes);
+//                  every key sealed to the reader's certificate key (custody audits each release)
+//   receipt(jws) → signature checked with the reader's certificate, job/jti/UID and the steps
+//                  matched against the plan; success: mapping recorded, blobs 'active',
+//                  job 'completed' — all in one transaction; a card refusal: job 'failed'
+//   no receipt   → after expiry the job is 'unknown' until reconciled; never guessed
+import { randomBytes } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import { dialectOf } from '../storage/index.js';
+import type { CallerContext, KeyCustody } from '../../custody/types.js';
+import { CARD_INSTALLABLE, CardRepository, type Application, type ReaderRepository, type TenantRepository } from '../domain/index.js';
+import { encodePiccKeySettings } from '../../core/protocol/codecs/index.js';
+import { applicationPlan, type KeySettingsFlags, type LayoutApplication } from '../layout/index.js';
+import { type NonceStore, type OperationTokens, verifyReceipt, type Receipt } from '../pki/index.js';
+import type { Database } from '../storage/index.js';
+import type { StationAuditSink } from './audit.js';
+import { JobError } from './errors.js';
+import { type BlobRow, CardKeys, PICC_AID, type PlannedKey } from './keys.js';
+import { RecipientCache } from './recipient.js';
+import type { JobKeyWire, StationJobWire } from './wire.js';
+
+export type JobKind = 'issue' | 'install' | 'delete';
+export type JobState = 'created' | 'claimed' | 'completed' | 'failed' | 'unknown' | 'reconciled';
+
+export interface IssuePlan {
+  cmkVersion: number;
+  piccKeySettings: number;
+  randomUid: boolean;
+}
+export interface InstallPlan {
+  cmkVersion: number;
+  keys: PlannedKey[];
+  files: number[];
+}
+export interface DeletePlan {
+  cmkVersion: number;
+}
+export type JobPlan = IssuePlan | InstallPlan | DeletePlan;
+
+export interface Job {
+  id: string;
+  kind: JobKind;
+  readerId: string;
+  uid: string;
+  aid: string;
+  state: JobState;
+  jti: string;
+  plan: JobPlan;
+  outcome: unknown;
+  createdAt: number;
+  expiresAt: number;
+  updatedAt: number;
+}
+
+export type JobRequest =
+  | { kind: 'issue'; uid: string; picc?: { keySettings?: Partial<KeySettingsFlags>; randomUid?: boolean } }
+  | { kind: 'install'; uid: string; aid: string }
+  | { kind: 'delete'; uid: string; aid: string };
+
+export interface StationJobsOptions {
+  db: Kysely<Database>;
+  custody: KeyCustody;
+  tenants: TenantRepository;
+  readers: ReaderRepository;
+  tokens: OperationTokens;
+  nonces: NonceStore;
+  audit: StationAuditSink;
+  keys?: CardKeys;
+  /** Job (and token, and sealed delivery) lifetime in seconds; default 120. */
+  ttlSeconds?: number;
+  now?: () => number;
+}
+
+const UID_RE = /^([0-9A-F]{2}){4,10}$/;
+const AID_RE = /^[0-9A-F]{6}$/;
+const OPEN_STATES: JobState[] = ['created', 'claimed', 'unknown'];
+const PICC_DEFAULTS: KeySettingsFlags = { masterKeyChangeable: true, freeDirectoryListing: false, freeCreateDelete: false, configurationChangeable: true };
+
+type Row = Database['station_jobs'];
+
+function toJob(r: { [K in keyof Row]: Row[K] }): Job {
+  return {
+    id: r.id,
+    kind: r.kind as JobKind,
+    readerId: r.reader_id,
+    uid: r.uid,
+    aid: r.aid,
+    state: r.state as JobState,
+    jti: r.jti,
+    plan: JSON.parse(r.plan) as JobPlan,
+    outcome: r.outcome === null ? null : (JSON.parse(r.outcome) as unknown),
+    createdAt: Number(r.created_at),
+    expiresAt: Number(r.expires_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+export function checkUidHex(uid: unknown): string {
+  if (typeof uid !== 'string' || !UID_RE.test(uid.toUpperCase())) throw new JobError('ERR_JOB_BAD_INPUT', 'uid must be 4..10 bytes of hex');
+  return uid.toUpperCase();
+}
+
+export function checkAidHex(aid: unknown): string {
+  if (typeof aid !== 'string' || !AID_RE.test(aid.toUpperCase()) || aid === PICC_AID) throw new JobError('ERR_JOB_BAD_INPUT', 'aid must be 6 hex digits (not 000000)');
+  return aid.toUpperCase();
+}
+
+export class StationJobs {
+  readonly db: Kysely<Database>;
+  readonly keys: CardKeys;
+  readonly recipients: RecipientCache;
+  private readonly ttl: number;
+  private readonly now: () => number;
+
+  constructor(readonly o: StationJobsOptions) {
+    this.db = o.db;
+    this.keys = o.keys ?? new CardKeys(o.custody);
+    this.recipients = new RecipientCache(o.readers);
+    this.ttl = o.ttlSeconds ?? 120;
+    this.now = o.now ?? Date.now;
+  }
+
+  private async refuse(ctx: CallerContext, op: 'job_create' | 'job_claim' | 'job_receipt', e: unknown, d: { readerId?: string; jobId?: string; uid?: string; aid?: string }): Promise<never> {
+    const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
+    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op, outcome: 'refused', actor: ctx.actor, correlationId: ctx.correlationId, ...d, code });
+    throw e;
+  }
+
+  async get(id: string): Promise<Job> {
+    if (typeof id !== 'string' || id.length > 64) throw new JobError('ERR_JOB_NOT_FOUND', 'job not found');
+    const r = await this.db.selectFrom('station_jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!r) throw new JobError('ERR_JOB_NOT_FOUND', `job ${id} not found`);
+    return toJob(r);
+  }
+
+  async list(filter: { uid?: string; state?: JobState; limit?: number } = {}): Promise<Job[]> {
+    let q = this.db.selectFrom('station_jobs').selectAll();
+    if (filter.uid) q = q.where('uid', '=', checkUidHex(filter.uid));
+    if (filter.state) q = q.where('state', '=', filter.state);
+    return (await q.orderBy('created_at').limit(Math.min(filter.limit ?? 100, 1000)).execute()).map(toJob);
+  }
+
+  private async application(aid: string): Promise<Application> {
+    const app = await this.o.tenants.application(aid);
+    if (!app) throw new JobError('ERR_JOB_NOT_FOUND', `application ${aid} is not registered`);
+    return app;
+  }
+
+  /** A reader (station) asks for a job. Checks its role, the card's state, no other open job. */
+  async create(ctx: CallerContext, readerId: string, req: JobRequest): Promise<{ job: Job; token: string }> {
+    const d = { readerId, uid: typeof req?.uid === 'string' ? req.uid.toUpperCase() : undefined, aid: 'aid' in (req ?? {}) ? String((req as { aid: unknown }).aid).toUpperCase() : undefined };
+    try {
+      return await this.createUnchecked(ctx, readerId, req);
+    } catch (e) {
+      return this.refuse(ctx, 'job_create', e, Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)));
+    }
+  }
+
+  private async authoriseStation(readerId: string, kind: JobKind, aid?: string): Promise<void> {
+    const reader = await this.o.readers.get(readerId);
+    if (!reader || reader.state !== 'active') throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} is not active`);
+    if (kind === 'issue') {
+      const roles = await this.o.readers.roles(readerId);
+      if (!roles.some((r) => r.operations.includes('issue'))) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} has no role with the issue operation`);
+      return;
+    }
+    try {
+      await this.o.readers.authorise(readerId, { aid: aid!, keyNo: 0, operation: 'install' });
+    } catch (e) {
+      throw new JobError('ERR_JOB_FORBIDDEN', (e as Error).message);
+    }
+  }
+
+  private async createUnchecked(ctx: CallerContext, readerId: string, req: JobRequest): Promise<{ job: Job; token: string }> {
+    if (!req || typeof req !== 'object' || !['issue', 'install', 'delete'].includes(req.kind)) throw new JobError('ERR_JOB_BAD_INPUT', "kind must be 'issue', 'install' or 'delete'");
+    const uid = checkUidHex(req.uid);
+    const aid = req.kind === 'issue' ? PICC_AID : checkAidHex(req.aid);
+    let piccPlan: { keySettings: number; randomUid: boolean } | undefined;
+    if (req.kind === 'issue') {
+      const flags = { ...PICC_DEFAULTS, ...(req.picc?.keySettings ?? {}) };
+      for (const [k, v] of Object.entries(flags)) if (typeof v !== 'boolean' || !(k in PICC_DEFAULTS)) throw new JobError('ERR_JOB_BAD_INPUT', `picc.keySettings.${k} must be a known boolean flag`);
+      if (flags.freeCreateDelete) throw new JobError('ERR_JOB_BAD_INPUT', 'PICC key settings must forbid free create/delete (ISO007)');
+      const randomUid = req.picc?.randomUid ?? false;
+      if (typeof randomUid !== 'boolean') throw new JobError('ERR_JOB_BAD_INPUT', 'picc.randomUid must be a boolean');
+      piccPlan = {
+        keySettings: encodePiccKeySettings({ masterKeyChangeable: flags.masterKeyChangeable, freeDirectoryList: flags.freeDirectoryListing, freeCreateDelete: false, configurationChangeable: flags.configurationChangeable }),
+        randomUid,
+      };
+    }
+    await this.authoriseStation(readerId, req.kind, aid);
+    const app = req.kind === 'issue' ? undefined : await this.application(aid);
+    if (app && app.definition.keySettings.changeKey.kind !== 'amk' && app.definition.keySettings.changeKey.kind !== 'self')
+      throw new JobError('ERR_JOB_UNSUPPORTED', `application ${aid}: stations install only changeKey amk or self`);
+
+    const cards = new CardRepository(this.db);
+    let card = await cards.get(uid);
+    if (req.kind === 'issue') {
+      if (!card) card = await cards.createBlank(uid, { randomUid: piccPlan!.randomUid }).catch(async (e) => {
+        if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
+        throw e;
+      });
+      if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
+    } else {
+      if (!card) throw new JobError('ERR_JOB_NOT_FOUND', `card ${uid} not found`);
+      if (!(CARD_INSTALLABLE as readonly string[]).includes(card.state)) throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}`);
+      const installed = (await cards.keyVersions(uid, aid)).length > 0;
+      if (req.kind === 'install' && installed) throw new JobError('ERR_JOB_CARD_STATE', `application ${aid} is already on card ${uid}`);
+      if (req.kind === 'delete' && !installed) throw new JobError('ERR_JOB_CARD_STATE', `application ${aid} is not on card ${uid}`);
+    }
+
+    const now = this.now();
+    const id = `job_${randomBytes(12).toString('base64url')}`;
+    const token = await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
+    const open = await this.db.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', 'in', OPEN_STATES).where('expires_at', '>', now).executeTakeFirst();
+    const unknown = await this.db.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', '=', 'unknown').executeTakeFirst();
+    if (open || unknown) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${(open ?? unknown)!.id})`);
+    // custody first (it audits, possibly into this database), then one transaction for the rows
+    let plan: JobPlan;
+    let blobs: BlobRow[] = [];
+    if (req.kind === 'issue') {
+      const cmk = await this.keys.planCmk(ctx, uid, id, now);
+      plan = { cmkVersion: cmk.version, piccKeySettings: piccPlan!.keySettings, randomUid: piccPlan!.randomUid };
+      blobs = [cmk.blob];
+    } else if (req.kind === 'install') {
+      const k = await this.keys.planInstall(ctx, app!, uid, id, now);
+      plan = { cmkVersion: card!.piccKeyVersion, keys: k.keys, files: app!.definition.files.map((f) => f.no) };
+      blobs = k.blobs;
+    } else {
+      plan = { cmkVersion: card!.piccKeyVersion };
+    }
+    const row = { id, kind: req.kind, reader_id: readerId, uid, aid, state: 'created', jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
+    const job = await this.db.transaction().execute(async (tx) => {
+      // re-checked under the transaction: two stations racing for one card get one job
+      if (dialectOf(tx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${'station-card:' + uid}))`.execute(tx);
+      const again = await tx.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', 'in', OPEN_STATES).where('expires_at', '>', now).executeTakeFirst();
+      if (again) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open job (${again.id})`);
+      await CardKeys.storeBlobs(tx, blobs);
+      await tx.insertInto('station_jobs').values(row).execute();
+      return toJob(row);
+    });
+    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid });
+    return { job, token: token.token };
+  }
+
+  /** The station redeems the token: the job with every key sealed to it. Single use. */
+  async claim(ctx: CallerContext, readerId: string, jobId: string, token: string): Promise<StationJobWire> {
+    try {
+      return await this.claimUnchecked(ctx, readerId, jobId, token);
+    } catch (e) {
+      return this.refuse(ctx, 'job_claim', e, { readerId, jobId: String(jobId).slice(0, 64) });
+    }
+  }
+
+  private async claimUnchecked(ctx: CallerContext, readerId: string, jobId: string, token: string): Promise<StationJobWire> {
+    const job = await this.get(jobId);
+    if (job.readerId !== readerId) throw new JobError('ERR_JOB_NOT_FOUND', `job ${jobId} not found`);
+    // the token first: a replay is told as such, whatever the job's state
+    await this.o.tokens.verify(token, { readerId, jobId, now: new Date(this.now()) }, this.o.nonces);
+    if (job.state !== 'created') throw new JobError('ERR_JOB_STATE', `job ${jobId} is ${job.state}`);
+    if (job.expiresAt <= this.now()) throw new JobError('ERR_JOB_EXPIRED', `job ${jobId} has expired`);
+    const { recipient } = await this.recipients.of(readerId);
+    const ttlSeconds = Math.max(1, Math.ceil((job.expiresAt - this.now()) / 1000));
+    const seal = async (source: Parameters<KeyCustody['seal']>[1], keyType: 'aes' | '3k3des'): Promise<JobKeyWire> => ({
+      keyNo: source.binding.keyNo,
+      version: source.binding.version,
+      keyType,
+      binding: source.binding,
+      sealed: await this.o.custody.seal(ctx, source, recipient, { ttlSeconds }),
+    });
+    const cmk = await seal(await this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion), 'aes');
+    const common = { v: 1 as const, jobId: job.id, jti: job.jti, uid: job.uid, expiresAt: Math.floor(job.expiresAt / 1000) };
+    let wire: StationJobWire;
+    if (job.kind === 'issue') {
+      const p = job.plan as IssuePlan;
+      wire = { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
+    } else if (job.kind === 'install') {
+      const p = job.plan as InstallPlan;
+      const app = await this.application(job.aid);
+      const plan = applicationPlan(app.definition as LayoutApplication);
+      const keyType = app.keyType === '3k3des' ? '3k3des' : 'aes';
+      const keys: JobKeyWire[] = [];
+      for (const k of p.keys) keys.push(await seal(await this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version), keyType));
+      wire = {
+        ...common,
+        kind: 'install',
+        cmk,
+        application: {
+          aid: app.aid,
+          createApplication: Buffer.from(plan.createApplicationData).toString('hex'),
+          keyType,
+          changeKey: app.definition.keySettings.changeKey.kind === 'self' ? 'self' : 'amk',
+          keys,
+          files: plan.files.map((f) => ({ fileNo: f.fileNo, command: f.command, data: Buffer.from(f.data).toString('hex') })),
+        },
+      };
+    } else {
+      wire = { ...common, kind: 'delete', cmk, aid: job.aid };
+    }
+    const r = await this.db.updateTable('station_jobs').set({ state: 'claimed', updated_at: this.now() }).where('id', '=', job.id).where('state', '=', 'created').executeTakeFirst();
+    if ((r.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_claim', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
+    return wire;
+  }
+
+  /** The station's signed receipt. A bad signature or a mismatch changes nothing. */
+  async receipt(ctx: CallerContext, readerId: string, jobId: string, jws: string): Promise<{ job: Job; ok: boolean }> {
+    try {
+      return await this.receiptUnchecked(ctx, readerId, jobId, jws);
+    } catch (e) {
+      return this.refuse(ctx, 'job_receipt', e, { readerId, jobId: String(jobId).slice(0, 64) });
+    }
+  }
+
+  private async receiptUnchecked(ctx: CallerContext, readerId: string, jobId: string, jws: string): Promise<{ job: Job; ok: boolean }> {
+    const job = await this.get(jobId);
+    if (job.readerId !== readerId) throw new JobError('ERR_JOB_NOT_FOUND', `job ${jobId} not found`);
+    if (job.state !== 'claimed' && job.state !== 'unknown') throw new JobError('ERR_JOB_STATE', `job ${jobId} is ${job.state}`);
+    const { pem } = await this.recipients.of(readerId);
+    const receipt = await verifyReceipt(jws, pem, { jobId: job.id, jti: job.jti });
+    if (receipt.uid !== job.uid) throw new JobError('ERR_JOB_RECEIPT_MISMATCH', `receipt is for card ${receipt.uid}, the job for ${job.uid}`);
+    const ok = receipt.results.length > 0 && receipt.results.every((r) => r.status === 0);
+    if (ok) checkSteps(job, receipt);
+    const outcome = JSON.stringify({ source: 'receipt', at: receipt.at, results: receipt.results });
+    const done = await this.db.transaction().execute(async (tx) => {
+      const state = ok ? 'completed' : 'failed';
+      const u = await tx.updateTable('station_jobs').set({ state, outcome, updated_at: this.now() }).where('id', '=', job.id).where('state', '=', job.state).executeTakeFirst();
+      if ((u.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+      if (ok) await this.apply(tx, job);
+      return { ...job, state: state as JobState, outcome: JSON.parse(outcome) as unknown };
+    });
+    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_receipt', outcome: ok ? 'ok' : 'failed', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
+    return { job: done, ok };
+  }
+
+  /** Record what a job did to the card, inside `tx` (receipt or reconciliation). */
+  async apply(tx: Kysely<Database>, job: Job): Promise<void> {
+    const cards = new CardRepository(tx);
+    const now = this.now();
+    if (job.kind === 'issue') {
+      await cards.transition(job.uid, 'issued', { piccKeyVersion: job.plan.cmkVersion, now });
+      await this.activateBlobs(tx, job);
+    } else if (job.kind === 'install') {
+      const p = job.plan as InstallPlan;
+      await cards.recordInstallation(job.uid, job.aid, p.keys.map((k) => ({ keyNo: k.keyNo, version: k.version })), now);
+      await this.activateBlobs(tx, job);
+    } else {
+      await cards.removeApplication(job.uid, job.aid);
+      await tx.deleteFrom('card_key_blobs').where('uid', '=', job.uid).where('aid', '=', job.aid).execute();
+    }
+  }
+
+  private async activateBlobs(tx: Kysely<Database>, job: Job): Promise<void> {
+    await tx.updateTable('card_key_blobs').set({ state: 'active' }).where('job_id', '=', job.id).where('state', '=', 'pending').execute();
+  }
+
+  /** Claimed jobs past their expiry without a receipt become 'unknown' (to be reconciled). */
+  async sweepExpired(): Promise<number> {
+    const r = await this.db.updateTable('station_jobs').set({ state: 'unknown', updated_at: this.now() }).where('state', '=', 'claimed').where('expires_at', '<=', this.now()).executeTakeFirst();
+    // unclaimed expired jobs changed nothing on any card: they are simply failed
+    await this.db.updateTable('station_jobs').set({ state: 'failed', outcome: JSON.stringify({ source: 'expiry', claimed: false }), updated_at: this.now() }).where('state', '=', 'created').where('expires_at', '<=', this.now()).execute();
+    return Number(r.numUpdatedRows ?? 0n);
+  }
+
+  /** Mark a claimed job 'unknown' now (e.g. the station reported a lost connection). */
+  async markUnknown(jobId: string): Promise<Job> {
+    const job = await this.get(jobId);
+    if (job.state !== 'claimed') throw new JobError('ERR_JOB_STATE', `job ${jobId} is ${job.state}`);
+    await this.db.updateTable('station_jobs').set({ state: 'unknown', updated_at: this.now() }).where('id', '=', jobId).where('state', '=', 'claimed').execute();
+    return { ...job, state: 'unknown' };
+  }
+}
+
+/** A successful receipt must show every step the plan requires (else ERR_JOB_RECEIPT_MISMATCH). */
+function checkSteps(job: Job, r: Receipt): void {
+  const has = (op: string, f: (x: Receipt['results'][number]) => boolean = () => true) => r.results.some((x) => x.op === op && x.status === 0 && f(x));
+  const missing: string[] = [];
+  if (job.kind === 'issue') {
+    const p = job.plan as IssuePlan;
+    if (!has('ChangeKey', (x) => x.aid === PICC_AID && x.keyNo === 0 && x.keyVersion === p.cmkVersion)) missing.push('ChangeKey CMK');
+    if (!has('ChangeKeySettings')) missing.push('ChangeKeySettings');
+    if (p.randomUid && !has('SetConfiguration')) missing.push('SetConfiguration');
+  } else if (job.kind === 'install') {
+    const p = job.plan as InstallPlan;
+    if (!has('CreateApplication', (x) => x.aid === job.aid)) missing.push('CreateApplication');
+    for (const k of p.keys) if (!has('ChangeKey', (x) => x.aid === job.aid && x.keyNo === k.keyNo && x.keyVersion === k.version)) missing.push(`ChangeKey ${k.keyNo}`);
+    for (const f of p.files) if (!has('CreateFile', (x) => x.fileNo === f)) missing.push(`CreateFile ${f}`);
+    if (!has('CommitTransaction')) missing.push('CommitTransaction');
+  } else if (!has('DeleteApplication', (x) => x.aid === job.aid)) missing.push('DeleteApplication');
+  if (missing.length) throw new JobError('ERR_JOB_RECEIPT_MISMATCH', `receipt lacks: ${missing.join(', ')}`, { missing });
+}
+

@@ -1,0 +1,152 @@
+// The station's HTTP client to the CMS (HTTPS with the reader's certificate: mTLS) and the whole
+// personalisation flow: read the UID, ask for a job, claim it with its single-use token, run it on
+// the card, post the signed receipt. Also the remote-mode relay loop (the reader only relays
+// APDUs) for reads and reconciliation. Engineer I's reader agent and the tests share it.
+import { Agent, request } from 'node:https';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { fromHex, toHex } from '../../core/crypto/bytes.js';
+import type { Transport } from '../../core/transport.js';
+import { StationExecutor, type JobOutcome, type StationOptions } from './executor.js';
+import type { StationJob } from './protocol.js';
+
+export class CmsCallError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.name = 'CmsCallError';
+  }
+}
+
+export interface CmsConnection {
+  host: string;
+  port: number;
+  /** PEM of the CMS CA (server and reader certificates). */
+  ca: string;
+  /** The reader's certificate and private key (PEM). */
+  cert: string;
+  key: string;
+  servername?: string;
+  maxSockets?: number;
+}
+
+export class CmsClient {
+  readonly agent: Agent;
+  constructor(readonly conn: CmsConnection) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: conn.maxSockets ?? 4, ca: conn.ca, cert: conn.cert, key: conn.key, servername: conn.servername ?? 'localhost' });
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) };
+    return new Promise((resolve, reject) => {
+      const req = request({ host: this.conn.host, port: this.conn.port, method, path, headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      });
+      req.on('error', reject);
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  /** Like call(), but a non-2xx answer throws CmsCallError with the CMS's error code. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies
+  async ok(method: string, path: string, body?: unknown): Promise<any> {
+    const r = await this.call(method, path, body);
+    if (r.status < 200 || r.status > 299) {
+      const e = (r.body as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new CmsCallError(r.status, e?.code ?? 'ERR_HTTP', e?.message ?? `HTTP ${r.status}`);
+    }
+    return r.body;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+export type JobRequest =
+  | { kind: 'issue'; uid: string; picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean } }
+  | { kind: 'install'; uid: string; aid: string }
+  | { kind: 'delete'; uid: string; aid: string };
+
+export interface StationRun extends JobOutcome {
+  jobId: string;
+  recorded: boolean;
+  /** Milliseconds of HTTP round trips to the CMS (create, claim, receipt). */
+  cmsMs: number;
+}
+
+/** The PC/SC reader's UID of the card in the field (GET DATA FF CA 00 00 00). */
+export async function readUid(t: Transport): Promise<string> {
+  const r = await t.transmit(Uint8Array.of(0xff, 0xca, 0x00, 0x00, 0x00));
+  if (r.length < 3 || r[r.length - 2] !== 0x90 || r[r.length - 1] !== 0x00) throw new CmsCallError(0, 'ERR_STATION_UID', 'the reader did not answer GET DATA (UID)');
+  return toHex(r.subarray(0, r.length - 2)).toUpperCase();
+}
+
+export class StationClient {
+  readonly executor: StationExecutor;
+  constructor(
+    readonly cms: CmsClient,
+    opts: Omit<StationOptions, 'privateKey'> & { privateKey?: KeyObject },
+  ) {
+    this.executor = new StationExecutor({ ...opts, privateKey: opts.privateKey ?? createPrivateKey(cms.conn.key) });
+  }
+
+  /** Ask for a job, claim it, run it on the card and post the receipt. */
+  async run(req: JobRequest, t: Transport): Promise<StationRun> {
+    let cmsMs = 0;
+    const timed = async <T>(fn: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      try {
+        return await fn();
+      } finally {
+        cmsMs += performance.now() - t0;
+      }
+    };
+    const created = await timed(() => this.cms.ok('POST', '/v1/station/jobs', req));
+    const { job } = (await timed(() => this.cms.ok('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: created.token }))) as { job: StationJob };
+    const out = await this.executor.run(job, t);
+    const r = await timed(() => this.cms.ok('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: out.jws }));
+    return { ...out, jobId: created.jobId, recorded: r.ok === true, cmsMs };
+  }
+
+  /** Issue a blank card, then install each AID: the whole personalisation of one card. */
+  async personalise(t: Transport, aids: string[], picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean }): Promise<{ uid: string; runs: StationRun[] }> {
+    const uid = await readUid(t);
+    const runs = [await this.run({ kind: 'issue', uid, ...(picc ? { picc } : {}) }, t)];
+    if (!runs[0]!.recorded) return { uid, runs };
+    for (const aid of aids) {
+      const r = await this.run({ kind: 'install', uid, aid }, t);
+      runs.push(r);
+      if (!r.recorded) break;
+    }
+    return { uid, runs };
+  }
+}
+
+/** Remote mode, reader side: relay every APDU the CMS sends to the card until the result. */
+export async function relayRemote(cms: CmsClient, t: Transport, start: Record<string, unknown>): Promise<{ result: unknown; exchanges: number }> {
+  let step = await cms.ok('POST', '/v1/remote/sessions', start);
+  let exchanges = 0;
+  while (!step.done) {
+    const resp = await t.transmit(fromHex(step.apdu as string));
+    exchanges++;
+    step = await cms.ok('POST', `/v1/remote/sessions/${step.sessionId}/step`, { response: toHex(resp) });
+  }
+  return { result: step.result, exchanges };
+}
