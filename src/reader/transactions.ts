@@ -118,6 +118,7 @@ async function accounted(agent: ReaderAgent, uid: string, aid: string, keyNo: nu
   const ver = { v: -1, mode: 'online' as 'online' | 'offline' };
   let out: { result: string; ok: boolean; value?: number };
   try {
+    agent.role(aid, keyNo); // no role: refused before the card is touched
     out = await body(ver);
   } catch (e) {
     if (!(e instanceof ReaderError && (e.code === 'ERR_READER_STOPPED' || e.code === 'ERR_READER_REVOKED'))) {
