@@ -12,6 +12,8 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   custody: () => import('./custody.js'),
   reader: () => import('./reader.js'),
   audit: () => import('./audit.js'),
+  api: () => import('./api.js'),
+  cms: () => import('./cms.js'),
 };
 
 function fmt(v: number): string {

@@ -9,6 +9,7 @@
 //   pki       the CMS CA (private key wrapped under a key derived inside custody), which issues the
 //             server certificate in tls.mode=auto
 //   api       operator tokens; a bootstrap issuer_admin token when none exists
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -20,14 +21,16 @@ import type { CallerContext, KeyCustody } from '../custody/types.js';
 import { createLogger } from './api/logging.js';
 import { openAudit } from './audit/index.js';
 import { batonModule } from './api/routes/baton.js';
-import type { ApiDeps, HealthCheck, RateLimiter } from './api/ports.js';
+import { consentModule } from './api/routes/consent.js';
+import { ConsentService } from './consent/index.js';
+import type { ApiDeps, HealthCheck, RateLimiter, ReaderAuthenticator } from './api/ports.js';
 import { issueServerCertificate, serverNames, type TlsMaterial } from './api/tls.js';
 import { OperatorTokens } from './api/tokens/service.js';
 import type { ServerConfig } from './config/schema.js';
 import type { ServerSecrets } from './config/secrets.js';
 import { CertificateAuthority } from './pki/ca.js';
 import { aesGcmProtector } from './pki/keystore.js';
-import { verifyReaderCertificate } from './pki/verify.js';
+import { type VerifiedReader, verifyReaderCertificate } from './pki/verify.js';
 import { CardRepository, ReaderRepository, SqlCaKeyStore, SqlEnrolmentCodeStore, SqlRevocationList, TenantRepository } from './domain/index.js';
 import { openSessionStore } from './session/index.js';
 import { type DatabaseHandle, openDatabase, withTransaction } from './storage/index.js';
@@ -102,6 +105,39 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
     close: async () => {
       await custody.close();
       await (store as unknown as { close?: () => Promise<void> | void }).close?.();
+    },
+  };
+}
+
+/**
+ * mTLS reader authentication. The full check (chain to the CMS CA, validity, reader EKU and SAN,
+ * revocation, reader state) runs the first time a certificate is seen; afterwards the parsed and
+ * signature-checked result is cached by the certificate's SHA-256, and each request re-checks
+ * only what can change: expiry, revocation and the reader's state.
+ */
+function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository): ReaderAuthenticator {
+  const cache = new Map<string, VerifiedReader>();
+  return {
+    async authenticate(der) {
+      const key = createHash('sha256').update(der).digest('hex');
+      try {
+        const hit = cache.get(key);
+        if (!hit) {
+          const v = await verifyReaderCertificate(ca, der, { revocations, readerState: (id) => readers.state(id) });
+          if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
+          cache.set(key, v);
+          return { readerId: v.readerId };
+        }
+        if (Date.now() > hit.notAfter.getTime()) {
+          cache.delete(key);
+          return undefined;
+        }
+        if (await revocations.isRevoked(hit.serial)) return undefined;
+        if ((await readers.state(hit.readerId)) !== 'active') return undefined;
+        return { readerId: hit.readerId };
+      } catch {
+        return undefined;
+      }
     },
   };
 }
@@ -254,17 +290,8 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       audit: audit.log,
       domain,
       pki: { ca, codes, revocations },
-      readers: {
-        authenticate: async (der) => {
-          try {
-            const v = await verifyReaderCertificate(ca, der, { revocations, readerState: (id) => domain.readers.state(id) });
-            return { readerId: v.readerId };
-          } catch {
-            return undefined;
-          }
-        },
-      },
-      modules: [batonModule({ db: db.db, readers: domain.readers })],
+      readers: readerAuthenticator(ca, revocations, domain.readers),
+      modules: [batonModule({ db: db.db, readers: domain.readers }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log })],
     };
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };
     if (tls) app.tls = tls;
