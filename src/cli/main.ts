@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   keys: () => import('./commands/keys.js'),
   audit: () => import('./commands/audit.js'),
   reader: () => import('./commands/reader.js'),
+  demo: () => import('./commands/demo.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {
