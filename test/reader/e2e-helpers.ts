@@ -18,7 +18,7 @@ import { ReaderUnsealer } from '../../src/custody/sealed.js';
 import { CmsClient, enrol } from '../../src/reader/cms-client.js';
 import { HttpKeySource } from '../../src/reader/http-keys.js';
 import { ReaderKeystore } from '../../src/reader/keystore.js';
-import { CmsClient as StationCms, StationClient } from '../../src/reader/station/index.js';
+import { CmsClient as StationHttp, StationClient } from '../../src/reader/station/index.js';
 import { encodeCredential } from '../../src/reader/transactions.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 
@@ -68,7 +68,7 @@ export async function startStationCms(): Promise<StationCms> {
       n++;
       const st = await enrolled(`station-${n}`, [{ tenantId: 'access', aid: 'A1C001', keyNo: 0, operations: ['issue', 'install'] }]);
       const c = st.ks.certificates();
-      const scms = new StationCms({ host: '127.0.0.1', port: server.port, ca: c.ca, cert: c.cert, key: st.ks.tlsKeyPem(), servername: 'localhost' });
+      const scms = new StationHttp({ host: '127.0.0.1', port: server.port, ca: c.ca, cert: c.cert, key: st.ks.tlsKeyPem(), servername: 'localhost' });
       const card = VirtualCard.create();
       const t = new InProcessTransport(card);
       const station = new StationClient(scms, { readerId: `station-${n}`, privateKey: st.ks.privateKey });
