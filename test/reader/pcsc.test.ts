@@ -16,7 +16,10 @@ import { CmsClient, enrol } from '../../src/reader/cms-client.js';
 import { ReaderKeystore } from '../../src/reader/keystore.js';
 import { runPcsc } from '../../src/reader/runtime.js';
 import type { TxResult } from '../../src/reader/transactions.js';
+import type { CliIO } from '../../src/cli/io.js';
+import { main } from '../../src/cli/main.js';
 import { type CmsHarness, startCms } from '../cms/api-harness.js';
+import { startStationCms } from './e2e-helpers.js';
 import { type Availability, VPCD, fileExists, requireComponent, tcpReachable } from '../helpers/system.js';
 import { CAMPUS_ROLES, makeCard, SealingKeySource, type TestCard } from './fixture.js';
 
@@ -52,12 +55,21 @@ describe.skipIf(!ok)('reader agent over PC/SC (pcscd + vpcd + card serve)', () =
     image = join(dir, 'card.json');
     card = await makeCard({ balance: 500 });
     saveImageAtomicSync(image, card.card.toImage());
-    serve = spawn(process.execPath, ['--import', 'tsx', 'src/cli/dev.ts', 'card', 'serve', '--vpcd', `${VHOST}:${PORT}`, '--image', image], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+    await serveImage(image);
+  }, 90_000);
+
+  async function serveImage(file: string): Promise<void> {
+    if (serve && serve.exitCode === null) {
+      serve.kill('SIGTERM');
+      await waitFor(() => serve.exitCode !== null || serve.signalCode !== null, 10_000);
+    }
+    out = '';
+    serve = spawn(process.execPath, ['--import', 'tsx', 'src/cli/dev.ts', 'card', 'serve', '--vpcd', `${VHOST}:${PORT}`, '--image', file], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
     serve.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     serve.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     await waitFor(() => /attached to vpcd/.test(out) || serve.exitCode !== null, 30_000);
     if (!/attached to vpcd/.test(out)) throw new Error(`card serve did not attach: ${out}`);
-  }, 90_000);
+  }
 
   afterAll(async () => {
     if (serve && serve.exitCode === null) serve.kill('SIGTERM');
@@ -99,4 +111,24 @@ describe.skipIf(!ok)('reader agent over PC/SC (pcscd + vpcd + card serve)', () =
     agent.close();
     cms.close();
   }, 90_000);
+
+  it('`desfire-cms reader run --pcsc` against the CMS (station-personalised card, key delivered online): access granted', async () => {
+    const s = await startStationCms();
+    try {
+      const { card: c, uid } = await s.personalisedCard();
+      const img = join(dir, 'station-card.json');
+      saveImageAtomicSync(img, c.toImage());
+      await serveImage(img);
+      const door = await s.enrolled('pcsc-cli-door', [{ tenantId: 'access', aid: 'A1C001', keyNo: 1, operations: ['deliver', 'offline'] }]);
+      const lines: string[] = [];
+      const errs: string[] = [];
+      const io: CliIO = { out: (l) => lines.push(l), err: (l) => errs.push(l), env: {}, cwd: process.cwd() };
+      const rc = await main(['reader', 'run', '--dir', door.dir, '--cms', s.url, '--servername', 'localhost', '--passphrase-file', door.passFile, '--pcsc', READER, '--max', '1', '--timeout', '20', '--tx', 'access', '--zone', '3'], io);
+      expect(errs).toEqual([]);
+      expect(rc).toBe(0);
+      expect(lines).toEqual([`access-check card ${uid}: granted (online, baton #1)`]);
+    } finally {
+      await s.close();
+    }
+  }, 120_000);
 });
