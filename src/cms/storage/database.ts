@@ -4,11 +4,13 @@
 import type { ApiTables } from '../api/tokens/tables.js';
 import type { AuditTables } from '../audit/tables.js';
 import type { BatonTables } from '../baton/tables.js';
+import type { ConsentTables } from '../consent/tables.js';
 import type { DomainTables } from '../domain/tables.js';
 import type { JobTables } from '../jobs/tables.js';
+import type { RotationTables } from '../rotation/tables.js';
 import type { MetaTables } from './meta.js';
 
-export interface Database extends MetaTables, AuditTables, ApiTables, DomainTables, JobTables, BatonTables {}
+export interface Database extends MetaTables, AuditTables, ApiTables, DomainTables, JobTables, BatonTables, RotationTables, ConsentTables {}
 
 /** Which SQL engine a connection talks to (for the few places where SQL differs). */
 export type DialectKind = 'sqlite' | 'postgres';

@@ -9,6 +9,8 @@ import * as m0010 from './0010_domain.js';
 import * as m0020 from '../../api/migrations/0020_api_tokens.js';
 import * as m0030 from '../../jobs/migrations/0030_station.js';
 import * as m0040 from '../../baton/migrations/0040_baton.js';
+import * as m0050 from '../../rotation/migrations/0050_rotation.js';
+import * as m0060 from '../../consent/migrations/0060_consent.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_meta': m0001,
@@ -18,4 +20,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0020_api_tokens': m0020, // 0020-0029: HTTP API (engineer G)
   '0030_station': m0030, // 0030-0039: station jobs, delivery, remote mode (engineer H)
   '0040_baton': m0040, // 0040-0049: reader baton, card denylist (engineer I)
+  '0050_rotation': m0050, // 0050-0059: key rotation, approvals, KEK rewrap, compromise (engineer J)
+  '0060_consent': m0060, // 0060-0069: tenant consent and authorisation (engineer K)
 };

@@ -1,0 +1,69 @@
+// Key versions per (tenant, AID, keyNo) and the versions readers accept: [current, previous]
+// while the previous one is within its grace period. The key-delivery path and the reader use
+// acceptedVersions(); campaigns move versions through pending -> current -> previous -> retired.
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/index.js';
+
+type Db = Kysely<Database>;
+
+export type VersionState = 'pending' | 'current' | 'previous' | 'retired';
+
+export interface KeyVersionRow {
+  tenantId: string;
+  aid: string;
+  keyNo: number;
+  version: number;
+  state: VersionState;
+  graceUntil: number | null;
+}
+
+export interface KeyRef {
+  tenantId: string;
+  aid: string;
+  keyNo: number;
+}
+
+export async function listVersions(db: Db, k: KeyRef): Promise<KeyVersionRow[]> {
+  const rows = await db
+    .selectFrom('key_versions')
+    .selectAll()
+    .where('tenant_id', '=', k.tenantId)
+    .where('aid', '=', k.aid)
+    .where('key_no', '=', k.keyNo)
+    .orderBy('version', 'desc')
+    .execute();
+  return rows.map((r) => ({
+    tenantId: r.tenant_id,
+    aid: r.aid,
+    keyNo: Number(r.key_no),
+    version: Number(r.version),
+    state: r.state as VersionState,
+    graceUntil: r.grace_until === null ? null : Number(r.grace_until),
+  }));
+}
+
+/**
+ * The versions a reader accepts for this key, in the order to try them: the current version,
+ * then the previous one while `now` is before its grace end. Empty when the key has no managed
+ * versions yet (the caller then uses the card's recorded version as before).
+ */
+export async function acceptedVersions(db: Db, k: KeyRef, now = Date.now()): Promise<number[]> {
+  const rows = await listVersions(db, k);
+  const cur = rows.find((r) => r.state === 'current');
+  const prev = rows.filter((r) => r.state === 'previous' && (r.graceUntil ?? 0) > now).map((r) => r.version);
+  return cur ? [cur.version, ...prev] : prev;
+}
+
+/** Set a version's state (insert it when missing). */
+export async function setVersionState(db: Db, k: KeyRef, version: number, state: VersionState, graceUntil: number | null, now: number): Promise<void> {
+  await db
+    .insertInto('key_versions')
+    .values({ tenant_id: k.tenantId, aid: k.aid, key_no: k.keyNo, version, state, grace_until: graceUntil, created_at: now, updated_at: now })
+    .onConflict((oc) => oc.columns(['tenant_id', 'aid', 'key_no', 'version']).doUpdateSet({ state, grace_until: graceUntil, updated_at: now }))
+    .execute();
+}
+
+/** The current version, or undefined when unmanaged. */
+export async function currentVersion(db: Db, k: KeyRef): Promise<number | undefined> {
+  return (await listVersions(db, k)).find((r) => r.state === 'current')?.version;
+}
