@@ -9,7 +9,10 @@ import { SqlAuditStore, type AuditStore } from '../../src/cms/audit/store.js';
 import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
 import { fromCustodyEvent } from '../../src/cms/audit/custody-event.js';
 import { type AuditInput, normalizeInput } from '../../src/cms/audit/entry.js';
-import { type Backend, sqliteBackend } from './storage-backends.js';
+import { randomBytes } from 'node:crypto';
+import { openDatabase } from '../../src/cms/storage/index.js';
+import { PG_URL } from '../helpers/system.js';
+import { type Backend, postgresAvailable, sqliteBackend } from './storage-backends.js';
 import { ORIGIN, openLog as openWith, sampleEntry } from './audit-fixture.js';
 import { Ed25519CheckpointSigner } from '../../src/cms/audit/signer.js';
 
@@ -160,5 +163,65 @@ describe('audit fail-closed', () => {
     expect(() => normalizeInput(input, 0)).not.toThrow();
     const json = JSON.stringify(input);
     expect(json).not.toMatch(/[0-9a-f]{32}/i);
+  });
+});
+
+describe.skipIf(!(await postgresAvailable()))('audit fail-closed on PostgreSQL', () => {
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const app = `desfire-test-${schema}`;
+  let h: DatabaseHandle;
+  let admin: DatabaseHandle;
+  beforeAll(async () => {
+    h = await openDatabase({ kind: 'postgres', url: PG_URL, schema, poolSize: 4, applicationName: app });
+    admin = await openDatabase({ kind: 'postgres', url: PG_URL, poolSize: 1 }, { migrate: false });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(admin.db);
+    await admin?.close();
+  });
+
+  it('killed connections: every append either is durable or fails closed; the log recovers and verifies', async () => {
+    const fx = await openLog(h);
+    await fx.log.record(sampleEntry(0));
+    const kill = () => sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${app}`.execute(admin.db);
+    const settled = Promise.allSettled(Array.from({ length: 200 }, (_, i) => fx.log.record(sampleEntry(i + 1))));
+    await kill();
+    const results = await settled;
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'ERR_AUDIT_UNAVAILABLE' });
+    const acknowledged = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ index: number }>).value.index);
+    // the pool discards the dead connections (an append may still hit one and fail closed)
+    // and reconnects: appends work again
+    let after: { index: number } | undefined;
+    for (let attempt = 0; attempt < 10 && !after; attempt++) {
+      after = await fx.log.record(sampleEntry(999)).catch((e: { code?: string }) => {
+        expect(e.code).toBe('ERR_AUDIT_UNAVAILABLE');
+        return undefined;
+      });
+    }
+    if (!after) throw new Error('the audit log did not recover after the connections were killed');
+    expect(fx.log.health().status).toBe('ok');
+    await fx.log.checkpoint();
+    const rows = await h.db.selectFrom('audit_entries').select('idx').execute();
+    const stored = new Set(rows.map((r) => r.idx));
+    for (const i of [...acknowledged, after.index]) expect(stored.has(i)).toBe(true); // acknowledged ⇒ durable
+    expect((await verifyDatabase(h, fx.key)).failure).toBeUndefined();
+    await fx.log.close();
+  }, 60_000);
+
+  it('a broken table (renamed away) fails appends closed; renaming it back recovers', async () => {
+    const fx = await openLog(h);
+    await sql`alter table audit_leaves rename to audit_leaves_gone`.execute(h.db);
+    try {
+      await expect(fx.log.record(sampleEntry(5))).rejects.toMatchObject({ code: 'ERR_AUDIT_UNAVAILABLE' });
+      expect(fx.log.health()).toMatchObject({ status: 'degraded' });
+    } finally {
+      await sql`alter table audit_leaves_gone rename to audit_leaves`.execute(h.db);
+    }
+    await fx.log.record(sampleEntry(6));
+    expect(fx.log.health().status).toBe('ok');
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+    await fx.log.close();
   });
 });

@@ -32,6 +32,8 @@ export type DatabaseConfig =
       schema?: string;
       /** Pool size (default 10). */
       poolSize?: number;
+      /** application_name of the connections (default 'desfire-cms'). */
+      applicationName?: string;
     };
 
 export interface OpenOptions {
@@ -123,11 +125,21 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
     getTypeParser: ((oid: number, format?: string) =>
       oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
   };
-  const poolConfig: PoolConfig = { connectionString: config.url, max: config.poolSize ?? 10, types };
+  const poolConfig: PoolConfig = {
+    connectionString: config.url,
+    max: config.poolSize ?? 10,
+    types,
+    application_name: config.applicationName ?? 'desfire-cms',
+  };
   if (config.schema) poolConfig.options = `-c search_path=${config.schema}`;
   const pool: Pool = new pg.Pool(poolConfig);
   pool.on('error', () => {
     /* an idle client died (server restart, killed connection): the pool replaces it */
+  });
+  // A checked-out client whose connection dies emits 'error' on itself; without a listener that
+  // would crash the process. The failing query rejects anyway, and the pool discards the client.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
