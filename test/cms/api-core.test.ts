@@ -65,6 +65,8 @@ describe('API core', () => {
     // stored hashed: the token string is nowhere in the database
     const rows = await h.db.db.selectFrom('api_tokens').selectAll().execute();
     expect(JSON.stringify(rows)).not.toContain(acme.slice(5));
+    // handler log lines name the caller by token id
+    expect(h.logLines.some((l) => l.includes('operator token created') && /"actor":"operator:tok_/.test(l))).toBe(true);
     const rev = await h.call('DELETE', `/v1/tokens/${c.body.record.id}`, { token: h.admin });
     expect(rev.status).toBe(200);
     expect(rev.body.revokedAt).toBeTypeOf('number');

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { registerAuth } from './auth.js';
+import { actorOf, registerAuth } from './auth.js';
 import { ApiError, ErrorBody, sendError } from './errors.js';
 import type { ApiDeps } from './ports.js';
 import { docsRoutes } from './routes/docs.js';
@@ -73,6 +73,10 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   registerAuth(app, deps);
+  // Handler log lines name the caller (operator token id or reader id), never its credential.
+  app.addHook('preHandler', async (req) => {
+    if (req.principal) req.log = req.log.child({ actor: actorOf(req) });
+  });
   await app.register(healthRoutes(deps));
   await app.register(docsRoutes());
   await app.register(tokenRoutes(deps), { prefix: '/v1' });
