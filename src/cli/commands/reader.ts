@@ -5,6 +5,7 @@
 //   run     run the runtime transaction of its role on cards: PC/SC (--pcsc "READER NAME", waits
 //           for insert and removal) or a virtual card image (--image FILE, once)
 //   status  keystore, certificate, baton (entries, acknowledged) — offline, no passphrase needed
+//   job     run a station job (issue, install, delete) with the station executor: claim, run, receipt
 //   sync    one contact with the CMS: upload the baton, fetch state and denylist
 //
 // Secrets never come from argv: the keystore passphrase from --passphrase-file or
@@ -16,13 +17,20 @@ import { enrol } from '../../reader/cms-client.js';
 import { ReaderError } from '../../reader/errors.js';
 import { DEFAULT_OFFLINE_TTL_MS } from '../../reader/key-cache.js';
 import { ReaderKeystore } from '../../reader/keystore.js';
+import { JobRunner, type JobSpec } from '../../reader/jobs.js';
 import { openReader, runOnImage, runPcsc, type TxSpec } from '../../reader/runtime.js';
-import type { TxResult } from '../../reader/transactions.js';
+import { readUid, type TxResult } from '../../reader/transactions.js';
+import { loadImage, saveImageAtomic } from '../../card/image-file.js';
+import { VirtualCard } from '../../card/virtual-card.js';
+import { InProcessTransport } from '../../transport/in-process.js';
+import { PcscContext } from '../../transport/pcsc.js';
+import type { Transport } from '../../core/transport.js';
 import { type CliIO, type Command, UsageError } from '../io.js';
 
 const USAGE = [
   'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--passphrase-file FILE] [--servername NAME] [--json]',
+  '       desfire-cms reader job --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --kind issue|install|delete [--aid HEX] [--no-random-uid] [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader status --dir DIR [--json]',
 ];
@@ -168,6 +176,58 @@ async function cmdRun(args: string[], io: CliIO): Promise<number> {
   return failures ? 1 : 0;
 }
 
+async function cmdJob(args: string[], io: CliIO): Promise<number> {
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'kind', 'aid', 'passphrase-file', 'servername', 'timeout'], ['no-random-uid']);
+  const dir = resolve(io.cwd, need(f, 'dir'));
+  const url = cmsUrl(f);
+  const kind = need(f, 'kind');
+  if (kind !== 'issue' && kind !== 'install' && kind !== 'delete') throw new UsageError(`--kind must be issue, install or delete (got '${kind}')`);
+  const aid = f.values.aid;
+  if (kind !== 'issue' && (!aid || !/^[0-9A-Fa-f]{6}$/.test(aid))) throw new UsageError('--aid (6 hex digits) is required for install and delete');
+  if ((f.values.pcsc === undefined) === (f.values.image === undefined)) throw new UsageError('give exactly one of --pcsc "READER NAME" or --image FILE');
+  const timeoutS = int(f, 'timeout', 1, 86400) ?? 60;
+  const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
+  const servername = f.values.servername;
+  const rt = await openReader({ dir, passphrase: pass, cmsUrl: url, ...(servername ? { servername } : {}) });
+  pass.fill(0);
+  const jobs = new JobRunner(rt.agent, rt.keystore, { url, ...(servername ? { servername } : {}) });
+  let t: Transport & { close?(): Promise<void> };
+  let done: () => Promise<void>;
+  let ctx: PcscContext | undefined;
+  if (f.values.image !== undefined) {
+    const file = resolve(io.cwd, f.values.image);
+    const card = VirtualCard.fromImage(await loadImage(file));
+    t = new InProcessTransport(card);
+    done = () => saveImageAtomic(file, card.toImage());
+  } else {
+    ctx = await PcscContext.open();
+    const st = await ctx.waitForCard(f.values.pcsc!, timeoutS * 1000);
+    t = await ctx.connect(st.name);
+    done = async () => undefined;
+  }
+  try {
+    const uid = await readUid(t);
+    const spec: JobSpec = kind === 'issue' ? { kind, uid, ...(f.bools.has('no-random-uid') ? { randomUid: false } : {}) } : { kind, uid, aid: aid!.toUpperCase() };
+    const r = await jobs.run(spec, t);
+    io.out(`job ${r.kind} ${r.jobId} card ${uid}: ${r.ok ? 'ok' : 'failed'}, ${r.recorded ? 'recorded' : 'NOT recorded'} (baton #${r.seq})`);
+    await rt.agent.sync().catch(() => undefined);
+    return r.ok && r.recorded ? 0 : 1;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (!(e instanceof ReaderError) && code) {
+      io.err(`desfire-cms reader job: ${code}: ${(e as Error).message}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await done();
+    await t.close?.().catch(() => undefined);
+    await ctx?.close();
+    jobs.close();
+    rt.close();
+  }
+}
+
 async function cmdSync(args: string[], io: CliIO): Promise<number> {
   const f = parse(args, ['dir', 'cms', 'passphrase-file', 'servername']);
   const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
@@ -210,6 +270,8 @@ export const command: Command = {
           return await cmdRun(rest, io);
         case 'sync':
           return await cmdSync(rest, io);
+        case 'job':
+          return await cmdJob(rest, io);
         case 'status':
           return cmdStatus(rest, io);
         case undefined:
@@ -218,7 +280,7 @@ export const command: Command = {
           for (const l of USAGE) io.out(l);
           return sub === undefined ? 2 : 0;
         default:
-          throw new UsageError(`unknown subcommand '${sub}' (enrol, run, sync, status)`);
+          throw new UsageError(`unknown subcommand '${sub}' (enrol, run, job, sync, status)`);
       }
     } catch (e) {
       if (e instanceof ReaderError) {
