@@ -27,7 +27,7 @@ import type { ApiDeps, HealthCheck, RateLimiter, ReaderAuthenticator } from './a
 import { issueServerCertificate, serverNames, type TlsMaterial } from './api/tls.js';
 import { OperatorTokens } from './api/tokens/service.js';
 import type { ServerConfig } from './config/schema.js';
-import type { ServerSecrets } from './config/secrets.js';
+import { type ServerSecrets, postgresUrl } from './config/secrets.js';
 import { CertificateAuthority } from './pki/ca.js';
 import { aesGcmProtector } from './pki/keystore.js';
 import { type VerifiedReader, verifyReaderCertificate } from './pki/verify.js';
@@ -207,12 +207,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const s = config.storage;
-    let url: string | undefined;
-    if (s.kind === 'postgres') {
-      const u = new URL(s.url);
-      if (secrets.postgresPassword) u.password = encodeURIComponent(secrets.postgresPassword.toString('utf8'));
-      url = u.toString();
-    }
+    const url = s.kind === 'postgres' ? postgresUrl(s.url, secrets.postgresPassword) : undefined;
     const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: url!, poolSize: s.poolSize, ...(s.schema ? { schema: s.schema } : {}) });
     cleanups.push(() => db.close());
 

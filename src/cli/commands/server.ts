@@ -13,7 +13,7 @@ import { buildApi } from '../../cms/api/build.js';
 import { startServer } from '../../cms/api/server.js';
 import { ROLES, type Role } from '../../cms/api/tokens/service.js';
 import { OperatorTokens } from '../../cms/api/tokens/service.js';
-import { ConfigError, type LoadOptions, loadConfig, resolveSecrets, wipeSecrets } from '../../cms/config/index.js';
+import { ConfigError, type LoadOptions, loadConfig, postgresUrl, resolveSecrets, resolveStoragePassword, wipeSecrets } from '../../cms/config/index.js';
 import { openDatabase } from '../../cms/storage/index.js';
 import { type CliIO, type Command, UsageError } from '../io.js';
 import { parseFlags } from './config.js';
@@ -121,7 +121,19 @@ async function tokenCommand(args: string[], io: CliIO): Promise<number> {
     throw e;
   }
   const s = config.storage;
-  const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: s.url, poolSize: 2, ...(s.schema ? { schema: s.schema } : {}) });
+  let url: string | undefined;
+  if (s.kind === 'postgres') {
+    let pw: Buffer | undefined;
+    try {
+      pw = resolveStoragePassword(config, io.env);
+    } catch (e) {
+      if (e instanceof ConfigError) return printConfigError(io, e);
+      throw e;
+    }
+    url = postgresUrl(s.url, pw);
+    pw?.fill(0);
+  }
+  const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: url!, poolSize: 2, ...(s.schema ? { schema: s.schema } : {}) });
   try {
     const { token, record } = await new OperatorTokens(db.db).create({
       label: f.values.label ?? `cli ${role}`,

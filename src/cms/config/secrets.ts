@@ -100,3 +100,20 @@ export function wipeSecrets(s: ServerSecrets): void {
     else if (Array.isArray(v)) for (const b of v) (b as Buffer).fill(0);
   }
 }
+
+/** Only the PostgreSQL password (for short-lived CLI commands that open the database alone). */
+export function resolveStoragePassword(c: ServerConfig, env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
+  if (c.storage.kind !== 'postgres' || (!c.storage.passwordFile && !c.storage.passwordEnv)) return undefined;
+  const issues: ConfigIssue[] = [];
+  const b = readSecret('PostgreSQL password', '/storage/passwordFile', { file: c.storage.passwordFile, env: c.storage.passwordEnv }, env, issues, true);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return b;
+}
+
+/** A postgres:// URL with the password (from a file or the environment) filled in. */
+export function postgresUrl(url: string, password: Buffer | undefined): string {
+  if (!password) return url;
+  const u = new URL(url);
+  u.password = encodeURIComponent(password.toString('utf8'));
+  return u.toString();
+}
