@@ -99,6 +99,26 @@ function authorize(req: FastifyRequest): void {
 }
 
 export function registerAuth(app: FastifyInstance, deps: ApiDeps): void {
+  // Every refusal is audited before the answer leaves: 401/403 anywhere, and a 404 of a matched
+  // route to an authenticated caller (a resource outside its scope is answered as not found).
+  const audit = deps.audit;
+  if (audit) {
+    app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+      const s = reply.statusCode;
+      if (s !== 401 && s !== 403 && !(s === 404 && req.principal && req.routeOptions.url !== undefined)) return payload;
+      let code = 'ERR_UNKNOWN';
+      try {
+        code = String((JSON.parse(String(payload)) as { error: { code: string } }).error.code);
+      } catch {
+        /* not an error body */
+      }
+      const route = req.routeOptions.url ?? 'unmatched';
+      await audit
+        .record({ actor: actorOf(req), operation: 'api.refused', result: s === 404 ? 'not_found' : 'denied', correlationId: String(req.id), details: { method: req.method, route, status: s, code } })
+        .catch(() => undefined);
+      return payload;
+    });
+  }
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     try {
       const isRoute = req.routeOptions.url !== undefined;
