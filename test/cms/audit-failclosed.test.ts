@@ -143,16 +143,23 @@ describe('audit fail-closed', () => {
       { details: { nested: { plaintext: 'x' } } },
       { details: { value: '00112233445566778899AABBCCDDEEFF' } }, // 16 bytes of hex
       { details: { value: 'ABEiM0RVZneImaq7zN3u/w==' } }, // 16 bytes of base64
+      { details: { value: 'ABEiM0RVZneImaq7zN3u_w' } }, // 16 bytes of base64url
       { details: { blob: new Uint8Array(16) as never } },
       { actor: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' },
     ];
     for (const b of bad) {
       await expect(fx.log.record({ operation: 'key.release', result: 'ok', ...b })).rejects.toMatchObject({ code: 'ERR_AUDIT_KEY_MATERIAL' });
     }
+    // identifiers that merely have a key's length are fine
+    for (const code of ['ERR_READER_NOT_ALLOWED', 'ERR_CUSTODY_UNAVAILABLE_', 'tok_AbCdEfGhIjKl']) {
+      await fx.log.record({ operation: 'x', result: 'error', details: { code } });
+    }
+    const kept = fx.log.size;
     await expect(fx.log.record({ operation: '', result: 'ok' })).rejects.toMatchObject({ code: 'ERR_AUDIT_INPUT' });
     await expect(fx.log.record({ operation: 'x', result: 'ok', aid: 'F0' })).rejects.toMatchObject({ code: 'ERR_AUDIT_INPUT' });
     await expect(fx.log.record({ operation: 'x', result: 'ok', keyNo: 300 })).rejects.toMatchObject({ code: 'ERR_AUDIT_INPUT' });
-    expect(fx.log.size).toBe(size);
+    expect(kept).toBe(size + 3);
+    expect(fx.log.size).toBe(kept);
     expect(fx.log.health().status).toBe('ok');
     await fx.log.close();
   });

@@ -70,7 +70,9 @@ const SECRET_NAME = /(secret|passw|passphrase|plaintext|private|privkey|sessionk
 const KEY_HEX = /^(?:[0-9a-fA-F]{16}|[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$/;
 /** The same for the entry's top-level identifiers: 16, 24 or 32 bytes. */
 const KEY_HEX_LONG = /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$/;
-const KEY_B64 = /^(?:[A-Za-z0-9+/]{22}==|[A-Za-z0-9+/]{43}=|[A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{43})$/;
+const KEY_B64 = /^(?:[A-Za-z0-9+/]{22}==|[A-Za-z0-9+/]{43}=)$/;
+/** Unpadded base64url of 16 or 32 bytes that looks random (upper, lower and digits mixed). */
+const KEY_B64URL = /^(?=[^]*[A-Z])(?=[^]*[a-z])(?=[^]*[0-9])(?:[A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{43})$/;
 const CARD_UID = /^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$/;
 const AID = /^[0-9A-Fa-f]{6}$/;
 
@@ -97,7 +99,7 @@ function checkDetails(v: unknown, path: string, depth: number): void {
     return;
   }
   if (typeof v === 'string') {
-    if (KEY_HEX.test(v) || KEY_B64.test(v)) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path} looks like key material (refused)`);
+    if (KEY_HEX.test(v) || KEY_B64.test(v) || KEY_B64URL.test(v)) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path} looks like key material (refused)`);
     return;
   }
   if (v instanceof Uint8Array || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
