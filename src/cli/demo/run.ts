@@ -19,6 +19,7 @@ import { InProcessTransport } from '../../transport/in-process.js';
 import type { CliIO } from '../io.js';
 import { DemoCms, type DemoRole, type EnrolledReader } from './cms.js';
 import { type FieldReader, TRANSIT, openFieldReader, transitRide } from './fleet.js';
+import { PcscStation, pcscUnavailable, vpcdSlot } from './pcsc.js';
 import type { ProgressSink } from './progress.js';
 
 export class DemoStepError extends Error {
@@ -37,7 +38,7 @@ export interface DemoOptions {
   cards: number;
   keep: boolean;
   pcsc: boolean;
-  /** Cards personalised at once by the station (default 3). */
+  /** Cards worked on at once (default 4). */
   concurrency?: number;
 }
 
@@ -69,10 +70,23 @@ function campusYaml(): string {
   return readFileSync(new URL('../../../examples/campus.yaml', import.meta.url), 'utf8');
 }
 
+/** Run `fn` over `items` with at most `n` in flight (cards are independent; the CMS and readers are concurrent). */
+async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+}
+
 const isCardRefusal = (e: unknown) => e instanceof CardStatusError && (e.status === 0xae || e.status === 0x9d);
 
 export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSink): Promise<DemoReport> {
   const steps: StepRecord[] = [];
+  const conc = opts.concurrency ?? 4;
   const dataDir = mkdtempSync(join(tmpdir(), 'desfire-cms-demo-'));
   const vaultPassphrase = randomBytes(24).toString('base64url');
   const readerPass = new Uint8Array(randomBytes(24));
@@ -172,6 +186,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
     await step(`issue ${opts.cards} virtual cards through station-1 (station jobs, sealed keys, tokens, receipts)`, opts.cards, async () => {
       const L = layout!;
       const picc = { keySettings: { ...L.picc.keySettings } as unknown as Record<string, boolean>, randomUid: L.picc.randomUid };
+      let via = '';
       const keyHashes = new Set<string>();
       const keyIds = new Set<string>();
       const stationCms = cms!.stationClient(readers['station-1']!);
@@ -187,14 +202,21 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
           }
         },
       });
+      let pcsc: PcscStation | undefined;
+      if (opts.pcsc) {
+        const slot = vpcdSlot(io.env);
+        const why = pcscUnavailable(slot.port);
+        check(!why, `--pcsc: ${why}`);
+        pcsc = await PcscStation.open(slot);
+        via = ` via PC/SC (pcsclite → pcscd → vpcd ${slot.host}:${slot.port}, reader '${slot.reader}')`;
+      }
       try {
-        let next = 0;
-        const worker = async () => {
-          while (next < opts.cards) {
-            next++;
+        // one card in the PC/SC reader at a time; in-process cards in parallel
+        await pool(Array.from({ length: opts.cards }, (_, i) => i), pcsc ? 1 : conc, async () => {
+          {
             const card = VirtualCard.create();
             const t = new InProcessTransport(card);
-            const p = await station.personalise(t, aids, picc);
+            const p = pcsc ? await pcsc.withCard(card, (pt) => station.personalise(pt, aids, picc)) : await station.personalise(t, aids, picc);
             const bad = p.runs.find((r) => !r.ok || !r.recorded);
             check(!bad && p.runs.length === aids.length + 1, `card ${p.uid}: a station job did not complete (${p.runs.map((r) => `${r.ok}/${r.recorded}`).join(' ')})`);
             const got = await cms!.op('GET', `/v1/cards/${p.uid}`);
@@ -205,24 +227,24 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
             counts.jobs += p.runs.length;
             progress.tick();
           }
-        };
-        await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 3, opts.cards)) }, worker));
+        });
       } finally {
         stationCms.agent.destroy();
+        await pcsc?.close();
       }
       counts.cards = cards.length;
       counts.apps = cards.length * aids.length;
       counts.keys = keyIds.size;
       check(keyIds.size === cards.length * keysPerCard, `${keyIds.size} card keys installed, expected ${cards.length * keysPerCard}`);
       check(keyHashes.size === keyIds.size, 'two card keys are equal: keys must be distinct per card, AID and key number');
-      return `${cards.length} cards active, ${counts.apps} applications, ${counts.keys} distinct card keys, ${counts.jobs} station jobs completed with signed receipts`;
+      return `${cards.length} cards active, ${counts.apps} applications, ${counts.keys} distinct card keys, ${counts.jobs} station jobs completed with signed receipts${via}`;
     });
 
     await step('badge office writes credentials, top-up kiosk credits purses (keys delivered sealed to each reader)', cards.length, async () => {
       const office = byId('office-1').agent;
       const kiosk = byId('kiosk-1').agent;
       const now = Math.floor(Date.now() / 1000);
-      for (const [i, c] of cards.entries()) {
+      await pool(cards, conc, async (c, i) => {
         const dc = new DesfireClient(c.t);
         await dc.selectApplication(parseInt(CAMPUS_TX.access.aid, 16));
         const k2 = await office.obtainKey(c.uid, CAMPUS_TX.access.aid, 2);
@@ -240,7 +262,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
         await dc.commitTransaction();
         kiosk.record({ cardUid: c.uid, aid: CAMPUS_TX.purse.aid, keyNo: 2, keyVersion: kc.version, op: 'purse-credit', result: 'ok:2000' });
         progress.tick();
-      }
+      });
       await office.sync();
       await kiosk.sync();
       return `${cards.length} credentials written, ${cards.length} purses credited 20.00`;
@@ -259,7 +281,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
     };
 
     await step("runtime transactions through each tenant's reader (access, purse debit, library loan, transit ride)", cards.length, async () => {
-      for (const [i, c] of cards.entries()) {
+      await pool(cards, conc, async (c, i) => {
         const [acc, pur, loan, ride] = await txOne(c, i);
         check(acc!.result === 'granted' && acc!.mode === 'online', `card ${c.uid}: access ${acc!.result}`);
         check(pur!.result === 'ok:250:1750', `card ${c.uid}: purse ${pur!.result}`);
@@ -270,7 +292,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
         counts.tx.loan++;
         counts.tx.transit++;
         progress.tick();
-      }
+      });
       for (const f of field) await f.agent.sync();
       const baton = await cms!.app.deps.domain!.db.selectFrom('reader_baton').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
       return `${cards.length * 4} transactions ok (online keys, EV2 sessions); ${Number(baton?.n ?? 0)} baton entries synced to the CMS`;
@@ -283,7 +305,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
         { id: 'desk-1', aid: CAMPUS_TX.library.aid, keyNo: 1, file: 1, read: (d: DesfireClient) => d.readRecords(1, 0, 1, { comm: 'plain', recordSize: 16 }) },
         { id: 'validator-1', aid: TRANSIT.aid, keyNo: 1, file: 1, read: (d: DesfireClient) => d.readData(1, 0, 32, { comm: 'plain' }) },
       ];
-      for (const [i, c] of cards.entries()) {
+      await pool(cards, conc, async (c, i) => {
         for (const [j, r] of RT.entries()) {
           const fr = byId(r.id);
           const other = RT[(j + 1 + (i % 3)) % RT.length]!;
@@ -313,7 +335,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
           counts.refusedCard++;
         }
         progress.tick();
-      }
+      });
       const events = cms!.events.events.filter((e) => e.op === 'key_delivery' && e.outcome === 'refused').length;
       check(events >= counts.refusedCms, `only ${events} refused deliveries audited for ${counts.refusedCms} refusals`);
       return `${counts.refusedCms} key requests refused by the CMS (403, audited), ${counts.refusedCard} card operations refused by the cards (0xAE/0x9D)`;
