@@ -8,7 +8,7 @@ import { VirtualCard, type CardImage } from '../../src/card/index.js';
 import { DesfireClient } from '../../src/core/client/index.js';
 import { fromHex, toHex } from '../../src/core/crypto/bytes.js';
 import type { Transport } from '../../src/core/transport.js';
-import { MemoryAuditSink } from '../../src/custody/audit.js';
+import { MemoryAuditSink, type AuditSink } from '../../src/custody/audit.js';
 import { EmbeddedVault } from '../../src/custody/embedded.js';
 import { MemoryVaultStore } from '../../src/custody/store.js';
 import type { CallerContext, KeyCustody } from '../../src/custody/types.js';
@@ -78,12 +78,12 @@ export interface Fixture {
 const aidLsb = (aid: string): Uint8Array => fromHex(aid).reverse();
 export const divInput = (uid: string): Uint8Array => Uint8Array.from([...fromHex(uid), ...aidLsb(AID)]);
 
-export async function makeFixture(n: number, opts: { policy?: Partial<ApprovalPolicy>; now?: () => number; file?: string } = {}): Promise<Fixture> {
+export async function makeFixture(n: number, opts: { policy?: Partial<ApprovalPolicy>; now?: () => number; file?: string; sink?: (h: DatabaseHandle) => Promise<AuditSink> } = {}): Promise<Fixture> {
   const dir = mkdtempSync(path.join(tmpdir(), 'desfire-rotation-'));
   const handle = await openDatabase({ kind: 'sqlite', file: opts.file ?? path.join(dir, 'cms.sqlite') });
   const vault = await EmbeddedVault.open(new MemoryVaultStore());
   await vault.init({ passphrase: 'correct horse battery staple', scrypt: { N: 2 ** 10, r: 8, p: 1 } });
-  const custody = vault.custody(new MemoryAuditSink());
+  const custody = vault.custody(opts.sink ? await opts.sink(handle) : new MemoryAuditSink());
   await custody.createKey(CTX, MASTER, { purpose: 'diversify', alg: 'aes128' });
   const audit = new MemoryRecorder();
   const approvals = new ApprovalService({ db: handle.db, audit, policy: { ...DEFAULT_APPROVAL_POLICY, ...opts.policy }, ...(opts.now ? { now: opts.now } : {}) });
