@@ -17,6 +17,8 @@ export interface StationAuditEvent {
   keyNo?: number;
   keyVersion?: number;
   code?: string;
+  /** The tenant authorisation an install/delete job runs under (src/cms/consent). */
+  authorisation?: string;
 }
 
 export interface StationAuditSink {

@@ -82,6 +82,9 @@ export class CardKeys {
 
   /** Create a key in custody on first use (KEKs, diversification masters). */
   async ensure(ctx: CallerContext, name: string, spec: { purpose: 'wrap' } | { purpose: 'diversify'; alg: CardKeyAlg }): Promise<number> {
+    // a KEK's version does not matter to the caller (custody wraps under its latest): once known
+    // to exist it is not asked again; a master's latest version is (it becomes the card key's)
+    if (spec.purpose === 'wrap' && this.ensured.has(name)) return 0;
     try {
       const k = await this.custody.getKey(ctx, name);
       this.ensured.add(name);
@@ -111,24 +114,26 @@ export class CardKeys {
    * (its audit sink may write to the same database).
    */
   async planInstall(ctx: CallerContext, app: Application, uid: string, jobId: string, now: number): Promise<{ keys: PlannedKey[]; blobs: BlobRow[] }> {
-    const keys: PlannedKey[] = [];
-    const blobs: BlobRow[] = [];
-    for (const k of app.definition.keys) {
-      const d = this.derivation(app, k.no);
-      if (d.method === 'diversified') {
-        const version = await this.ensure(ctx, masterKeyName(d.master), { purpose: 'diversify', alg: cardKeyAlg(app.keyType) });
-        if (version > 255) throw new JobError('ERR_JOB_UNSUPPORTED', `master of key ${k.no} of ${app.aid} is past version 255`);
-        keys.push({ keyNo: k.no, version, method: 'diversified' });
-      } else {
+    // in parallel: each custody call is audited, and concurrent events share one audit commit
+    const planned = await Promise.all(
+      app.definition.keys.map(async (k): Promise<{ key: PlannedKey; blob?: BlobRow }> => {
+        const d = this.derivation(app, k.no);
+        if (d.method === 'diversified') {
+          const version = await this.ensure(ctx, masterKeyName(d.master), { purpose: 'diversify', alg: cardKeyAlg(app.keyType) });
+          if (version > 255) throw new JobError('ERR_JOB_UNSUPPORTED', `master of key ${k.no} of ${app.aid} is past version 255`);
+          return { key: { keyNo: k.no, version, method: 'diversified' } };
+        }
         const kek = this.naming.tenantKek(app.tenantId);
         await this.ensure(ctx, kek, { purpose: 'wrap' });
         const version = 1;
         const w = await this.custody.generateKey(ctx, kek, cardKeyAlg(app.keyType), this.appBinding(app, uid, k.no, version));
-        blobs.push({ uid, aid: app.aid, key_no: k.no, key_version: version, kek, blob: w.blob, state: 'pending', job_id: jobId, created_at: now });
-        keys.push({ keyNo: k.no, version, method: 'random' });
-      }
-    }
-    return { keys, blobs };
+        return {
+          key: { keyNo: k.no, version, method: 'random' },
+          blob: { uid, aid: app.aid, key_no: k.no, key_version: version, kek, blob: w.blob, state: 'pending', job_id: jobId, created_at: now },
+        };
+      }),
+    );
+    return { keys: planned.map((p) => p.key), blobs: planned.flatMap((p) => (p.blob ? [p.blob] : [])) };
   }
 
   /** A new random CMK for `uid` (version 1): the row to store 'pending' for `jobId`. */

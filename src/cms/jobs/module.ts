@@ -21,7 +21,8 @@ import type { StationAuditSink } from './audit.js';
 import { LogStationAudit } from './audit.js';
 import { CardKeys } from './keys.js';
 import { RecipientCache } from './recipient.js';
-import { StationJobs } from './service.js';
+import { StationJobs, type StationJobsOptions } from './service.js';
+import { ServerTimings } from './timings.js';
 
 export interface StationServices {
   jobs: StationJobs;
@@ -29,6 +30,8 @@ export interface StationServices {
   remote: RemoteSessions;
   audit: StationAuditSink;
   tokens: OperationTokens;
+  /** Server-side time per station/delivery route. */
+  timings: ServerTimings;
 }
 
 const PROTECTOR_MASTER = 'cms-pki-protector';
@@ -77,6 +80,8 @@ export interface AttachOptions {
   audit?: StationAuditSink;
   jobTtlSeconds?: number;
   deliveryTtlSeconds?: number;
+  /** Tenant consent: install/delete jobs run only under an authorisation, e.g. `(q, w) => consent.requireAuthorisation(q, w)` (src/cms/consent). */
+  authorise?: StationJobsOptions['authorise'];
 }
 
 /** Build the services from a CMS's dependencies and add their routes to `deps.modules`. */
@@ -90,15 +95,16 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   const audit = opts.audit ?? new LogStationAudit(logger.child({ component: 'audit' }));
   const keys = new CardKeys(custody);
   const recipients = new RecipientCache(readers);
-  const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}) });
+  const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise } : {}) });
   const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
   const remote = new RemoteSessions({ jobs, custody, audit });
+  const timings = new ServerTimings();
   deps.modules = [
     ...(deps.modules ?? []),
-    { name: 'station', register: (app) => stationRoutes(jobs, delivery)(app) },
+    { name: 'station', register: (app) => stationRoutes(jobs, delivery, timings)(app) },
     { name: 'remote', register: (app) => remoteRoutes(remote)(app) },
   ];
-  return { jobs, delivery, remote, audit, tokens };
+  return { jobs, delivery, remote, audit, tokens, timings };
 }
 
 /** Convenience for a CmsApp (src/cms/app.ts). */

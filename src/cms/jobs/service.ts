@@ -36,9 +36,12 @@ export interface InstallPlan {
   cmkVersion: number;
   keys: PlannedKey[];
   files: number[];
+  /** The tenant authorisation it runs under (src/cms/consent). */
+  authorisation?: string;
 }
 export interface DeletePlan {
   cmkVersion: number;
+  authorisation?: string;
 }
 export type JobPlan = IssuePlan | InstallPlan | DeletePlan;
 
@@ -74,6 +77,8 @@ export interface StationJobsOptions {
   /** Job (and token, and sealed delivery) lifetime in seconds; default 120. */
   ttlSeconds?: number;
   now?: () => number;
+  /** Tenant consent (src/cms/consent ConsentService.requireAuthorisation): install/delete run only under an authorisation, named in the plan and the audit entries. */
+  authorise?: (q: { tenant: string; aid: string; operation: 'install' | 'delete'; cardUid: string; at: number }, who: { actor: string; correlationId?: string }) => Promise<string>;
 }
 
 const UID_RE = /^([0-9A-F]{2}){4,10}$/;
@@ -213,6 +218,7 @@ export class StationJobs {
       if (req.kind === 'delete' && !installed) throw new JobError('ERR_JOB_CARD_STATE', `application ${aid} is not on card ${uid}`);
     }
 
+    const authorisation = app && this.o.authorise ? await this.o.authorise({ tenant: app.tenantId, aid, operation: req.kind as 'install' | 'delete', cardUid: uid, at: this.now() }, { actor: ctx.actor, correlationId: ctx.correlationId }) : undefined;
     const now = this.now();
     const id = `job_${randomBytes(12).toString('base64url')}`;
     const token = await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
@@ -228,10 +234,10 @@ export class StationJobs {
       blobs = [cmk.blob];
     } else if (req.kind === 'install') {
       const k = await this.keys.planInstall(ctx, app!, uid, id, now);
-      plan = { cmkVersion: card!.piccKeyVersion, keys: k.keys, files: app!.definition.files.map((f) => f.no) };
+      plan = { cmkVersion: card!.piccKeyVersion, keys: k.keys, files: app!.definition.files.map((f) => f.no), ...(authorisation ? { authorisation } : {}) };
       blobs = k.blobs;
     } else {
-      plan = { cmkVersion: card!.piccKeyVersion };
+      plan = { cmkVersion: card!.piccKeyVersion, ...(authorisation ? { authorisation } : {}) };
     }
     const row = { id, kind: req.kind, reader_id: readerId, uid, aid, state: 'created', jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
     const job = await this.db.transaction().execute(async (tx) => {
@@ -243,7 +249,7 @@ export class StationJobs {
       await tx.insertInto('station_jobs').values(row).execute();
       return toJob(row);
     });
-    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid });
+    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}) });
     return { job, token: token.token };
   }
 
@@ -272,23 +278,24 @@ export class StationJobs {
       binding: source.binding,
       sealed: await this.o.custody.seal(ctx, source, recipient, { ttlSeconds }),
     });
-    const cmk = await seal(await this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion), 'aes');
+    // every key sealed at once: concurrent custody calls share one audit commit
+    const cmkP = this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion).then((s) => seal(s, 'aes'));
+    cmkP.catch(() => undefined);
     const common = { v: 1 as const, jobId: job.id, jti: job.jti, uid: job.uid, expiresAt: Math.floor(job.expiresAt / 1000) };
     let wire: StationJobWire;
     if (job.kind === 'issue') {
       const p = job.plan as IssuePlan;
-      wire = { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
+      wire = { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk: await cmkP, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
     } else if (job.kind === 'install') {
       const p = job.plan as InstallPlan;
       const app = await this.application(job.aid);
       const plan = applicationPlan(app.definition as LayoutApplication);
       const keyType = app.keyType === '3k3des' ? '3k3des' : 'aes';
-      const keys: JobKeyWire[] = [];
-      for (const k of p.keys) keys.push(await seal(await this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version), keyType));
+      const [cmk, ...keys] = await Promise.all([cmkP, ...p.keys.map(async (k) => seal(await this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version), keyType))]);
       wire = {
         ...common,
         kind: 'install',
-        cmk,
+        cmk: cmk!,
         application: {
           aid: app.aid,
           createApplication: Buffer.from(plan.createApplicationData).toString('hex'),
@@ -299,7 +306,7 @@ export class StationJobs {
         },
       };
     } else {
-      wire = { ...common, kind: 'delete', cmk, aid: job.aid };
+      wire = { ...common, kind: 'delete', cmk: await cmkP, aid: job.aid };
     }
     const r = await this.db.updateTable('station_jobs').set({ state: 'claimed', updated_at: this.now() }).where('id', '=', job.id).where('state', '=', 'created').executeTakeFirst();
     if ((r.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
@@ -333,7 +340,7 @@ export class StationJobs {
       if (ok) await this.apply(tx, job);
       return { ...job, state: state as JobState, outcome: JSON.parse(outcome) as unknown };
     });
-    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_receipt', outcome: ok ? 'ok' : 'failed', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
+    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_receipt', outcome: ok ? 'ok' : 'failed', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid, ...((job.plan as DeletePlan).authorisation ? { authorisation: (job.plan as DeletePlan).authorisation } : {}) });
     return { job: done, ok };
   }
 

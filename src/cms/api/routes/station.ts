@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyDelivery } from '../../delivery/service.js';
 import { JobError } from '../../jobs/errors.js';
 import type { JobRequest, StationJobs } from '../../jobs/service.js';
+import type { ServerTimings } from '../../jobs/timings.js';
 import { ANY_OPERATOR } from '../auth.js';
 import { callerContext } from '../context.js';
 import { ApiError, ERROR_RESPONSES } from '../errors.js';
@@ -95,8 +96,9 @@ const view = (j: Awaited<ReturnType<StationJobs['get']>>) => ({
   updatedAt: j.updatedAt,
 });
 
-export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery) {
+export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?: ServerTimings) {
   return async (app: FastifyInstance) => {
+    if (timings) app.addHook('onResponse', async (req, reply) => timings.record(`${req.method} ${req.routeOptions.url ?? '?'}`, reply.elapsedTime));
     app.post<{ Body: Static<typeof CreateBody> }>(
       '/station/jobs',
       {

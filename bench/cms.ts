@@ -1,0 +1,269 @@
+// CMS benchmarks (engineer H):
+//  1. issuance + installation of the campus layout (examples/campus.yaml: 4 applications) on N
+//     in-process virtual cards through the station client over HTTPS + mTLS (N = 1,000; --quick 30):
+//     cards/s, server-side ms per installed application (Fastify's elapsed time of every station
+//     route, issue job included, divided by the applications installed), and in the same run the
+//     card-side ms per application (the station executor driving the virtual card: host crypto +
+//     card emulation) as the baseline.
+//  2. online key delivery over HTTPS with mTLS: 50 concurrent readers (50 enrolled certificates,
+//     one keep-alive connection each) in a separate process, for a few seconds: requests/s, p50,
+//     p99 — on SQLite + memory sessions, and on PostgreSQL + Redis when both are reachable.
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:https';
+import { fileURLToPath } from 'node:url';
+import { VirtualCard } from '../src/card/virtual-card.js';
+import { type CmsClient, StationClient } from '../src/reader/station/client.js';
+import { InProcessTransport } from '../src/transport/in-process.js';
+import { parseLayout } from '../src/cms/layout/index.js';
+import { CAMPUS, CAMPUS_AIDS, type E2e, startE2e } from '../test/e2e/harness.js';
+import { type BenchOptions, type Figure, percentile } from './types.js';
+
+interface LoadJob {
+  port: number;
+  ca: string;
+  readers: { cert: string; key: string }[];
+  uids: string[];
+  aid: string;
+  keyNo: number;
+  durationMs: number;
+}
+interface LoadResult {
+  count: number;
+  errors: number;
+  elapsedMs: number;
+  p50: number;
+  p99: number;
+}
+
+// ---- the load generator (child process) ----------------------------------------------------------
+async function runLoad(job: LoadJob): Promise<LoadResult> {
+  const lat: number[] = [];
+  let errors = 0;
+  const post = (agent: Agent, uid: string) =>
+    new Promise<number>((resolve) => {
+      const body = JSON.stringify({ uid, aid: job.aid, keyNo: job.keyNo });
+      const req = request(
+        { host: '127.0.0.1', port: job.port, method: 'POST', path: '/v1/keys/deliver', agent, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', () => resolve(0));
+      req.end(body);
+    });
+  const agents = job.readers.map((r) => new Agent({ keepAlive: true, maxSockets: 1, ca: job.ca, cert: r.cert, key: r.key, servername: 'localhost' }));
+  // warm-up: one request per reader (TLS handshakes)
+  await Promise.all(agents.map((a, i) => post(a, job.uids[i % job.uids.length]!)));
+  const start = performance.now();
+  const end = start + job.durationMs;
+  let n = 0;
+  await Promise.all(
+    agents.map(async (a, i) => {
+      let k = i;
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        const status = await post(a, job.uids[k++ % job.uids.length]!);
+        lat.push(performance.now() - t0);
+        if (status !== 200) errors++;
+        n++;
+      }
+    }),
+  );
+  const elapsedMs = performance.now() - start;
+  for (const a of agents) a.destroy();
+  lat.sort((x, y) => x - y);
+  return { count: n, errors, elapsedMs, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}
+
+interface StationLoad {
+  port: number;
+  ca: string;
+  cert: string;
+  key: string;
+  cards: number;
+  stations: number;
+}
+interface StationLoadResult {
+  uids: string[];
+  wallMs: number;
+  cardMs: number;
+}
+
+/** K stations (one connection each) personalise `cards` virtual cards between them. */
+async function runStations(job: StationLoad): Promise<StationLoadResult> {
+  const { CmsClient } = await import('../src/reader/station/client.js');
+  const uids: string[] = [];
+  let cardMs = 0;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: job.stations }, async () => {
+      const cms = new CmsClient({ host: '127.0.0.1', port: job.port, ca: job.ca, cert: job.cert, key: job.key, maxSockets: 1 });
+      const station = new StationClient(cms, { readerId: 'station-1' });
+      while (next < job.cards) {
+        next++;
+        const p = await station.personalise(new InProcessTransport(VirtualCard.create()), CAMPUS_AIDS, PICC);
+        if (!p.runs.every((r) => r.recorded) || p.runs.length !== 5) throw new Error('card not personalised');
+        for (const r of p.runs) cardMs += r.cardMs;
+        uids.push(p.uid);
+      }
+      cms.close();
+    }),
+  );
+  return { uids, wallMs: performance.now() - t0, cardMs };
+}
+
+if (process.env.DCMS_BENCH_CMS_LOAD && process.send) {
+  process.once('message', (job: LoadJob | StationLoad) => {
+    const run = process.env.DCMS_BENCH_CMS_LOAD === 'stations' ? runStations(job as StationLoad) : runLoad(job as LoadJob);
+    void run.then(
+      (r) => {
+        process.send!(r);
+        process.exit(0);
+      },
+      (e: unknown) => {
+        process.stderr.write(`bench child: ${(e as Error).stack ?? String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  });
+}
+
+function inChild<T>(kind: 'load' | 'stations', job: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, DCMS_BENCH_CMS_LOAD: kind }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    child.once('message', (m) => resolve(m as T));
+    child.once('error', reject);
+    child.once('exit', (code) => (code ? reject(new Error(`bench child exited with ${code}`)) : undefined));
+    child.send(job as object);
+  });
+}
+const loadInChild = (job: LoadJob) => inChild<LoadResult>('load', job);
+
+// ---- the CMS side ---------------------------------------------------------------------------------
+const campus = parseLayout(CAMPUS, 'campus.yaml');
+const PICC = { keySettings: { ...campus.picc.keySettings }, randomUid: campus.picc.randomUid };
+
+async function setup(env: Record<string, string>): Promise<{ h: E2e; station: StationClient; cms: CmsClient }> {
+  const h = await startE2e(env, { limits: false });
+  const up = await h.op('POST', '/v1/layouts', CAMPUS, 'application/yaml');
+  if (up.status !== 201) throw new Error(`layout upload: ${up.status}`);
+  const cms = await h.reader('station-1', CAMPUS_AIDS.map((aid, i) => ({ aid, keyNo: 0, operations: i === 0 ? ['install', 'issue'] : ['install'] })));
+  return { h, station: new StationClient(cms, { readerId: 'station-1' }), cms };
+}
+
+async function personalise(h: E2e, station: StationClient, n: number): Promise<{ uids: string[]; wallMs: number; cardMs: number }> {
+  const uids: string[] = [];
+  let cardMs = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const t = new InProcessTransport(VirtualCard.create());
+    const p = await station.personalise(t, CAMPUS_AIDS, PICC);
+    if (!p.runs.every((r) => r.recorded) || p.runs.length !== 5) throw new Error(`card ${i} not personalised`);
+    for (const r of p.runs) cardMs += r.cardMs;
+    uids.push(p.uid);
+  }
+  const wallMs = performance.now() - t0;
+  for (const uid of uids) await h.cms.deps.domain!.cards.transition(uid, 'active');
+  return { uids, wallMs, cardMs };
+}
+
+async function deliveryFigures(tag: string, h: E2e, uids: string[], quick: boolean, target: { rps: number; p99: number }): Promise<Figure[]> {
+  const readers: { cert: string; key: string }[] = [];
+  for (let i = 0; i < 50; i++) {
+    const c: CmsClient = await h.reader(`door-${i}`, [{ aid: 'A1C001', keyNo: 1, operations: ['deliver'] }]);
+    readers.push({ cert: c.conn.cert, key: c.conn.key });
+  }
+  const r = await loadInChild({ port: h.server.port, ca: h.ca, readers, uids, aid: 'A1C001', keyNo: 1, durationMs: quick ? 2000 : 8000 });
+  if (r.errors > 0) throw new Error(`${r.errors} delivery requests failed`);
+  const rps = (r.count * 1000) / r.elapsedMs;
+  const note = `50 readers (mTLS, keep-alive), ${r.count} deliveries in ${(r.elapsedMs / 1000).toFixed(1)} s; load generator in its own process`;
+  return [
+    { name: `cms.delivery.${tag}.rps`, value: rps, unit: 'req/s', target: { op: '>=', value: target.rps }, note },
+    { name: `cms.delivery.${tag}.p50`, value: r.p50, unit: 'ms' },
+    { name: `cms.delivery.${tag}.p99`, value: r.p99, unit: 'ms', target: { op: '<=', value: target.p99 } },
+  ];
+}
+
+async function reachable(port: number): Promise<boolean> {
+  const { createConnection } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port });
+    s.setTimeout(1000, () => (s.destroy(), resolve(false)));
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function figures(opts: BenchOptions): Promise<Figure[]> {
+  const out: Figure[] = [];
+  const n = opts.quick ? 30 : 1000;
+  // 1. issuance + installation (SQLite, embedded vault, memory sessions); the stations run in a
+  //    child process, so this process's CPU time is the server's
+  const { h, cms } = await setup({});
+  let sqliteRps = 0;
+  try {
+    h.station.timings.reset();
+    const stations = 4;
+    const cpu0 = process.cpuUsage();
+    const p = await inChild<StationLoadResult>('stations', { port: h.server.port, ca: h.ca, cert: cms.conn.cert, key: cms.conn.key, cards: n, stations } satisfies StationLoad);
+    const cpu = process.cpuUsage(cpu0);
+    for (const uid of p.uids) await h.cms.deps.domain!.cards.transition(uid, 'active');
+    const apps = n * CAMPUS_AIDS.length;
+    const elapsed = Object.entries(h.station.timings.snapshot())
+      .filter(([route]) => route.includes('/station/jobs'))
+      .reduce((s, [, v]) => s + v.ms, 0);
+    const serverCpuPerApp = (cpu.user + cpu.system) / 1000 / apps;
+    const cardPerApp = p.cardMs / apps;
+    out.push(
+      { name: 'cms.issue_install.cards_per_s', value: (n * 1000) / p.wallMs, unit: 'cards/s', note: `${n} cards x (issue + ${CAMPUS_AIDS.length} applications), ${stations} stations in parallel (own process), HTTPS+mTLS` },
+      {
+        name: 'cms.issue_install.server_ms_per_app',
+        value: serverCpuPerApp,
+        unit: 'ms',
+        baseline: { name: 'card_ms_per_app', value: cardPerApp },
+        target: { op: '<=', value: 2 },
+        note: 'server CPU time (user+sys of the CMS process: HTTPS, routes, custody, audit log, SQLite) / applications installed, issue jobs included',
+      },
+      {
+        name: 'cms.issue_install.server_latency_ms_per_app',
+        value: elapsed / apps,
+        unit: 'ms',
+        note: 'sum of Fastify elapsed times of create+claim+receipt / applications: includes waiting for SQLite and audit commits (fsync) under concurrency',
+      },
+      { name: 'cms.issue_install.card_ms_per_app', value: cardPerApp, unit: 'ms', note: 'station executor on the in-process virtual card (host crypto + card emulation) per application, issue included, measured in the station process' },
+    );
+    const uidsForDelivery = p.uids;
+    const d = await deliveryFigures('sqlite', h, uidsForDelivery, opts.quick, { rps: 3000, p99: 20 });
+    sqliteRps = d[0]!.value;
+    out.push(...d);
+  } finally {
+    await h.close();
+  }
+  // 2. delivery on PostgreSQL + Redis
+  if ((await reachable(5432)) && (await reachable(6379))) {
+    const suffix = randomBytes(4).toString('hex');
+    const pg = await setup({
+      DESFIRE_CMS_STORAGE: 'postgres',
+      DESFIRE_CMS_POSTGRES_URL: process.env.DESFIRE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+      DESFIRE_CMS_POSTGRES_SCHEMA: `bench_${suffix}`,
+      DESFIRE_CMS_SESSIONS: 'redis',
+      DESFIRE_CMS_REDIS_URL: process.env.DESFIRE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+      DESFIRE_CMS_REDIS_KEY_PREFIX: `bench:${suffix}:`,
+    });
+    try {
+      const p = await personalise(pg.h, pg.station, opts.quick ? 10 : 50);
+      const d = await deliveryFigures('pg_redis', pg.h, p.uids, opts.quick, { rps: 0.7 * Math.max(sqliteRps, 1), p99: 20 });
+      d[0]!.baseline = { name: 'cms.delivery.sqlite.rps', value: sqliteRps };
+      d[0]!.note += '; target: within 30% of SQLite';
+      out.push(...d);
+    } finally {
+      await pg.h.close();
+    }
+  } else {
+    out.push({ name: 'cms.delivery.pg_redis.rps', value: NaN, unit: 'req/s', note: 'skipped: PostgreSQL or Redis not reachable on 127.0.0.1' });
+  }
+  return out;
+}
