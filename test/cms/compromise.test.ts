@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CompromiseService } from '../../src/cms/compromise/service.js';
 import type { AuditLog } from '../../src/cms/audit/log.js';
-import type { JWK } from '../../src/custody/sealed.js';
+import type { JWK } from 'jose';
 import { AID, CTX, MASTER, TENANT, divInput, makeFixture, type Fixture } from './rotation-fixture.js';
 import { openLog } from './audit-fixture.js';
 
