@@ -25,6 +25,7 @@ describe('desfire-cms demo', () => {
     expect(row('station jobs')).toMatch(/^25 completed/);
     expect(row('transactions')).toBe('5 access, 5 purse, 5 loan, 5 transit online; 10 offline');
     expect(row('refusals')).toBe('20 by the CMS (403), 40 by the cards, 5 offline past TTL');
+    expect(row('rotation')).toBe('access/A1C001/key 0: v1 -> v2, 5/5 cards, campaign completed');
     expect(Number(row('audit entries'))).toBeGreaterThan(100);
     expect(row('verification')).toBe('live OK, export OK');
     expect(row('result')).toBe('ok');

@@ -19,6 +19,7 @@ import { InProcessTransport } from '../../transport/in-process.js';
 import type { CliIO } from '../io.js';
 import { DemoCms, type DemoRole, type EnrolledReader } from './cms.js';
 import { type FieldReader, TRANSIT, openFieldReader, transitRide } from './fleet.js';
+import { rotateTenantKey } from './rotation.js';
 import { PcscStation, pcscUnavailable, vpcdSlot } from './pcsc.js';
 import type { ProgressSink } from './progress.js';
 
@@ -380,7 +381,25 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       return `${counts.tx.offline} offline access checks granted (t+0, t+9 min), ${counts.refusedOffline} refused at t+11 min (ERR_READER_OFFLINE_EXPIRED); online again after restart`;
     });
 
-    leftOut('rotate one tenant key with a campaign', 'rotation campaigns (engineer J, src/cms/rotation) are not wired into the CMS in this build');
+    await step('rotate the access tenant\'s application master key (A1C001 key 0) with a campaign', cards.length, async () => {
+      const k = { tenantId: TENANT_OF[CAMPUS_TX.access.aid]!, aid: CAMPUS_TX.access.aid, keyNo: 0 };
+      let last = 0;
+      const r = await rotateTenantKey(cms!, k, cards, (n) => {
+        progress.tick(n - last);
+        last = n;
+      });
+      const c = r.campaign;
+      counts.rotation = `${k.tenantId}/${k.aid}/key ${k.keyNo}: v${c.fromVersion} -> v${c.toVersion}, ${r.done}/${c.cardCount} cards, campaign ${c.state}`;
+      check(r.failed === 0 && r.done === cards.length, `campaign: ${r.done} done, ${r.failed} failed of ${cards.length}`);
+      check(c.state === 'completed', `campaign is ${c.state}, expected completed`);
+      check(r.cardVersions.every((v) => v === c.toVersion), `cards report key versions ${[...new Set(r.cardVersions)].join(',')}, expected ${c.toVersion}`);
+      const rows = await cms!.app.deps.domain!.db.selectFrom('card_keys').select('key_version').where('aid', '=', k.aid).where('key_no', '=', k.keyNo).execute();
+      check(rows.length === cards.length && rows.every((x) => Number(x.key_version) === c.toVersion), 'the CMS mapping of card key versions does not match the cards');
+      // the door readers' key (key 1) did not change: access checks still granted online
+      const after = await accessCheck(byId('door-1').agent, cards[0]!.t, { uid: cards[0]!.uid, zone: 1 });
+      check(after.result === 'granted', `access after the rotation: ${after.result}`);
+      return `approved by ${r.approvers} key managers, ${r.done} cards rotated v${c.fromVersion} -> v${c.toVersion} (verified by authentication), old version retired`;
+    });
     leftOut('declare a reader compromised: blast radius and proposed campaigns', 'compromise handling (engineer J, src/cms/compromise) is not in this build');
 
     await step('verify the audit log (live database, then an export)', 2, async () => {
