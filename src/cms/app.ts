@@ -33,6 +33,7 @@ import { aesGcmProtector } from './pki/keystore.js';
 import { type VerifiedReader, verifyReaderCertificate } from './pki/verify.js';
 import { CardRepository, ReaderRepository, SqlCaKeyStore, SqlEnrolmentCodeStore, SqlRevocationList, TenantRepository } from './domain/index.js';
 import { openSessionStore } from './session/index.js';
+import { attachStation } from './jobs/module.js';
 import { type DatabaseHandle, openDatabase, withTransaction } from './storage/index.js';
 
 export class StartupError extends Error {
@@ -288,6 +289,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       readers: readerAuthenticator(ca, revocations, domain.readers),
       modules: [batonModule({ db: db.db, readers: domain.readers }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log })],
     };
+    await attachStation({ deps, logger }); // station jobs, key delivery, remote mode (src/cms/jobs)
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };
     if (tls) app.tls = tls;
     if (bootstrapToken) app.bootstrapToken = bootstrapToken;

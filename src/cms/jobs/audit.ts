@@ -39,3 +39,59 @@ export class LogStationAudit implements StationAuditSink {
     this.log.info({ audit: event }, 'station event');
   }
 }
+
+/** Fan-out: every sink gets the event; the first failure rejects (after all were tried). */
+export class TeeStationAudit implements StationAuditSink {
+  readonly sinks: StationAuditSink[];
+  constructor(...sinks: StationAuditSink[]) {
+    this.sinks = sinks;
+  }
+  add(sink: StationAuditSink): void {
+    if (!this.sinks.includes(sink)) this.sinks.push(sink);
+  }
+  async append(event: StationAuditEvent): Promise<void> {
+    const r = await Promise.allSettled(this.sinks.map((s) => s.append(event)));
+    const failed = r.find((x) => x.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+}
+
+/** The part of the CMS audit log (src/cms/audit/log.ts) this module writes to. */
+export interface AuditRecorder {
+  record(input: {
+    time?: number;
+    actor?: string | null;
+    readerId?: string | null;
+    cardUid?: string | null;
+    aid?: string | null;
+    keyNo?: number | null;
+    keyVersion?: number | null;
+    operation: string;
+    result: string;
+    correlationId?: string | null;
+    details?: Record<string, string | number | boolean | null>;
+  }): Promise<unknown>;
+}
+
+/** Station events into the tamper-evident audit log: operation `station.<op>`, result ok/denied/failed. */
+export class AuditLogStationSink implements StationAuditSink {
+  constructor(private readonly log: AuditRecorder) {}
+  async append(e: StationAuditEvent): Promise<void> {
+    const details: Record<string, string> = {};
+    if (e.code) details.code = e.code;
+    if (e.jobId) details.jobId = e.jobId;
+    await this.log.record({
+      time: Date.parse(e.time),
+      actor: e.actor,
+      readerId: e.readerId ?? null,
+      cardUid: e.uid ?? null,
+      aid: e.aid && /^[0-9A-F]{6}$/.test(e.aid) ? e.aid : null,
+      keyNo: e.keyNo !== undefined && e.keyNo >= 0 && e.keyNo <= 13 ? e.keyNo : null,
+      keyVersion: e.keyVersion ?? null,
+      operation: `station.${e.op}`,
+      result: e.outcome === 'refused' ? 'denied' : e.outcome,
+      correlationId: e.correlationId,
+      details,
+    });
+  }
+}

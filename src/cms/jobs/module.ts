@@ -17,8 +17,7 @@ import { KeyDelivery } from '../delivery/service.js';
 import { SqlCaKeyStore } from '../domain/index.js';
 import { aesGcmProtector, type CaKeyStore, MemoryNonceStore, type NonceStore, OperationTokens } from '../pki/index.js';
 import { RemoteSessions } from '../remote/service.js';
-import type { StationAuditSink } from './audit.js';
-import { LogStationAudit } from './audit.js';
+import { AuditLogStationSink, type AuditRecorder, LogStationAudit, type StationAuditSink, TeeStationAudit } from './audit.js';
 import { CardKeys } from './keys.js';
 import { RecipientCache } from './recipient.js';
 import { StationJobs, type StationJobsOptions } from './service.js';
@@ -28,7 +27,8 @@ export interface StationServices {
   jobs: StationJobs;
   delivery: KeyDelivery;
   remote: RemoteSessions;
-  audit: StationAuditSink;
+  /** Every sink station events go to (the CMS audit log, or log lines without one); add more with add(). */
+  audit: TeeStationAudit;
   tokens: OperationTokens;
   /** Server-side time per station/delivery route. */
   timings: ServerTimings;
@@ -92,7 +92,9 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   const tokens = await OperationTokens.openOrCreate(new PrefixedKeyStore(new SqlCaKeyStore(db), 'station-'), aesGcmProtector(await protectorKey(custody)));
   const rl = deps.rateLimiter as unknown as Partial<NonceStore>;
   const nonces: NonceStore = typeof rl.consumeOnce === 'function' ? (rl as NonceStore) : new MemoryNonceStore();
-  const audit = opts.audit ?? new LogStationAudit(logger.child({ component: 'audit' }));
+  const recorder = (deps as { audit?: AuditRecorder }).audit;
+  const audit = new TeeStationAudit(recorder ? new AuditLogStationSink(recorder) : new LogStationAudit(logger.child({ component: 'audit' })));
+  if (opts.audit) audit.add(opts.audit);
   const keys = new CardKeys(custody);
   const recipients = new RecipientCache(readers);
   const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise } : {}) });
@@ -107,7 +109,20 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   return { jobs, delivery, remote, audit, tokens, timings };
 }
 
-/** Convenience for a CmsApp (src/cms/app.ts). */
+const attached = new WeakMap<ApiDeps, Promise<StationServices>>();
+
+/**
+ * For the composition root (src/cms/app.ts) and tests: builds the services once per `deps`;
+ * a second call returns the same services (adding `opts.audit` as one more audit sink).
+ */
 export async function attachStation(cms: { deps: ApiDeps; logger: Logger }, opts: AttachOptions = {}): Promise<StationServices> {
-  return buildStation(cms.deps, cms.logger, opts);
+  let p = attached.get(cms.deps);
+  if (!p) {
+    p = buildStation(cms.deps, cms.logger, opts);
+    attached.set(cms.deps, p);
+    return p;
+  }
+  const s = await p;
+  if (opts.audit) s.audit.add(opts.audit);
+  return s;
 }
