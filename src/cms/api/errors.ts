@@ -87,6 +87,8 @@ const EXPLICIT_STATUS: Record<string, number> = {
   ERR_AUDIT_INPUT: 400,
   ERR_AUDIT_KEY_MATERIAL: 400,
   ERR_AUDIT_BACKPRESSURE: 503,
+  ERR_AUDIT_CLOSED: 503,
+  ERR_AUDIT_SIGNER: 503,
 };
 
 export function domainStatus(code: string): number | undefined {
