@@ -47,6 +47,8 @@ export interface StepRecord {
   title: string;
   status: 'ok' | 'failed' | 'left out';
   detail: string;
+  /** Wall time of the step. */
+  ms: number;
 }
 
 export interface DemoReport {
@@ -115,16 +117,17 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
   const step = async (title: string, total: number, fn: () => Promise<string>): Promise<boolean> => {
     if (failed) return false;
     progress.begin(title, total);
+    const t0 = performance.now();
     try {
       const detail = await fn();
       progress.end(true, detail);
-      steps.push({ title, status: 'ok', detail });
+      steps.push({ title, status: 'ok', detail, ms: performance.now() - t0 });
       return true;
     } catch (e) {
       const err = e as { code?: string; message?: string };
       const detail = `${err.code && err.code !== 'ERR_DEMO_STEP' ? `${err.code}: ` : ''}${err.message ?? String(e)}`;
       progress.end(false, detail);
-      steps.push({ title, status: 'failed', detail });
+      steps.push({ title, status: 'failed', detail, ms: performance.now() - t0 });
       failed = true;
       return false;
     }
@@ -132,7 +135,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
   const leftOut = (title: string, why: string) => {
     if (failed) return;
     progress.note(`left out: ${title} — ${why}`);
-    steps.push({ title, status: 'left out', detail: why });
+    steps.push({ title, status: 'left out', detail: why, ms: 0 });
   };
 
   let layout: Layout | undefined;
