@@ -17,7 +17,7 @@ import type { Kysely } from 'kysely';
 import { BatonError, BatonService, MAX_BATCH } from '../../baton/service.js';
 import type { ReaderRepository } from '../../domain/index.js';
 import type { Database } from '../../storage/index.js';
-import { ANY_OPERATOR, actorOf } from '../auth.js';
+import { ANY_OPERATOR, actorOf, tenantScope } from '../auth.js';
 import { ApiError, ERROR_RESPONSES, notFound } from '../errors.js';
 import type { ApiModule } from '../ports.js';
 
@@ -127,6 +127,9 @@ export function batonModule(d: BatonRouteDeps): ApiModule {
         },
         async (req) => {
           if (!(await d.readers.get(req.params.id))) throw notFound('reader');
+          // a tenant-scoped operator sees the baton of readers holding a role of its tenants only
+          const scope = tenantScope(req);
+          if (scope !== '*' && !(await d.readers.roles(req.params.id)).some((r) => scope.includes(r.tenantId))) throw notFound('reader');
           return { entries: await svc.entries(req.params.id, { ...(req.query.after !== undefined ? { after: req.query.after } : {}), ...(req.query.limit !== undefined ? { limit: req.query.limit } : {}) }) };
         },
       );
