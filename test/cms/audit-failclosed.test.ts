@@ -38,6 +38,7 @@ class FlakyStore implements AuditStore {
   saveCheckpoint = (c: Parameters<AuditStore['saveCheckpoint']>[0]) => this.inner.saveCheckpoint(c);
   checkpoints = () => this.inner.checkpoints();
   latestCheckpoint = () => this.inner.latestCheckpoint();
+  checkpointAt = (n: number) => this.inner.checkpointAt(n);
   pruneBodies = (b: number, o: number) => this.inner.pruneBodies(b, o);
   prunedBefore = () => this.inner.prunedBefore();
   saveAlert = (a: Parameters<AuditStore['saveAlert']>[0]) => this.inner.saveAlert(a);

@@ -238,7 +238,7 @@ export class AuditLog implements AuditSink {
       const sig = await this.o.signer.sign(utf8.encode(body));
       const note = signedNote(body, this.o.signer.name, this.o.signer.keyHash, sig);
       await this.o.store.saveCheckpoint({ size, root: cp.root, note, createdAt: this.now() });
-      const saved = (await this.o.store.checkpoints()).find((c) => c.size === size)!;
+      const saved = (await this.o.store.checkpointAt(size))!;
       return (this.lastCheckpoint = saved);
     });
   }

@@ -40,6 +40,7 @@ export interface AuditStore {
   saveCheckpoint(cp: StoredCheckpoint): Promise<void>;
   checkpoints(): Promise<StoredCheckpoint[]>;
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  checkpointAt(size: number): Promise<StoredCheckpoint | undefined>;
   /**
    * Delete entry bodies with idx < beforeIndex and time < olderThan; leaf hashes stay. Records
    * the retention watermark (a missing body at or above it is a deletion, not retention).
@@ -197,6 +198,11 @@ export class SqlAuditStore implements AuditStore {
 
   async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
     const r = await this.h.db.selectFrom('audit_checkpoints').selectAll().orderBy('tree_size', 'desc').limit(1).executeTakeFirst();
+    return r && { size: Number(r.tree_size), root: new Uint8Array(r.root_hash), note: r.note, createdAt: Number(r.created_at) };
+  }
+
+  async checkpointAt(size: number): Promise<StoredCheckpoint | undefined> {
+    const r = await this.h.db.selectFrom('audit_checkpoints').selectAll().where('tree_size', '=', size).executeTakeFirst();
     return r && { size: Number(r.tree_size), root: new Uint8Array(r.root_hash), note: r.note, createdAt: Number(r.created_at) };
   }
 
