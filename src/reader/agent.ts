@@ -49,7 +49,7 @@ export interface AgentOptions {
   keys: OnlineKeySource;
   /** Baton sync / denylist channel; absent = never syncs (tests of the offline path only). */
   cms?: CmsClient;
-  /** Offline TTL (5..15 minutes, default 10). */
+  /** Offline TTL (5..15 minutes, default 10). Only roles with the 'offline' operation are cached. */
   offlineTtlMs?: number;
   /** Delay before a background baton sync after an operation (default 200 ms; operations within it share one upload). */
   syncDelayMs?: number;
@@ -177,7 +177,8 @@ export class ReaderAgent {
     if (b.tenant !== role.tenantId || b.aid.toUpperCase() !== A || b.uid.toUpperCase() !== U || b.keyNo !== keyNo)
       throw new ReaderError('ERR_READER_CMS', 'the CMS delivered a key for another card, AID or key number');
     const key = await this.o.unsealer.unseal(d.sealed, b);
-    this.cache.put({ tenant: role.tenantId, aid: A, uid: U, keyNo }, b.version, d.keyType, key);
+    // only roles granted 'offline' keep a copy for offline use
+    if (role.operations.includes('offline')) this.cache.put({ tenant: role.tenantId, aid: A, uid: U, keyNo }, b.version, d.keyType, key);
     return { key, version: b.version, keyType: d.keyType, mode: 'online', tenant: role.tenantId };
   }
 
@@ -192,6 +193,7 @@ export class ReaderAgent {
           : `the CMS has not been reached since start: no offline keys (${why})`,
       );
     }
+    if (!role.operations.includes('offline')) throw new ReaderError('ERR_READER_OFFLINE_NO_KEY', `offline, and the role for AID ${aid} key ${keyNo} does not allow offline use (${why})`);
     const c = this.cache.get({ tenant: role.tenantId, aid, uid, keyNo });
     return { key: c.key, version: c.version, keyType: c.keyType, mode: 'offline', tenant: role.tenantId };
   }

@@ -101,6 +101,16 @@ describe('reader agent runtime (virtual cards)', () => {
     return expect(accessCheck(agent, cards[0]!.transport)).rejects.toMatchObject({ code: 'ERR_READER_OFFLINE_EXPIRED', message: expect.stringMatching(/not been reached since start/) });
   });
 
+  it("offline use needs the role's 'offline' operation: without it nothing is cached and offline is refused", async () => {
+    const { agent, src } = setup();
+    agent.setRoles(CAMPUS_ROLES.map((r) => ({ ...r, operations: ['deliver'] })));
+    expect((await accessCheck(agent, cards[0]!.transport)).mode).toBe('online');
+    expect(agent.cache.size).toBe(0);
+    src.down = true;
+    await expect(accessCheck(agent, cards[0]!.transport)).rejects.toMatchObject({ code: 'ERR_READER_OFFLINE_NO_KEY', message: expect.stringMatching(/does not allow offline use/) });
+    agent.close();
+  });
+
   it('roles: a key outside the reader roles is refused before the card is used', async () => {
     const { agent } = setup();
     agent.setRoles(CAMPUS_ROLES.filter((r) => r.aid !== 'CAFE01'));
