@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   audit: () => import('./commands/audit.js'),
   reader: () => import('./commands/reader.js'),
   demo: () => import('./commands/demo.js'),
+  consent: () => import('./commands/consent.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {
