@@ -24,8 +24,9 @@ describe('desfire-cms demo', () => {
     expect(row('keys')).toMatch(/^60 distinct card keys/);
     expect(row('station jobs')).toMatch(/^25 completed/);
     expect(row('transactions')).toBe('5 access, 5 purse, 5 loan, 5 transit online; 10 offline');
-    expect(row('refusals')).toBe('20 by the CMS (403), 40 by the cards, 5 offline past TTL');
+    expect(row('refusals')).toBe('20 by the CMS (403), 40 by the cards, 5 offline past TTL, 1 revoked reader');
     expect(row('rotation')).toBe('access/A1C001/key 0: v1 -> v2, 5/5 cards, campaign completed');
+    expect(row('compromise')).toMatch(/^till-1 revoked; blast radius cafeteria\/CAFE01\/key 1 v1 on 5 cards \(\d+ deliveries\); 1 campaign proposed \(awaiting approval\)$/);
     expect(Number(row('audit entries'))).toBeGreaterThan(100);
     expect(row('verification')).toBe('live OK, export OK');
     expect(row('result')).toBe('ok');

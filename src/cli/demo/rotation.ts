@@ -51,11 +51,12 @@ export async function rotateTenantKey(
     { ...k, fromVersion: Number(from.key_version), target: { kind: 'all' }, batchSize: 25, graceMs: 7 * 24 * 3600 * 1000, requireApproval: true, reason: 'demo: scheduled yearly rotation' },
     'operator:alice',
   );
-  // two key managers approve (the requester cannot)
+  // M distinct approvers holding the policy's role approve (the requester cannot)
   let approvers = 0;
   if (c.state === 'awaiting_approval') {
-    for (const id of ['operator:bob', 'operator:carol']) {
-      await approvals.vote(c.approvalId!, { id, roles: ['key-manager'] }, 'approve');
+    const p = approvals.policy.kinds.rotation_campaign;
+    for (let i = 0; i < p.required; i++) {
+      await approvals.vote(c.approvalId!, { id: `operator:approver-${i + 1}`, roles: [p.role] }, 'approve');
       approvers++;
     }
   }

@@ -19,6 +19,7 @@ import { InProcessTransport } from '../../transport/in-process.js';
 import type { CliIO } from '../io.js';
 import { DemoCms, type DemoRole, type EnrolledReader } from './cms.js';
 import { type FieldReader, TRANSIT, openFieldReader, transitRide } from './fleet.js';
+import { declareReaderCompromised } from './compromise.js';
 import { rotateTenantKey } from './rotation.js';
 import { PcscStation, pcscUnavailable, vpcdSlot } from './pcsc.js';
 import type { ProgressSink } from './progress.js';
@@ -103,8 +104,9 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
     refusedCms: 0,
     refusedCard: 0,
     refusedOffline: 0,
-    rotation: 'left out',
-    compromise: 'left out',
+    refusedRevoked: 0,
+    rotation: 'not run',
+    compromise: 'not run',
     auditEntries: 0,
     auditLive: 'not run',
     auditExport: 'not run',
@@ -132,12 +134,6 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       return false;
     }
   };
-  const leftOut = (title: string, why: string) => {
-    if (failed) return;
-    progress.note(`left out: ${title} — ${why}`);
-    steps.push({ title, status: 'left out', detail: why, ms: 0 });
-  };
-
   let layout: Layout | undefined;
   const readers: Record<string, EnrolledReader> = {};
   const byId = (id: string) => field.find((f) => f.id === id)!;
@@ -401,9 +397,31 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       // the door readers' key (key 1) did not change: access checks still granted online
       const after = await accessCheck(byId('door-1').agent, cards[0]!.t, { uid: cards[0]!.uid, zone: 1 });
       check(after.result === 'granted', `access after the rotation: ${after.result}`);
-      return `approved by ${r.approvers} key managers, ${r.done} cards rotated v${c.fromVersion} -> v${c.toVersion} (verified by authentication), old version retired`;
+      return `approved by ${r.approvers} approvers (M-of-N), ${r.done} cards rotated v${c.fromVersion} -> v${c.toVersion} (verified by authentication), old version retired`;
     });
-    leftOut('declare a reader compromised: blast radius and proposed campaigns', 'compromise handling (engineer J, src/cms/compromise) is not in this build');
+    await step('declare till-1 compromised: revoked, blast radius from the audit log, campaigns proposed', 0, async () => {
+      const till = byId('till-1');
+      const { report, states } = await declareReaderCompromised(cms!, 'till-1');
+      check(report.revoked, 'till-1 was not revoked');
+      const purse = report.keys.filter((k) => k.aid === CAMPUS_TX.purse.aid && k.keyNo === 1);
+      check(report.keys.length > 0 && report.keys.every((k) => k.aid === CAMPUS_TX.purse.aid && k.keyNo === 1), `blast radius names keys outside till-1's role: ${report.keys.map((k) => `${k.aid}/${k.keyNo}`).join(', ')}`);
+      const uids = new Set(purse.flatMap((k) => k.uids));
+      check(uids.size === cards.length && cards.every((c) => uids.has(c.uid)), `blast radius covers ${uids.size} cards, expected the ${cards.length} the till served`);
+      const proposed = report.campaigns.filter((c) => c.campaignId);
+      check(proposed.length === 1 && proposed[0]!.cards === cards.length, `proposed campaigns: ${JSON.stringify(report.campaigns)}`);
+      check(states.every((s) => s === 'awaiting_approval'), `proposed campaigns are ${states.join(',')}, expected awaiting_approval`);
+      // the till learns it on its next contact: refused, offline cache wiped, agent stopped
+      const e = await purseDebit(till.agent, cards[0]!.t, 100, { uid: cards[0]!.uid }).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      check(e instanceof ReaderError && (e.code === 'ERR_READER_REVOKED' || e.code === 'ERR_READER_STOPPED'), `revoked till-1 still debits (${(e as { code?: string })?.code ?? 'success'})`);
+      check(till.agent.cache.size === 0, 'the revoked reader kept offline keys');
+      counts.refusedRevoked++;
+      const deliveries = purse.reduce((n, k) => n + k.deliveries, 0);
+      counts.compromise = `till-1 revoked; blast radius ${purse.map((k) => `${k.tenant}/${k.aid}/key ${k.keyNo} v${k.version}`).join(', ')} on ${uids.size} cards (${deliveries} deliveries); ${proposed.length} campaign proposed (awaiting approval)`;
+      return `${counts.compromise}; the till's next debit refused (${(e as ReaderError).code}), its offline cache wiped`;
+    });
 
     await step('verify the audit log (live database, then an export)', 2, async () => {
       const { main } = await import('../main.js');
@@ -446,7 +464,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
     ['readers', `${counts.readers} enrolled (mTLS)`],
     ['station jobs', `${counts.jobs} completed with signed receipts`],
     ['transactions', `${counts.tx.access} access, ${counts.tx.purse} purse, ${counts.tx.loan} loan, ${counts.tx.transit} transit online; ${counts.tx.offline} offline`],
-    ['refusals', `${counts.refusedCms} by the CMS (403), ${counts.refusedCard} by the cards, ${counts.refusedOffline} offline past TTL`],
+    ['refusals', `${counts.refusedCms} by the CMS (403), ${counts.refusedCard} by the cards, ${counts.refusedOffline} offline past TTL, ${counts.refusedRevoked} revoked reader`],
     ['rotation', counts.rotation],
     ['compromise', counts.compromise],
     ['audit entries', String(counts.auditEntries)],
