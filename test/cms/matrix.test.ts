@@ -102,6 +102,27 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'POST /v1/keys/deliver': own(READERS),
   'POST /v1/remote/sessions': own(READERS),
   'POST /v1/remote/sessions/:id/step': all(READERS),
+  // key rotation, approvals, KEK rewrap, compromise (engineer J): the issuer acts; auditors read
+  // metadata (versions, campaigns, approvals, runs) — never key material
+  'GET /v1/key-versions/:tenant/:aid/:keyNo': all(['issuer', 'auditorA']),
+  'GET /v1/rotation/campaigns': all(['issuer', 'auditorA']),
+  'POST /v1/rotation/campaigns': all(['issuer']),
+  'GET /v1/rotation/campaigns/:id': all(['issuer', 'auditorA']),
+  'POST /v1/rotation/campaigns/:id/:action': all(['issuer']),
+  'GET /v1/approvals': all(['issuer', 'auditorA']),
+  'GET /v1/approvals/:id': all(['issuer', 'auditorA']),
+  'POST /v1/approvals': all(['issuer']),
+  'POST /v1/approvals/:id/approve': all(['issuer']),
+  'POST /v1/approvals/:id/reject': all(['issuer']),
+  'GET /v1/kek/:name/census': all(['issuer', 'auditorA']),
+  'POST /v1/kek/:name/rotation-requests': all(['issuer']),
+  'POST /v1/kek/:name/rotate': all(['issuer']),
+  'GET /v1/kek/runs': all(['issuer', 'auditorA']),
+  'GET /v1/kek/runs/:id': all(['issuer', 'auditorA']),
+  'POST /v1/kek/runs/:id/resume': all(['issuer']),
+  'GET /v1/compromise/readers/:id/keys': all(['issuer', 'auditorA']),
+  'POST /v1/compromise/readers/:id': all(['issuer']),
+  'POST /v1/compromise/cards/:uid': all(['issuer']),
 };
 
 const TEN = { A: { tenant: 'access', aid: 'A1C001', uid: '04A1A1A1A1A1A1' }, B: { tenant: 'cafeteria', aid: 'CAFE01', uid: '04B2B2B2B2B2B2' } };
@@ -132,7 +153,10 @@ function fill(path: string, t: Tn): string {
   const seg = (name: string): string => {
     if (name === 'tenant') return TEN[t].tenant;
     if (name === 'aid') return TEN[t].aid;
-    if (name === 'uid') return path.includes('/denylist/') ? f.spareUid! : TEN[t].uid;
+    if (name === 'uid') return path.includes('/denylist/') || path.startsWith('/v1/compromise/') ? f.spareUid! : TEN[t].uid;
+    if (name === 'keyNo') return '1';
+    if (name === 'action') return 'pause';
+    if (path.startsWith('/v1/compromise/readers/')) return 'matrix-no-such-reader';
     if (name === 'name') return 'matrix-no-such-key';
     if (path.startsWith('/v1/tenants/')) return TEN[t].tenant;
     if (path.startsWith('/v1/tokens/')) return 'tok_matrixnosuchtoken';
@@ -264,7 +288,7 @@ describe('role × operation × tenant matrix (HTTPS, every route of the route ta
     expect(routes.length).toBeGreaterThan(40);
     const keys = routes.map(([m, p]) => `${m} ${p}`);
     // the table names only routes that exist, or that another module mounts when present (station/remote)
-    const optional = /^(POST|GET) \/v1\/(station|jobs|keys|remote)/;
+    const optional = /^(POST|GET) \/v1\/(station|jobs|keys|remote|key-versions|rotation|approvals|kek|compromise)/;
     for (const k of Object.keys(GRANTS)) if (!optional.test(k)) expect(keys, `GRANTS names '${k}' but the route table has no such route`).toContain(k);
     const auditFrom = h.cms.deps.audit!.size;
     const cells: Cell[] = [];
