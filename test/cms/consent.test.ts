@@ -213,6 +213,17 @@ describe.each(backends)('consent service on %s', (_name, make, ok) => {
     expect((await svc.authorisations({ tenant: 'access', activeAt: now })).map((a) => a.id)).not.toContain(pol.id);
   });
 
+  it.skipIf(!ok)('many cards at once (a rotation campaign): every card covered, or refused naming the uncovered ones', async () => {
+    const b = await svc.grant(admin, { tenant: 'access', aid: 'A1C001', operation: 'rotate', cards: [UID], ttlSeconds: 3600 });
+    const m = await svc.requireAuthorisationForCards({ tenant: 'access', aid: 'A1C001', operation: 'rotate', at: now, cards: [{ uid: UID }] });
+    expect(m.get(UID)).toBe(b.id);
+    expect(audit.at(-1)).toMatchObject({ operation: 'consent.check', result: 'ok' });
+    const p = svc.requireAuthorisationForCards({ tenant: 'access', aid: 'A1C001', operation: 'rotate', at: now, cards: [{ uid: UID }, { uid: '04FFFFFFFFFFFF' }] });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_CONSENT_DENIED', details: { uncovered: ['04FFFFFFFFFFFF'], count: 1 } });
+    expect(audit.at(-1)).toMatchObject({ operation: 'consent.check', result: 'denied' });
+    await expect(svc.requireAuthorisationForCards({ tenant: 'cafeteria', aid: 'A1C001', operation: 'rotate', at: now, cards: [{ uid: UID }] })).rejects.toMatchObject({ code: 'ERR_CONSENT_DENIED' });
+  });
+
   it.skipIf(!ok)('requests: the issuer asks, the tenant grants (authorisation names the request) or refuses; decided once', async () => {
     const issuer = { actor: 'operator:tok_issuer' };
     const r1 = await svc.request(issuer, { tenant: 'library', aid: '11B001', operation: 'install', cards: [UID], ttlSeconds: 600, reason: 'new student card' });

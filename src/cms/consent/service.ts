@@ -341,6 +341,39 @@ export class ConsentService {
     return chosen!.id;
   }
 
+  /**
+   * The policy check for many cards at once (a rotation campaign's target): one query, one audit
+   * entry. uid → the authorisation id covering it; ERR_CONSENT_DENIED (details.uncovered: up to 20
+   * UIDs, details.count) when any card is not covered — then nothing may start.
+   */
+  async requireAuthorisationForCards(
+    q: { tenant: string; aid: string; operation: ConsentOperation; at: number; cards: { uid: string; profile?: string }[] },
+    who: ConsentActor = { actor: 'system' },
+  ): Promise<Map<string, string>> {
+    const aid = checkAid(q.aid);
+    checkOperation(q.operation);
+    const owner = await this.applicationTenant(aid);
+    const candidates = owner === q.tenant ? (await this.db.selectFrom('consent_authorisations').selectAll().where('tenant_id', '=', q.tenant).where('aid', '=', aid).where('operation', '=', q.operation).execute()).map(toAuth) : [];
+    const out = new Map<string, string>();
+    const uncovered: string[] = [];
+    for (const c of q.cards) {
+      const uid = checkUid(c.uid);
+      const a = decide(candidates, { tenant: q.tenant, aid, operation: q.operation, cardUid: uid, at: q.at, ...(c.profile !== undefined ? { cardProfile: c.profile } : {}) });
+      if (a) out.set(uid, a.id);
+      else uncovered.push(uid);
+    }
+    const base = { operation: 'consent.check', tenant: q.tenant, aid };
+    if (uncovered.length) {
+      await this.audit(who, { ...base, result: 'denied', details: { code: 'ERR_CONSENT_DENIED', op: q.operation, cards: q.cards.length, uncovered: uncovered.length } });
+      throw new ConsentError('ERR_CONSENT_DENIED', `${uncovered.length} of ${q.cards.length} cards have no valid ${q.operation} authorisation of tenant '${q.tenant}' for application ${aid}`, {
+        uncovered: uncovered.slice(0, 20),
+        count: uncovered.length,
+      });
+    }
+    await this.audit(who, { ...base, result: 'ok', details: { op: q.operation, cards: q.cards.length, authorisations: [...new Set(out.values())].sort() } });
+    return out;
+  }
+
   // ---- requests ----------------------------------------------------------------------------
 
   /** The issuer asks a tenant for an authorisation. */
