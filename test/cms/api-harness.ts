@@ -80,7 +80,7 @@ export async function startHarness(extra: Partial<ApiDeps> = {}, health: HealthC
 }
 
 // ---- the whole CMS (composition root) over real HTTPS --------------------------------------------
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,6 +179,7 @@ export async function startCms(env: Record<string, string> = {}): Promise<CmsHar
       agent.destroy();
       await server.close();
       await cms.close();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
