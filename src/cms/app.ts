@@ -61,6 +61,11 @@ export interface CmsApp {
 export interface BuildAppOptions {
   /** Log destination (default stdout). */
   logDestination?: NodeJS.WritableStream;
+  /**
+   * Tenant consent (src/cms/consent): station install/delete jobs run only under a tenant's
+   * authorisation, named in the job and its audit entries. `desfire-cms server` turns it on.
+   */
+  enforceConsent?: boolean;
 }
 
 const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-server', purpose, correlationId: `startup-${process.pid}` });
@@ -289,7 +294,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       readers: readerAuthenticator(ca, revocations, domain.readers),
       modules: [batonModule({ db: db.db, readers: domain.readers }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log })],
     };
-    await attachStation({ deps, logger }); // station jobs, key delivery, remote mode (src/cms/jobs)
+    await attachStation({ deps, logger }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };
     if (tls) app.tls = tls;
     if (bootstrapToken) app.bootstrapToken = bootstrapToken;

@@ -1,0 +1,152 @@
+// Consent enforced on station jobs (the composition root with enforceConsent, as `desfire-cms server`
+// runs it) over HTTPS with an mTLS station: no install/delete job without the tenant's
+// authorisation (403 ERR_CONSENT_DENIED, audited); with one, the job's plan and its audit entries
+// name it; a cardholder's withdrawal lets the station delete the application at the next
+// presentation (the station sees the pending deletion).
+import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import * as x509 from '@peculiar/x509';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/cms/api/server.js';
+import { type CmsApp, buildCmsApp } from '../../src/cms/app.js';
+import { loadConfig, resolveSecrets } from '../../src/cms/config/index.js';
+import type { CallOptions, HttpsResult } from './api-harness.js';
+
+let cms: CmsApp;
+let server: RunningServer;
+let agent: HttpsAgent;
+let admin: string;
+let accessAdmin: string;
+let station: { cert: string; key: string };
+const UID = '04E5E5E5E5E5E5';
+const UID2 = '04E6E6E6E6E6E6';
+
+function call(method: string, path: string, o: CallOptions = {}): Promise<HttpsResult> {
+  const headers: Record<string, string> = {};
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
+  if (payload !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) });
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port: server.port, method, path, headers, ca: cms.ca!.certificatePem, servername: 'localhost', agent, ...(o.cert ? { cert: o.cert.cert, key: o.cert.key } : {}) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body, text, headers: res.headers });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  const env = { DESFIRE_CMS_HTTP_PORT: '0', DESFIRE_VAULT_PASSPHRASE: 'consent jobs passphrase 0123' };
+  const { config } = loadConfig({ env, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'cms-consent-')) } });
+  config.logging.level = 'warn';
+  cms = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: new Writable({ write: (_c, _e, cb) => cb() }), enforceConsent: true });
+  server = await startServer(cms.deps, { host: '127.0.0.1', port: 0, ...(cms.tls ? { tls: cms.tls } : {}) });
+  agent = new HttpsAgent({ keepAlive: true, maxSockets: 4 });
+  admin = cms.bootstrapToken!;
+  const campus = readFileSync(new URL('../../examples/campus.yaml', import.meta.url), 'utf8');
+  const lay = await new Promise<number>((res, rej) => {
+    const r = httpsRequest({ host: '127.0.0.1', port: server.port, method: 'POST', path: '/v1/layouts', ca: cms.ca!.certificatePem, servername: 'localhost', agent, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/yaml' } }, (s) => {
+      s.resume();
+      s.on('end', () => res(s.statusCode ?? 0));
+    });
+    r.on('error', rej);
+    r.end(campus);
+  });
+  expect(lay).toBe(201);
+  accessAdmin = (await call('POST', '/v1/tokens', { token: admin, body: { label: 'access', roles: ['tenant_admin'], tenants: ['access'] } })).body.token;
+  // a station of the access tenant (install/delete its application)
+  expect((await call('POST', '/v1/readers', { token: admin, body: { id: 'desk-1', name: 'badge office' } })).status).toBe(201);
+  expect((await call('POST', '/v1/readers/desk-1/roles', { token: admin, body: { tenantId: 'access', aid: 'A1C001', keyNo: 0, operations: ['install'] } })).status).toBe(201);
+  const code = await call('POST', '/v1/readers/desk-1/enrolment-codes', { token: admin, body: {} });
+  x509.cryptoProvider.set(webcrypto as never);
+  const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=desk-1', keys: keys as never, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').trimEnd()}\n-----END PRIVATE KEY-----\n`;
+  const enrolled = await call('POST', '/v1/enrol', { body: { csr: csr.toString('pem'), code: code.body.code } });
+  expect(enrolled.status).toBe(201);
+  station = { cert: enrolled.body.certificate, key };
+  const cards = cms.deps.domain!.cards;
+  for (const u of [UID, UID2]) {
+    await cards.createBlank(u);
+    await cards.transition(u, 'issued');
+  }
+  await cards.recordInstallation(UID2, 'A1C001', [0, 1, 2].map((keyNo) => ({ keyNo, version: 1 })));
+}, 120_000);
+afterAll(async () => {
+  agent?.destroy();
+  await server?.close();
+  await cms?.close();
+});
+
+async function entriesSince(from: number) {
+  return cms.deps.audit!.entries({ from, limit: 100_000 });
+}
+
+describe('station jobs under tenant authorisation', () => {
+  it('install: refused without the tenant authorisation (audited); allowed with it, and the job names it', async () => {
+    const from = cms.deps.audit!.size;
+    const no = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'install', uid: UID, aid: 'A1C001' } });
+    expect([no.status, no.body.error.code]).toEqual([403, 'ERR_CONSENT_DENIED']);
+    const e = await entriesSince(from);
+    expect(e.some((x) => x.operation === 'consent.check' && x.result === 'denied' && x.cardUid === UID)).toBe(true);
+    expect(e.some((x) => x.operation === 'api.refused' && x.correlationId === no.headers['x-request-id'])).toBe(true);
+    expect(await cms.db.db.selectFrom('station_jobs').selectAll().where('uid', '=', UID).execute()).toEqual([]);
+
+    // the issuer asks; the tenant grants
+    const req = await call('POST', '/v1/authorisation-requests', { token: admin, body: { tenant: 'access', aid: 'A1C001', operation: 'install', cards: [UID], ttlSeconds: 600, reason: 'new badge' } });
+    expect(req.status).toBe(201);
+    const g = await call('POST', `/v1/authorisation-requests/${req.body.id}/grant`, { token: accessAdmin, body: {} });
+    expect(g.status).toBe(200);
+    const authId = g.body.authorisation.id as string;
+
+    const from2 = cms.deps.audit!.size;
+    const ok = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'install', uid: UID, aid: 'A1C001' } });
+    expect(ok.status).toBe(201);
+    const job = await call('GET', `/v1/jobs/${ok.body.jobId}`, { token: admin });
+    expect(job.body.plan.authorisation).toBe(authId);
+    const e2 = await entriesSince(from2);
+    expect(e2.some((x) => x.operation === 'consent.check' && x.result === 'ok' && x.details.authorisation === authId)).toBe(true);
+  });
+
+  it('revoked: no new job starts under it', async () => {
+    const a = await call('POST', '/v1/authorisations', { token: accessAdmin, body: { tenant: 'access', aid: 'A1C001', operation: 'delete', cards: [UID2], ttlSeconds: 600 } });
+    expect(a.status).toBe(201);
+    expect((await call('POST', `/v1/authorisations/${a.body.id}/revoke`, { token: accessAdmin })).status).toBe(200);
+    const r = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'delete', uid: UID2, aid: 'A1C001' } });
+    expect([r.status, r.body.error.code]).toEqual([403, 'ERR_CONSENT_DENIED']);
+  });
+
+  it("cardholder withdrawal: the station sees the pending deletion and deletes under the withdrawal's authorisation", async () => {
+    const c = await call('POST', '/v1/consents', { token: admin, body: { uid: UID2, aid: 'A1C001', cardholder: 'emp-77' } });
+    expect(c.status).toBe(201);
+    const w = await call('POST', `/v1/consents/${c.body.id}/withdraw`, { token: accessAdmin });
+    expect(w.status).toBe(200);
+    const pending = await call('GET', `/v1/pending-deletions?uid=${UID2}`, { cert: station });
+    expect(pending.body.deletions.map((d: { aid: string }) => d.aid)).toEqual(['A1C001']);
+    const job = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'delete', uid: UID2, aid: 'A1C001' } });
+    expect(job.status).toBe(201);
+    const view = await call('GET', `/v1/jobs/${job.body.jobId}`, { token: admin });
+    expect(view.body.plan.authorisation).toBe(w.body.deletion.authorisationId);
+  });
+});
