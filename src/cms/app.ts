@@ -21,6 +21,7 @@ import type { CallerContext, KeyCustody } from '../custody/types.js';
 import { createLogger } from './api/logging.js';
 import { openAudit } from './audit/index.js';
 import { batonModule } from './api/routes/baton.js';
+import { rotationModule } from './api/routes/rotation.js';
 import { consentModule } from './api/routes/consent.js';
 import { ConsentService } from './consent/index.js';
 import type { ApiDeps, HealthCheck, RateLimiter, ReaderAuthenticator } from './api/ports.js';
@@ -292,7 +293,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       domain,
       pki: { ca, codes, revocations },
       readers: readerAuthenticator(ca, revocations, domain.readers),
-      modules: [batonModule({ db: db.db, readers: domain.readers }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log })],
+      modules: [batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log })],
     };
     await attachStation({ deps, logger }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };

@@ -29,8 +29,8 @@ describe('KEK rotation and rewrap', () => {
     await expect(kek.rotate(CTX, KEK, 'nope')).rejects.toMatchObject({ code: 'ERR_APPROVAL_REQUIRED' });
     const approval = await kek.requestRotation(KEK, 'alice', 'yearly');
     await expect(kek.rotate({ ...CTX, actor: 'alice' }, KEK, approval)).rejects.toMatchObject({ code: 'ERR_APPROVAL_REQUIRED' });
-    await f.approvals.vote(approval, { id: 'bob', roles: ['security-officer'] }, 'approve');
-    await f.approvals.vote(approval, { id: 'carol', roles: ['security-officer'] }, 'approve');
+    await f.approvals.vote(approval, { id: 'bob', roles: ['issuer_admin'] }, 'approve');
+    await f.approvals.vote(approval, { id: 'carol', roles: ['issuer_admin'] }, 'approve');
     const { version, run } = await kek.rotate({ ...CTX, actor: 'alice' }, KEK, approval);
     expect(version).toBe(2);
     await expect(kek.rotate({ ...CTX, actor: 'alice' }, KEK, approval)).rejects.toMatchObject({ code: 'ERR_APPROVAL_STATE' });

@@ -122,13 +122,13 @@ describe('rollback and approvals', () => {
     await expect(f.campaigns.start(c.id, 'alice')).rejects.toMatchObject({ code: 'ERR_APPROVAL_REQUIRED' });
     const a = await f.approvals.require(c.approvalId!);
     expect(a.payload).toMatchObject({ campaignId: c.id, cardCount: 55, fromVersion: 1, toVersion: c.toVersion });
-    await expect(f.approvals.vote(a.id, { id: 'alice', roles: ['key-manager'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_SELF' });
+    await expect(f.approvals.vote(a.id, { id: 'alice', roles: ['issuer_admin'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_SELF' });
     await expect(f.approvals.vote(a.id, { id: 'bob', roles: ['auditor'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_ROLE' });
-    await f.approvals.vote(a.id, { id: 'bob', roles: ['key-manager'] }, 'approve');
-    await expect(f.approvals.vote(a.id, { id: 'bob', roles: ['key-manager'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_DUPLICATE' });
+    await f.approvals.vote(a.id, { id: 'bob', roles: ['issuer_admin'] }, 'approve');
+    await expect(f.approvals.vote(a.id, { id: 'bob', roles: ['issuer_admin'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_DUPLICATE' });
     await expect(f.campaigns.start(c.id, 'alice')).rejects.toMatchObject({ code: 'ERR_APPROVAL_REQUIRED' });
     expect((await f.campaigns.require(c.id)).state).toBe('awaiting_approval');
-    const ok = await f.approvals.vote(a.id, { id: 'carol', roles: ['key-manager'] }, 'approve');
+    const ok = await f.approvals.vote(a.id, { id: 'carol', roles: ['issuer_admin'] }, 'approve');
     expect(ok.state).toBe('approved');
     const started = await f.campaigns.start(c.id, 'alice');
     expect(started.state).toBe('running');
@@ -142,7 +142,7 @@ describe('rollback and approvals', () => {
   it('approvals expire', async () => {
     const a = await f.approvals.request('key_export', { what: 'x' }, 'alice', 'export');
     now += 3600 * 1000 + 1;
-    await expect(f.approvals.vote(a.id, { id: 'bob', roles: ['security-officer'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_EXPIRED' });
+    await expect(f.approvals.vote(a.id, { id: 'bob', roles: ['issuer_admin'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_EXPIRED' });
     expect((await f.approvals.require(a.id)).state).toBe('expired');
   });
 });

@@ -5,7 +5,7 @@ export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 export interface KindPolicy {
   /** M: distinct approvers needed (the requester never counts). */
   required: number;
-  /** Role an approver must hold. */
+  /** Role an approver must hold (an operator token role: issuer_admin, tenant_admin, auditor). */
   role: string;
   /** Lifetime of a request in ms (it expires unapproved or unused after this). */
   ttlMs: number;
@@ -21,11 +21,11 @@ const DAY = 24 * 3600 * 1000;
 
 export const DEFAULT_APPROVAL_POLICY: ApprovalPolicy = {
   kinds: {
-    kek_rotation: { required: 2, role: 'security-officer', ttlMs: DAY },
-    rotation_campaign: { required: 2, role: 'key-manager', ttlMs: DAY },
-    key_export: { required: 2, role: 'security-officer', ttlMs: 3600 * 1000 },
+    kek_rotation: { required: 2, role: 'issuer_admin', ttlMs: DAY },
+    rotation_campaign: { required: 2, role: 'issuer_admin', ttlMs: DAY },
+    key_export: { required: 2, role: 'issuer_admin', ttlMs: 3600 * 1000 },
     tenant_deletion: { required: 2, role: 'issuer-admin', ttlMs: DAY },
-    vault_unseal: { required: 2, role: 'security-officer', ttlMs: 3600 * 1000 },
+    vault_unseal: { required: 2, role: 'issuer_admin', ttlMs: 3600 * 1000 },
   },
   campaignCardThreshold: 1000,
 };
