@@ -91,6 +91,8 @@ export interface CampaignServiceOptions {
   /** Create the next version of a key in custody (e.g. rotate its diversification master); returns it. */
   newVersion?: (k: KeyRef) => Promise<number>;
   now?: () => number;
+  /** Tenant consent (src/cms/consent ConsentService.requireAuthorisationForCards): every target card needs the tenant's rotate authorisation, else the campaign is cancelled and the refusal thrown. */
+  authorise?: (q: { tenant: string; aid: string; operation: 'rotate'; at: number; cards: { uid: string }[] }, who: { actor: string; correlationId?: string }) => Promise<Map<string, string>>;
 }
 
 const UID_RE = /^([0-9A-F]{2}){4,10}$/;
@@ -252,6 +254,16 @@ export class CampaignService {
       await setVersionState(tx, k, toVersion, 'pending', null, now);
       return n;
     });
+    let authorisations: string[] | undefined;
+    if (this.o.authorise) {
+      const uids = await this.o.db.selectFrom('rotation_items').select('uid').where('campaign_id', '=', id).execute();
+      try {
+        authorisations = [...new Set((await this.o.authorise({ tenant: tenantId, aid, operation: 'rotate', at: now, cards: uids.map((r) => ({ uid: r.uid })) }, { actor, correlationId: id })).values())].sort();
+      } catch (e) {
+        await this.cancel(id, actor);
+        throw e;
+      }
+    }
     let state: CampaignState = 'ready';
     let approvalId: string | null = null;
     if (spec.requireApproval || count > this.o.approvals.policy.campaignCardThreshold) {
@@ -265,7 +277,7 @@ export class CampaignService {
       approvalId = a.id;
       await this.o.db.updateTable('rotation_campaigns').set({ state, approval_id: approvalId }).where('id', '=', id).execute();
     }
-    await this.o.audit.record({ actor, tenant: tenantId, aid, keyNo, keyVersion: toVersion, operation: 'rotation.create', result: 'ok', correlationId: id, details: { fromVersion, cards: count, state, batchSize } });
+    await this.o.audit.record({ actor, tenant: tenantId, aid, keyNo, keyVersion: toVersion, operation: 'rotation.create', result: 'ok', correlationId: id, details: { fromVersion, cards: count, state, batchSize, ...(authorisations ? { authorisations } : {}) } });
     return this.require(id);
   }
 
