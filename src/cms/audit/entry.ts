@@ -178,35 +178,88 @@ export function canonicalJson(v: unknown): string {
   throw new AuditError('ERR_AUDIT_INPUT', `not JSON: ${typeof v}`);
 }
 
-const js = (v: string | number | null) => (v === null ? 'null' : typeof v === 'number' ? numberJson(v) : JSON.stringify(v));
-function numberJson(v: number): string {
-  if (Number.isSafeInteger(v)) return String(v);
-  if (!Number.isFinite(v)) throw new AuditError('ERR_AUDIT_INPUT', 'non-finite number');
-  return JSON.stringify(v);
+const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
+/** Returned by sortedDeep when an object has integer-like keys (engines reorder those). */
+const FALLBACK = Symbol('fallback');
+
+/**
+ * `v` with every object's keys in sorted order (the same object when it already is), so one
+ * native JSON.stringify yields canonical JSON: JSON.stringify keeps insertion order for
+ * non-integer keys, and escapes strings and formats numbers exactly as canonicalJson does.
+ */
+function sortedDeep(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') {
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new AuditError('ERR_AUDIT_INPUT', 'non-finite number');
+    return v;
+  }
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = sortedDeep(v[i]);
+      if (x === FALLBACK) return FALLBACK;
+      if (x === undefined) throw new AuditError('ERR_AUDIT_INPUT', 'not JSON: undefined');
+      if (x !== v[i]) (out ??= v.slice())[i] = x;
+    }
+    return out ?? v;
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let sorted = true;
+  for (let i = 0; i < keys.length; i++) {
+    if (INDEX_KEY.test(keys[i]!)) return FALLBACK;
+    if (i > 0 && keys[i - 1]! >= keys[i]!) sorted = false;
+  }
+  let out: Record<string, unknown> | undefined;
+  if (!sorted) out = Object.create(null) as Record<string, unknown>;
+  const order = sorted ? keys : keys.sort();
+  for (const k of order) {
+    const x = o[k];
+    if (x === undefined) {
+      out ??= copyUntil(o, order, k);
+      continue;
+    }
+    const y = sortedDeep(x);
+    if (y === FALLBACK) return FALLBACK;
+    if (y !== x && !out) out = copyUntil(o, order, k);
+    if (out) out[k] = y;
+  }
+  return out ?? o;
+}
+
+function copyUntil(o: Record<string, unknown>, order: string[], stop: string): Record<string, unknown> {
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const k of order) {
+    if (k === stop) break;
+    if (o[k] !== undefined) out[k] = o[k];
+  }
+  return out;
 }
 
 /**
  * The canonical JSON text of an entry (version 1): canonicalJson() of the object
  * {v:1, index, time, actor, readerId, cardUid, tenant, aid, keyNo, keyVersion, operation,
- * result, correlationId, details}, written out directly in sorted key order for speed.
+ * result, correlationId, details}, produced by one native JSON.stringify of the same object
+ * built in sorted key order (a property test checks it equals canonicalJson).
  */
 export function canonicalEntry(e: AuditEntry): string {
-  return (
-    '{"actor":' + js(e.actor) +
-    ',"aid":' + js(e.aid) +
-    ',"cardUid":' + js(e.cardUid) +
-    ',"correlationId":' + js(e.correlationId) +
-    ',"details":' + canonicalJson(e.details) +
-    ',"index":' + js(e.index) +
-    ',"keyNo":' + js(e.keyNo) +
-    ',"keyVersion":' + js(e.keyVersion) +
-    ',"operation":' + js(e.operation) +
-    ',"readerId":' + js(e.readerId) +
-    ',"result":' + js(e.result) +
-    ',"tenant":' + js(e.tenant) +
-    ',"time":' + js(e.time) +
-    ',"v":1}'
-  );
+  const details = sortedDeep(e.details);
+  if (details === FALLBACK) return canonicalJson({ v: 1, ...e });
+  return JSON.stringify({
+    actor: e.actor,
+    aid: e.aid,
+    cardUid: e.cardUid,
+    correlationId: e.correlationId,
+    details,
+    index: e.index,
+    keyNo: e.keyNo,
+    keyVersion: e.keyVersion,
+    operation: e.operation,
+    readerId: e.readerId,
+    result: e.result,
+    tenant: e.tenant,
+    time: e.time,
+    v: 1,
+  });
 }
 
 /** The exact bytes hashed as the Merkle leaf of an entry (version 1). */
