@@ -82,6 +82,8 @@ export interface AttachOptions {
   deliveryTtlSeconds?: number;
   /** Tenant consent: install/delete jobs run only under an authorisation, e.g. `(q, w) => consent.requireAuthorisation(q, w)` (src/cms/consent). */
   authorise?: StationJobsOptions['authorise'];
+  /** How often expired claimed jobs are marked 'unknown' (default 30 s). */
+  sweepIntervalMs?: number;
 }
 
 /** Build the services from a CMS's dependencies and add their routes to `deps.modules`. */
@@ -101,6 +103,9 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
   const remote = new RemoteSessions({ jobs, custody, audit });
   const timings = new ServerTimings();
+  // claimed jobs past their expiry without a receipt become 'unknown' (to be reconciled)
+  const sweep = setInterval(() => void jobs.sweepExpired().catch(() => undefined), opts.sweepIntervalMs ?? 30_000);
+  sweep.unref();
   deps.modules = [
     ...(deps.modules ?? []),
     { name: 'station', register: (app) => stationRoutes(jobs, delivery, timings)(app) },
