@@ -146,7 +146,7 @@ const loadInChild = (job: LoadJob) => inChild<LoadResult>('load', job);
 const campus = parseLayout(CAMPUS, 'campus.yaml');
 const PICC = { keySettings: { ...campus.picc.keySettings }, randomUid: campus.picc.randomUid };
 
-async function setup(env: Record<string, string>): Promise<{ h: E2e; station: StationClient; cms: CmsClient }> {
+export async function setup(env: Record<string, string>): Promise<{ h: E2e; station: StationClient; cms: CmsClient }> {
   const h = await startE2e(env, { limits: false });
   const up = await h.op('POST', '/v1/layouts', CAMPUS, 'application/yaml');
   if (up.status !== 201) throw new Error(`layout upload: ${up.status}`);
@@ -154,7 +154,7 @@ async function setup(env: Record<string, string>): Promise<{ h: E2e; station: St
   return { h, station: new StationClient(cms, { readerId: 'station-1' }), cms };
 }
 
-async function personalise(h: E2e, station: StationClient, n: number): Promise<{ uids: string[]; wallMs: number; cardMs: number }> {
+export async function personalise(h: E2e, station: StationClient, n: number): Promise<{ uids: string[]; wallMs: number; cardMs: number }> {
   const uids: string[] = [];
   let cardMs = 0;
   const t0 = performance.now();
@@ -170,7 +170,7 @@ async function personalise(h: E2e, station: StationClient, n: number): Promise<{
   return { uids, wallMs, cardMs };
 }
 
-async function deliveryFigures(tag: string, h: E2e, uids: string[], quick: boolean, target: { rps: number; p99: number }): Promise<Figure[]> {
+export async function deliveryFigures(tag: string, h: E2e, uids: string[], quick: boolean, target: { rps: number; p99: number }): Promise<Figure[]> {
   const readers: { cert: string; key: string }[] = [];
   for (let i = 0; i < 50; i++) {
     const c: CmsClient = await h.reader(`door-${i}`, [{ aid: 'A1C001', keyNo: 1, operations: ['deliver'] }]);
