@@ -15,6 +15,7 @@ import { custodyRoutes } from './routes/custody.js';
 import { readerRoutes } from './routes/readers.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { registerHttpMetrics } from '../ops/http-metrics.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -73,6 +74,7 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   registerAuth(app, deps);
+  if (deps.metrics) registerHttpMetrics(app, deps.metrics);
   // Handler log lines name the caller (operator token id or reader id), never its credential.
   app.addHook('preHandler', async (req) => {
     if (req.principal) req.log = req.log.child({ actor: actorOf(req) });

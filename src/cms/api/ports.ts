@@ -10,6 +10,7 @@ import type { RevocationList } from '../pki/revocation.js';
 import type { Database } from '../storage/index.js';
 import type { Kysely } from 'kysely';
 import type { OperatorTokens } from './tokens/service.js';
+import type { CmsMetrics } from '../ops/metrics.js';
 
 /** Rate limiting (the session store's `hit`, shared across processes when it is Redis). */
 export interface RateLimiter {
@@ -64,6 +65,8 @@ export interface ApiDeps {
   audit?: AuditLog;
   /** Custody key administration routes are mounted when given. */
   custody?: KeyCustody;
+  /** Metrics hooks (src/cms/ops): request rate/latency by route and status, reader presence. */
+  metrics?: CmsMetrics;
   /** Route groups beyond the built-in ones (tokens, health, docs). */
   modules?: ApiModule[];
 }

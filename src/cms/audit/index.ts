@@ -2,7 +2,8 @@
 import type { DatabaseHandle } from '../storage/index.js';
 import { getSetting, setSetting } from '../storage/tx.js';
 import { AlertEngine } from './alerts/engine.js';
-import { type AlertConfig, alertConfig } from './alerts/types.js';
+import { type Alert, type AlertConfig, alertConfig } from './alerts/types.js';
+import type { AuditEntry } from './entry.js';
 import { WebhookNotifier, type WebhookOptions } from './alerts/webhook.js';
 import { AuditLog } from './log.js';
 import { Ed25519CheckpointSigner, type CheckpointSigner } from './signer.js';
@@ -33,6 +34,8 @@ export interface OpenAuditOptions {
   maxQueue?: number;
   maxBatch?: number;
   alerts?: Partial<{ [K in keyof AlertConfig]: Partial<AlertConfig[K]> }> & { webhook?: WebhookOptions };
+  /** Observability hooks (src/cms/ops metrics): committed entries, batch commits, alerts raised. Must not throw. */
+  observe?: { committed?(entries: AuditEntry[]): void; batch?(entries: number, ms: number): void; alert?(a: Alert): void };
 }
 
 export interface OpenedAudit {
@@ -54,12 +57,17 @@ export async function openAudit(o: OpenAuditOptions): Promise<OpenedAudit> {
     store,
     config: alertConfig(rules),
     ...(webhook ? { webhook: new WebhookNotifier(webhook) } : {}),
+    ...(o.observe?.alert ? { onAlert: o.observe.alert } : {}),
   });
   const log = await AuditLog.open({
     store,
     signer,
     origin,
-    onCommitted: (es) => alerts.observe(es),
+    onCommitted: (es) => {
+      alerts.observe(es);
+      o.observe?.committed?.(es);
+    },
+    ...(o.observe?.batch ? { onBatch: o.observe.batch } : {}),
     ...(o.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: o.checkpointIntervalMs } : {}),
     ...(o.maxQueue !== undefined ? { maxQueue: o.maxQueue } : {}),
     ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}),

@@ -26,6 +26,8 @@ export interface AuditLogOptions {
   checkpointIntervalMs?: number;
   /** Called after every committed batch (alerts); never awaited, never blocks appends. */
   onCommitted?: (entries: AuditEntry[]) => void;
+  /** Called after every batch commit with its size and duration (metrics); must not throw. */
+  onBatch?: (entries: number, ms: number) => void;
   now?: () => number;
 }
 
@@ -146,6 +148,7 @@ export class AuditLog implements AuditSink {
         const batch = this.queue.splice(0, this.maxBatch);
         let start: number;
         let leaves: Uint8Array[];
+        const t0 = performance.now();
         try {
           ({ start, leaves } = await this.o.store.append(
             batch.map((b) => b.e),
@@ -159,6 +162,11 @@ export class AuditLog implements AuditSink {
         }
         this.failure = undefined;
         this.lastCommitAt = this.now();
+        try {
+          this.o.onBatch?.(batch.length, performance.now() - t0);
+        } catch {
+          /* metrics never fail an append */
+        }
         try {
           await this.withTree(async () => {
             if (start === this.tree.size) for (const l of leaves) this.tree.append(l);

@@ -52,6 +52,9 @@ export const ENV_BINDINGS: Readonly<Record<string, EnvBinding>> = {
   DESFIRE_CMS_LIMIT_WINDOW_MS: { path: ['limits', 'windowMs'], kind: 'int', doc: 'rate-limit window' },
   DESFIRE_CMS_SHUTDOWN_GRACE_MS: { path: ['limits', 'shutdownGraceMs'], kind: 'int', doc: 'drain time on SIGTERM' },
   DESFIRE_CMS_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpointIntervalSeconds'], kind: 'int', doc: 'signed checkpoint interval' },
+  DESFIRE_CMS_METRICS_ENABLED: { path: ['metrics', 'enabled'], kind: 'bool', doc: 'start the separate metrics listener (GET /metrics, no token)' },
+  DESFIRE_CMS_METRICS_HOST: { path: ['metrics', 'host'], kind: 'string', doc: 'metrics listener address (default 127.0.0.1)' },
+  DESFIRE_CMS_METRICS_PORT: { path: ['metrics', 'port'], kind: 'int', doc: 'metrics listener port (default 9464; 0 = ephemeral)' },
   DESFIRE_CMS_LOG_LEVEL: { path: ['logging', 'level'], kind: 'string', doc: 'fatal | error | warn | info | debug | trace | silent' },
 };
 

@@ -154,6 +154,22 @@ export const Logging = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/**
+ * The separate metrics listener (src/cms/ops): plain HTTP `GET /metrics` without a token, bound to
+ * 127.0.0.1 by default. Off by default; operators can always scrape `GET /v1/metrics` on the API
+ * with an issuer_admin or auditor token.
+ */
+export const Metrics = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false }),
+    host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+    /** A reader counts as online when it made an authenticated request this recently. */
+    onlineWindowSeconds: Type.Integer({ minimum: 10, maximum: 86_400, default: 300 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 /** The discriminated sections: the `kind` picks the variant (validated separately for clear errors). */
 export const VARIANTS = {
   storage: { sqlite: SqliteStorage, postgres: PostgresStorage },
@@ -176,6 +192,7 @@ export const ServerConfig = Type.Object(
     limits: Limits,
     audit: Audit,
     logging: Logging,
+    metrics: Metrics,
   },
   { additionalProperties: false },
 );
