@@ -123,6 +123,8 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/compromise/readers/:id/keys': all(['issuer', 'auditorA']),
   'POST /v1/compromise/readers/:id': all(['issuer']),
   'POST /v1/compromise/cards/:uid': all(['issuer']),
+  // operations: Prometheus metrics (aggregate counters) for the issuer and auditors
+  'GET /v1/metrics': all(['issuer', 'auditorA']),
 };
 
 const TEN = { A: { tenant: 'access', aid: 'A1C001', uid: '04A1A1A1A1A1A1' }, B: { tenant: 'cafeteria', aid: 'CAFE01', uid: '04B2B2B2B2B2B2' } };
@@ -288,7 +290,7 @@ describe('role × operation × tenant matrix (HTTPS, every route of the route ta
     expect(routes.length).toBeGreaterThan(40);
     const keys = routes.map(([m, p]) => `${m} ${p}`);
     // the table names only routes that exist, or that another module mounts when present (station/remote)
-    const optional = /^(POST|GET) \/v1\/(station|jobs|keys|remote|key-versions|rotation|approvals|kek|compromise)/;
+    const optional = /^(POST|GET) \/v1\/(station|jobs|keys|remote|key-versions|rotation|approvals|kek|compromise|metrics)/;
     for (const k of Object.keys(GRANTS)) if (!optional.test(k)) expect(keys, `GRANTS names '${k}' but the route table has no such route`).toContain(k);
     const auditFrom = h.cms.deps.audit!.size;
     const cells: Cell[] = [];
