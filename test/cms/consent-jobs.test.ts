@@ -127,6 +127,7 @@ describe('station jobs under tenant authorisation', () => {
     expect(job.body.plan.authorisation).toBe(authId);
     const e2 = await entriesSince(from2);
     expect(e2.some((x) => x.operation === 'consent.check' && x.result === 'ok' && x.details.authorisation === authId)).toBe(true);
+    expect(e2.some((x) => x.operation === 'station.job_create' && x.result === 'ok' && x.details.authorisation === authId && x.details.jobId === ok.body.jobId)).toBe(true);
   });
 
   it('revoked: no new job starts under it', async () => {

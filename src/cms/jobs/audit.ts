@@ -80,6 +80,7 @@ export class AuditLogStationSink implements StationAuditSink {
     const details: Record<string, string> = {};
     if (e.code) details.code = e.code;
     if (e.jobId) details.jobId = e.jobId;
+    if (e.authorisation) details.authorisation = e.authorisation;
     await this.log.record({
       time: Date.parse(e.time),
       actor: e.actor,
