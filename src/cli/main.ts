@@ -17,6 +17,9 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   reader: () => import('./commands/reader.js'),
   demo: () => import('./commands/demo.js'),
   consent: () => import('./commands/consent.js'),
+  rotation: () => import('./commands/rotation.js'),
+  approvals: () => import('./commands/approvals.js'),
+  compromise: () => import('./commands/compromise.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {
