@@ -146,6 +146,10 @@ function checkResponse(r: Uint8Array, req: Uint8Array): void {
   else expect(NATIVE_STATUSES).toContain(r[r.length - 1]);
 }
 
+// Each run yields to the event loop first: a long synchronous loop would starve vitest's worker RPC
+// ("Timeout calling onTaskUpdate") on a loaded machine.
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const RUNS = 200;
 const PER_RUN = 200; // 40,000 APDUs per property
 
@@ -155,8 +159,9 @@ describe('fuzzing the card (fast-check)', () => {
     const image = JSON.stringify(img);
     let n = 0;
     let internal = 0;
-    fc.assert(
-      fc.property(fc.array(randomApdu, { minLength: PER_RUN, maxLength: PER_RUN }), (apdus) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(randomApdu, { minLength: PER_RUN, maxLength: PER_RUN }), async (apdus) => {
+        await yieldToEventLoop();
         const card = VirtualCard.fromImage(img, { strict: true });
         for (const a of apdus) {
           checkResponse(card.process(a), a);
@@ -180,8 +185,9 @@ describe('fuzzing the card (fast-check)', () => {
       .tuple(fc.integer({ min: 0, max: base.length - 1 }), fc.integer({ min: 0, max: 4 }), fc.nat(), fc.integer({ min: 0, max: 255 }), fc.boolean())
       .map(([k, op, pos, val, raw]) => (raw ? base[k]! : mutate(base[k]!, op, pos, val)));
     let n = 0;
-    fc.assert(
-      fc.property(fc.array(mutated, { minLength: PER_RUN, maxLength: PER_RUN }), (apdus) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(mutated, { minLength: PER_RUN, maxLength: PER_RUN }), async (apdus) => {
+        await yieldToEventLoop();
         const card = VirtualCard.fromImage(img, { strict: true });
         for (const a of apdus) {
           checkResponse(card.process(a), a);
@@ -206,8 +212,9 @@ describe('fuzzing the card (fast-check)', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'card-fuzz-')), 'card.json');
     let n = 0;
     let runs = 0;
-    fc.assert(
-      fc.property(fc.array(apdu, { minLength: PER_RUN, maxLength: PER_RUN }), (apdus) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(apdu, { minLength: PER_RUN, maxLength: PER_RUN }), async (apdus) => {
+        await yieldToEventLoop();
         for (const a of apdus) {
           checkResponse(card.process(a), a);
           n++;
