@@ -26,7 +26,7 @@ import type { AuditLog } from '../../audit/log.js';
 import { CompromiseService } from '../../compromise/service.js';
 import { masterKeyName } from '../../jobs/keys.js';
 import { KekService } from '../../kek/rewrap.js';
-import { CampaignService, type CampaignSpec } from '../../rotation/campaigns.js';
+import { CampaignService, type CampaignServiceOptions, type CampaignSpec } from '../../rotation/campaigns.js';
 import { RotationError, rotationErrorStatus } from '../../rotation/errors.js';
 import { acceptedVersions, listVersions } from '../../rotation/versions.js';
 import type { Database } from '../../storage/index.js';
@@ -41,6 +41,8 @@ export interface RotationRouteDeps {
   custody: KeyCustody;
   audit: AuditLog;
   policy?: ApprovalPolicy;
+  /** Tenant consent for campaigns (src/cms/consent requireAuthorisationForCards), when enforced. */
+  authorise?: CampaignServiceOptions['authorise'];
 }
 
 const sec = [{ apiToken: [] }];
@@ -112,7 +114,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
     const info = await d.custody.rotateKey({ actor: 'rotation', purpose: 'new key version for a rotation campaign', correlationId: `${k.tenantId}/${k.aid}/${k.keyNo}` }, masterKeyName(master));
     return info.latestVersion;
   };
-  const campaigns = new CampaignService({ db: d.db, audit: d.audit, approvals, newVersion });
+  const campaigns = new CampaignService({ db: d.db, audit: d.audit, approvals, newVersion, ...(d.authorise ? { authorise: d.authorise } : {}) });
   const kek = new KekService({ db: d.db, custody: d.custody, audit: d.audit, approvals });
   const compromise = new CompromiseService({ db: d.db, audit: d.audit, campaigns, kek });
   const background = (p: Promise<unknown>, app: FastifyInstance) => p.catch((e: unknown) => app.log.error({ code: (e as { code?: string }).code }, 'KEK rewrap run stopped'));
