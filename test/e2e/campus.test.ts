@@ -15,7 +15,7 @@ import { CardStatusError } from '../../src/core/protocol/status.js';
 import { ReaderUnsealer } from '../../src/custody/sealed.js';
 import type { KeyBinding } from '../../src/custody/types.js';
 import { parseLayout } from '../../src/cms/layout/index.js';
-import { type CmsClient, StationClient, readUid, relayRemote } from '../../src/reader/station/client.js';
+import { type CmsClient, StationClient, readUid, relayRemote, remoteSession } from '../../src/reader/station/client.js';
 import { signStationReceipt } from '../../src/reader/station/receipt.js';
 import type { StationJob } from '../../src/reader/station/protocol.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
@@ -217,6 +217,16 @@ describe.each(BACKENDS)('campus end to end ($name)', ({ env }) => {
     expect(r.result).toEqual({ data: '00'.repeat(32) });
     const refused = await runtime.get('door-1')!.call('POST', '/v1/remote/sessions', { op: 'read', uid, aid: 'CAFE01', keyNo: 1, fileNo: 1 });
     expect([refused.status, refused.body.error.code]).toEqual([403, 'ERR_DELIVERY_FORBIDDEN']);
+    // session key release: the CMS authenticates, the reader gets only the session and reads on its own
+    const door = runtime.get('door-1')!;
+    const unsealer = new ReaderUnsealer('door-1', createPrivateKey(door.conn.key));
+    const session = await remoteSession(door, t, { uid, aid: 'A1C001', keyNo: 1 }, unsealer);
+    const c = new DesfireClient(t);
+    c.adoptSession(session);
+    expect(toHex(await c.readData(1, 0, 32, { comm: 'full' }))).toBe('00'.repeat(32));
+    expect(toHex(await c.getCardUid()).toUpperCase()).toBe(uid);
+    const noSession = await runtime.get('till-1')!.call('POST', '/v1/remote/sessions', { op: 'session', uid, aid: 'A1C001', keyNo: 1 });
+    expect([noSession.status, noSession.body.error.code]).toEqual([403, 'ERR_DELIVERY_FORBIDDEN']);
   }, 60_000);
 
   it('refuses a layout that breaks an isolation rule, with the rule id', async () => {

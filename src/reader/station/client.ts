@@ -5,6 +5,9 @@
 import { Agent, request } from 'node:https';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { fromHex, toHex } from '../../core/crypto/bytes.js';
+import { Ev2HostSession } from '../../core/sm/ev2.js';
+import type { ReaderUnsealer, SealedKey } from '../../custody/sealed.js';
+import type { KeyBinding } from '../../custody/types.js';
 import type { Transport } from '../../core/transport.js';
 import { StationExecutor, type JobOutcome, type StationOptions } from './executor.js';
 import type { StationJob } from './protocol.js';
@@ -149,4 +152,21 @@ export async function relayRemote(cms: CmsClient, t: Transport, start: Record<st
     step = await cms.ok('POST', `/v1/remote/sessions/${step.sessionId}/step`, { response: toHex(resp) });
   }
   return { result: step.result, exchanges };
+}
+
+/**
+ * Remote mode with session key release: the CMS authenticates (EV2First) through this reader, then
+ * hands it only the session (SesAuthENC/MAC sealed to the reader, TI, CmdCtr). The returned session
+ * is adopted by a DesfireClient on the same card connection for the rest of that transaction.
+ */
+export async function remoteSession(cms: CmsClient, t: Transport, req: { uid: string; aid: string; keyNo: number }, unsealer: ReaderUnsealer): Promise<Ev2HostSession> {
+  const { result } = await relayRemote(cms, t, { op: 'session', ...req });
+  const r = result as { keyNo: number; ti: string; cmdCtr: number; binding: KeyBinding; sealed: SealedKey };
+  const both = await unsealer.unseal(r.sealed, r.binding);
+  try {
+    if (both.length !== 32) throw new CmsCallError(0, 'ERR_REMOTE_SESSION', 'released session keys must be 32 bytes');
+    return new Ev2HostSession({ keyNo: r.keyNo, ti: fromHex(r.ti), cmdCtr: r.cmdCtr, encKey: both.subarray(0, 16), macKey: both.subarray(16, 32) });
+  } finally {
+    both.fill(0);
+  }
 }

@@ -1,7 +1,8 @@
 // Remote mode (readers by mTLS): the CMS runs authentication and secure messaging, the reader
 // relays APDUs. POST /v1/remote/sessions starts an operation and answers the first APDU; each
 // POST /v1/remote/sessions/:id/step carries the card's answer and gets the next APDU, until
-// `done` with the result.
+// `done` with the result. op 'session': the CMS authenticates, then releases only the EV2 session
+// keys (sealed to the reader) for the rest of that transaction.
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { RemoteRequest, RemoteSessions } from '../../remote/service.js';
@@ -20,6 +21,15 @@ const StartBody = Type.Union([
       fileNo: Type.Integer({ minimum: 0, maximum: 31 }),
       offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffff })),
       length: Type.Optional(Type.Integer({ minimum: 0, maximum: 4096 })),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      op: Type.Literal('session'),
+      uid: Type.String({ pattern: '^([0-9A-Fa-f]{2}){4,10}$' }),
+      aid: Type.String({ pattern: '^[0-9A-Fa-f]{6}$' }),
+      keyNo: Type.Integer({ minimum: 0, maximum: 13 }),
     },
     { additionalProperties: false },
   ),
