@@ -17,6 +17,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   api: () => import('./api.js'),
   cms: () => import('./cms.js'),
   demo: () => import('./demo.js'),
+  rotation: () => import('./rotation.js'),
 };
 
 function fmt(v: number): string {
