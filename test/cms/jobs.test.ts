@@ -118,4 +118,25 @@ describe('station jobs', () => {
       expect(logs.includes(k.toLowerCase())).toBe(false);
     }
   }, 60_000);
+
+  it('a claimed job past its expiry without a receipt becomes unknown; an unclaimed one fails', async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const { uid } = await station.personalise(t, []);
+    const claimed = await st.ok('POST', '/v1/station/jobs', { kind: 'install', uid, aid: 'A1C001' });
+    await st.ok('POST', `/v1/station/jobs/${claimed.jobId}/claim`, { token: claimed.token });
+    await h.cms.db.db.updateTable('station_jobs').set({ expires_at: Date.now() - 1 }).where('id', '=', claimed.jobId).execute();
+    expect(await h.station.jobs.sweepExpired()).toBe(1);
+    expect((await h.station.jobs.get(claimed.jobId)).state).toBe('unknown');
+    // never claimed: nothing can have happened on the card
+    const t2 = new InProcessTransport(VirtualCard.create());
+    const uid2 = await readUid(t2);
+    const unclaimed = await st.ok('POST', '/v1/station/jobs', { kind: 'issue', uid: uid2 });
+    await h.cms.db.db.updateTable('station_jobs').set({ expires_at: Date.now() - 1 }).where('id', '=', unclaimed.jobId).execute();
+    await h.station.jobs.sweepExpired();
+    expect((await h.station.jobs.get(unclaimed.jobId)).state).toBe('failed');
+    // the unknown install is settled by probing: the station never ran it, so not applied
+    const res = await (await import('../../src/cms/jobs/reconcile.js')).reconcileJob(h.station.jobs, { actor: 'test', purpose: 'test', correlationId: 't' }, claimed.jobId, t);
+    expect(res).toMatchObject({ verdict: 'not-applied' });
+    expect((await h.station.jobs.get(claimed.jobId)).state).toBe('reconciled');
+  }, 60_000);
 });
