@@ -24,7 +24,7 @@ export interface FieldReader {
 
 export async function openFieldReader(cms: DemoCms, r: EnrolledReader): Promise<FieldReader> {
   const certs = r.keystore.certificates();
-  const client = new CmsClient({ url: cms.url, ca: certs.ca, servername: 'localhost', timeoutMs: 5000 }, { key: r.keystore.tlsKeyPem(), cert: certs.cert });
+  const client = new CmsClient({ url: cms.url, ca: certs.ca, servername: 'localhost', timeoutMs: 30_000 }, { key: r.keystore.tlsKeyPem(), cert: certs.cert });
   const fr: FieldReader = {
     id: r.id,
     cms: client,

@@ -1,28 +1,33 @@
-// The demo's key rotation: one campaign over every issued card for one tenant key, with J's
-// campaign service (versions, batches, M-of-N approval, completion retiring the old version) and
-// runner, whose card step (src/reader/station/rotate.ts) runs on the in-field virtual cards with
-// keys exported from custody by the same derivation the station jobs used (src/cms/jobs/keys.ts).
-// The CMS has no campaign routes yet: the operator side runs in-process, as J's runner is built to.
+// The demo's key rotation: one campaign over every issued card for one tenant key. The operator
+// plans, starts and completes it over the API (/v1/rotation/campaigns: a new master version in
+// custody, cards planned in batches, [current, previous] accepted during the grace period, the old
+// version retired at completion). The card step runs where the cards are: J's campaign runner
+// with the card step of src/reader/station/rotate.ts on the in-field virtual cards, keys exported
+// from custody by the derivation the station jobs used (src/cms/jobs/keys.ts).
 import { DesfireClient } from '../../core/client/client.js';
 import type { Transport } from '../../core/transport.js';
 import type { CallerContext } from '../../custody/types.js';
 import { ApprovalService } from '../../cms/approvals/service.js';
 import type { AuditInput } from '../../cms/audit/entry.js';
-import { CardKeys, masterKeyName } from '../../cms/jobs/keys.js';
+import { CardKeys } from '../../cms/jobs/keys.js';
 import { CampaignService, type Campaign } from '../../cms/rotation/campaigns.js';
 import { CampaignRunner } from '../../cms/rotation/runner.js';
 import { rotateOneCard } from '../../reader/station/rotate.js';
-import type { DemoCms } from './cms.js';
+import type { DemoCms, Res } from './cms.js';
 
 export interface RotationOutcome {
   campaign: Campaign;
   done: number;
   failed: number;
-  approvers: number;
   cardVersions: number[];
 }
 
-const CTX: CallerContext = { actor: 'operator:demo', purpose: 'demo key rotation campaign', correlationId: 'demo-rotation' };
+const CTX: CallerContext = { actor: 'reader-fleet:demo', purpose: 'card step of a rotation campaign', correlationId: 'demo-rotation' };
+
+function ok(what: string, r: Res): Res {
+  if (r.status < 200 || r.status >= 300) throw new Error(`${what}: HTTP ${r.status} ${JSON.stringify(r.body?.error ?? r.body)}`);
+  return r;
+}
 
 export async function rotateTenantKey(
   cms: DemoCms,
@@ -33,34 +38,23 @@ export async function rotateTenantKey(
   const deps = cms.app.deps;
   const db = deps.domain!.db;
   const custody = deps.custody!;
-  const audit = { record: (e: AuditInput) => deps.audit!.record(e) };
   const app = await deps.domain!.tenants.application(k.aid);
   if (!app) throw new Error(`application ${k.aid} is not registered`);
-  const keyDef = app.definition.keys.find((x) => x.no === k.keyNo);
-  if (!keyDef || keyDef.derivation.method !== 'diversified') throw new Error(`key ${k.keyNo} of ${k.aid} is not diversified: the demo rotates a diversified key`);
-  const master = masterKeyName(keyDef.derivation.master);
-  const approvals = new ApprovalService({ db, audit });
-  const campaigns = new CampaignService({ db, audit, approvals, newVersion: async () => (await custody.rotateKey(CTX, master)).latestVersion });
+
+  // the operator: the version the cards carry (the card view), then plan and start over the API
+  const view = ok('card view', await cms.op('GET', `/v1/cards/${cards[0]!.uid}`)).body as { applications: { aid: string; keys: { keyNo: number; version: number }[] }[] };
+  const fromVersion = view.applications.find((a) => a.aid === k.aid)?.keys.find((x) => x.keyNo === k.keyNo)?.version;
+  if (fromVersion === undefined) throw new Error(`card ${cards[0]!.uid} shows no key ${k.keyNo} of ${k.aid}`);
+  const created = ok('plan campaign', await cms.op('POST', '/v1/rotation/campaigns', { ...k, fromVersion, target: { kind: 'all' }, batchSize: 25, reason: 'demo: scheduled rotation' }));
+  const id = created.body.id as string;
+  if (created.body.state !== 'ready') throw new Error(`campaign is ${created.body.state} after planning (approval threshold?), expected ready`);
+  ok('start campaign', await cms.op('POST', `/v1/rotation/campaigns/${id}/start`, {}));
+
+  // the fleet: the runner drives the card step on every planned card
+  const audit = { record: (e: AuditInput) => deps.audit!.record(e) };
+  const campaigns = new CampaignService({ db, audit, approvals: new ApprovalService({ db, audit }) });
   const keys = new CardKeys(custody);
   const byUid = new Map(cards.map((c) => [c.uid, c.t]));
-
-  // the cards are on the version the station installed (the master's version at issue)
-  const from = await db.selectFrom('card_keys').select('key_version').where('aid', '=', k.aid).where('key_no', '=', k.keyNo).executeTakeFirst();
-  if (!from) throw new Error(`no card holds key ${k.keyNo} of ${k.aid}`);
-  let c = await campaigns.create(
-    { ...k, fromVersion: Number(from.key_version), target: { kind: 'all' }, batchSize: 25, graceMs: 7 * 24 * 3600 * 1000, requireApproval: true, reason: 'demo: scheduled yearly rotation' },
-    'operator:alice',
-  );
-  // M distinct approvers holding the policy's role approve (the requester cannot)
-  let approvers = 0;
-  if (c.state === 'awaiting_approval') {
-    const p = approvals.policy.kinds.rotation_campaign;
-    for (let i = 0; i < p.required; i++) {
-      await approvals.vote(c.approvalId!, { id: `operator:approver-${i + 1}`, roles: [p.role] }, 'approve');
-      approvers++;
-    }
-  }
-  c = await campaigns.start(c.id, 'operator:alice');
   const runner = new CampaignRunner(
     campaigns,
     {
@@ -77,18 +71,19 @@ export async function rotateTenantKey(
     },
     audit,
   );
-  const result = await runner.run(c.id, { concurrency: 4, onProgress: (p) => onProgress(p.processed) });
+  const result = await runner.run(id, { concurrency: 4, onProgress: (p) => onProgress(p.processed) });
   if (result !== 'finished') throw new Error(`campaign runner stopped: ${result}`);
-  const progress = await campaigns.progress(c.id);
+
+  // the operator: progress and completion over the API
+  const progress = ok('campaign progress', await cms.op('GET', `/v1/rotation/campaigns/${id}`)).body as { totals: { done: number; failed: number } };
   const { done, failed } = progress.totals;
-  if (failed === 0) c = await campaigns.complete(c.id, 'operator:alice');
-  else c = await campaigns.require(c.id);
-  // what the cards themselves report now (no authentication needed for GetKeyVersion)
+  const campaign = (failed === 0 ? ok('complete campaign', await cms.op('POST', `/v1/rotation/campaigns/${id}/complete`, {})).body : (await cms.op('GET', `/v1/rotation/campaigns/${id}`)).body.campaign) as Campaign;
+  // what the cards themselves report now (GetKeyVersion needs no authentication)
   const cardVersions: number[] = [];
   for (const card of cards) {
     const dc = new DesfireClient(card.t);
     await dc.selectApplication(parseInt(k.aid, 16));
     cardVersions.push(await dc.getKeyVersion(k.keyNo));
   }
-  return { campaign: c, done, failed, approvers, cardVersions };
+  return { campaign, done, failed, cardVersions };
 }

@@ -380,7 +380,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       return `${counts.tx.offline} offline access checks granted (t+0, t+9 min), ${counts.refusedOffline} refused at t+11 min (ERR_READER_OFFLINE_EXPIRED); online again after restart`;
     });
 
-    await step('rotate the access tenant\'s application master key (A1C001 key 0) with a campaign', cards.length, async () => {
+    await step('rotate the access tenant\'s application master key (A1C001 key 0) with a campaign (API + campaign runner)', cards.length, async () => {
       const k = { tenantId: TENANT_OF[CAMPUS_TX.access.aid]!, aid: CAMPUS_TX.access.aid, keyNo: 0 };
       let last = 0;
       const r = await rotateTenantKey(cms!, k, cards, (n) => {
@@ -397,9 +397,9 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       // the door readers' key (key 1) did not change: access checks still granted online
       const after = await accessCheck(byId('door-1').agent, cards[0]!.t, { uid: cards[0]!.uid, zone: 1 });
       check(after.result === 'granted', `access after the rotation: ${after.result}`);
-      return `approved by ${r.approvers} approvers (M-of-N), ${r.done} cards rotated v${c.fromVersion} -> v${c.toVersion} (verified by authentication), old version retired`;
+      return `planned, started and completed over the API; ${r.done} cards rotated v${c.fromVersion} -> v${c.toVersion} (verified by authentication), old version retired`;
     });
-    await step('declare till-1 compromised: revoked, blast radius from the audit log, campaigns proposed', 0, async () => {
+    await step('declare till-1 compromised over the API: revoked, blast radius from the audit log, campaigns proposed', 0, async () => {
       const till = byId('till-1');
       const { report, states } = await declareReaderCompromised(cms!, 'till-1');
       check(report.revoked, 'till-1 was not revoked');
