@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   rotation: () => import('./commands/rotation.js'),
   approvals: () => import('./commands/approvals.js'),
   compromise: () => import('./commands/compromise.js'),
+  backup: () => import('./commands/backup.js'),
+  restore: () => import('./commands/restore.js'),
 };
 
 function help(io: CliIO, commands: Record<string, Command>): void {
