@@ -12,7 +12,7 @@ import type { KeyDelivery } from '../../delivery/service.js';
 import { JobError } from '../../jobs/errors.js';
 import type { JobRequest, StationJobs } from '../../jobs/service.js';
 import type { ServerTimings } from '../../jobs/timings.js';
-import { ANY_OPERATOR } from '../auth.js';
+import { ANY_OPERATOR, tenantScope } from '../auth.js';
 import { callerContext } from '../context.js';
 import { ApiError, ERROR_RESPONSES } from '../errors.js';
 
@@ -177,7 +177,11 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
       async (req) => {
         const q = req.query;
         const list = await wrap(() => jobs.list({ ...(q.uid ? { uid: q.uid } : {}), ...(q.state ? { state: q.state as never } : {}), limit: q.limit ?? 100 }));
-        return { jobs: list.map(view) };
+        // an auditor scoped to some tenants sees the jobs of their applications only
+        const scope = tenantScope(req);
+        if (scope === '*') return { jobs: list.map(view) };
+        const own = new Set((await jobs.o.tenants.applications()).filter((a) => scope.includes(a.tenantId)).map((a) => a.aid));
+        return { jobs: list.filter((j) => own.has(j.aid)).map(view) };
       },
     );
     app.get<{ Params: { id: string } }>(
@@ -188,8 +192,8 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
       },
       async (req) => {
         const j = await wrap(() => jobs.get(req.params.id));
-        if (req.principal?.kind === 'operator' && !req.principal.roles.includes('issuer_admin') && !req.principal.roles.includes('auditor')) {
-          // tenant admins see jobs of their tenants' applications only
+        if (req.principal?.kind === 'operator' && tenantScope(req) !== '*') {
+          // tenant admins and tenant-scoped auditors see jobs of their tenants' applications only
           const t = await jobs.o.tenants.application(j.aid);
           if (!t || !(req.principal.tenants.includes('*') || req.principal.tenants.includes(t.tenantId))) throw new ApiError(404, 'ERR_NOT_FOUND', 'job not found');
         }
