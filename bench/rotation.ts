@@ -7,6 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { sql } from 'kysely';
 import { simulateCampaign } from '../src/cli/commands/rotation.js';
 import { DEFAULT_APPROVAL_POLICY } from '../src/cms/approvals/policy.js';
@@ -18,6 +20,10 @@ import { openDatabase } from '../src/cms/storage/index.js';
 import { EmbeddedVault } from '../src/custody/embedded.js';
 import { MemoryVaultStore } from '../src/custody/store.js';
 import type { BenchOptions, Figure } from './types.js';
+
+// live (retained) heap: sampled after a full GC, so garbage awaiting collection does not count
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 const CTX = { actor: 'bench', purpose: 'rotation bench', correlationId: 'b' };
 const AID = 'A1B2C3';
@@ -73,12 +79,21 @@ async function rewrapRun(n: number): Promise<{ blobsPerSecond: number; peakHeapM
     await c.rotateKey(CTX, 'kek.bench');
     const svc = new KekService({ db: h.db, custody: c, audit: NO_AUDIT, approvals: new ApprovalService({ db: h.db, audit: NO_AUDIT }) });
     const run = await svc.startRewrap(CTX, 'kek.bench');
-    global.gc?.();
+    gc();
     const base = process.memoryUsage().heapUsed;
     let peak = base;
+    let gcMs = 0;
     const t0 = performance.now();
-    const r = await svc.runRewrap(CTX, run.id, { pageSize: 5000, onProgress: () => (peak = Math.max(peak, process.memoryUsage().heapUsed)) });
-    const ms = performance.now() - t0;
+    const r = await svc.runRewrap(CTX, run.id, {
+      pageSize: 5000,
+      onProgress: () => {
+        const g0 = performance.now();
+        gc();
+        peak = Math.max(peak, process.memoryUsage().heapUsed);
+        gcMs += performance.now() - g0;
+      },
+    });
+    const ms = performance.now() - t0 - gcMs;
     if (r.rewrapped !== n) throw new Error(`rewrap: ${r.rewrapped} of ${n}`);
     return { blobsPerSecond: (n / ms) * 1000, peakHeapMiB: (peak - base) / 2 ** 20, seconds: ms / 1000 };
   } finally {
@@ -98,8 +113,8 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
   const blobs = opts.quick ? 100_000 : 1_000_000;
   const small = await rewrapRun(blobs / 10);
   const big = await rewrapRun(blobs);
-  out.push({ name: 'rotation.kek_rewrap_blobs_per_s', value: big.blobsPerSecond, unit: 'blobs/s', target: { op: '>=', value: 50_000 }, note: `${blobs} blobs, SQLite, embedded vault, pages of 5000` });
-  out.push({ name: 'rotation.kek_rewrap_peak_heap_mib', value: big.peakHeapMiB, unit: 'MiB', baseline: { name: `rotation.kek_rewrap_peak_heap_mib@${blobs / 10}`, value: small.peakHeapMiB }, note: `heap growth during the run at ${blobs} blobs vs ${blobs / 10} (flat = bounded by the page size)` });
+  out.push({ name: 'rotation.kek_rewrap_blobs_per_s', value: big.blobsPerSecond, unit: 'blobs/s', target: { op: '>=', value: 50_000 }, note: `${blobs} blobs, SQLite, embedded vault, pages of 5000; bound by custody.rewrapMany (the embedded engine has no batch rewrap: per-item HKDF + 2 GCM + audit events)` });
+  out.push({ name: 'rotation.kek_rewrap_peak_heap_mib', value: big.peakHeapMiB, unit: 'MiB', baseline: { name: `rotation.kek_rewrap_peak_heap_mib@${blobs / 10}`, value: small.peakHeapMiB }, note: `live heap growth (after GC) during the run at ${blobs} blobs vs ${blobs / 10}: flat = bounded by the page size` });
 
   const planCards = opts.quick ? 100_000 : 1_000_000;
   const { h, done } = await tempDb();
