@@ -8,6 +8,7 @@ import { actorOf, registerAuth } from './auth.js';
 import { ApiError, ErrorBody, sendError } from './errors.js';
 import type { ApiDeps } from './ports.js';
 import { docsRoutes } from './routes/docs.js';
+import { consoleRoutes } from './console.js';
 import { healthRoutes } from './routes/health.js';
 import { auditRoutes } from './routes/audit.js';
 import { cardRoutes } from './routes/cards.js';
@@ -81,6 +82,7 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
   });
   await app.register(healthRoutes(deps));
   await app.register(docsRoutes());
+  await app.register(consoleRoutes(deps.audit ? { vkey: deps.audit.vkey } : {}));
   await app.register(tokenRoutes(deps), { prefix: '/v1' });
   if (deps.custody) await app.register(custodyRoutes(deps.custody), { prefix: '/v1' });
   if (deps.audit) await app.register(auditRoutes(deps.audit), { prefix: '/v1' });
