@@ -235,7 +235,12 @@ export class ReaderAgent {
    */
   sync(): Promise<SyncAnswer | undefined> {
     if (!this.o.cms) return Promise.resolve(undefined);
-    this.syncing ??= this.doSync().finally(() => {
+    if (this.syncing) {
+      // one upload at a time; entries appended after the one in flight started go in the next
+      const head = this.o.baton.length;
+      return this.syncing.then((a) => (a && this.o.baton.acknowledged < head ? this.sync() : a));
+    }
+    this.syncing = this.doSync().finally(() => {
       this.syncing = undefined;
     });
     return this.syncing;

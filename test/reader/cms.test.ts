@@ -119,6 +119,20 @@ describe('reader agent with the CMS (HTTPS + mTLS)', () => {
     stored = (await h.call('GET', '/v1/readers/door-2/baton', { token: h.admin })).body.entries as BatonEntry[];
     expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(stored[2]!.result).toBe('denied:zone');
+    // every accepted entry is in the tamper-evident audit log too, with the batch summary
+    const audited = await h.cms.db.db.selectFrom('audit_entries').select(['operation', 'result', 'card_uid']).where('reader_id', '=', 'door-2').orderBy('idx').execute();
+    expect(audited.filter((a) => a.operation.startsWith('reader.access-check') || a.operation === 'reader.heartbeat').map((a) => [a.operation, a.result])).toEqual([
+      ['reader.access-check', 'granted'],
+      ['reader.access-check', 'granted'],
+      ['reader.access-check', 'denied:zone'],
+      ['reader.heartbeat', 'ok'],
+    ]);
+    // the batch summaries cover 1..4 without gap or overlap (how the entries were batched depends on timing)
+    const sums = await h.cms.db.db.selectFrom('audit_entries').select('details').where('reader_id', '=', 'door-2').where('operation', '=', 'reader.baton').orderBy('idx').execute();
+    const ranges = sums.map((x) => JSON.parse(String(x.details)) as { seqFrom: number; seqTo: number });
+    expect(ranges[0]!.seqFrom).toBe(1);
+    expect(ranges.at(-1)!.seqTo).toBe(4);
+    for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.seqFrom).toBe(ranges[i - 1]!.seqTo + 1);
     // a retry of the same bad batch does not raise the alert again
     await cms.raw('POST', '/v1/readers/self/baton', { entries: [forged] });
     expect((await alerts('baton-tampered')).filter((a) => a.subject === 'reader:door-2')).toHaveLength(1);

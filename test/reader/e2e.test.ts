@@ -31,7 +31,7 @@ describe('reader agent end to end (station jobs + online delivery + CLI)', () =>
     expect(err).toEqual([]);
     expect(out[0]).toBe(`access-check card ${uid}: granted (online, baton #1)`);
     expect(await main([...base, '--tx', 'access', '--zone', '2'], io)).toBe(1);
-    expect(out[1]).toBe(`access-check card ${uid}: denied:zone (online, baton #2)`);
+    expect([out[1], err]).toEqual([`access-check card ${uid}: denied:zone (online, baton #2)`, []]);
     const baton = await s.cms.deps.domain!.db.selectFrom('reader_baton').select(['seq', 'op', 'result', 'card_uid']).where('reader_id', '=', 'door-1').orderBy('seq').execute();
     expect(baton.map((b) => [Number(b.seq), b.op, b.result, b.card_uid])).toEqual([
       [1, 'access-check', 'granted', uid],

@@ -10,6 +10,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../storage/index.js';
 import { dialectOf } from '../storage/dialect.js';
 import { lockWriters, withTransaction } from '../storage/tx.js';
+import type { AuditInput } from '../audit/entry.js';
 import { type BatonWireEntry, GENESIS, batonHash } from './chain.js';
 
 export type BatonErrorCode = 'ERR_BATON_GAP' | 'ERR_BATON_FORK' | 'ERR_BATON_REORDER' | 'ERR_BATON_TAMPERED' | 'ERR_BATON_BAD_INPUT' | 'ERR_BATON_CONFLICT';
@@ -53,10 +54,16 @@ interface PendingAlert {
 const UID_RE = /^([0-9A-F]{2}){4,10}$/;
 export const MAX_BATCH = 1000;
 
+/** The audit log's `record` (src/cms/audit/log.ts): accepted baton entries go into the tamper-evident log. */
+export interface BatonAudit {
+  record(input: AuditInput): Promise<unknown>;
+}
+
 export class BatonService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
+    private readonly audit?: BatonAudit,
   ) {}
 
   async head(readerId: string): Promise<{ seq: number; hash: string }> {
@@ -88,59 +95,91 @@ export class BatonService {
     }));
   }
 
+  /**
+   * Check a batch against itself and against what is stored: the entries to store, or a
+   * BatonError (with its alert pushed to `alerts`).
+   */
+  private async plan(db: Kysely<Database>, readerId: string, batch: BatonWireEntry[], alerts: PendingAlert[]): Promise<{ fresh: BatonWireEntry[]; duplicates: number; acked: number; hash: string }> {
+    const subject = `reader:${readerId}`;
+    // 1. order and integrity of the batch itself
+    for (let i = 1; i < batch.length; i++) {
+      if (batch[i]!.seq <= batch[i - 1]!.seq) {
+        alerts.push({ rule: BATON_RULES.reorder, severity: 'critical', subject, message: `reader ${readerId} sent baton entries out of order (seq ${batch[i - 1]!.seq} then ${batch[i]!.seq})`, details: { seq: batch[i]!.seq, after: batch[i - 1]!.seq } });
+        throw new BatonError('ERR_BATON_REORDER', 'baton entries out of order');
+      }
+    }
+    for (const e of batch) {
+      if (e.readerId !== readerId || batonHash(e) !== e.hash) {
+        alerts.push({ rule: BATON_RULES.tampered, severity: 'critical', subject, message: `baton entry ${e.seq} of reader ${readerId} does not match its hash (modified)`, details: { seq: e.seq } });
+        throw new BatonError('ERR_BATON_TAMPERED', `baton entry ${e.seq} was modified`);
+      }
+    }
+    // 2. continuity with what is stored
+    const head = await this.headIn(db, readerId);
+    let prevSeq = head.seq;
+    let prevHash = head.hash;
+    let duplicates = 0;
+    const fresh: BatonWireEntry[] = [];
+    for (const e of batch) {
+      if (e.seq <= head.seq) {
+        const stored = await db.selectFrom('reader_baton').select('hash').where('reader_id', '=', readerId).where('seq', '=', e.seq).executeTakeFirst();
+        if (!stored || stored.hash !== e.hash) {
+          alerts.push({ rule: BATON_RULES.fork, severity: 'critical', subject, message: `reader ${readerId} sent a different entry ${e.seq} than the one stored (fork)`, details: { seq: e.seq } });
+          throw new BatonError('ERR_BATON_FORK', `baton entry ${e.seq} differs from the stored one`);
+        }
+        duplicates++;
+        continue;
+      }
+      if (e.seq !== prevSeq + 1) {
+        alerts.push({ rule: BATON_RULES.gap, severity: 'critical', subject, message: `reader ${readerId} baton gap: entries ${prevSeq + 1}..${e.seq - 1} missing`, details: { seq: e.seq, expected: prevSeq + 1 } });
+        throw new BatonError('ERR_BATON_GAP', `baton entries ${prevSeq + 1}..${e.seq - 1} are missing`);
+      }
+      if (e.prev !== prevHash) {
+        alerts.push({ rule: BATON_RULES.fork, severity: 'critical', subject, message: `reader ${readerId} baton entry ${e.seq} does not chain to entry ${prevSeq} (fork)`, details: { seq: e.seq } });
+        throw new BatonError('ERR_BATON_FORK', `baton entry ${e.seq} does not chain to the stored log`);
+      }
+      fresh.push(e);
+      prevSeq = e.seq;
+      prevHash = e.hash;
+    }
+    return { fresh, duplicates, acked: prevSeq, hash: prevHash };
+  }
+
   /** Verify and store a batch from `readerId` (the mTLS identity, never a field of the body). */
   async sync(readerId: string, batch: BatonWireEntry[]): Promise<SyncResult> {
     if (!Array.isArray(batch) || batch.length > MAX_BATCH) throw new BatonError('ERR_BATON_BAD_INPUT', `a batch holds at most ${MAX_BATCH} entries`);
     const alerts: PendingAlert[] = [];
-    const subject = `reader:${readerId}`;
     let failure: BatonError | undefined;
     let result: SyncResult | undefined;
     try {
+      // Into the audit log first (it fails closed: nothing is acknowledged that is not audited):
+      // each reader operation, then one 'reader.baton' entry for the batch (the audit alert
+      // engine's baton-gap rule watches seqFrom/seqTo). Outside the storing transaction (the audit
+      // log writes through its own transactions); a concurrent duplicate upload may audit an entry
+      // twice, never zero times.
+      if (this.audit) {
+        const pre = await this.plan(this.db, readerId, batch, alerts);
+        if (pre.fresh.length) {
+          for (const e of pre.fresh)
+            await this.audit.record({
+              time: e.time,
+              readerId,
+              cardUid: e.cardUid || null,
+              aid: e.aid || null,
+              keyNo: e.keyNo >= 0 ? e.keyNo : null,
+              keyVersion: e.keyVersion >= 0 ? e.keyVersion : null,
+              operation: `reader.${e.op}`,
+              result: e.result,
+              details: { batonSeq: e.seq },
+            });
+          await this.audit.record({ readerId, operation: 'reader.baton', result: 'ok', details: { seqFrom: pre.fresh[0]!.seq, seqTo: pre.fresh[pre.fresh.length - 1]!.seq, duplicates: pre.duplicates } });
+        }
+      }
       result = await withTransaction(this.db, async (tx) => {
         await lockWriters(tx, dialectOf(this.db), `baton:${readerId}`);
-        // 1. order and integrity of the batch itself
-        for (let i = 1; i < batch.length; i++) {
-          if (batch[i]!.seq <= batch[i - 1]!.seq) {
-            alerts.push({ rule: BATON_RULES.reorder, severity: 'critical', subject, message: `reader ${readerId} sent baton entries out of order (seq ${batch[i - 1]!.seq} then ${batch[i]!.seq})`, details: { seq: batch[i]!.seq, after: batch[i - 1]!.seq } });
-            throw new BatonError('ERR_BATON_REORDER', 'baton entries out of order');
-          }
-        }
-        for (const e of batch) {
-          if (e.readerId !== readerId || batonHash(e) !== e.hash) {
-            alerts.push({ rule: BATON_RULES.tampered, severity: 'critical', subject, message: `baton entry ${e.seq} of reader ${readerId} does not match its hash (modified)`, details: { seq: e.seq } });
-            throw new BatonError('ERR_BATON_TAMPERED', `baton entry ${e.seq} was modified`);
-          }
-        }
-        // 2. continuity with what is stored
-        const head = await this.headIn(tx, readerId);
-        let prevSeq = head.seq;
-        let prevHash = head.hash;
-        let duplicates = 0;
-        const fresh: BatonWireEntry[] = [];
-        for (const e of batch) {
-          if (e.seq <= head.seq) {
-            const stored = await tx.selectFrom('reader_baton').select('hash').where('reader_id', '=', readerId).where('seq', '=', e.seq).executeTakeFirst();
-            if (!stored || stored.hash !== e.hash) {
-              alerts.push({ rule: BATON_RULES.fork, severity: 'critical', subject, message: `reader ${readerId} sent a different entry ${e.seq} than the one stored (fork)`, details: { seq: e.seq } });
-              throw new BatonError('ERR_BATON_FORK', `baton entry ${e.seq} differs from the stored one`);
-            }
-            duplicates++;
-            continue;
-          }
-          if (e.seq !== prevSeq + 1) {
-            alerts.push({ rule: BATON_RULES.gap, severity: 'critical', subject, message: `reader ${readerId} baton gap: entries ${prevSeq + 1}..${e.seq - 1} missing`, details: { seq: e.seq, expected: prevSeq + 1 } });
-            throw new BatonError('ERR_BATON_GAP', `baton entries ${prevSeq + 1}..${e.seq - 1} are missing`);
-          }
-          if (e.prev !== prevHash) {
-            alerts.push({ rule: BATON_RULES.fork, severity: 'critical', subject, message: `reader ${readerId} baton entry ${e.seq} does not chain to entry ${prevSeq} (fork)`, details: { seq: e.seq } });
-            throw new BatonError('ERR_BATON_FORK', `baton entry ${e.seq} does not chain to the stored log`);
-          }
-          fresh.push(e);
-          prevSeq = e.seq;
-          prevHash = e.hash;
-        }
+        const p = await this.plan(tx, readerId, batch, alerts);
         const at = this.now();
-        for (const e of fresh) {
+        for (const e of p.fresh) {
           await tx
             .insertInto('reader_baton')
             .values({ reader_id: readerId, seq: e.seq, time: e.time, card_uid: e.cardUid, aid: e.aid, key_no: e.keyNo, key_version: e.keyVersion, op: e.op, result: e.result, prev: e.prev, hash: e.hash, received_at: at })
@@ -148,7 +187,7 @@ export class BatonService {
           if (e.result.startsWith('clone-suspected') && UID_RE.test(e.cardUid))
             alerts.push({ rule: BATON_RULES.clone, severity: 'critical', subject: `card:${e.cardUid}`, message: `reader ${readerId} saw a card-side counter go backwards on card ${e.cardUid} (clone suspected)`, details: { seq: e.seq, readerId, aid: e.aid, result: e.result } });
         }
-        return { acked: prevSeq, hash: prevHash, stored: fresh.length, duplicates };
+        return { acked: p.acked, hash: p.hash, stored: p.fresh.length, duplicates: p.duplicates };
       });
     } catch (e) {
       if (e instanceof BatonError) failure = e;

@@ -14,7 +14,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import { BatonError, BatonService, MAX_BATCH } from '../../baton/service.js';
+import { type BatonAudit, BatonError, BatonService, MAX_BATCH } from '../../baton/service.js';
 import type { ReaderRepository } from '../../domain/index.js';
 import type { Database } from '../../storage/index.js';
 import { ANY_OPERATOR, actorOf, tenantScope } from '../auth.js';
@@ -61,10 +61,12 @@ export interface BatonRouteDeps {
   db: Kysely<Database>;
   readers: ReaderRepository;
   now?: () => number;
+  /** The audit log: accepted baton entries are recorded in it (tamper-evident), before they are acknowledged. */
+  audit?: BatonAudit;
 }
 
 export function batonModule(d: BatonRouteDeps): ApiModule {
-  const svc = new BatonService(d.db, d.now);
+  const svc = new BatonService(d.db, d.now, d.audit);
   const now = d.now ?? Date.now;
   return {
     name: 'baton',
