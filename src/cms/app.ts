@@ -21,6 +21,7 @@ import type { CallerContext, KeyCustody } from '../custody/types.js';
 import { createLogger } from './api/logging.js';
 import { openAudit } from './audit/index.js';
 import { batonModule } from './api/routes/baton.js';
+import { rotationModule } from './api/routes/rotation.js';
 import { consentModule } from './api/routes/consent.js';
 import { ConsentService } from './consent/index.js';
 import type { ApiDeps, HealthCheck, RateLimiter, ReaderAuthenticator } from './api/ports.js';
@@ -35,6 +36,9 @@ import { CardRepository, ReaderRepository, SqlCaKeyStore, SqlEnrolmentCodeStore,
 import { openSessionStore } from './session/index.js';
 import { attachStation } from './jobs/module.js';
 import { type DatabaseHandle, openDatabase, withTransaction } from './storage/index.js';
+import { timedCustody } from './ops/custody-metrics.js';
+import { PromMetrics } from './ops/prometheus.js';
+import { attachMetrics, auditObserver } from './ops/wire.js';
 
 export class StartupError extends Error {
   readonly code: string;
@@ -51,6 +55,8 @@ export interface CmsApp {
   deps: ApiDeps;
   db: DatabaseHandle;
   custody?: KeyCustody;
+  /** Prometheus metrics (src/cms/ops): served at GET /v1/metrics and by the metrics listener. */
+  metrics: PromMetrics;
   ca?: CertificateAuthority;
   tls?: TlsMaterial;
   /** Set when this start created the first issuer_admin token: print it once. */
@@ -61,6 +67,11 @@ export interface CmsApp {
 export interface BuildAppOptions {
   /** Log destination (default stdout). */
   logDestination?: NodeJS.WritableStream;
+  /**
+   * Tenant consent (src/cms/consent): station install/delete jobs run only under a tenant's
+   * authorisation, named in the job and its audit entries. `desfire-cms server` turns it on.
+   */
+  enforceConsent?: boolean;
 }
 
 const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-server', purpose, correlationId: `startup-${process.pid}` });
@@ -223,10 +234,12 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     cleanups.push(() => sessions.close());
     const rateLimiter: RateLimiter = sessions;
 
-    const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit'), checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000 });
+    const metrics = new PromMetrics({ onlineWindowMs: config.metrics.onlineWindowSeconds * 1000 });
+    const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit'), checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000, observe: auditObserver(metrics) });
     cleanups.push(() => audit.close());
     const cus = await openCustody(config, secrets, audit.log);
     cleanups.push(cus.close);
+    cus.custody = timedCustody(cus.custody, config.custody.kind, metrics); // custody latency by backend
 
     const protector = aesGcmProtector(await pkiProtectorKey(cus.custody));
     // The CA lives in the database (shared by every CMS process on it), its key wrapped under custody.
@@ -287,10 +300,11 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       domain,
       pki: { ca, codes, revocations },
       readers: readerAuthenticator(ca, revocations, domain.readers),
-      modules: [batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log })],
+      modules: [batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, ...(opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
     };
-    await attachStation({ deps, logger }); // station jobs, key delivery, remote mode (src/cms/jobs)
-    const app: CmsApp = { config, logger, deps, db, custody: cus.custody, ca, close: closeAll };
+    attachMetrics(deps, metrics, { db: db.db, audit: audit.log, sealed: cus.sealed });
+    await attachStation({ deps, logger }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
+    const app: CmsApp = { config, logger, deps, db, custody: cus.custody, metrics, ca, close: closeAll };
     if (tls) app.tls = tls;
     if (bootstrapToken) app.bootstrapToken = bootstrapToken;
     return app;
