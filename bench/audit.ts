@@ -13,7 +13,7 @@ import { AuditLog } from '../src/cms/audit/log.js';
 import { SqlAuditStore } from '../src/cms/audit/store.js';
 import { Ed25519CheckpointSigner, verifierKey } from '../src/cms/audit/signer.js';
 import type { AuditInput } from '../src/cms/audit/entry.js';
-import { encodeEntry, normalizeInput } from '../src/cms/audit/entry.js';
+import { encodeEntry, exportEntryText, normalizeInput } from '../src/cms/audit/entry.js';
 import { checkpointBody, signedNote } from '../src/cms/audit/checkpoint.js';
 import { hex, utf8 } from '../src/cms/audit/crypto.js';
 import { leafHash } from '../src/cms/audit/merkle.js';
@@ -114,7 +114,7 @@ export async function verifyFigures(opts: BenchOptions, dir: string): Promise<Fi
     const e = { ...normalizeInput({ ...input(i), time: 1_760_000_000_000 + i }, 0), index: i };
     const lh = leafHash(c, encodeEntry(e));
     t.append(lh);
-    chunk.push(JSON.stringify({ type: 'entry', entry: e, leafHash: hex(lh) }));
+    chunk.push(`{"type":"entry","entry":${exportEntryText(e)},"leafHash":"${hex(lh)}"}`);
     if (chunk.length === 10_000) {
       writeSync(fd, chunk.join('\n') + '\n');
       chunk = [];

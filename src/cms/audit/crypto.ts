@@ -70,3 +70,20 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export const utf8 = new TextEncoder();
+
+function nibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 32;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+}
+
+/** Does the hex string `s` (either case) spell exactly `bytes`? No allocation. */
+export function hexEquals(bytes: Uint8Array, s: string): boolean {
+  if (typeof s !== 'string' || s.length !== bytes.length * 2) return false;
+  for (let i = 0; i < bytes.length; i++) {
+    const hi = nibble(s.charCodeAt(2 * i));
+    const lo = nibble(s.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0 || ((hi << 4) | lo) !== bytes[i]) return false;
+  }
+  return true;
+}

@@ -267,6 +267,26 @@ export function encodeEntry(e: AuditEntry): Uint8Array {
   return utf8.encode(canonicalEntry(e));
 }
 
+/** The canonical text always ends with this member (v sorts after every other field). */
+export const CANONICAL_TAIL = ',"v":1}';
+
+/**
+ * The entry as an export writes it: its canonical text without the trailing `"v":1` member,
+ * i.e. valid JSON of the entry object with keys in canonical order. A verifier can rebuild
+ * the leaf bytes from it without parsing (canonicalFromExport) and fall back to parsing when
+ * the text is not in that form (older exports, hand-edited lines).
+ */
+export function exportEntryText(e: AuditEntry): string {
+  const t = canonicalEntry(e);
+  if (!t.endsWith(CANONICAL_TAIL)) throw new AuditError('ERR_AUDIT_INPUT', 'canonical entry text has an unexpected tail');
+  return t.slice(0, t.length - CANONICAL_TAIL.length) + '}';
+}
+
+/** Inverse of exportEntryText: the canonical leaf text of an exported entry text. */
+export function canonicalFromExport(text: string): string {
+  return text.slice(0, text.length - 1) + CANONICAL_TAIL;
+}
+
 const FIELDS: [keyof AuditEntry, 'string' | 'int' | 'nstring' | 'nint' | 'object'][] = [
   ['index', 'int'],
   ['time', 'int'],

@@ -3,12 +3,15 @@
 //   {"type":"header","format":"desfire-cms-audit/1","origin":..,"vkey":..,"treeSize":N[,"view":{"tenant":..,"aids":[..]}]}
 //   {"type":"checkpoint","size":S,"note":"<signed note>"}            every stored checkpoint <= N, ascending
 //   {"type":"consistency","from":S1,"to":S2,"proof":["hex",..]}       between consecutive checkpoints
-//   full export:  {"type":"entry","entry":{..},"leafHash":"hex"}       indexes 0..N-1 in order
+//   full export:  {"type":"entry","entry":{..},"leafHash":"hex"}       indexes 0..N-1 in order; the entry
+//                 object is written with its keys in canonical order (exportEntryText), so the
+//                 verifier can hash it without re-parsing (any JSON form still verifies)
 //                 {"type":"leaf","index":i,"leafHash":"hex"}            an entry whose body retention pruned
 //   tenant view:  {"type":"entry","entry":{..},"leafHash":"hex","proof":{"index":i,"treeSize":N,"hashes":[..]}}
 //
 // The export ends at the size of a checkpoint signed at export time, so every line is covered.
 import { hex } from './crypto.js';
+import { exportEntryText } from './entry.js';
 import type { AuditLog } from './log.js';
 
 export interface ExportOptions {
@@ -65,7 +68,8 @@ export async function exportLog(log: AuditLog, opts: ExportOptions): Promise<Exp
       for (let i = from; i < to; i++) {
         const body = bodies[k];
         if (body && body.index === i) {
-          await w({ type: 'entry', entry: body, leafHash: hex(log.leafHash(i)) });
+          // the entry in canonical key order (spliced in as text): a verifier hashes it as is
+          await opts.write(`{"type":"entry","entry":${exportEntryText(body)},"leafHash":"${hex(log.leafHash(i))}"}`);
           k++;
           entries++;
         } else {

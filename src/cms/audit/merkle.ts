@@ -3,13 +3,24 @@
 //   node hash  = SHA-256(0x01 || left || right)
 //   MTH({})    = SHA-256()  (the empty tree)
 // Verification algorithms follow RFC 9162 sections 2.1.3.2 (inclusion) and 2.1.4.2 (consistency).
-import { type AuditCrypto, bytesEqual } from './crypto.js';
+import { type AuditCrypto, bytesEqual, utf8 } from './crypto.js';
 
 const LEAF = new Uint8Array([0]);
 const NODE = new Uint8Array([1]);
 
 export function leafHash(c: AuditCrypto, leaf: Uint8Array): Uint8Array {
   return c.sha256(LEAF, leaf);
+}
+
+let leafScratch = new Uint8Array(4096);
+
+/** leafHash of the UTF-8 encoding of `text`, encoded straight after the 0x00 prefix in a reused buffer. */
+export function leafHashOfText(c: AuditCrypto, text: string): Uint8Array {
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit
+  if (text.length * 3 + 1 > leafScratch.length) leafScratch = new Uint8Array(Math.max(text.length * 3 + 1, leafScratch.length * 2));
+  leafScratch[0] = 0;
+  const { written } = utf8.encodeInto(text, leafScratch.subarray(1));
+  return c.sha256(leafScratch.subarray(0, 1 + written));
 }
 
 export function nodeHash(c: AuditCrypto, left: Uint8Array, right: Uint8Array): Uint8Array {

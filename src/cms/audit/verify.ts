@@ -9,10 +9,10 @@
 //    between checkpoints verify; nothing follows the last checkpoint;
 //  - tenant view: each entry belongs to the view and its inclusion proof leads to the signed
 //    root of the named checkpoint; indexes strictly increase.
-import { type AuditCrypto, bytesEqual, hex, unhex } from './crypto.js';
+import { type AuditCrypto, bytesEqual, hexEquals, unhex } from './crypto.js';
 import { type Checkpoint, type VerifierKey, verifyCheckpoint } from './checkpoint.js';
-import { type AuditEntry, encodeEntry, parseEntry } from './entry.js';
-import { StreamingRoot, leafHash, verifyConsistency, verifyInclusion } from './merkle.js';
+import { type AuditEntry, canonicalEntry, canonicalFromExport, parseEntry } from './entry.js';
+import { StreamingRoot, leafHashOfText, verifyConsistency, verifyInclusion } from './merkle.js';
 
 export interface VerifyOptions {
   crypto: AuditCrypto;
@@ -145,23 +145,51 @@ export class LogVerifier {
       const idx = typeof raw === 'object' && raw !== null && Number.isSafeInteger((raw as { index?: unknown }).index) ? (raw as { index: number }).index : null;
       return this.fail(this.mode === 'full' ? expected : idx, `malformed entry: ${e}`, line);
     }
-    const lh = leafHash(this.opts.crypto, encodeEntry(e));
+    const lh = leafHashOfText(this.opts.crypto, canonicalEntry(e));
     if (leafHashHex !== undefined) {
       if (typeof leafHashHex !== 'string' || leafHashHex.length !== 64) return this.fail(e.index, 'malformed leaf hash', line);
-      if (hex(lh) !== leafHashHex.toLowerCase()) return this.fail(e.index, 'entry content does not match its recorded leaf hash (entry changed)', line);
+      if (!hexEquals(lh, leafHashHex)) return this.fail(e.index, 'entry content does not match its recorded leaf hash (entry changed)', line);
     }
     this.entries++;
     if (this.mode === 'view') return this.viewEntry(e, lh, proof, line);
-    if (e.index !== expected) {
+    return this.inSequence(e.index, lh, line);
+  }
+
+  private inSequence(index: number, lh: Uint8Array, line?: number): boolean {
+    const expected = this.stream.size;
+    if (index !== expected) {
       return this.fail(
         expected,
-        e.index > expected
-          ? `entry ${expected} is missing: found entry ${e.index} in its place (deleted or reordered)`
-          : `entry ${e.index} found at position ${expected} (inserted, duplicated or reordered)`,
+        index > expected
+          ? `entry ${expected} is missing: found entry ${index} in its place (deleted or reordered)`
+          : `entry ${index} found at position ${expected} (inserted, duplicated or reordered)`,
         line,
       );
     }
-    return this.push(e.index, lh, line);
+    return this.push(index, lh, line);
+  }
+
+  /**
+   * Fast path for a full log: `text` is an entry as export.ts writes it (canonical key order,
+   * see exportEntryText) and `leafHashHex` the hash recorded for it. The leaf is hashed from
+   * the text as is, without parsing. Returns undefined (nothing recorded, nothing changed)
+   * when the text does not hash to the recorded leaf hash or its index cannot be read: the
+   * caller then takes the parsing path (entry()), which names the problem precisely.
+   *
+   * Sound because what is accepted is exactly what entry() accepts: bytes whose leaf hash is
+   * the recorded one, and every leaf hash is then bound to the signed root, so the text is
+   * the log's own canonical encoding of a well-formed entry at that position (SHA-256
+   * collision resistance); the index read from it only serves to name a misplaced entry.
+   */
+  entryText(text: string, leafHashHex: string, line?: number): boolean | undefined {
+    if (this.failure) return false;
+    if (this.mode !== 'full') return undefined;
+    const lh = leafHashOfText(this.opts.crypto, canonicalFromExport(text));
+    if (!hexEquals(lh, leafHashHex)) return undefined;
+    const index = topLevelIndex(text);
+    if (index === undefined) return undefined;
+    this.entries++;
+    return this.inSequence(index, lh, line);
   }
 
   /** A leaf whose entry body was pruned by retention: only its hash remains. */
@@ -238,6 +266,32 @@ export class LogVerifier {
   }
 }
 
+/**
+ * The top-level "index" of an entry in canonical key order: its last `"index":` member (only
+ * "details" can hold another, and it sorts before "index"; inside a JSON string a quote is
+ * always escaped, so the pattern cannot start inside one). undefined when absent/malformed.
+ */
+function topLevelIndex(text: string): number | undefined {
+  const at = text.lastIndexOf('"index":');
+  if (at < 0) return undefined;
+  let i = at + 8;
+  let n = 0;
+  const start = i;
+  for (; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch < 48 || ch > 57) break;
+    n = n * 10 + (ch - 48);
+  }
+  if (i === start || i - start > 15 || (text.charCodeAt(start) === 48 && i - start > 1)) return undefined;
+  const next = text.charCodeAt(i);
+  return next === 44 || next === 125 ? n : undefined;
+}
+
+const ENTRY_HEAD = '{"type":"entry","entry":{';
+const HASH_HEAD = ',"leafHash":"';
+/** `,"leafHash":"` + 64 hex digits + `"}` */
+const ENTRY_TAIL_LEN = HASH_HEAD.length + 64 + 2;
+
 function hashList(v: unknown): Uint8Array[] | undefined {
   if (!Array.isArray(v) || v.length > 64) return undefined;
   const out: Uint8Array[] = [];
@@ -255,6 +309,11 @@ function hashList(v: unknown): Uint8Array[] | undefined {
  */
 export function verifyJsonlLine(v: LogVerifier, text: string, lineNo: number): boolean {
   if (!v.ok) return false;
+  // fast path: an entry line exactly as export.ts writes it (anything else is parsed below)
+  if (text.startsWith(ENTRY_HEAD) && text.length > ENTRY_HEAD.length + ENTRY_TAIL_LEN && text.endsWith('"}') && text.startsWith(HASH_HEAD, text.length - ENTRY_TAIL_LEN)) {
+    const done = v.entryText(text.slice(ENTRY_HEAD.length - 1, text.length - ENTRY_TAIL_LEN), text.slice(text.length - 66, text.length - 2), lineNo);
+    if (done !== undefined) return done;
+  }
   if (text.trim() === '') return true;
   let o: Record<string, unknown>;
   try {
