@@ -51,7 +51,12 @@ export class BarProgress implements ProgressSink {
     const width = 28;
     const frac = this.total > 0 ? Math.min(1, this.done / this.total) : 0;
     const bar = this.total > 0 ? `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '.')}] ${this.done}/${this.total}` : '...';
-    this.stream.write(`\r\x1b[2K  [${this.n}] ${this.title} ${bar} ${secs(now - this.t0)}`);
+    const tail = ` ${bar} ${secs(now - this.t0)}`;
+    const head = `  [${this.n}] `;
+    // one terminal line, or the carriage return cannot redraw it
+    const room = Math.max(10, (this.stream.columns || 100) - head.length - tail.length - 1);
+    const title = this.title.length > room ? `${this.title.slice(0, room - 1)}…` : this.title;
+    this.stream.write(`\r\x1b[2K${head}${title}${tail}`);
   }
   begin(title: string, total: number): void {
     this.t0 = performance.now();

@@ -445,7 +445,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       counts.auditExport = fv === 0 ? 'OK' : 'FAILED';
       check(fv === 0, `audit verify (export): ${lines.at(-1) ?? 'exit ' + fv}`);
       progress.tick();
-      return `${counts.auditEntries} entries verified on the live database and on ${out}`;
+      return `${counts.auditEntries} entries verified on the live database and on an export (${opts.keep ? out : 'audit-export.jsonl'})`;
     });
   } finally {
     for (const f of field) f.close();
