@@ -6,7 +6,7 @@
 // ('api.refused' with the request id) before the answer left.
 //
 //   roles:   issuer_admin of the issuer · tenant_admin of A · tenant_admin of B · auditor of A ·
-//            a reader holding a role of A · a reader holding a role of B
+//            a reader holding a role of A · a reader holding a role of B · no credentials at all
 //   tenants: each request is made once against A's resources and once against B's
 //   grants:  'all' = allowed whatever the tenant · 'own' = allowed for the caller's own tenant only
 import 'reflect-metadata';
@@ -18,11 +18,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsentService } from '../../src/cms/consent/index.js';
 import { type CallOptions, type CmsHarness, type HttpsResult, startCms } from './api-harness.js';
 
-type Who = 'issuer' | 'adminA' | 'adminB' | 'auditorA' | 'readerA' | 'readerB';
+type Who = 'issuer' | 'adminA' | 'adminB' | 'auditorA' | 'readerA' | 'readerB' | 'anonymous';
 type Tn = 'A' | 'B';
 type Grant = 'all' | 'own';
-const WHO: Who[] = ['issuer', 'adminA', 'adminB', 'auditorA', 'readerA', 'readerB'];
-const HOME: Record<Who, Tn | '*'> = { issuer: '*', adminA: 'A', adminB: 'B', auditorA: 'A', readerA: 'A', readerB: 'B' };
+const WHO: Who[] = ['issuer', 'adminA', 'adminB', 'auditorA', 'readerA', 'readerB', 'anonymous'];
+const HOME: Record<Who, Tn | '*' | '-'> = { issuer: '*', adminA: 'A', adminB: 'B', auditorA: 'A', readerA: 'A', readerB: 'B', anonymous: '-' };
 const OPS: Who[] = ['issuer', 'adminA', 'adminB', 'auditorA'];
 const READERS: Who[] = ['readerA', 'readerB'];
 const all = (ws: Who[]): Partial<Record<Who, Grant>> => Object.fromEntries(ws.map((w) => [w, 'all']));
@@ -133,6 +133,7 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/compromise/readers/:id/keys': all(['issuer', 'auditorA']),
   'POST /v1/compromise/readers/:id': all(['issuer']),
   'POST /v1/compromise/cards/:uid': all(['issuer']),
+  'POST /v1/compromise/kek/:name': all(['issuer']),
   // operations: Prometheus metrics (aggregate counters) for the issuer and auditors
   'GET /v1/metrics': all(['issuer', 'auditorA']),
 };
@@ -243,6 +244,7 @@ beforeAll(async () => {
   expect((await h.call('POST', '/v1/layouts', { token: h.admin, raw: campus, contentType: 'application/yaml' })).status).toBe(201);
   const doc = parseYaml(campus) as { tenants: { id: string }[] };
   layouts = { A: { ...doc, tenants: doc.tenants.filter((t) => t.id === 'access') }, B: { ...doc, tenants: doc.tenants.filter((t) => t.id === 'cafeteria') } };
+  cred.anonymous = {};
   cred.issuer = { token: h.admin };
   cred.adminA = { token: await token(['tenant_admin'], ['access']) };
   cred.adminB = { token: await token(['tenant_admin'], ['cafeteria']) };
@@ -319,7 +321,7 @@ describe('role × operation × tenant matrix (HTTPS, every route of the route ta
         }
       }
     }
-    const wrong = cells.filter((c) => (c.expect === 'allowed' ? [401, 403, 500].includes(c.status) : ![403, 404].includes(c.status)));
+    const wrong = cells.filter((c) => (c.expect === 'allowed' ? [401, 403, 500].includes(c.status) : ![401, 403, 404].includes(c.status)));
     expect(wrong.map((c) => `${c.key} as ${c.who} on ${c.t}: expected ${c.expect}, got ${c.status} ${c.code ?? ''}`)).toEqual([]);
 
     // every refusal is in the audit log, under the request id it was answered with
