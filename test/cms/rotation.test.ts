@@ -146,3 +146,34 @@ describe('rollback and approvals', () => {
     expect((await f.approvals.require(a.id)).state).toBe('expired');
   });
 });
+
+describe('targets, windows, rate', () => {
+  it('query targets, time windows and the rate limit', async () => {
+    const { inWindow } = await import('../../src/cms/rotation/campaigns.js');
+    const at = (h: number) => Date.UTC(2026, 0, 1, h, 30);
+    expect([inWindow({ startHour: 22, endHour: 6 }, at(23)), inWindow({ startHour: 22, endHour: 6 }, at(3)), inWindow({ startHour: 22, endHour: 6 }, at(12))]).toEqual([true, true, false]);
+    expect([inWindow({ startHour: 1, endHour: 5 }, at(1)), inWindow({ startHour: 1, endHour: 5 }, at(5)), inWindow(null, at(5))]).toEqual([true, false, true]);
+    const f = await makeFixture(20, { policy: { campaignCardThreshold: 1000 } });
+    try {
+      const prefix = [...f.cards.keys()][0]!.slice(0, 7);
+      const uid0 = [...f.cards.keys()][0]!;
+      await f.handle.db.updateTable('cards').set({ state: 'suspended' }).where('uid', '=', uid0).execute();
+      const q = await f.campaigns.create({ ...key, fromVersion: 1, target: { kind: 'query', cardState: 'active', uidPrefix: prefix }, window: { startHour: 22, endHour: 6 }, rate: 1, maxAttempts: 2 }, 'alice');
+      const expected = [...f.cards.keys()].filter((u) => u.startsWith(prefix) && u !== uid0).length;
+      expect(expected).toBe(15);
+      expect(q.cardCount).toBe(expected);
+      await f.campaigns.start(q.id, 'alice');
+      const runner = new CampaignRunner(f.campaigns, f.executor, f.audit);
+      expect(await runner.run(q.id, { now: () => at(12) })).toBe('outside_window');
+      const slept: number[] = [];
+      expect(await runner.run(q.id, { now: () => at(23), sleep: async (ms) => void slept.push(ms) })).toBe('finished');
+      expect((await f.campaigns.progress(q.id)).totals.done).toBe(expected);
+      expect(f.cardVersion(uid0)).toBe(1);
+      // rate 1 card/s: every card after the first waited for its slot (the injected sleep returns at once)
+      expect(slept).toHaveLength(expected - 1);
+      expect(Math.max(...slept)).toBeGreaterThan(1000 * (expected - 3));
+    } finally {
+      await f.close();
+    }
+  });
+});

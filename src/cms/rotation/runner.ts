@@ -180,8 +180,10 @@ export class CampaignRunner {
   /** Commit a group of card outcomes in one transaction (items + the CardUID <-> key version mapping). */
   private async settle(c: Campaign, group: { uid: string; attempt: number; rep: CardRotationReport }[], wanted: string, to: number): Promise<void> {
     const now = Date.now();
+    const failedNow: { uid: string; rep: CardRotationReport }[] = [];
     await this.db.transaction().execute(async (tx) => {
       for (const { uid, attempt, rep } of group) {
+        if (!rep.ok && attempt >= c.maxAttempts) failedNow.push({ uid, rep });
         const state = rep.ok ? (wanted === 'revert_pending' ? 'reverted' : 'done') : attempt >= c.maxAttempts ? 'failed' : wanted;
         const version = rep.ok ? to : rep.cardVersion;
         await tx
@@ -196,5 +198,21 @@ export class CampaignRunner {
         }
       }
     });
+    // every card that ends failed is in the audit log with its verified version (successes are
+    // counted per batch; the readers' batons carry each ChangeKey)
+    for (const f of failedNow) {
+      await this.audit.record({
+        actor: 'system',
+        operation: 'rotation.card',
+        result: 'error',
+        correlationId: c.id,
+        cardUid: f.uid,
+        tenant: c.tenantId,
+        aid: c.aid,
+        keyNo: c.keyNo,
+        keyVersion: f.rep.cardVersion,
+        details: { code: f.rep.code ?? 'ERR_ROTATION_CARD' },
+      });
+    }
   }
 }

@@ -15,11 +15,12 @@
 //   GET  /v1/compromise/readers/:id/keys               the exact key set a reader received
 //   POST /v1/compromise/readers/:id                    revoke, block, compute, propose campaigns
 //   POST /v1/compromise/cards/:uid                     denylist + suspend
+//   POST /v1/compromise/kek/:name {approvalId}         rotate the KEK, rewrap everything, propose card-key campaigns
 // Everything is issuer_admin only (auditors may read); every action is in the audit log.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import type { KeyCustody } from '../../../custody/types.js';
+import type { CallerContext, KeyCustody } from '../../../custody/types.js';
 import type { ApprovalPolicy } from '../../approvals/policy.js';
 import { ApprovalService } from '../../approvals/service.js';
 import type { AuditLog } from '../../audit/log.js';
@@ -43,6 +44,8 @@ export interface RotationRouteDeps {
   policy?: ApprovalPolicy;
   /** Tenant consent for campaigns (src/cms/consent requireAuthorisationForCards), when enforced. */
   authorise?: CampaignServiceOptions['authorise'];
+  /** The process's background work (src/cms/ops/shutdown.ts): rewrap runs park on SIGTERM and resume at start. */
+  work?: { run(name: string, fn: (signal: AbortSignal) => Promise<unknown>): unknown };
 }
 
 const sec = [{ apiToken: [] }];
@@ -118,6 +121,14 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
   const kek = new KekService({ db: d.db, custody: d.custody, audit: d.audit, approvals });
   const compromise = new CompromiseService({ db: d.db, audit: d.audit, campaigns, kek });
   const background = (p: Promise<unknown>, app: FastifyInstance) => p.catch((e: unknown) => app.log.error({ code: (e as { code?: string }).code }, 'KEK rewrap run stopped'));
+  const startRewrapRun = (ctx: CallerContext, id: string, app: FastifyInstance): void => {
+    if (!d.work) return void background(kek.runRewrap(ctx, id), app);
+    try {
+      d.work.run('kek-rewrap', (signal) => kek.runRewrap(ctx, id, { signal }));
+    } catch {
+      /* shutting down: the run stays 'running' and is resumed at the next start */
+    }
+  };
 
   return {
     name: 'rotation',
@@ -186,7 +197,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
         async (req, reply) => {
           const ctx = callerContext(req, 'KEK rotation');
           const r = await wrap(() => kek.rotate(ctx, req.params.name, req.body.approvalId));
-          void background(kek.runRewrap(ctx, r.run.id), app);
+          startRewrapRun(ctx, r.run.id, app);
           return reply.code(202).send(r);
         },
       );
@@ -206,7 +217,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
         async (req, reply) => {
           const r = await kek.getRun(req.params.id);
           if (!r) throw new ApiError(404, 'ERR_NOT_FOUND', 'rewrap run not found');
-          void background(kek.runRewrap(callerContext(req, 'KEK rewrap resume'), r.id), app);
+          startRewrapRun(callerContext(req, 'KEK rewrap resume'), r.id, app);
           return reply.code(202).send(r);
         },
       );
@@ -225,6 +236,11 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
         '/compromise/cards/:uid',
         { config: ADMIN, schema: { tags: ['compromise'], summary: 'card compromised: denylist (synced to readers) and suspend', security: sec, params: Uid, body: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }), response: ERROR_RESPONSES } },
         async (req) => wrap(() => compromise.cardCompromised(req.params.uid, actorOf(req), req.body?.reason ?? 'clone suspected')),
+      );
+      app.post<{ Params: Static<typeof Name>; Body: { approvalId: string } }>(
+        '/compromise/kek/:name',
+        { config: ADMIN, schema: { tags: ['compromise'], summary: 'KEK compromised: rotate (approved request), rewrap every blob, propose campaigns for the card keys under it', security: sec, params: Name, body: Type.Object({ approvalId: Type.String({ maxLength: 64 }) }, { additionalProperties: false }), response: ERROR_RESPONSES } },
+        async (req) => wrap(() => compromise.kekCompromised(callerContext(req, 'KEK compromise'), req.params.name, req.body.approvalId)),
       );
     },
   };
