@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
+import { prepare } from './delivery/prepared.js';
 import { hkdfSha256 } from '../core/crypto/hkdf.js';
 import { wipe } from '../core/crypto/bytes.js';
 import type { AuditSink } from '../custody/audit.js';
@@ -35,10 +36,11 @@ import { type VerifiedReader, verifyReaderCertificate } from './pki/verify.js';
 import { CardRepository, ReaderRepository, SqlCaKeyStore, SqlEnrolmentCodeStore, SqlRevocationList, TenantRepository } from './domain/index.js';
 import { openSessionStore } from './session/index.js';
 import { attachStation } from './jobs/module.js';
-import { type DatabaseHandle, openDatabase, withTransaction } from './storage/index.js';
+import { type Database, type DatabaseHandle, openDatabase, withTransaction } from './storage/index.js';
 import { timedCustody } from './ops/custody-metrics.js';
 import { PromMetrics } from './ops/prometheus.js';
 import { attachMetrics, auditObserver } from './ops/wire.js';
+import { BackgroundWork } from './ops/shutdown.js';
 
 export class StartupError extends Error {
   readonly code: string;
@@ -57,6 +59,8 @@ export interface CmsApp {
   custody?: KeyCustody;
   /** Prometheus metrics (src/cms/ops): served at GET /v1/metrics and by the metrics listener. */
   metrics: PromMetrics;
+  /** Background jobs (KEK rewrap runs): parked on SIGTERM, resumed at start (src/cms/ops). */
+  work: BackgroundWork;
   ca?: CertificateAuthority;
   tls?: TlsMaterial;
   /** Set when this start created the first issuer_admin token: print it once. */
@@ -125,10 +129,19 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
  * mTLS reader authentication. The full check (chain to the CMS CA, validity, reader EKU and SAN,
  * revocation, reader state) runs the first time a certificate is seen; afterwards the parsed and
  * signature-checked result is cached by the certificate's SHA-256, and each request re-checks
- * only what can change: expiry, revocation and the reader's state.
+ * only what can change: expiry, and — in ONE precompiled query, never cached, so a revocation or
+ * suspension made by any CMS process refuses the reader's next request — revocation of the
+ * certificate's serial and the reader's state.
  */
-function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository): ReaderAuthenticator {
-  const cache = new Map<string, VerifiedReader>();
+function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository, db: Kysely<Database>): ReaderAuthenticator {
+  const cache = new Map<string, VerifiedReader & { normSerial: string }>();
+  const current = prepare<Database, [string, string], { state: string; revoked: string | null }>(db, 2, (readerId, serial) =>
+    db
+      .selectFrom('readers as r')
+      .leftJoin('revoked_certificates as rc', (j) => j.on('rc.serial', '=', serial!))
+      .select(['r.state', 'rc.serial as revoked'])
+      .where('r.id', '=', readerId!),
+  );
   return {
     async authenticate(der) {
       const key = createHash('sha256').update(der).digest('hex');
@@ -137,15 +150,15 @@ function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocatio
         if (!hit) {
           const v = await verifyReaderCertificate(ca, der, { revocations, readerState: (id) => readers.state(id) });
           if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
-          cache.set(key, v);
+          cache.set(key, { ...v, normSerial: v.serial.toLowerCase().replace(/^0+(?=.)/, '') }); // the revocation list's normal form
           return { readerId: v.readerId };
         }
         if (Date.now() > hit.notAfter.getTime()) {
           cache.delete(key);
           return undefined;
         }
-        if (await revocations.isRevoked(hit.serial)) return undefined;
-        if ((await readers.state(hit.readerId)) !== 'active') return undefined;
+        const now = await current.first(hit.readerId, hit.normSerial);
+        if (!now || now.revoked !== null || now.state !== 'active') return undefined;
         return { readerId: hit.readerId };
       } catch {
         return undefined;
@@ -234,6 +247,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     cleanups.push(() => sessions.close());
     const rateLimiter: RateLimiter = sessions;
 
+    const work = new BackgroundWork(logger);
     const metrics = new PromMetrics({ onlineWindowMs: config.metrics.onlineWindowSeconds * 1000 });
     const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit'), checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000, observe: auditObserver(metrics) });
     cleanups.push(() => audit.close());
@@ -299,12 +313,12 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       audit: audit.log,
       domain,
       pki: { ca, codes, revocations },
-      readers: readerAuthenticator(ca, revocations, domain.readers),
-      modules: [batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, ...(opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
+      readers: readerAuthenticator(ca, revocations, domain.readers, db.db),
+      modules: [batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
     };
     attachMetrics(deps, metrics, { db: db.db, audit: audit.log, sealed: cus.sealed });
     await attachStation({ deps, logger }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
-    const app: CmsApp = { config, logger, deps, db, custody: cus.custody, metrics, ca, close: closeAll };
+    const app: CmsApp = { config, logger, deps, db, custody: cus.custody, metrics, work, ca, close: closeAll };
     if (tls) app.tls = tls;
     if (bootstrapToken) app.bootstrapToken = bootstrapToken;
     return app;

@@ -65,6 +65,23 @@ function bearer(req: FastifyRequest): string | undefined {
   return m ? m[1] : '';
 }
 
+/**
+ * The client certificate's DER, read once per TLS 1.3 connection (getPeerCertificate builds a
+ * large object on every call; a keep-alive reader sends many requests on one connection). TLS 1.3
+ * has no renegotiation, so the peer certificate cannot change on the socket; older protocol
+ * versions are read on every request. Authentication itself (revocation, reader state) still runs
+ * on every request.
+ */
+const peerDer = new WeakMap<object, Uint8Array | null>();
+function peerCertificate(sock: Partial<TLSSocket>): Uint8Array | null {
+  const hit = peerDer.get(sock);
+  if (hit !== undefined) return hit;
+  const cert = sock.getPeerCertificate!();
+  const der = cert && cert.raw ? new Uint8Array(cert.raw) : null;
+  if (sock.getProtocol?.() === 'TLSv1.3') peerDer.set(sock, der);
+  return der;
+}
+
 async function identify(req: FastifyRequest, deps: ApiDeps): Promise<void> {
   const tok = bearer(req);
   if (tok !== undefined) {
@@ -75,9 +92,9 @@ async function identify(req: FastifyRequest, deps: ApiDeps): Promise<void> {
   }
   const sock = req.raw.socket as Partial<TLSSocket>;
   if (deps.readers && typeof sock.getPeerCertificate === 'function' && sock.authorized) {
-    const cert = sock.getPeerCertificate();
-    if (cert && cert.raw) {
-      const r = await deps.readers.authenticate(new Uint8Array(cert.raw));
+    const der = peerCertificate(sock);
+    if (der) {
+      const r = await deps.readers.authenticate(der);
       if (!r) throw new ApiError(403, 'ERR_READER_NOT_ACTIVE', 'the reader certificate is not (or no longer) accepted');
       req.principal = r.tenant ? { kind: 'reader', id: r.readerId, tenant: r.tenant } : { kind: 'reader', id: r.readerId };
     }

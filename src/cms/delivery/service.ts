@@ -15,6 +15,18 @@ import { JobError } from '../jobs/errors.js';
 import { CardKeys } from '../jobs/keys.js';
 import { RecipientCache } from '../jobs/recipient.js';
 import { checkAidHex, checkUidHex } from '../jobs/service.js';
+import { type Prepared, prepare } from './prepared.js';
+
+interface ReaderRow {
+  state: string;
+  cert_pem: string | null;
+  tenant_id: string | null;
+  operations: string | null;
+}
+interface CardRow {
+  state: string;
+  key_version: number | string | null;
+}
 
 export interface DeliveryRequest {
   uid: string;
@@ -51,12 +63,31 @@ export class KeyDelivery {
   private readonly now: () => number;
   /** Applications change only by layout registration (immutable once registered): cached. */
   private readonly apps = new Map<string, Application>();
+  /** One lookup: the reader's state, its certificate and its role for (aid, keyNo) (precompiled). */
+  private readonly readerQuery: Prepared<[string, string, number], ReaderRow>;
+  /** One lookup: the card's state and the key's version on it (precompiled). */
+  private readonly cardQuery: Prepared<[string, string, number], CardRow>;
 
   constructor(private readonly o: KeyDeliveryOptions) {
     this.keys = o.keys ?? new CardKeys(o.custody);
     this.recipients = o.recipients ?? new RecipientCache(o.readers);
     this.ttl = o.ttlSeconds ?? 60;
     this.now = o.now ?? Date.now;
+    const db = o.db;
+    this.readerQuery = prepare<Database, [string, string, number], ReaderRow>(db, 3, (readerId, aid, keyNo) =>
+      db
+        .selectFrom('readers as r')
+        .leftJoin('reader_roles as rr', (j) => j.onRef('rr.reader_id', '=', 'r.id').on('rr.aid', '=', aid!).on('rr.key_no', '=', keyNo as unknown as number))
+        .select(['r.state', 'r.cert_pem', 'rr.tenant_id', 'rr.operations'])
+        .where('r.id', '=', readerId!),
+    );
+    this.cardQuery = prepare<Database, [string, string, number], CardRow>(db, 3, (uid, aid, keyNo) =>
+      db
+        .selectFrom('cards as c')
+        .leftJoin('card_keys as k', (j) => j.onRef('k.uid', '=', 'c.uid').on('k.aid', '=', aid!).on('k.key_no', '=', keyNo as unknown as number))
+        .select(['c.state', 'k.key_version'])
+        .where('c.uid', '=', uid!),
+    );
   }
 
   private async application(aid: string): Promise<Application | undefined> {
@@ -84,32 +115,22 @@ export class KeyDelivery {
     const aid = checkAidHex(req?.aid);
     const keyNo = req?.keyNo;
     if (!Number.isInteger(keyNo) || keyNo < 0 || keyNo > 13) throw new JobError('ERR_JOB_BAD_INPUT', 'keyNo must be an integer in 0..13');
-    const db = this.o.db;
-    // one query: the reader's state and its role for (aid, keyNo)
-    const row = await db
-      .selectFrom('readers as r')
-      .leftJoin('reader_roles as rr', (j) => j.onRef('rr.reader_id', '=', 'r.id').on('rr.aid', '=', aid).on('rr.key_no', '=', keyNo))
-      .select(['r.state', 'rr.tenant_id', 'rr.operations'])
-      .where('r.id', '=', readerId)
-      .executeTakeFirst();
+    // one query: the reader's state, its certificate and its role for (aid, keyNo)
+    const row = await this.readerQuery.first(readerId, aid, keyNo);
     if (!row || row.state !== 'active') throw new JobError('ERR_DELIVERY_READER_STATE', `reader ${readerId} is ${row?.state ?? 'unknown'}`);
     if (!row.operations || !(JSON.parse(row.operations) as string[]).includes('deliver'))
       throw new JobError('ERR_DELIVERY_FORBIDDEN', `reader ${readerId} has no role to receive key ${keyNo} of ${aid}`);
     const app = await this.application(aid);
     if (!app || app.tenantId !== row.tenant_id) throw new JobError('ERR_DELIVERY_FORBIDDEN', `application ${aid} is not the role's tenant's`);
     // one query: the card's state and the key's version on it
-    const card = await db
-      .selectFrom('cards as c')
-      .leftJoin('card_keys as k', (j) => j.onRef('k.uid', '=', 'c.uid').on('k.aid', '=', aid).on('k.key_no', '=', keyNo))
-      .select(['c.state', 'k.key_version'])
-      .where('c.uid', '=', uid)
-      .executeTakeFirst();
+    const card = await this.cardQuery.first(uid, aid, keyNo);
     if (!card) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is unknown`);
     if (!(CARD_USABLE as readonly string[]).includes(card.state)) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is ${card.state as CardState}`);
     if (card.key_version === null || card.key_version === undefined) throw new JobError('ERR_DELIVERY_NOT_INSTALLED', `application ${aid} is not installed on card ${uid}`);
     const version = Number(card.key_version);
-    const source = await this.keys.appSource(db, app, uid, keyNo, version);
-    const { recipient } = await this.recipients.of(readerId);
+    const source = await this.keys.appSource(this.o.db, app, uid, keyNo, version);
+    // the certificate PEM came with the reader row: no second lookup
+    const { recipient } = this.recipients.fromPem(readerId, row.cert_pem);
     const sealed = await this.o.custody.seal(ctx, source, recipient, { ttlSeconds: this.ttl });
     return { uid, aid, keyNo, keyVersion: version, binding: source.binding, sealed };
   }

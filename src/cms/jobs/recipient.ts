@@ -13,7 +13,11 @@ export class RecipientCache {
 
   /** The reader's certificate PEM and recipient; ERR_JOB_FORBIDDEN when it has no certificate. */
   async of(readerId: string): Promise<{ pem: string; recipient: ReaderRecipient }> {
-    const pem = await this.readers.certificatePem(readerId);
+    return this.fromPem(readerId, await this.readers.certificatePem(readerId));
+  }
+
+  /** The same, from a certificate PEM the caller already read with the reader's row. */
+  fromPem(readerId: string, pem: string | null | undefined): { pem: string; recipient: ReaderRecipient } {
     if (!pem) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} has no certificate`);
     const hit = this.cache.get(readerId);
     if (hit && hit.pem === pem) return hit;
