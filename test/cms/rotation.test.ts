@@ -71,6 +71,9 @@ describe('rotation campaign over 10,000 virtual cards with 5% torn mid-ChangeKey
     await f.campaigns.complete(c.id, 'alice');
     expect(await acceptedVersions(f.handle.db, key)).toEqual([2]);
     expect(f.audit.entries.map((e) => e.operation)).toEqual(expect.arrayContaining(['rotation.create', 'rotation.start', 'rotation.batch', 'rotation.complete']));
+    const failedAudit = f.audit.entries.filter((e) => e.operation === 'rotation.card');
+    expect(failedAudit).toHaveLength(modes.always);
+    for (const e of failedAudit) expect(e).toMatchObject({ result: 'error', keyVersion: 1 });
   }, 180_000);
 });
 
