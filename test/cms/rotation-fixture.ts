@@ -78,9 +78,9 @@ export interface Fixture {
 const aidLsb = (aid: string): Uint8Array => fromHex(aid).reverse();
 export const divInput = (uid: string): Uint8Array => Uint8Array.from([...fromHex(uid), ...aidLsb(AID)]);
 
-export async function makeFixture(n: number, opts: { policy?: Partial<ApprovalPolicy>; now?: () => number; file?: string; sink?: (h: DatabaseHandle) => Promise<AuditSink> } = {}): Promise<Fixture> {
+export async function makeFixture(n: number, opts: { policy?: Partial<ApprovalPolicy>; now?: () => number; file?: string; open?: () => Promise<DatabaseHandle>; sink?: (h: DatabaseHandle) => Promise<AuditSink> } = {}): Promise<Fixture> {
   const dir = mkdtempSync(path.join(tmpdir(), 'desfire-rotation-'));
-  const handle = await openDatabase({ kind: 'sqlite', file: opts.file ?? path.join(dir, 'cms.sqlite') });
+  const handle = opts.open ? await opts.open() : await openDatabase({ kind: 'sqlite', file: opts.file ?? path.join(dir, 'cms.sqlite') });
   const vault = await EmbeddedVault.open(new MemoryVaultStore());
   await vault.init({ passphrase: 'correct horse battery staple', scrypt: { N: 2 ** 10, r: 8, p: 1 } });
   const custody = vault.custody(opts.sink ? await opts.sink(handle) : new MemoryAuditSink());
