@@ -133,7 +133,7 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
  * suspension made by any CMS process refuses the reader's next request — revocation of the
  * certificate's serial and the reader's state.
  */
-function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository, db: Kysely<Database>): ReaderAuthenticator {
+function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository, db: Kysely<Database>, sqlite?: DatabaseHandle['sqlite']): ReaderAuthenticator {
   const cache = new Map<string, VerifiedReader & { normSerial: string }>();
   const current = prepare<Database, [string, string], { state: string; revoked: string | null }>(db, 2, (readerId, serial) =>
     db
@@ -141,6 +141,7 @@ function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocatio
       .leftJoin('revoked_certificates as rc', (j) => j.on('rc.serial', '=', serial!))
       .select(['r.state', 'rc.serial as revoked'])
       .where('r.id', '=', readerId!),
+    sqlite,
   );
   return {
     async authenticate(der) {
@@ -313,11 +314,11 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       audit: audit.log,
       domain,
       pki: { ca, codes, revocations },
-      readers: readerAuthenticator(ca, revocations, domain.readers, db.db),
+      readers: readerAuthenticator(ca, revocations, domain.readers, db.db, db.sqlite),
       modules: [batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
     };
     attachMetrics(deps, metrics, { db: db.db, audit: audit.log, sealed: cus.sealed });
-    await attachStation({ deps, logger }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
+    await attachStation({ deps, logger, db }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, metrics, work, ca, close: closeAll };
     if (tls) app.tls = tls;
     if (bootstrapToken) app.bootstrapToken = bootstrapToken;

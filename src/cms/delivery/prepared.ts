@@ -3,7 +3,11 @@
 // path that was about a third of the server's CPU. `prepare` builds and compiles a query ONCE with
 // sentinel arguments, records where each argument lands in the parameter list, and afterwards only
 // substitutes the values and hands the compiled query to `db.executeQuery` — the same SQL text,
-// parameters bound by the driver (never interpolated), on every dialect.
+// parameters bound by the driver (never interpolated), on every dialect. On SQLite, given the
+// native better-sqlite3 connection, the statement is also prepared once (Kysely's driver prepares
+// every query anew) and run under Kysely's connection lock (`db.connection().execute`), so it never
+// reads inside another caller's open transaction.
+import type BetterSqlite3 from 'better-sqlite3';
 import { type CompiledQuery, type Compilable, type Kysely, createQueryId } from 'kysely';
 
 type Scalar = string | number;
@@ -21,13 +25,21 @@ export interface Prepared<A extends Scalar[], R> {
  * parameter list holds a value that is not one of the arguments (a constant inlined by the
  * builder is fine only if it is a literal in the SQL text).
  */
-export function prepare<DB, A extends Scalar[], R>(db: Kysely<DB>, arity: A['length'], build: (...args: string[]) => Compilable<R>): Prepared<A, R> {
+export function prepare<DB, A extends Scalar[], R>(db: Kysely<DB>, arity: A['length'], build: (...args: string[]) => Compilable<R>, sqlite?: BetterSqlite3.Database): Prepared<A, R> {
   const sentinels = Array.from({ length: arity }, (_, i) => `\u0000dcms-arg-${i}\u0000`);
   const compiled = build(...sentinels).compile();
   // for every parameter position: the index of the argument it takes, or -1 (a constant)
   const slots = compiled.parameters.map((p) => sentinels.indexOf(p as string));
   for (let i = 0; i < arity; i++) if (!slots.includes(i)) throw new Error(`prepared query: argument ${i} is not a parameter`);
   const constants = compiled.parameters.slice();
+  if (sqlite) {
+    const stmt = sqlite.prepare(compiled.sql);
+    const bind = (args: A) => slots.map((s, i) => (s >= 0 ? args[s] : constants[i]));
+    return {
+      all: (...args) => db.connection().execute(async () => stmt.all(...bind(args)) as R[]),
+      first: (...args) => db.connection().execute(async () => stmt.get(...bind(args)) as R | undefined),
+    };
+  }
   const run = async (args: A): Promise<R[]> => {
     const parameters = slots.map((s, i) => (s >= 0 ? args[s] : constants[i]));
     const q: CompiledQuery<R> = { sql: compiled.sql, query: compiled.query, queryId: createQueryId(), parameters };

@@ -5,6 +5,7 @@
 // (its key version). Then custody derives (diversified) or unwraps (random) the key and seals it to
 // the reader's certificate key, with a short TTL; custody audits the release. Every refusal is a
 // 403 with a stable code, audited here.
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { SealedKey } from '../../custody/sealed.js';
 import type { CallerContext, KeyBinding, KeyCustody } from '../../custody/types.js';
@@ -54,6 +55,8 @@ export interface KeyDeliveryOptions {
   /** Delivery lifetime in seconds (default 60). */
   ttlSeconds?: number;
   now?: () => number;
+  /** SQLite: the native connection, for statements prepared once (see prepared.ts). */
+  sqlite?: BetterSqlite3.Database;
 }
 
 export class KeyDelivery {
@@ -80,6 +83,7 @@ export class KeyDelivery {
         .leftJoin('reader_roles as rr', (j) => j.onRef('rr.reader_id', '=', 'r.id').on('rr.aid', '=', aid!).on('rr.key_no', '=', keyNo as unknown as number))
         .select(['r.state', 'r.cert_pem', 'rr.tenant_id', 'rr.operations'])
         .where('r.id', '=', readerId!),
+      o.sqlite,
     );
     this.cardQuery = prepare<Database, [string, string, number], CardRow>(db, 3, (uid, aid, keyNo) =>
       db
@@ -87,6 +91,7 @@ export class KeyDelivery {
         .leftJoin('card_keys as k', (j) => j.onRef('k.uid', '=', 'c.uid').on('k.aid', '=', aid!).on('k.key_no', '=', keyNo as unknown as number))
         .select(['c.state', 'k.key_version'])
         .where('c.uid', '=', uid!),
+      o.sqlite,
     );
   }
 

@@ -6,6 +6,7 @@
 //
 // The operation-token signing key lives in the database (shared by every CMS process), wrapped
 // under a key derived inside custody, like the CA key (src/cms/app.ts).
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { hkdfSha256 } from '../../core/crypto/hkdf.js';
 import { wipe } from '../../core/crypto/bytes.js';
@@ -87,7 +88,7 @@ export interface AttachOptions {
 }
 
 /** Build the services from a CMS's dependencies and add their routes to `deps.modules`. */
-export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOptions = {}): Promise<StationServices> {
+export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOptions = {}, sqlite?: BetterSqlite3.Database): Promise<StationServices> {
   if (!deps.custody || !deps.domain) throw new Error('station jobs need custody and the domain');
   const { db, tenants, readers } = deps.domain;
   const custody = deps.custody;
@@ -100,7 +101,7 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   const keys = new CardKeys(custody);
   const recipients = new RecipientCache(readers);
   const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise } : {}) });
-  const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
+  const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(sqlite ? { sqlite } : {}), ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
   const remote = new RemoteSessions({ jobs, custody, audit });
   const timings = new ServerTimings();
   // claimed jobs past their expiry without a receipt become 'unknown' (to be reconciled)
@@ -120,10 +121,10 @@ const attached = new WeakMap<ApiDeps, Promise<StationServices>>();
  * For the composition root (src/cms/app.ts) and tests: builds the services once per `deps`;
  * a second call returns the same services (adding `opts.audit` as one more audit sink).
  */
-export async function attachStation(cms: { deps: ApiDeps; logger: Logger }, opts: AttachOptions = {}): Promise<StationServices> {
+export async function attachStation(cms: { deps: ApiDeps; logger: Logger; db?: { sqlite?: BetterSqlite3.Database } }, opts: AttachOptions = {}): Promise<StationServices> {
   let p = attached.get(cms.deps);
   if (!p) {
-    p = buildStation(cms.deps, cms.logger, opts);
+    p = buildStation(cms.deps, cms.logger, opts, cms.db?.sqlite);
     attached.set(cms.deps, p);
     return p;
   }
