@@ -1,7 +1,8 @@
 // The reader agent's runtime core: for each card operation it gets the card key of its role
 // (online: sealed by the CMS for this card, unsealed with the reader key; offline: from the
 // expiring in-memory cache), checks the denylist, runs the operation, appends the result to the
-// audit baton (fsync'd before the operation is reported done) and syncs with the CMS on every
+// audit baton (written before the operation is reported done; fdatasync'd per the baton's mode,
+// always before an upload) and syncs with the CMS on every
 // contact (baton up; reader state and denylist down). When the CMS says the reader is no longer
 // accepted, the agent wipes its cache and session keys and stops.
 import { wipe } from '../core/crypto/bytes.js';
@@ -198,7 +199,7 @@ export class ReaderAgent {
     return { key: c.key, version: c.version, keyType: c.keyType, mode: 'offline', tenant: role.tenantId };
   }
 
-  /** Append an operation to the baton (fsync'd). */
+  /** Append an operation to the baton (written; fdatasync'd per the baton's durability mode). */
   record(f: { cardUid: string; aid: string; keyNo: number; keyVersion: number; op: string; result: string }): BatonEntry {
     return this.o.baton.append({ time: this.now(), readerId: this.readerId, ...f, cardUid: f.cardUid.toUpperCase(), aid: f.aid.toUpperCase() });
   }
@@ -261,6 +262,9 @@ export class ReaderAgent {
     let last: SyncAnswer | undefined;
     try {
       for (;;) {
+        // group commit: nothing goes to the CMS that a power loss could still take from the
+        // reader's log (the CMS would then hold entries the reader's chain no longer has)
+        await this.o.baton.flush();
         const pending = this.o.baton.pending(500);
         const ans = pending.length ? await cms.call<SyncAnswer>('POST', '/v1/readers/self/baton', { entries: pending }) : await cms.call<SyncAnswer>('GET', '/v1/readers/self/sync');
         this.contact();

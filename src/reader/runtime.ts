@@ -9,7 +9,7 @@ import type { Transport } from '../core/transport.js';
 import { InProcessTransport } from '../transport/in-process.js';
 import { PcscContext } from '../transport/pcsc.js';
 import { type AgentRole, ReaderAgent } from './agent.js';
-import { AuditBaton } from './baton.js';
+import { AuditBaton, type FsyncMode } from './baton.js';
 import { CmsClient } from './cms-client.js';
 import { ReaderError } from './errors.js';
 import { HttpKeySource } from './http-keys.js';
@@ -24,6 +24,8 @@ export interface ReaderRuntimeOptions {
   offlineTtlMs?: number;
   /** Key delivery path (default /v1/keys/deliver). */
   deliveryPath?: string;
+  /** Baton durability: 'group' (default: background group-committed fdatasync) or 'always' (per operation). */
+  fsync?: FsyncMode;
 }
 
 export interface ReaderRuntime {
@@ -40,7 +42,7 @@ export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime
   const readerId = keystore.readerId();
   const certs = keystore.certificates();
   const cms = new CmsClient({ url: o.cmsUrl, ca: certs.ca, ...(o.servername ? { servername: o.servername } : {}) }, { key: keystore.tlsKeyPem(), cert: certs.cert });
-  const baton = AuditBaton.open(o.dir);
+  const baton = AuditBaton.open(o.dir, o.fsync ? { fsync: o.fsync } : {});
   let roles: AgentRole[] = [];
   const agent = new ReaderAgent({
     readerId,
@@ -51,6 +53,9 @@ export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime
     cms,
     ...(o.offlineTtlMs !== undefined ? { offlineTtlMs: o.offlineTtlMs } : {}),
   });
+  // the last run ended without closing the baton (crash, kill -9 or power loss): say so in the
+  // chain, so the CMS sees every restart after which a group-commit window may have been lost
+  if (baton.uncleanShutdown) agent.record({ cardUid: '', aid: '', keyNo: -1, keyVersion: -1, op: 'agent-recovered', result: `unclean-shutdown:fsync-${baton.mode}` });
   try {
     const self = await cms.call<{ roles: AgentRole[] }>('GET', '/v1/readers/self');
     roles = self.roles;

@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { batonHash as cmsHash, GENESIS as CMS_GENESIS } from '../../src/cms/baton/chain.js';
 import { AuditBaton, GENESIS, batonHash } from '../../src/reader/baton.js';
 
@@ -74,5 +74,70 @@ describe('audit baton (reader side)', () => {
     expect(b.length).toBe(0);
     expect(() => b.acknowledge(1)).toThrow(expect.objectContaining({ code: 'ERR_BATON_CORRUPT' }));
     b.close();
+  });
+});
+
+describe('audit baton durability modes', () => {
+  it("strict mode ('always'): every entry is durable when append returns", () => {
+    const b = AuditBaton.open(dir(), { fsync: 'always' });
+    expect(b.mode).toBe('always');
+    for (let i = 1; i <= 3; i++) {
+      b.append(f(`op${i}`));
+      expect(b.durable).toBe(i);
+    }
+    b.close();
+  });
+
+  it("group mode (default): written at once, durable after flush(), in one shared fdatasync", async () => {
+    const d = dir();
+    const b = AuditBaton.open(d, { groupMs: 10_000 });
+    expect(b.mode).toBe('group');
+    b.append(f('a'));
+    b.append(f('b'));
+    // written to the file (a process crash loses nothing) ...
+    expect(readFileSync(join(d, 'baton.log'), 'utf8').trim().split('\n')).toHaveLength(2);
+    // ... but not yet flushed to the device
+    expect(b.durable).toBe(0);
+    await Promise.all([b.flush(), b.flush()]);
+    expect(b.durable).toBe(2);
+    b.append(f('c'));
+    expect(b.durable).toBe(2);
+    await b.flush();
+    expect(b.durable).toBe(3);
+    b.close();
+    expect(AuditBaton.open(d).all().map((e) => e.op)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('group mode: the background timer and the entry threshold flush without being asked', async () => {
+    const b = AuditBaton.open(dir(), { groupMs: 20, groupEntries: 1000 });
+    b.append(f('a'));
+    await vi.waitFor(() => expect(b.durable).toBe(1), { timeout: 10_000, interval: 10 });
+    const c = AuditBaton.open(dir(), { groupMs: 10_000, groupEntries: 4 });
+    for (let i = 0; i < 4; i++) c.append(f(`x${i}`));
+    await vi.waitFor(() => expect(c.durable).toBe(4), { timeout: 10_000, interval: 10 });
+    b.close();
+    c.close();
+  });
+
+  it('close() flushes; an unclosed baton is reported as an unclean shutdown at the next open', () => {
+    const d = dir();
+    const b = AuditBaton.open(d, { groupMs: 10_000 });
+    expect(b.uncleanShutdown).toBe(false);
+    b.append(f('a'));
+    b.close();
+    expect(b.durable).toBe(1);
+    const r = AuditBaton.open(d);
+    expect(r.uncleanShutdown).toBe(false); // closed cleanly
+    r.append(f('b')); // never closed: like a kill -9
+    const r2 = AuditBaton.open(d);
+    expect(r2.uncleanShutdown).toBe(true);
+    expect(r2.all().map((e) => e.op)).toEqual(['a', 'b']);
+    r2.close();
+    expect(AuditBaton.open(d).uncleanShutdown).toBe(false);
+  });
+
+  it('refuses an unknown mode and bad group parameters (nothing opened)', () => {
+    expect(() => AuditBaton.open(dir(), { fsync: 'sometimes' as never })).toThrow(expect.objectContaining({ code: 'ERR_READER_CONFIG' }));
+    expect(() => AuditBaton.open(dir(), { groupEntries: 0 })).toThrow(expect.objectContaining({ code: 'ERR_READER_CONFIG' }));
   });
 });
