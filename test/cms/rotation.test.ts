@@ -3,7 +3,7 @@
 // then the true state of every card against the CMS; rollback; approvals over the threshold.
 import { afterAll, describe, expect, it } from 'vitest';
 import { CampaignRunner } from '../../src/cms/rotation/runner.js';
-import { acceptedVersions } from '../../src/cms/rotation/versions.js';
+import { acceptedVersions, readerAcceptedVersions } from '../../src/cms/rotation/versions.js';
 import { AID, TENANT, makeFixture, type Fixture } from './rotation-fixture.js';
 
 const N = 10_000;
@@ -96,6 +96,14 @@ describe('rollback and approvals', () => {
     expect(await runner.run(c.id)).toBe('paused');
     await f.campaigns.rollback(c.id, 'alice');
     expect(await acceptedVersions(f.handle.db, key, now)).toEqual([1, 2]);
+    // what a reader gets: only for a key its role covers, only while it is active
+    await f.handle.db.insertInto('readers').values({ id: 'door-1', name: 'd', state: 'active', cert_serial: null, cert_pem: null, cert_not_after: null, created_at: 1, updated_at: 1 }).execute();
+    await f.handle.db.insertInto('reader_roles').values({ reader_id: 'door-1', tenant_id: TENANT, aid: AID, key_no: 0, operations: '["authenticate"]', created_at: 1 }).execute();
+    expect(await readerAcceptedVersions(f.handle.db, 'door-1', AID, 0, now)).toEqual({ tenantId: TENANT, versions: [1, 2] });
+    expect(await readerAcceptedVersions(f.handle.db, 'door-1', AID, 1, now)).toBeUndefined();
+    expect(await readerAcceptedVersions(f.handle.db, 'door-2', AID, 0, now)).toBeUndefined();
+    await f.handle.db.updateTable('readers').set({ state: 'suspended' }).where('id', '=', 'door-1').execute();
+    expect(await readerAcceptedVersions(f.handle.db, 'door-1', AID, 0, now)).toBeUndefined();
     expect(await runner.run(c.id)).toBe('finished');
     p = await f.campaigns.progress(c.id);
     expect(p.totals).toEqual({ done: 0, pending: 0, failed: 0, reverted: 20, cancelled: 10 });

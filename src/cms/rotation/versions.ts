@@ -67,3 +67,21 @@ export async function setVersionState(db: Db, k: KeyRef, version: number, state:
 export async function currentVersion(db: Db, k: KeyRef): Promise<number | undefined> {
   return (await listVersions(db, k)).find((r) => r.state === 'current')?.version;
 }
+
+/**
+ * The accepted versions of (aid, keyNo) for a reader: only for a key its role covers (else
+ * undefined), in the tenant of that role. What the reader agent asks before authenticating.
+ */
+export async function readerAcceptedVersions(db: Db, readerId: string, aid: string, keyNo: number, now = Date.now()): Promise<{ tenantId: string; versions: number[] } | undefined> {
+  const role = await db
+    .selectFrom('reader_roles as rr')
+    .innerJoin('readers as r', 'r.id', 'rr.reader_id')
+    .select(['rr.tenant_id'])
+    .where('rr.reader_id', '=', readerId)
+    .where('rr.aid', '=', aid)
+    .where('rr.key_no', '=', keyNo)
+    .where('r.state', '=', 'active')
+    .executeTakeFirst();
+  if (!role) return undefined;
+  return { tenantId: role.tenant_id, versions: await acceptedVersions(db, { tenantId: role.tenant_id, aid, keyNo }, now) };
+}

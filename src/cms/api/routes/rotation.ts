@@ -1,6 +1,7 @@
 // Key rotation campaigns, approvals, KEK rotation/rewrap and compromise workflows (engineer J).
 //
 //   GET  /v1/key-versions/:tenant/:aid/:keyNo          versions + the accepted list [current, previous]
+//   GET  /v1/readers/self/key-versions/:aid/:keyNo     reader (mTLS): accepted versions of a key its role covers
 //   GET  /v1/rotation/campaigns                        list
 //   POST /v1/rotation/campaigns                        plan a campaign (approval requested over the threshold)
 //   GET  /v1/rotation/campaigns/:id                    progress per batch, failures with their true version
@@ -29,7 +30,7 @@ import { masterKeyName } from '../../jobs/keys.js';
 import { KekService } from '../../kek/rewrap.js';
 import { CampaignService, type CampaignServiceOptions, type CampaignSpec } from '../../rotation/campaigns.js';
 import { RotationError, rotationErrorStatus } from '../../rotation/errors.js';
-import { acceptedVersions, listVersions } from '../../rotation/versions.js';
+import { acceptedVersions, listVersions, readerAcceptedVersions } from '../../rotation/versions.js';
 import type { Database } from '../../storage/index.js';
 import { actorOf } from '../auth.js';
 import { callerContext } from '../context.js';
@@ -139,6 +140,18 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
         async (req) => {
           const k = { tenantId: req.params.tenant, aid: req.params.aid.toUpperCase(), keyNo: req.params.keyNo };
           return { versions: await listVersions(d.db, k), accepted: await acceptedVersions(d.db, k) };
+        },
+      );
+      app.get<{ Params: { aid: string; keyNo: number } }>(
+        '/readers/self/key-versions/:aid/:keyNo',
+        {
+          config: { auth: { reader: true } },
+          schema: { tags: ['rotation'], summary: 'reader: the versions to try for a key its role covers (current first, previous during grace)', security: [{ readerCertificate: [] }], params: Type.Object({ aid: KeyParams.properties.aid, keyNo: KeyParams.properties.keyNo }), response: ERROR_RESPONSES },
+        },
+        async (req) => {
+          const r = await readerAcceptedVersions(d.db, req.principal?.id ?? '', req.params.aid.toUpperCase(), req.params.keyNo);
+          if (!r) throw new ApiError(403, 'ERR_FORBIDDEN', 'no role for this key');
+          return r;
         },
       );
       app.get('/rotation/campaigns', { config: READ, schema: { tags: ['rotation'], summary: 'rotation campaigns', security: sec, response: ERROR_RESPONSES } }, async () => ({ campaigns: await campaigns.list() }));
