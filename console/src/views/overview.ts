@@ -24,7 +24,7 @@ function bars(rows: [string, number, string?][]): HTMLElement {
     { class: 'bars' },
     rows.map(([label, n, cls]) => {
       const bar = h('span', { class: `bar ${cls ?? label}` });
-      bar.style.width = `${Math.max(2, (100 * n) / max).toFixed(0)}%`; // CSSOM: allowed by the strict CSP
+      bar.style.width = `${n === 0 ? 0 : Math.max(2, (100 * n) / max).toFixed(0)}%`; // CSSOM: allowed by the strict CSP
       return h('li', null, h('span', { class: 'bar-label' }, label), h('span', { class: 'bar-track' }, bar), h('span', { class: 'bar-n' }, String(n)));
     }),
   );
