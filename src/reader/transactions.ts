@@ -105,6 +105,23 @@ async function authenticate(client: DesfireClient, keyNo: number, k: ObtainedKey
   await withKey(k, (key) => client.authenticate(keyNo, key, { method: 'ev2', keyType: k.keyType === 'aes' ? 'aes' : '3k3des', ...(nonFirst ? { nonFirst: true } : {}) }).then(() => undefined));
 }
 
+/**
+ * SelectApplication on the card and the key(s) from the agent (a CMS round trip online) at the
+ * same time: the card and the network overlap. Both are awaited whatever happens; keys obtained
+ * when the other side failed are wiped before the error is rethrown.
+ */
+async function selectAndObtain(client: DesfireClient, agent: ReaderAgent, uid: string, aid: string, keyNos: number[]): Promise<ObtainedKey[]> {
+  const [sel, ...ks] = await Promise.allSettled([client.selectApplication(aidNum(aid)), ...keyNos.map((n) => agent.obtainKey(uid, aid, n))]);
+  const failed = [sel, ...ks].find((r) => r.status === 'rejected');
+  if (failed) {
+    for (const k of ks) if (k.status === 'fulfilled') wipe(k.value.key);
+    // a refusal of the agent (denylist, offline expired, revoked, …) is the reason to report
+    const refusal = ks.find((r) => r.status === 'rejected');
+    throw (refusal ?? failed).reason;
+  }
+  return ks.map((k) => (k as PromiseFulfilledResult<ObtainedKey>).value);
+}
+
 function cardError(e: unknown): string {
   const c = (e as { code?: string })?.code;
   return `error:${typeof c === 'string' ? c : 'ERR_UNKNOWN'}`;
@@ -138,8 +155,7 @@ export async function accessCheck(agent: ReaderAgent, t: Transport, opts: { uid?
   const { aid, fileNo, keyNo } = CAMPUS.access;
   return accounted(agent, uid, aid, keyNo, 'access-check', async (ver) => {
     const client = opts.client ?? new DesfireClient(t);
-    await client.selectApplication(aidNum(aid));
-    const k = await agent.obtainKey(uid, aid, keyNo);
+    const [k] = (await selectAndObtain(client, agent, uid, aid, [keyNo])) as [ObtainedKey];
     ver.v = k.version;
     ver.mode = k.mode;
     await authenticate(client, keyNo, k);
@@ -157,8 +173,7 @@ export async function purseDebit(agent: ReaderAgent, t: Transport, amount: numbe
   const { aid, fileNo, keyNo } = CAMPUS.purse;
   return accounted(agent, uid, aid, keyNo, 'purse-debit', async (ver) => {
     const client = opts.client ?? new DesfireClient(t);
-    await client.selectApplication(aidNum(aid));
-    const k = await agent.obtainKey(uid, aid, keyNo);
+    const [k] = (await selectAndObtain(client, agent, uid, aid, [keyNo])) as [ObtainedKey];
     ver.v = k.version;
     ver.mode = k.mode;
     await authenticate(client, keyNo, k);
@@ -176,9 +191,7 @@ export async function libraryLoan(agent: ReaderAgent, t: Transport, item: Uint8A
   const { aid, fileNo, readKeyNo, writeKeyNo } = CAMPUS.library;
   return accounted(agent, uid, aid, writeKeyNo, 'library-loan', async (ver) => {
     const client = opts.client ?? new DesfireClient(t);
-    await client.selectApplication(aidNum(aid));
-    const kr = await agent.obtainKey(uid, aid, readKeyNo);
-    const kw = await agent.obtainKey(uid, aid, writeKeyNo);
+    const [kr, kw] = (await selectAndObtain(client, agent, uid, aid, [readKeyNo, writeKeyNo])) as [ObtainedKey, ObtainedKey];
     ver.v = kw.version;
     ver.mode = kr.mode === 'offline' || kw.mode === 'offline' ? 'offline' : 'online';
     let lastSeq = 0;

@@ -59,6 +59,7 @@ describe('desfire-cms reader (CLI)', () => {
       [['reader', 'run', '--dir', 'x', '--cms', 'https://127.0.0.1:1', '--tx', 'access'], /exactly one of --pcsc/],
       [['reader', 'run', '--dir', 'x', '--cms', 'https://127.0.0.1:1', '--tx', 'access', '--image', 'c', '--offline-ttl', '30'], /--offline-ttl must be an integer in 5..15/],
       [['reader', 'enrol', '--dir', 'x', '--cms', 'https://127.0.0.1:1', '--ca', 'package.json', '--id', 'r1'], /--code-file FILE or set DESFIRE_READER_CODE/],
+      [['reader', 'run', '--dir', 'x', '--cms', 'https://127.0.0.1:1', '--tx', 'access', '--image', 'c', '--fsync', 'never'], /--fsync must be 'group'/],
       [['reader', 'frobnicate'], /unknown subcommand/],
     ];
     for (const [argv, re] of cases) {

@@ -29,7 +29,7 @@ import { type CliIO, type Command, UsageError } from '../io.js';
 
 const USAGE = [
   'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE] [--servername NAME]',
-  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--passphrase-file FILE] [--servername NAME] [--json]',
+  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--passphrase-file FILE] [--servername NAME] [--json]',
   '       desfire-cms reader job --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --kind issue|install|delete [--aid HEX] [--no-random-uid] [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader status --dir DIR [--json]',
@@ -133,7 +133,7 @@ async function cmdEnrol(args: string[], io: CliIO): Promise<number> {
 }
 
 async function cmdRun(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'servername', 'timeout'], ['json']);
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'servername', 'timeout', 'fsync'], ['json']);
   const dir = resolve(io.cwd, need(f, 'dir'));
   const url = cmsUrl(f);
   const tx = txSpec(f);
@@ -142,8 +142,10 @@ async function cmdRun(args: string[], io: CliIO): Promise<number> {
   const max = int(f, 'max', 1, 1_000_000);
   const timeoutS = int(f, 'timeout', 1, 86400);
   const json = f.bools.has('json');
+  const fsync = f.values.fsync;
+  if (fsync !== undefined && fsync !== 'always' && fsync !== 'group') throw new UsageError(`--fsync must be 'group' (default: background group commit) or 'always' (fdatasync per operation)`);
   const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
-  const rt = await openReader({ dir, passphrase: pass, cmsUrl: url, offlineTtlMs: ttlMin !== undefined ? ttlMin * 60_000 : DEFAULT_OFFLINE_TTL_MS, ...(f.values.servername ? { servername: f.values.servername } : {}) });
+  const rt = await openReader({ dir, passphrase: pass, cmsUrl: url, offlineTtlMs: ttlMin !== undefined ? ttlMin * 60_000 : DEFAULT_OFFLINE_TTL_MS, ...(f.values.servername ? { servername: f.values.servername } : {}), ...(fsync ? { fsync } : {}) });
   pass.fill(0);
   let failures = 0;
   const report = (r: TxResult | Error) => {
