@@ -81,14 +81,31 @@ export async function runServer(args: string[], io: CliIO, stop: AbortSignal, on
     io.out(`  bootstrap issuer_admin token: ${cms.bootstrapToken}`);
     delete cms.bootstrapToken;
   }
+  // Operations (src/cms/ops): the 127.0.0.1 metrics listener, and work parked by the last stop.
+  const { startMetricsListener } = await import('../../cms/ops/metrics-server.js');
+  const { resumeParkedWork } = await import('../../cms/ops/resume.js');
+  const { gracefulStop } = await import('../../cms/ops/shutdown.js');
+  let metricsListener;
+  try {
+    if (cfg.metrics.enabled) {
+      metricsListener = await startMetricsListener(cms.metrics, cfg.metrics.host, cfg.metrics.port);
+      io.out(`metrics: ${metricsListener.url}`);
+    }
+    const resumed = await resumeParkedWork({ db: cms.db.db, custody: cms.custody!, audit: cms.deps.audit!, work: cms.work });
+    io.out(`resumed ${resumed.length} parked background job${resumed.length === 1 ? '' : 's'}${resumed.map((j) => ` ${j.id}`).join('')}`);
+  } catch (e) {
+    await running.close();
+    await metricsListener?.close();
+    await cms.close();
+    throw e;
+  }
   onListening?.(running.url, cms);
   await new Promise<void>((resolve) => {
     if (stop.aborted) resolve();
     else stop.addEventListener('abort', () => resolve(), { once: true });
   });
-  io.out('desfire-cms server: stopping (draining in-flight requests)');
-  await running.close();
-  await cms.close();
+  io.out('desfire-cms server: stopping (no new work; draining in-flight requests, parking background jobs)');
+  await gracefulStop({ server: running, work: cms.work, ...(metricsListener ? { metricsListener } : {}), ...(cms.deps.audit ? { audit: cms.deps.audit } : {}), services: cms, graceMs: cfg.limits.shutdownGraceMs, report: (l) => io.out(`desfire-cms server: ${l}`) });
   io.out('desfire-cms server: stopped');
   return 0;
 }
