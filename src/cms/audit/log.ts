@@ -6,8 +6,8 @@ import type { AuditEvent, AuditSink } from '../../custody/audit.js';
 import { type Checkpoint, checkpointBody, signedNote } from './checkpoint.js';
 import { hex, utf8 } from './crypto.js';
 import { fromCustodyEvent } from './custody-event.js';
-import { type AuditEntry, AuditError, type AuditInput, encodeEntry, normalizeInput } from './entry.js';
-import { leafHash } from './merkle.js';
+import { type AuditEntry, AuditError, type AuditInput, canonicalEntry, normalizeInput } from './entry.js';
+import { leafHashOfText } from './merkle.js';
 import { nodeAuditCrypto } from './node-crypto.js';
 import type { CheckpointSigner } from './signer.js';
 import type { AuditStore, EntryQuery, StoredCheckpoint } from './store.js';
@@ -152,7 +152,7 @@ export class AuditLog implements AuditSink {
         try {
           ({ start, leaves } = await this.o.store.append(
             batch.map((b) => b.e),
-            (full) => leafHash(nodeAuditCrypto, encodeEntry(full)),
+            (full) => leafHashOfText(nodeAuditCrypto, canonicalEntry(full)),
           ));
         } catch (err) {
           this.failure = `audit store failed: ${(err as Error).message}`;

@@ -54,6 +54,8 @@ export interface AuditStore {
 }
 
 const CHUNK = 500;
+/** Rows per multi-row INSERT on the SQLite hot path (13 parameters a row). */
+const SQLITE_ROWS = 64;
 const PRUNED = 'audit.pruned_before';
 
 function toRow(e: AuditEntry): AuditEntryTable {
@@ -93,7 +95,7 @@ export function fromRow(r: AuditEntryTable): AuditEntry {
 }
 
 export class SqlAuditStore implements AuditStore {
-  private native?: { max: Statement; entry: Statement; leaf: Statement; lock: Statement };
+  private native?: { max: Statement; entry: Statement; entries: Statement; leaf: Statement; leaves: Statement; lock: Statement };
 
   constructor(private readonly h: DatabaseHandle) {}
 
@@ -127,12 +129,14 @@ export class SqlAuditStore implements AuditStore {
   private appendSqlite(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
     const n = this.h.sqlite!;
     if (!this.native) {
+      const cols = '(idx, time, actor, reader_id, card_uid, tenant, aid, key_no, key_version, operation, result, correlation_id, details)';
+      const row = '(?,?,?,?,?,?,?,?,?,?,?,?,?)';
       this.native = {
         max: n.prepare('select max(idx) as m from audit_leaves'),
-        entry: n.prepare(
-          'insert into audit_entries (idx, time, actor, reader_id, card_uid, tenant, aid, key_no, key_version, operation, result, correlation_id, details) values (?,?,?,?,?,?,?,?,?,?,?,?,?)',
-        ),
+        entry: n.prepare(`insert into audit_entries ${cols} values ${row}`),
+        entries: n.prepare(`insert into audit_entries ${cols} values ${Array(SQLITE_ROWS).fill(row).join(',')}`),
         leaf: n.prepare('insert into audit_leaves (idx, leaf_hash) values (?, ?)'),
+        leaves: n.prepare(`insert into audit_leaves (idx, leaf_hash) values ${Array(SQLITE_ROWS).fill('(?,?)').join(',')}`),
         lock: n.prepare("update meta_settings set value = value where name = 'lock:audit-append'"),
       };
     }
@@ -141,14 +145,27 @@ export class SqlAuditStore implements AuditStore {
       st.lock.run();
       const m = (st.max.get() as { m: number | null }).m;
       const start = m === null ? 0 : m + 1;
-      const leaves: Uint8Array[] = [];
+      const leaves: Uint8Array[] = new Array<Uint8Array>(entries.length);
+      // multi-row statements of SQLITE_ROWS rows (fewer statement executions), singles for the rest
+      const ea: unknown[] = [];
+      const la: unknown[] = [];
       for (let i = 0; i < entries.length; i++) {
-        const e = { ...entries[i]!, index: start + i };
-        const l = leafOf(e);
-        leaves.push(l);
-        const r = toRow(e);
-        st.entry.run(r.idx, r.time, r.actor, r.reader_id, r.card_uid, r.tenant, r.aid, r.key_no, r.key_version, r.operation, r.result, r.correlation_id, r.details);
-        st.leaf.run(r.idx, l);
+        const e = entries[i]!;
+        const idx = start + i;
+        const l = leafOf({ ...e, index: idx });
+        leaves[i] = l;
+        ea.push(idx, e.time, e.actor, e.readerId, e.cardUid, e.tenant, e.aid, e.keyNo, e.keyVersion, e.operation, e.result, e.correlationId, JSON.stringify(e.details));
+        la.push(idx, l);
+        if (la.length === 2 * SQLITE_ROWS) {
+          st.entries.run(ea);
+          st.leaves.run(la);
+          ea.length = 0;
+          la.length = 0;
+        }
+      }
+      for (let k = 0; k < la.length / 2; k++) {
+        st.entry.run(ea.slice(k * 13, k * 13 + 13));
+        st.leaf.run(la[2 * k], la[2 * k + 1]);
       }
       return { start, leaves };
     });

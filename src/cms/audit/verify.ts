@@ -192,6 +192,19 @@ export class LogVerifier {
     return this.inSequence(index, lh, line);
   }
 
+  /**
+   * An entry line in export form that the caller (a worker of verify-parallel.ts) has hashed
+   * exactly as entryText() does, finding the recorded leaf hash, and whose index it read.
+   * Entries of a tenant view carry proofs: those lines are never hashed by a worker.
+   */
+  entryHashed(index: number, leafHash: Uint8Array, line?: number): boolean {
+    if (this.failure) return false;
+    if (this.mode !== 'full') return this.fail(index, 'entry has no (well-formed) inclusion proof', line);
+    if (leafHash.length !== 32 || !Number.isSafeInteger(index)) return this.fail(this.stream.size, 'malformed leaf hash', line);
+    this.entries++;
+    return this.inSequence(index, leafHash.slice(), line);
+  }
+
   /** A leaf whose entry body was pruned by retention: only its hash remains. */
   prunedLeaf(index: unknown, leafHashHex: unknown, line?: number): boolean {
     if (this.failure) return false;
