@@ -66,7 +66,6 @@ interface DemoCard {
   uid: string;
 }
 
-const TENANT_OF: Record<string, string> = {};
 const OFFLINE_TTL_MS = 10 * 60_000;
 
 /** Where examples/ is, from src/cli/demo (tsx) or dist/cli/demo (built): both three levels down. */
@@ -91,6 +90,8 @@ const isCardRefusal = (e: unknown) => e instanceof CardStatusError && (e.status 
 export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSink): Promise<DemoReport> {
   const steps: StepRecord[] = [];
   const conc = opts.concurrency ?? 4;
+  /** AID → tenant, from the layout. */
+  const TENANT_OF: Record<string, string> = {};
   const dataDir = mkdtempSync(join(tmpdir(), 'desfire-cms-demo-'));
   const vaultPassphrase = randomBytes(24).toString('base64url');
   const readerPass = new Uint8Array(randomBytes(24));
