@@ -55,8 +55,6 @@ describe.skipIf(!HAVE)('operator console in headless Chromium', () => {
     expect(await r.text()).toContain('<div id="app">');
     expect((await fetch(`${w.url}/console`, { redirect: 'manual' })).headers.get('location')).toBe('/console/');
     expect(await (await fetch(`${w.url}/console/vkey`)).text()).toBe(`${w.log.vkey}\n`);
-    expect((await fetch(`${w.url}/console/assets/nope.js`)).status).toBe(404);
-    expect((await fetch(`${w.url}/console/../package.json`)).status).not.toBe(200);
 
     const p = await b.context.newPage();
     pages.push(p);
