@@ -52,6 +52,13 @@ export class OfflineKeyCache {
     return this.entries.size;
   }
 
+  /** Age of the oldest cached key in ms (0 when empty): the reader metrics' cache age. */
+  get oldestAgeMs(): number {
+    let oldest = Infinity;
+    for (const e of this.entries.values()) oldest = Math.min(oldest, e.storedAt);
+    return oldest === Infinity ? 0 : Math.max(0, this.now() - oldest);
+  }
+
   put(id: CachedKeyId, version: number, keyType: CardKeyType, key: Uint8Array): void {
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.localKey, iv);
