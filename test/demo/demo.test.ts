@@ -1,5 +1,7 @@
 // `desfire-cms demo --cards 5` in-process through main(argv, io): the whole story on embedded
-// defaults exits 0 and its summary reports what happened; bad arguments exit 2.
+// defaults exits 0 and its summary reports what happened; a failing step exits 1; bad arguments exit 2.
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CliIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
@@ -35,6 +37,21 @@ describe('desfire-cms demo', () => {
     // no key material in anything printed
     expect(text).not.toMatch(/[0-9A-F]{32}/i);
   }, 180_000);
+
+  it('a step that does not end as expected: exit 1, the step named, data kept for inspection', async () => {
+    // --pcsc towards a vpcd port nothing listens on: the station step must fail (never fall back)
+    const { io, out, err } = capture();
+    io.env = { DESFIRE_DEMO_VPCD: '127.0.0.1:1' };
+    const code = await main(['demo', '--cards', '1', '--pcsc'], io);
+    expect(code).toBe(1);
+    expect(err.join('\n')).toMatch(/FAILED at 'issue 1 virtual cards through station-1.*--pcsc: /);
+    expect(out.find((l) => l.trimStart().startsWith('result '))).toMatch(/FAILED$/);
+    const kept = out.find((l) => l.startsWith('data kept in '));
+    expect(kept).toMatch(/kept for inspection/);
+    const dir = /^data kept in (\S+?)( |;)/.exec(kept!)![1]!;
+    expect(existsSync(join(dir, 'cms.sqlite'))).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
 
   it('bad arguments: exit 2', async () => {
     for (const args of [['--cards', '0'], ['--cards', 'x'], ['--frobnicate']]) {

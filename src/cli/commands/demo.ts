@@ -50,7 +50,7 @@ export const command: Command = {
     if (bad) io.err(`desfire-cms demo: FAILED at '${bad.title}': ${bad.detail}`);
     if (r.kept) {
       io.out('');
-      io.out(`data kept in ${r.dataDir}; start the CMS on it with:`);
+      io.out(`data kept in ${r.dataDir}${r.ok ? '' : ' (the run failed: kept for inspection)'}; start the CMS on it with:`);
       io.out(`  DESFIRE_CMS_VAULT_PASSPHRASE_FILE=${r.dataDir}/vault-passphrase npx desfire-cms server --data-dir ${r.dataDir}`);
     }
     return r.ok ? 0 : 1;

@@ -454,7 +454,8 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
     readerPass.fill(0);
   }
 
-  const kept = opts.keep;
+  // a failed run keeps its data for inspection (database, audit log, reader batons)
+  const kept = opts.keep || failed;
   if (kept) writeFileSync(join(dataDir, 'vault-passphrase'), vaultPassphrase + '\n', { mode: 0o600 });
   else rmSync(dataDir, { recursive: true, force: true });
 
