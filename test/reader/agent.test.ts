@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generateReaderKeyPair, ReaderUnsealer } from '../../src/custody/sealed.js';
 import { type KeyDelivery, type OnlineKeySource, ReaderAgent } from '../../src/reader/agent.js';
 import { AuditBaton } from '../../src/reader/baton.js';
+import type { CmsClient } from '../../src/reader/cms-client.js';
 import { ReaderError } from '../../src/reader/errors.js';
 import { OfflineKeyCache } from '../../src/reader/key-cache.js';
 import { accessCheck, decide, libraryLoan, purseDebit } from '../../src/reader/transactions.js';
@@ -145,5 +146,29 @@ describe('reader agent runtime (virtual cards)', () => {
     expect(decide(c, 0, 1_700_001_000_000)).toBe('denied:expired');
     expect(decide(c, 0, 1_699_998_000_000)).toBe('denied:not-yet-valid');
     expect(decide(undefined, 0, now)).toBe('denied:bad-credential');
+  });
+});
+
+describe('reader agent: baton durability before upload', () => {
+  it('group commit: sync() makes every entry durable before it uploads any (never an entry a power loss could still take)', async () => {
+    const kp = generateReaderKeyPair();
+    const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'agent-')), { fsync: 'group', groupMs: 10_000 });
+    const seen: { durable: number; length: number; sent: number }[] = [];
+    const cms = {
+      call: (_m: string, path: string, body?: { entries: { seq: number }[] }) => {
+        const sent = body?.entries.length ?? 0;
+        seen.push({ durable: baton.durable, length: baton.length, sent });
+        const acked = path.endsWith('/baton') ? body!.entries[sent - 1]!.seq : baton.acknowledged;
+        return Promise.resolve({ readerId: 'door-1', state: 'active', denylist: [], serverTime: Date.now(), acked, hash: '' });
+      },
+    } as unknown as CmsClient;
+    const agent = new ReaderAgent({ readerId: 'door-1', roles: CAMPUS_ROLES, baton, unsealer: new ReaderUnsealer('door-1', kp.privateKey), keys: new SealingKeySource('door-1', kp.publicKey, () => cards), cms });
+    await accessCheck(agent, cards[0]!.transport);
+    await accessCheck(agent, cards[1]!.transport);
+    expect(baton.durable).toBe(0); // written, not yet flushed (window 10 s)
+    await agent.sync();
+    expect(seen).toEqual([{ durable: 2, length: 2, sent: 2 }]);
+    expect(baton.acknowledged).toBe(2);
+    agent.close();
   });
 });
