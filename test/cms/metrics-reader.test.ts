@@ -11,9 +11,9 @@ describe('reader metrics', () => {
     let now = 1_000_000;
     const cache = new OfflineKeyCache(600_000, () => now);
     const key = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
-    cache.put({ uid: '04112233445566', aid: 'A1B2C3', keyNo: 1 }, 1, 'aes', key);
+    cache.put({ tenant: 'acme', uid: '04112233445566', aid: 'A1B2C3', keyNo: 1 }, 1, 'aes', key);
     now += 30_000;
-    cache.put({ uid: '04112233445577', aid: 'A1B2C3', keyNo: 1 }, 1, 'aes', key);
+    cache.put({ tenant: 'acme', uid: '04112233445577', aid: 'A1B2C3', keyNo: 1 }, 1, 'aes', key);
     now += 12_000;
     const t = readerMetricsText({ readerId: 'till-1', offlineForMs: 90_500, stopped: undefined, cache, baton: { head: { seq: 17 }, acknowledged: 12 } });
     expect(t).toContain('desfire_reader_cache_age_seconds{reader="till-1"} 42\n');

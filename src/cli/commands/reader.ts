@@ -10,6 +10,7 @@
 //
 // Secrets never come from argv: the keystore passphrase from --passphrase-file or
 // DESFIRE_READER_PASSPHRASE, the enrolment code from --code-file or DESFIRE_READER_CODE.
+import { exportReaderMetrics, writeReaderMetrics } from '../../reader/metrics.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { AuditBaton } from '../../reader/baton.js';
@@ -29,7 +30,7 @@ import { type CliIO, type Command, UsageError } from '../io.js';
 
 const USAGE = [
   'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE] [--servername NAME]',
-  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--passphrase-file FILE] [--servername NAME] [--json]',
+  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--metrics-file FILE.prom] [--passphrase-file FILE] [--servername NAME] [--json]',
   '       desfire-cms reader job --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --kind issue|install|delete [--aid HEX] [--no-random-uid] [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader status --dir DIR [--json]',
@@ -133,7 +134,7 @@ async function cmdEnrol(args: string[], io: CliIO): Promise<number> {
 }
 
 async function cmdRun(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'servername', 'timeout', 'fsync'], ['json']);
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'servername', 'timeout', 'fsync', 'metrics-file'], ['json']);
   const dir = resolve(io.cwd, need(f, 'dir'));
   const url = cmsUrl(f);
   const tx = txSpec(f);
@@ -147,6 +148,9 @@ async function cmdRun(args: string[], io: CliIO): Promise<number> {
   const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
   const rt = await openReader({ dir, passphrase: pass, cmsUrl: url, offlineTtlMs: ttlMin !== undefined ? ttlMin * 60_000 : DEFAULT_OFFLINE_TTL_MS, ...(f.values.servername ? { servername: f.values.servername } : {}), ...(fsync ? { fsync } : {}) });
   pass.fill(0);
+  // Prometheus textfile for node_exporter (docs/operations.md): cache age, offline time, pending baton entries.
+  const metricsFile = f.values['metrics-file'] !== undefined ? resolve(io.cwd, f.values['metrics-file']) : undefined;
+  const stopMetrics = metricsFile ? exportReaderMetrics(rt.agent, metricsFile) : undefined;
   let failures = 0;
   const report = (r: TxResult | Error) => {
     if (r instanceof Error || !r.ok) failures++;
@@ -171,6 +175,8 @@ async function cmdRun(args: string[], io: CliIO): Promise<number> {
     await rt.agent.sync().catch(() => undefined);
   } finally {
     clearInterval(timer);
+    stopMetrics?.();
+    if (metricsFile) writeReaderMetrics(rt.agent, metricsFile);
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     rt.close();
