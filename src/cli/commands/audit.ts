@@ -146,18 +146,15 @@ const SUB: Record<string, { usage: string; run(args: string[], io: CliIO): Promi
         const file = path.resolve(io.cwd, v.file);
         if (!existsSync(file)) throw new UsageError(`--file: ${v.file} not found`);
         const key = await trustedKey(v, io.cwd, undefined, io);
-        const { LogVerifier, verifyJsonlLine } = await import('../../cms/audit/verify.js');
+        // streamed; entries hashed in worker threads, every line checked in order (stops at the first failure)
+        const { verifyJsonlStream } = await import('../../cms/audit/verify-parallel.js');
         const { nodeAuditCrypto } = await import('../../cms/audit/node-crypto.js');
-        const ver = new LogVerifier({ crypto: nodeAuditCrypto, key, ...(v.origin ? { origin: v.origin } : {}) });
-        const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-        let n = 0;
-        for await (const line of rl) {
-          if (!verifyJsonlLine(ver, line, ++n)) {
-            rl.close();
-            break;
-          }
+        const input = createReadStream(file, { highWaterMark: 1 << 20 });
+        try {
+          return report(io, await verifyJsonlStream(input, { crypto: nodeAuditCrypto, key, ...(v.origin ? { origin: v.origin } : {}) }));
+        } finally {
+          input.destroy();
         }
-        return report(io, ver.finish());
       }
       const { config, keyDir } = dbConfig(v, io.cwd);
       const key = await trustedKey(v, io.cwd, keyDir, io);
