@@ -22,6 +22,7 @@ import type { CallerContext, KeyCustody } from '../custody/types.js';
 import { createLogger } from './api/logging.js';
 import { openAudit } from './audit/index.js';
 import { batonModule } from './api/routes/baton.js';
+import { alertsModule } from './api/routes/alerts.js';
 import { rotationModule } from './api/routes/rotation.js';
 import { consentModule } from './api/routes/consent.js';
 import { ConsentService } from './consent/index.js';
@@ -315,7 +316,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       domain,
       pki: { ca, codes, revocations },
       readers: readerAuthenticator(ca, revocations, domain.readers, db.db, db.sqlite),
-      modules: [batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
+      modules: [alertsModule({ db: db.db, audit: audit.log }), batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
     };
     attachMetrics(deps, metrics, { db: db.db, audit: audit.log, sealed: cus.sealed });
     await attachStation({ deps, logger, db }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)

@@ -75,6 +75,9 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/audit/proofs/consistency': all(OPS),
   'GET /v1/audit/checkpoints/latest': all(OPS),
   'POST /v1/audit/checkpoints': all(['issuer', 'auditorA']),
+  // alerts span tenants: a token for every tenant (the issuer here; auditorA is tenant-scoped)
+  'GET /v1/alerts': all(['issuer']),
+  'POST /v1/alerts/:id/acknowledge': all(['issuer']),
   // readers
   'GET /v1/readers': all(OPS),
   'POST /v1/readers': all(['issuer']),

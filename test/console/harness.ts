@@ -12,6 +12,7 @@ import { buildApi } from '../../src/cms/api/build.js';
 import { defaultConsoleRoot } from '../../src/cms/api/console.js';
 import { createLogger } from '../../src/cms/api/logging.js';
 import { LocalRateLimiter } from '../../src/cms/api/ratelimit.js';
+import { alertsModule } from '../../src/cms/api/routes/alerts.js';
 import { rotationModule } from '../../src/cms/api/routes/rotation.js';
 import { OperatorTokens } from '../../src/cms/api/tokens/service.js';
 import { DEFAULT_APPROVAL_POLICY, type ApprovalPolicy } from '../../src/cms/approvals/policy.js';
@@ -89,6 +90,11 @@ export async function startWorld(): Promise<World> {
   }
   await log.record({ readerId: 'door-1', cardUid: acmeUids[0]!, tenant: TENANT, aid: AID, keyNo: 0, operation: 'key.release', result: 'denied', details: { code: 'ERR_ROLE' } });
   await log.drain();
+  // an alert the audit rules raised on the refused release (as the alert engine stores it)
+  await db
+    .insertInto('audit_alerts')
+    .values({ id: 'alert-1', time: Date.now(), rule: 'refusal-burst', severity: 'warning', subject: `reader:door-1`, message: 'key release refused for reader door-1', details: '{}', entry_idx: 8, delivery: 0, delivery_attempts: 0 })
+    .execute();
 
   const tokenSvc = new OperatorTokens(db);
   const tok = async (label: string, roles: ('issuer_admin' | 'tenant_admin' | 'auditor')[], scope: string[]) => (await tokenSvc.create({ label, roles, tenants: scope, createdBy: null })).token;
@@ -102,7 +108,7 @@ export async function startWorld(): Promise<World> {
     health: [{ name: 'audit', check: async () => ({ ok: true }) }],
     audit: log,
     domain: { db, tenants, readers, cards },
-    modules: [rotationModule({ db, custody: f.custody, audit: log, policy: POLICY })],
+    modules: [alertsModule({ db, audit: log }), rotationModule({ db, custody: f.custody, audit: log, policy: POLICY })],
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();

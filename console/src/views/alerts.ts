@@ -1,10 +1,10 @@
-// Alerts: the audit log's alert rules (revoked reader, bursts of refusals, …) with acknowledge, when
-// the CMS exposes them (GET /v1/alerts, POST /v1/alerts/:id/acknowledge). Until it does, the view
-// says so and lists what needs attention from the audit log itself: refused and failed operations.
+// Alerts: the audit log's alert rules (revoked reader, bursts of refusals, …) listed with acknowledge
+// (GET /v1/alerts, POST /v1/alerts/:id/acknowledge; the acknowledgement is an audit entry). A CMS
+// without that API gets a notice and what needs attention from the audit log: refused/failed operations.
 import { ApiError, get, post, type AuditEntry } from '../api.js';
 import { badge, errorBox, h, notice, table, time } from '../dom.js';
 import { ENTRY_HEAD, entryRows } from './cards.js';
-import { isGlobal, type View, type ViewContext } from './view.js';
+import { can, isGlobal, type View, type ViewContext } from './view.js';
 
 export interface Alert {
   id: string;
@@ -13,8 +13,10 @@ export interface Alert {
   severity: string;
   subject: string;
   message: string;
+  entryIndex?: number | null;
   acknowledged?: boolean;
   acknowledgedBy?: string | null;
+  acknowledgedAt?: number | null;
 }
 
 /** Alerts, or undefined when this CMS's API has no alerts endpoint. */
@@ -42,7 +44,13 @@ export async function attention(ctx: ViewContext, limit = 50): Promise<AuditEntr
 }
 
 export const alertsView: View = async (ctx) => {
-  const alerts = await fetchAlerts();
+  let alerts: Alert[] | undefined;
+  try {
+    alerts = await fetchAlerts();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 403) return notice('Alerts span tenants: they are shown to issuer admins and auditors whose token covers every tenant.', 'info');
+    throw e;
+  }
   if (alerts === undefined) {
     let recent: HTMLElement;
     try {
@@ -69,13 +77,20 @@ export const alertsView: View = async (ctx) => {
     table(
       `Open alerts (${open.length})`,
       ['When', 'Severity', 'Rule', 'Subject', 'Message', ''],
-      open.map((a) => [time(a.time), badge(a.severity), a.rule, a.subject, a.message, h('button', { type: 'button', onclick: () => void ack(a.id) }, 'Acknowledge')]),
+      open.map((a) => [
+        time(a.time),
+        badge(a.severity),
+        a.rule,
+        a.subject,
+        [a.message, a.entryIndex !== null && a.entryIndex !== undefined ? [' (', h('a', { href: `#/audit/${a.entryIndex}` }, `entry ${a.entryIndex}`), ')'] : null],
+        can(ctx.me, 'issuer_admin', 'auditor') ? h('button', { type: 'button', 'data-testid': 'ack', onclick: () => void ack(a.id) }, 'Acknowledge') : '',
+      ]),
       'No open alerts.',
     ),
     table(
       'Acknowledged',
-      ['When', 'Severity', 'Rule', 'Subject', 'Message', 'By'],
-      alerts.filter((a) => a.acknowledged).map((a) => [time(a.time), badge(a.severity), a.rule, a.subject, a.message, a.acknowledgedBy ?? '—']),
+      ['When', 'Severity', 'Rule', 'Subject', 'Message', 'Acknowledged'],
+      alerts.filter((a) => a.acknowledged).map((a) => [time(a.time), badge(a.severity), a.rule, a.subject, a.message, `${a.acknowledgedBy ?? '—'}, ${time(a.acknowledgedAt)}`]),
       'None acknowledged.',
     ),
   );
