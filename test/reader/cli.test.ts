@@ -1,6 +1,7 @@
 // `desfire-cms reader` in-process against the whole CMS over HTTPS: enrol (code from a file,
 // passphrase from the environment), status, sync; usage errors exit 2.
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,6 +51,17 @@ describe('desfire-cms reader (CLI)', () => {
     const st = io();
     expect(await main(['reader', 'status', '--dir', dir, '--json'], st)).toBe(0);
     expect(JSON.parse(st.out_[0]!)).toMatchObject({ keystore: true, enrolled: true });
+
+    // the last run did not close its baton (a crash or power loss; its process is gone): the next
+    // start says so in the chain, and the CMS stores it
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(join(dir, 'baton.open'), `${dead}\n`);
+    const r = io(env);
+    expect(await main(['reader', 'sync', '--dir', dir, '--cms', url, '--servername', 'localhost'], r)).toBe(0);
+    expect(r.out_[0]).toMatch(/baton acknowledged up to #1;/);
+    const stored = (await h.call('GET', '/v1/readers/cli-door/baton', { token: h.admin })).body.entries as { op: string; result: string }[];
+    expect(stored.map((e) => [e.op, e.result])).toEqual([['agent-recovered', 'unclean-shutdown:fsync-group']]);
+    expect(existsSync(join(dir, 'baton.open'))).toBe(false); // closed cleanly this time
   });
 
   it('usage errors exit 2 and name the argument', async () => {
