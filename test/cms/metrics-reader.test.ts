@@ -39,3 +39,37 @@ describe('reader metrics', () => {
     }
   });
 });
+
+describe('reader metrics end to end: `reader run --metrics-file` against the real CMS', () => {
+  it('the textfile shows the synced baton; the CMS counts the online release and the reader as online', async () => {
+    const { startStationCms } = await import('../reader/e2e-helpers.js');
+    const { saveImageAtomicSync } = await import('../../src/card/image-file.js');
+    const { main } = await import('../../src/cli/main.js');
+    const s = await startStationCms();
+    const dir = mkdtempSync(join(tmpdir(), 'reader-metrics-e2e-'));
+    try {
+      const { card } = await s.personalisedCard();
+      const image = join(dir, 'card.json');
+      saveImageAtomicSync(image, card.toImage());
+      const door = await s.enrolled('door-m', [{ tenantId: 'access', aid: 'A1C001', keyNo: 1, operations: ['deliver', 'offline'] }]);
+      const prom = join(dir, 'reader.prom');
+      const out: string[] = [];
+      const io = { out: (l: string) => out.push(l), err: (l: string) => out.push(l), env: {}, cwd: process.cwd() };
+      expect(await main(['reader', 'run', '--dir', door.dir, '--cms', s.url, '--servername', 'localhost', '--passphrase-file', door.passFile, '--image', image, '--tx', 'access', '--zone', '1', '--metrics-file', prom], io), out.join('\n')).toBe(0);
+      const t = readFileSync(prom, 'utf8');
+      expect(t).toContain('desfire_reader_baton_pending_entries{reader="door-m"} 0\n');
+      expect(t).toContain('desfire_reader_stopped{reader="door-m"} 0\n');
+      expect(Number(/desfire_reader_offline_seconds\{reader="door-m"\} (\S+)/.exec(t)![1])).toBeLessThan(600);
+      const m = await s.cms.metrics.text();
+      expect(m).toMatch(/desfire_cms_key_releases_total\{tenant="access",aid="A1C001",result="ok"\} [1-9]/);
+      // every active reader (the station readers and door-m) made an authenticated request just now
+      const active = (await s.cms.db.db.selectFrom('readers').select('id').where('state', '=', 'active').execute()).length;
+      expect(m).toContain(`desfire_cms_readers{presence="online"} ${active}\n`);
+      expect(m).toContain('desfire_cms_readers{presence="offline"} 0\n');
+      expect(m).toMatch(/desfire_cms_http_request_duration_seconds_count\{method="POST",route="\/v1\/keys\/deliver",status="200"\} [1-9]/);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
