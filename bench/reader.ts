@@ -11,7 +11,8 @@
 //              SelectApplication), unseal, the baton entry and its background sync to the CMS;
 //              card personalised by station jobs; again in both durability modes
 // Figures: tx/s wall clock, tx per CPU-second (process CPU time, user + system; online includes
-// the in-process CMS's CPU), and what the agent adds per transaction (offline: mean; online: p99).
+// the in-process CMS's CPU), what the agent adds per transaction (offline: mean; online: p99), and
+// the agent's own CPU per transaction (differences of CPU time per tx: robust to the machine's load).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,6 +168,9 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
     { name: 'reader.offline_added_ms', value: off.mean - base.mean, unit: 'ms', baseline: baseMs, target: { op: '<=', value: 1 }, note: 'fsync=group (default): mean offline tx time minus mean card-only time' },
     { name: 'reader.offline_added_ms_strict', value: offStrict.mean - base.mean, unit: 'ms', baseline: baseMs, note: 'fsync=always: the same with an fdatasync per tx (the disk flush dominates)' },
     { name: 'reader.offline_added_ms_without_flush', value: offNoFlush.mean - base.mean, unit: 'ms', baseline: baseMs, note: 'diagnostic: fsync=never (not a durable mode): the agent itself' },
+    { name: 'reader.offline_agent_cpu_ms', value: 1000 / off.perCpuSec - 1000 / base.perCpuSec, unit: 'CPU-ms', note: 'fsync=group: process CPU per offline tx minus per card-only tx (the agent\'s own CPU; load-independent, unlike wall clock)' },
+    { name: 'reader.offline_agent_cpu_ms_strict', value: 1000 / offStrict.perCpuSec - 1000 / base.perCpuSec, unit: 'CPU-ms', note: 'fsync=always: the same (the fdatasync system call included)' },
+    { name: 'reader.online_agent_cpu_ms', value: 1000 / on!.perCpuSec - 1000 / rtt!.perCpuSec - 1000 / onBase!.perCpuSec, unit: 'CPU-ms', note: 'fsync=group: CPU per online tx minus CPU per bare delivery round trip (client + in-process CMS) minus CPU per card-only tx: unseal, baton, key checks, and the background baton sync (both sides)' },
     { name: 'reader.delivery_roundtrip_p99_ms', value: rtt!.p99, unit: 'ms', note: `diagnostic: one POST /v1/keys/deliver over mTLS (CMS-side checks, derive + seal) without the card; mean ${rtt!.mean.toFixed(3)} ms` },
     { name: 'reader.online_added_p99_ms', value: on!.p99 - onBase!.p99, unit: 'ms', baseline: onBp99, target: { op: '<=', value: 5 }, note: 'fsync=group: p99 online tx time minus p99 card-only time on the same card' },
     { name: 'reader.online_added_p99_ms_strict', value: onStrict!.p99 - onBase!.p99, unit: 'ms', baseline: onBp99, note: 'fsync=always: the same' },
