@@ -302,6 +302,9 @@ export class AuditBaton {
           if (this.closeFd === fd) {
             this.closeFd = -1;
             closeSync(fd);
+          } else if (!err && this.fd >= 0 && this.entries.length - this.durableSeq >= this.groupEntries) {
+            // a full group was appended while this flush ran: flush it now
+            void this.flush().catch(() => undefined);
           } else if (!err && this.fd >= 0 && this.entries.length > this.durableSeq && !this.timer) {
             // entries appended while this flush ran: they get their own window
             this.timer = setTimeout(() => {
