@@ -118,6 +118,7 @@ export async function verifyJsonlStream(source: AsyncIterable<Uint8Array | strin
     });
   }
   const result = (id: number): Promise<Result> => {
+    if (failed.err) return Promise.reject(failed.err); // a worker died: its results never come
     const r = results.get(id);
     if (r) {
       results.delete(id);
