@@ -43,6 +43,10 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
     // Router-level failures (bad URL, overlong parameter) use the same error model.
     frameworkErrors: (err: Error, req: FastifyRequest, reply: FastifyReply) => sendError(reply, req, err),
     forceCloseConnections: 'idle',
+    // Key delivery is the hot path of every runtime reader: Fastify's two per-request lines
+    // (info level) are written there only when debug logging is on. Refusals are still audited
+    // and errors still logged.
+    disableRequestLogging: (req: FastifyRequest) => req.url === '/v1/keys/deliver' && !(req.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug'),
     ...(opts.server ?? {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;
 
