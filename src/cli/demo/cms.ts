@@ -64,7 +64,8 @@ export class DemoCms {
     const { config } = loadConfig({ env, overrides: { dataDir } });
     config.logging.level = 'warn';
     const sink = new Writable({ write: (_c, _e, cb) => cb() });
-    const app = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: sink });
+    // consent enforced, as `desfire-cms server` does: no job or campaign without the tenant's authorisation
+    const app = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: sink, enforceConsent: true });
     try {
       const events = new MemoryStationAudit();
       const station = await attachStation(app, { audit: events });
@@ -101,10 +102,15 @@ export class DemoCms {
     await s?.close();
   }
 
-  /** An operator call with the issuer_admin bearer token. */
-  op(method: string, path: string, body?: unknown, contentType?: string): Promise<Res> {
+  /** A tenant admin's API token for `tenant` (scoped to that tenant only). */
+  async tenantAdminToken(tenant: string): Promise<string> {
+    return (await this.app.deps.tokens.create({ label: `demo-${tenant}-admin`, roles: ['tenant_admin'], tenants: [tenant], createdBy: null })).token;
+  }
+
+  /** An operator call, with the issuer_admin bearer token unless another token is given. */
+  op(method: string, path: string, body?: unknown, contentType?: string, token: string = this.admin): Promise<Res> {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const headers: Record<string, string> = { authorization: `Bearer ${this.admin}` };
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
     if (payload !== undefined) {
       headers['content-type'] = contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));

@@ -158,6 +158,24 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       return `${layout.tenants.length} tenants, ${applicationsOf(layout).length} applications (${applicationsOf(layout).map((a) => a.aid).join(', ')})`;
     });
 
+    await step("tenants authorise the issuer (each tenant's own admin grants install and rotate; the issuer cannot grant itself)", 0, async () => {
+      let granted = 0;
+      for (const t of layout!.tenants) {
+        const tenantAdmin = await cms!.tenantAdminToken(t.id);
+        for (const a of t.applications) {
+          const body = (operation: string) => ({ tenant: t.id, aid: a.aid, operation, profile: '*', ttlSeconds: 24 * 3600 });
+          const self = await cms!.op('POST', '/v1/authorisations', body('install'));
+          check(self.status === 403, `the issuer granting itself ${t.id}/${a.aid}: HTTP ${self.status} (must be 403)`);
+          for (const operation of ['install', 'rotate']) {
+            const r = await cms!.op('POST', '/v1/authorisations', body(operation), undefined, tenantAdmin);
+            check(r.status === 201, `${t.id} grants ${operation} on ${a.aid}: HTTP ${r.status} ${JSON.stringify(r.body?.error ?? r.body)}`);
+            granted++;
+          }
+        }
+      }
+      return `${granted} standing authorisations (install, rotate; every card profile; 24 h), each granted by the tenant's own admin; the issuer's self-grant refused (403)`;
+    });
+
     const aids = layout ? applicationsOf(layout).map((a) => a.aid) : [];
     const keysPerCard = layout ? 1 + applicationsOf(layout).reduce((n, a) => n + a.keys.length, 0) : 0;
     const role = (aid: string, keyNo: number, operations: string[]): DemoRole => ({ tenantId: TENANT_OF[aid]!, aid, keyNo, operations });
@@ -429,6 +447,12 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
       const lines: string[] = [];
       const cap: CliIO = { out: (l) => lines.push(l), err: () => undefined, env: {}, cwd: dataDir };
       const keyFile = join(dataDir, 'audit', 'audit-checkpoint.vkey');
+      // quiesce the field first: background baton syncs finish (a revoked reader's is refused, and
+      // that refusal is audited too), then the readers stop, so no entry lands after the checkpoint
+      for (const f of field.splice(0)) {
+        await f.agent.sync().catch(() => undefined);
+        f.close();
+      }
       // the operator asks the live CMS to sign a checkpoint over everything so far
       const cp = await cms!.op('POST', '/v1/audit/checkpoints', {});
       check(cp.status === 201, `POST /v1/audit/checkpoints: HTTP ${cp.status}`);
