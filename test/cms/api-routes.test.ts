@@ -169,6 +169,25 @@ describe('custody key admin (no plaintext ever)', () => {
     const unknown = await h.call('GET', '/v1/custody/keys/nope', { token: h.admin });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'ERR_CUSTODY_UNKNOWN_KEY']);
   });
+
+  it("a tenant-scoped auditor sees only its tenant's keys; other tenants' and the issuer's keys answer as unknown", async () => {
+    for (const name of ['access.A1C002.1', 'library.B2C001.1']) expect((await h.call('POST', '/v1/custody/keys', { token: h.admin, body: { name, purpose: 'diversify', alg: 'aes128' } })).status).toBe(201);
+    for (const name of ['kek.access', 'kek.library', 'kek.issuer']) expect((await h.call('POST', '/v1/custody/keys', { token: h.admin, body: { name, purpose: 'wrap' } })).status).toBe(201);
+    const listed = ((await h.call('GET', '/v1/custody/keys', { token: accessAuditor })).body.keys as { name: string }[]).map((k) => k.name);
+    expect(listed).toContain('access.A1C002.1');
+    expect(listed).toContain('kek.access');
+    expect(listed.filter((n) => !n.startsWith('access.') && n !== 'kek.access')).toEqual([]);
+    for (const name of ['library.B2C001.1', 'kek.library', 'kek.issuer']) {
+      for (const path of [`/v1/custody/keys/${name}`, `/v1/custody/keys/${name}/versions`]) {
+        const r = await h.call('GET', path, { token: accessAuditor });
+        expect([path, r.status, r.body.error.code]).toEqual([path, 404, 'ERR_CUSTODY_UNKNOWN_KEY']);
+      }
+    }
+    expect((await h.call('GET', '/v1/custody/keys/access.A1C002.1/versions', { token: accessAuditor })).status).toBe(200);
+    // the all-tenant auditor and the issuer see everything
+    const everything = ((await h.call('GET', '/v1/custody/keys', { token: auditor })).body.keys as { name: string }[]).map((k) => k.name);
+    expect(everything).toEqual(expect.arrayContaining(['library.B2C001.1', 'kek.library', 'kek.issuer']));
+  });
 });
 
 describe('cards', () => {

@@ -1,10 +1,11 @@
 // Custody key administration: list keys and versions, create, rotate. Metadata only — no route
 // ever returns key material (the custody interface offers none for these operations).
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyCustody } from '../../../custody/types.js';
+import { tenantScope } from '../auth.js';
 import { callerContext } from '../context.js';
-import { ERROR_RESPONSES } from '../errors.js';
+import { ApiError, ERROR_RESPONSES } from '../errors.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
 const Version = Type.Object({ version: Type.Integer(), state: Type.String(), createdAt: Type.String() });
@@ -28,6 +29,31 @@ const CreateBody = Type.Union(
 );
 const Params = Type.Object({ name: Name });
 
+/**
+ * The tenant a custody key belongs to, from its name: `kek.<tenant>` (the tenant's KEK) and
+ * `<tenant>.<AID>.<keyNo>` (an application key's master); anything else (`kek.issuer`, the CA's
+ * protector, …) is the issuer's (null).
+ */
+export function keyOwner(name: string): string | null {
+  const kek = /^kek\.([a-z0-9][a-z0-9-]*)$/.exec(name);
+  if (kek) return kek[1] === 'issuer' ? null : kek[1]!;
+  const app = /^([a-z0-9][a-z0-9-]*)\.[0-9A-Fa-f]{6}\.\d+$/.exec(name);
+  return app ? app[1]! : null;
+}
+
+/** A tenant-scoped caller sees only its tenants' keys; the issuer's keys need an all-tenant token. */
+function visible(req: FastifyRequest, name: string): boolean {
+  const scope = tenantScope(req);
+  if (scope === '*') return true;
+  const owner = keyOwner(name);
+  return owner !== null && scope.includes(owner);
+}
+
+/** Out of scope answers exactly like a key that does not exist (existence is not disclosed). */
+function assertVisible(req: FastifyRequest, name: string): void {
+  if (!visible(req, name)) throw new ApiError(404, 'ERR_CUSTODY_UNKNOWN_KEY', `no key '${name}'`);
+}
+
 export function custodyRoutes(custody: KeyCustody) {
   return async (app: FastifyInstance) => {
     app.addSchema(KeyInfoSchema);
@@ -38,7 +64,7 @@ export function custodyRoutes(custody: KeyCustody) {
         config: { auth: { operator: ['issuer_admin', 'auditor'] } },
         schema: { tags: ['custody'], summary: 'list custody keys (metadata only)', security: sec, response: { 200: Type.Object({ backend: Type.String(), keys: Type.Array(Type.Ref('CustodyKey')) }), ...ERROR_RESPONSES } },
       },
-      async (req) => ({ backend: custody.backend, keys: await custody.listKeys(callerContext(req, 'list custody keys')) }),
+      async (req) => ({ backend: custody.backend, keys: (await custody.listKeys(callerContext(req, 'list custody keys'))).filter((k) => visible(req, k.name)) }),
     );
     app.get<{ Params: Static<typeof Params> }>(
       '/custody/keys/:name',
@@ -46,7 +72,10 @@ export function custodyRoutes(custody: KeyCustody) {
         config: { auth: { operator: ['issuer_admin', 'auditor'] } },
         schema: { tags: ['custody'], summary: 'one key with its versions', security: sec, params: Params, response: { 200: Type.Ref('CustodyKey'), ...ERROR_RESPONSES } },
       },
-      async (req) => custody.getKey(callerContext(req, 'get custody key'), req.params.name),
+      async (req) => {
+        assertVisible(req, req.params.name);
+        return custody.getKey(callerContext(req, 'get custody key'), req.params.name);
+      },
     );
     app.get<{ Params: Static<typeof Params> }>(
       '/custody/keys/:name/versions',
@@ -54,7 +83,10 @@ export function custodyRoutes(custody: KeyCustody) {
         config: { auth: { operator: ['issuer_admin', 'auditor'] } },
         schema: { tags: ['custody'], summary: 'versions of a key', security: sec, params: Params, response: { 200: Type.Object({ versions: Type.Array(Version) }), ...ERROR_RESPONSES } },
       },
-      async (req) => ({ versions: await custody.listVersions(callerContext(req, 'list key versions'), req.params.name) }),
+      async (req) => {
+        assertVisible(req, req.params.name);
+        return { versions: await custody.listVersions(callerContext(req, 'list key versions'), req.params.name) };
+      },
     );
     app.post<{ Body: Static<typeof CreateBody> }>(
       '/custody/keys',
