@@ -137,8 +137,8 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'POST /v1/compromise/readers/:id': all(['issuer']),
   'POST /v1/compromise/cards/:uid': all(['issuer']),
   'POST /v1/compromise/kek/:name': all(['issuer']),
-  // operations: Prometheus metrics (aggregate counters) for the issuer and auditors
-  'GET /v1/metrics': all(['issuer', 'auditorA']),
+  // operations: Prometheus metrics (labels name every tenant): all-tenant tokens only
+  'GET /v1/metrics': all(['issuer']),
 };
 
 const TEN = { A: { tenant: 'access', aid: 'A1C001', uid: '04A1A1A1A1A1A1' }, B: { tenant: 'cafeteria', aid: 'CAFE01', uid: '04B2B2B2B2B2B2' } };

@@ -134,6 +134,10 @@ describe('GET /v1/metrics and the metrics listener on the real CMS', () => {
       const created = await h.call('POST', '/v1/tenants', { token: h.admin, body: { id: 'metrics-t', name: 'Metrics' } });
       expect(created.status).toBeLessThan(300);
       expect((await h.call('GET', '/v1/metrics')).status).toBe(401);
+      // the labels name every tenant: a tenant-scoped auditor is refused
+      const scoped = (await h.cms.deps.tokens.create({ label: 'scoped auditor', roles: ['auditor'], tenants: ['metrics-t'], createdBy: null })).token;
+      const refused = await h.call('GET', '/v1/metrics', { token: scoped });
+      expect([refused.status, refused.body?.error?.code]).toEqual([403, 'ERR_FORBIDDEN_TENANT']);
       const r = await h.call('GET', '/v1/metrics', { token: h.admin });
       expect(r.status).toBe(200);
       expect(r.headers['content-type']).toMatch(/^text\/plain/);

@@ -2,6 +2,8 @@
 // and `GET /v1/metrics` on the API for operators (issuer_admin, auditor) when the separate metrics
 // listener is not used.
 import type { FastifyInstance } from 'fastify';
+import { tenantScope } from '../api/auth.js';
+import { forbidden } from '../api/errors.js';
 import type { ApiModule } from '../api/ports.js';
 import type { CmsMetrics } from './metrics.js';
 import type { PromMetrics } from './prometheus.js';
@@ -17,7 +19,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: CmsMetrics): 
   });
 }
 
-/** `GET /v1/metrics` (Prometheus text format) for operators holding an issuer_admin or auditor token. */
+/** `GET /v1/metrics` (Prometheus text format) for operators holding an all-tenant issuer_admin or auditor token. */
 export function metricsModule(metrics: PromMetrics): ApiModule {
   return {
     name: 'metrics',
@@ -28,7 +30,11 @@ export function metricsModule(metrics: PromMetrics): ApiModule {
           config: { auth: { operator: ['issuer_admin', 'auditor'] } },
           schema: { tags: ['health'], summary: 'Prometheus metrics (operator token; or the separate 127.0.0.1 metrics listener)', security: [{ apiToken: [] }] },
         },
-        async (_req, reply) => reply.header('content-type', metrics.contentType()).send(await metrics.text()),
+        async (req, reply) => {
+          // the labels name every tenant (key releases by tenant/AID): a tenant-scoped token may not read them
+          if (tenantScope(req) !== '*') throw forbidden('metrics span every tenant: an all-tenant operator token is needed', 'ERR_FORBIDDEN_TENANT');
+          return reply.header('content-type', metrics.contentType()).send(await metrics.text());
+        },
       );
     },
   };
