@@ -117,7 +117,8 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'POST /v1/remote/sessions/:id/step': all(READERS),
   // key rotation, approvals, KEK rewrap, compromise (engineer J): the issuer acts; auditors read
   // metadata (versions, campaigns, approvals, runs) — never key material
-  'GET /v1/key-versions/:tenant/:aid/:keyNo': all(['issuer', 'auditorA']),
+  'GET /v1/key-versions/:tenant/:aid/:keyNo': { issuer: 'all', auditorA: 'own' },
+  'GET /v1/readers/self/key-versions/:aid/:keyNo': own(READERS),
   'GET /v1/rotation/campaigns': all(['issuer', 'auditorA']),
   'POST /v1/rotation/campaigns': all(['issuer']),
   'GET /v1/rotation/campaigns/:id': all(['issuer', 'auditorA']),

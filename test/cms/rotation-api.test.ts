@@ -62,6 +62,12 @@ describe('rotation API', () => {
       expect(r.body.accepted).toEqual([2, 1]);
       r = await call(audi, 'GET', `/v1/rotation/campaigns/${id}`);
       expect(r.body.totals).toEqual({ done: 0, pending: 30, failed: 0, reverted: 0, cancelled: 0 });
+      // an auditor of another tenant sees neither the campaign nor the key's versions
+      const other = (await tokens.create({ label: 'other auditor', roles: ['auditor'], tenants: ['someone-else'], createdBy: null })).token;
+      expect((await call(other, 'GET', '/v1/rotation/campaigns')).body.campaigns).toEqual([]);
+      expect((await call(other, 'GET', `/v1/rotation/campaigns/${id}`)).status).toBe(404);
+      expect((await call(other, 'GET', `/v1/key-versions/${TENANT}/${AID}/0`)).status).toBe(403);
+      expect(((await call(audi, 'GET', '/v1/rotation/campaigns')).body.campaigns as { id: string }[]).map((c) => c.id)).toContain(id);
       expect(r.body.batches).toHaveLength(3);
       r = await call(alice, 'POST', `/v1/rotation/campaigns/${id}/complete`);
       expect([r.status, r.body.error?.code]).toEqual([409, 'ERR_ROTATION_STATE']);

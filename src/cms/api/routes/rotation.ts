@@ -32,7 +32,7 @@ import { CampaignService, type CampaignServiceOptions, type CampaignSpec } from 
 import { RotationError, rotationErrorStatus } from '../../rotation/errors.js';
 import { acceptedVersions, listVersions, readerAcceptedVersions } from '../../rotation/versions.js';
 import type { Database } from '../../storage/index.js';
-import { actorOf } from '../auth.js';
+import { actorOf, assertTenant, canSeeTenant } from '../auth.js';
 import { callerContext } from '../context.js';
 import { ApiError, ERROR_RESPONSES } from '../errors.js';
 import type { ApiModule } from '../ports.js';
@@ -138,6 +138,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
         '/key-versions/:tenant/:aid/:keyNo',
         { config: READ, schema: { tags: ['rotation'], summary: 'versions of an application key and the versions readers accept', security: sec, params: KeyParams, response: ERROR_RESPONSES } },
         async (req) => {
+          assertTenant(req, req.params.tenant);
           const k = { tenantId: req.params.tenant, aid: req.params.aid.toUpperCase(), keyNo: req.params.keyNo };
           return { versions: await listVersions(d.db, k), accepted: await acceptedVersions(d.db, k) };
         },
@@ -154,7 +155,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
           return r;
         },
       );
-      app.get('/rotation/campaigns', { config: READ, schema: { tags: ['rotation'], summary: 'rotation campaigns', security: sec, response: ERROR_RESPONSES } }, async () => ({ campaigns: await campaigns.list() }));
+      app.get('/rotation/campaigns', { config: READ, schema: { tags: ['rotation'], summary: 'rotation campaigns', security: sec, response: ERROR_RESPONSES } }, async (req) => ({ campaigns: (await campaigns.list()).filter((c) => canSeeTenant(req, c.tenantId)) }));
       app.post<{ Body: Static<typeof CampaignBody> }>(
         '/rotation/campaigns',
         { config: ADMIN, schema: { tags: ['rotation'], summary: 'plan a rotation campaign', security: sec, body: CampaignBody, response: ERROR_RESPONSES } },
@@ -163,7 +164,12 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
       app.get<{ Params: Static<typeof Id> }>(
         '/rotation/campaigns/:id',
         { config: READ, schema: { tags: ['rotation'], summary: 'campaign progress per batch', security: sec, params: Id, response: ERROR_RESPONSES } },
-        async (req) => wrap(() => campaigns.progress(req.params.id)),
+        async (req) => {
+          const p = await wrap(() => campaigns.progress(req.params.id));
+          // another tenant's campaign answers like one that does not exist
+          if (!canSeeTenant(req, p.campaign.tenantId)) throw new ApiError(404, 'ERR_ROTATION_NOT_FOUND', `no campaign '${req.params.id}'`);
+          return p;
+        },
       );
       app.post<{ Params: Static<typeof Action> }>(
         '/rotation/campaigns/:id/:action',
