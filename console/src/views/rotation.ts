@@ -103,9 +103,17 @@ async function detail(ctx: ViewContext, id: string): Promise<HTMLElement> {
     const c = p.campaign;
     let approval: Approval | undefined;
     if (c.approvalId) approval = await get<Approval>(`/approvals/${encodeURIComponent(c.approvalId)}`).catch(() => undefined);
-    const key = JSON.stringify([c.state, p.totals, approval?.state, approval?.votes.length, s.length]);
-    if (key === last) return;
+    // Only the over-time chart changes on every poll: it is redrawn in place, and the rest (with the
+    // action buttons) is rebuilt only when the campaign itself changed, so a button is never
+    // swapped out from under a click.
+    const timeFig = h('figure', null, h('figcaption', null, 'Over time (while watched)'), timeChart(s, c.cardCount));
+    const key = JSON.stringify([c.state, p.totals, approval?.state, approval?.votes.length]);
+    if (key === last) {
+      wrap.querySelector('[data-chart=time]')?.replaceChildren(...timeFig.childNodes);
+      return;
+    }
     last = key;
+    timeFig.setAttribute('data-chart', 'time');
     const active = document.activeElement instanceof HTMLElement && wrap.contains(document.activeElement) ? document.activeElement.dataset.action : undefined;
     const actions = can(ctx.me, 'issuer_admin')
       ? (ACTIONS[c.state] ?? []).map((a) =>
@@ -147,7 +155,7 @@ async function detail(ctx: ViewContext, id: string): Promise<HTMLElement> {
       ),
       h('div', { class: 'actions' }, actions),
       msg,
-      h('div', { class: 'charts' }, h('figure', null, h('figcaption', null, 'Per batch'), batchChart(p)), h('figure', null, h('figcaption', null, 'Over time (while watched)'), timeChart(s, c.cardCount))),
+      h('div', { class: 'charts' }, h('figure', null, h('figcaption', null, 'Per batch'), batchChart(p)), timeFig),
       table('Failed cards (with the version each was verified to hold)', ['UID', 'Card version', 'Error'], p.failures.map((f) => [h('a', { href: `#/cards/${f.uid}`, class: 'mono' }, f.uid), f.cardVersion === null ? 'never reached' : `v${f.cardVersion}`, f.error ?? '—']), 'No failed cards.'),
     );
     if (active) wrap.querySelector<HTMLElement>(`[data-action="${active}"]`)?.focus();
