@@ -12,6 +12,7 @@ import { VirtualCard } from '../../card/virtual-card.js';
 import { CardServer, type CardServerEvent } from '../../transport/card-server.js';
 import { parseHostPort } from '../../transport/vpcd-bridge.js';
 import { type CliIO, type Command, UsageError } from '../io.js';
+import { need, parse } from '../flags.js';
 
 const USAGE = [
   'usage: desfire-cms card create --image FILE [--uid HEX] [--profile ev1|ev2|ev3] [--force]',
@@ -19,37 +20,6 @@ const USAGE = [
   '       desfire-cms card list --dir DIR',
   '       desfire-cms card serve [--vpcd HOST:PORT] --image FILE [--uid HEX] [--profile ev1|ev2|ev3] [--latency 106|848] [--no-quickack] [--verbose]',
 ];
-
-interface Flags {
-  values: Record<string, string>;
-  bools: Set<string>;
-}
-
-function parse(args: string[], valueFlags: readonly string[], boolFlags: readonly string[] = []): Flags {
-  const out: Flags = { values: {}, bools: new Set() };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
-    if (boolFlags.includes(name)) {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
-      out.bools.add(name);
-      continue;
-    }
-    if (!valueFlags.includes(name)) throw new UsageError(`unknown option --${name}`);
-    const v = eq >= 0 ? a.slice(eq + 1) : args[++i];
-    if (v === undefined || v === '' || (eq < 0 && v.startsWith('--'))) throw new UsageError(`--${name} needs a value`);
-    out.values[name] = v;
-  }
-  return out;
-}
-
-function need(f: Flags, name: string): string {
-  const v = f.values[name];
-  if (v === undefined) throw new UsageError(`--${name} is required`);
-  return v;
-}
 
 export function parseUid(s: string): Uint8Array {
   const h = s.replace(/[\s:]/g, '');

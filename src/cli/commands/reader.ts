@@ -27,6 +27,7 @@ import { InProcessTransport } from '../../transport/in-process.js';
 import { PcscContext } from '../../transport/pcsc.js';
 import type { Transport } from '../../core/transport.js';
 import { type CliIO, type Command, UsageError } from '../io.js';
+import { type Flags, need, parse } from '../flags.js';
 
 const USAGE = [
   'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE] [--servername NAME]',
@@ -35,37 +36,6 @@ const USAGE = [
   '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader status --dir DIR [--json]',
 ];
-
-interface Flags {
-  values: Record<string, string>;
-  bools: Set<string>;
-}
-
-function parse(args: string[], valueFlags: readonly string[], boolFlags: readonly string[] = []): Flags {
-  const out: Flags = { values: {}, bools: new Set() };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
-    if (boolFlags.includes(name)) {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
-      out.bools.add(name);
-      continue;
-    }
-    if (!valueFlags.includes(name)) throw new UsageError(`unknown option --${name}`);
-    const v = eq >= 0 ? a.slice(eq + 1) : args[++i];
-    if (v === undefined || v === '' || (eq < 0 && v.startsWith('--'))) throw new UsageError(`--${name} needs a value`);
-    out.values[name] = v;
-  }
-  return out;
-}
-
-function need(f: Flags, name: string): string {
-  const v = f.values[name];
-  if (v === undefined) throw new UsageError(`--${name} is required`);
-  return v;
-}
 
 function int(f: Flags, name: string, min: number, max: number): number | undefined {
   const v = f.values[name];
