@@ -13,21 +13,13 @@
 //   consent withdraw   CONSENT_ID
 //   consent deletions  [--uid UID]
 // Common: --cms https://HOST:PORT --ca FILE [--servername NAME] [--token-file FILE] [--json]
-import { existsSync, readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
-import { resolve } from 'node:path';
 import { type CliIO, type Command, UsageError } from '../io.js';
+import { type Opts, apiClient, need, one } from './rotation.js';
 
 const USAGE = [
   'usage: desfire-cms consent <request|pending|grant|refuse|authorise|list|revoke|record|withdraw|deletions> --cms https://HOST:PORT --ca FILE [options]',
   '  token: DESFIRE_CMS_TOKEN or --token-file FILE',
 ];
-
-interface Opts {
-  pos: string[];
-  flags: Map<string, string[]>;
-  bools: Set<string>;
-}
 
 const BOOLS = new Set(['--json', '--active', '--help']);
 
@@ -45,16 +37,6 @@ function parse(args: string[]): Opts {
   return o;
 }
 
-const one = (o: Opts, f: string): string | undefined => {
-  const v = o.flags.get(f);
-  if (v && v.length > 1) throw new UsageError(`${f} given more than once`);
-  return v?.[0];
-};
-const need = (o: Opts, f: string): string => {
-  const v = one(o, f);
-  if (v === undefined) throw new UsageError(`${f} is required`);
-  return v;
-};
 const int = (o: Opts, f: string, required: boolean): number | undefined => {
   const v = required ? need(o, f) : one(o, f);
   if (v === undefined) return undefined;
@@ -82,48 +64,6 @@ function op(o: Opts): string {
   const v = need(o, '--op');
   if (!['install', 'rotate', 'delete'].includes(v)) throw new UsageError('--op must be install, rotate or delete');
   return v;
-}
-
-interface Api {
-  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
-}
-
-function client(o: Opts, io: CliIO): Api {
-  const cms = need(o, '--cms');
-  if (!/^https:\/\/[^/]+\/?$/.test(cms)) throw new UsageError('--cms must be https://HOST:PORT');
-  const caFile = resolve(io.cwd, need(o, '--ca'));
-  if (!existsSync(caFile)) throw new UsageError(`--ca: ${caFile} not found`);
-  const tf = one(o, '--token-file');
-  const token = tf ? readFileSync(resolve(io.cwd, tf), 'utf8').trim() : io.env.DESFIRE_CMS_TOKEN;
-  if (!token) throw new UsageError('no operator token: set DESFIRE_CMS_TOKEN or give --token-file');
-  const u = new URL(cms);
-  const ca = readFileSync(caFile, 'utf8');
-  const servername = one(o, '--servername') ?? (u.hostname === '127.0.0.1' ? 'localhost' : u.hostname);
-  return {
-    call: (method, path, body) =>
-      new Promise((res, rej) => {
-        const payload = body === undefined ? undefined : JSON.stringify(body);
-        const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-        if (payload !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) });
-        const req = httpsRequest({ host: u.hostname, port: Number(u.port || 443), method, path, headers, ca, servername }, (r) => {
-          const chunks: Buffer[] = [];
-          r.on('data', (c: Buffer) => chunks.push(c));
-          r.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              /* not JSON */
-            }
-            res({ status: r.statusCode ?? 0, body: parsed });
-          });
-        });
-        req.on('error', rej);
-        if (payload !== undefined) req.write(payload);
-        req.end();
-      }),
-  };
 }
 
 type Row = Record<string, unknown>;
@@ -165,7 +105,7 @@ async function run(args: string[], io: CliIO): Promise<number> {
   const build = calls[sub];
   if (!build) throw new UsageError(`unknown subcommand '${sub}' (request, pending, grant, refuse, authorise, list, revoke, record, withdraw, deletions)`);
   const [method, path, body, kind, field] = build();
-  const api = client(o, io);
+  const api = apiClient(o, io);
   const r = await api.call(method, path, body);
   if (r.status >= 400) {
     const e = (r.body as { error?: { code?: string; message?: string } })?.error;
