@@ -1,4 +1,6 @@
 // Which operations need M-of-N approvals, from whom (role), and for how long a request is valid.
+import type { Role } from '../api/tokens/service.js';
+
 export const APPROVAL_KINDS = ['kek_rotation', 'rotation_campaign', 'key_export', 'tenant_deletion', 'vault_unseal'] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
@@ -6,7 +8,7 @@ export interface KindPolicy {
   /** M: distinct approvers needed (the requester never counts). */
   required: number;
   /** Role an approver must hold (an operator token role: issuer_admin, tenant_admin, auditor). */
-  role: string;
+  role: Role;
   /** Lifetime of a request in ms (it expires unapproved or unused after this). */
   ttlMs: number;
 }
@@ -24,7 +26,7 @@ export const DEFAULT_APPROVAL_POLICY: ApprovalPolicy = {
     kek_rotation: { required: 2, role: 'issuer_admin', ttlMs: DAY },
     rotation_campaign: { required: 2, role: 'issuer_admin', ttlMs: DAY },
     key_export: { required: 2, role: 'issuer_admin', ttlMs: 3600 * 1000 },
-    tenant_deletion: { required: 2, role: 'issuer-admin', ttlMs: DAY },
+    tenant_deletion: { required: 2, role: 'issuer_admin', ttlMs: DAY },
     vault_unseal: { required: 2, role: 'issuer_admin', ttlMs: 3600 * 1000 },
   },
   campaignCardThreshold: 1000,
