@@ -4,7 +4,7 @@
 // name it; a cardholder's withdrawal lets the station delete the application at the next
 // presentation (the station sees the pending deletion).
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { createPrivateKey, webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/cms/api/server.js';
 import { type CmsApp, buildCmsApp } from '../../src/cms/app.js';
 import { loadConfig, resolveSecrets } from '../../src/cms/config/index.js';
+import { signStationReceipt } from '../../src/reader/station/receipt.js';
 import type { CallOptions, HttpsResult } from './api-harness.js';
 
 let cms: CmsApp;
@@ -76,7 +77,7 @@ beforeAll(async () => {
   accessAdmin = (await call('POST', '/v1/tokens', { token: admin, body: { label: 'access', roles: ['tenant_admin'], tenants: ['access'] } })).body.token;
   // a station of the access tenant (install/delete its application)
   expect((await call('POST', '/v1/readers', { token: admin, body: { id: 'desk-1', name: 'badge office' } })).status).toBe(201);
-  expect((await call('POST', '/v1/readers/desk-1/roles', { token: admin, body: { tenantId: 'access', aid: 'A1C001', keyNo: 0, operations: ['install'] } })).status).toBe(201);
+  expect((await call('POST', '/v1/readers/desk-1/roles', { token: admin, body: { tenantId: 'access', aid: 'A1C001', keyNo: 0, operations: ['install', 'issue'] } })).status).toBe(201);
   const code = await call('POST', '/v1/readers/desk-1/enrolment-codes', { token: admin, body: {} });
   x509.cryptoProvider.set(webcrypto as never);
   const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
@@ -87,10 +88,15 @@ beforeAll(async () => {
   expect(enrolled.status).toBe(201);
   station = { cert: enrolled.body.certificate, key };
   const cards = cms.deps.domain!.cards;
-  for (const u of [UID, UID2]) {
-    await cards.createBlank(u);
-    await cards.transition(u, 'issued');
-  }
+  await cards.createBlank(UID2);
+  await cards.transition(UID2, 'issued');
+  // UID is issued by the station (its card master key then exists, so an install job can be claimed)
+  const issue = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'issue', uid: UID } });
+  expect(issue.status).toBe(201);
+  const ij = (await call('POST', `/v1/station/jobs/${issue.body.jobId}/claim`, { cert: station, body: { token: issue.body.token } })).body.job;
+  const steps = [{ op: 'ChangeKey', aid: '000000', keyNo: 0, keyVersion: ij.cmk.version, status: 0 }, { op: 'ChangeKeySettings', status: 0 }];
+  const issued = await call('POST', `/v1/station/jobs/${issue.body.jobId}/receipt`, { cert: station, body: { receipt: await signStationReceipt({ jobId: ij.jobId, jti: ij.jti, uid: UID, results: steps, at: 1 }, createPrivateKey(key)) } });
+  expect([issued.status, issued.body.ok]).toEqual([200, true]);
   await cards.recordInstallation(UID2, 'A1C001', [0, 1, 2].map((keyNo) => ({ keyNo, version: 1 })));
 }, 120_000);
 afterAll(async () => {
@@ -111,7 +117,7 @@ describe('station jobs under tenant authorisation', () => {
     const e = await entriesSince(from);
     expect(e.some((x) => x.operation === 'consent.check' && x.result === 'denied' && x.cardUid === UID)).toBe(true);
     expect(e.some((x) => x.operation === 'api.refused' && x.correlationId === no.headers['x-request-id'])).toBe(true);
-    expect(await cms.db.db.selectFrom('station_jobs').selectAll().where('uid', '=', UID).execute()).toEqual([]);
+    expect(await cms.db.db.selectFrom('station_jobs').selectAll().where('uid', '=', UID).where('kind', '=', 'install').execute()).toEqual([]);
 
     // the issuer asks; the tenant grants
     const req = await call('POST', '/v1/authorisation-requests', { token: admin, body: { tenant: 'access', aid: 'A1C001', operation: 'install', cards: [UID], ttlSeconds: 600, reason: 'new badge' } });
@@ -128,6 +134,23 @@ describe('station jobs under tenant authorisation', () => {
     const e2 = await entriesSince(from2);
     expect(e2.some((x) => x.operation === 'consent.check' && x.result === 'ok' && x.details.authorisation === authId)).toBe(true);
     expect(e2.some((x) => x.operation === 'station.job_create' && x.result === 'ok' && x.details.authorisation === authId && x.details.jobId === ok.body.jobId)).toBe(true);
+
+    // the job the station claims names it; the signed receipt must name the same one
+    const claimed = await call('POST', `/v1/station/jobs/${ok.body.jobId}/claim`, { cert: station, body: { token: ok.body.token } });
+    expect(claimed.status).toBe(200);
+    expect(claimed.body.job.authorisation).toBe(authId);
+    const signer = createPrivateKey(station.key);
+    const base = { jobId: ok.body.jobId as string, jti: claimed.body.job.jti as string, uid: UID, results: [{ op: 'Authenticate', status: 0xae }], at: 1 };
+    for (const authorisation of [undefined, 'auth_someotherone', `${authId}x`]) {
+      const jws = await signStationReceipt({ ...base, ...(authorisation ? { authorisation } : {}) }, signer);
+      const bad = await call('POST', `/v1/station/jobs/${ok.body.jobId}/receipt`, { cert: station, body: { receipt: jws } });
+      expect([bad.status, bad.body.error.code]).toEqual([400, 'ERR_JOB_RECEIPT_MISMATCH']);
+    }
+    expect((await call('GET', `/v1/jobs/${ok.body.jobId}`, { token: admin })).body.state).toBe('claimed');
+    const good = await call('POST', `/v1/station/jobs/${ok.body.jobId}/receipt`, { cert: station, body: { receipt: await signStationReceipt({ ...base, authorisation: authId }, signer) } });
+    expect([good.status, good.body.ok, good.body.job.state]).toEqual([200, false, 'failed']);
+    const e3 = await entriesSince(from2);
+    expect(e3.some((x) => x.operation === 'station.job_receipt' && x.result === 'failed' && x.details.authorisation === authId)).toBe(true);
   });
 
   it('revoked: no new job starts under it', async () => {

@@ -281,7 +281,8 @@ export class StationJobs {
     // every key sealed at once: concurrent custody calls share one audit commit
     const cmkP = this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion).then((s) => seal(s, 'aes'));
     cmkP.catch(() => undefined);
-    const common = { v: 1 as const, jobId: job.id, jti: job.jti, uid: job.uid, expiresAt: Math.floor(job.expiresAt / 1000) };
+    const authorisation = (job.plan as DeletePlan).authorisation;
+    const common = { v: 1 as const, jobId: job.id, jti: job.jti, uid: job.uid, expiresAt: Math.floor(job.expiresAt / 1000), ...(authorisation ? { authorisation } : {}) };
     let wire: StationJobWire;
     if (job.kind === 'issue') {
       const p = job.plan as IssuePlan;
@@ -330,6 +331,8 @@ export class StationJobs {
     const { pem } = await this.recipients.of(readerId);
     const receipt = await verifyReceipt(jws, pem, { jobId: job.id, jti: job.jti });
     if (receipt.uid !== job.uid) throw new JobError('ERR_JOB_RECEIPT_MISMATCH', `receipt is for card ${receipt.uid}, the job for ${job.uid}`);
+    const authorisation = (job.plan as DeletePlan).authorisation;
+    if (receipt.authorisation !== authorisation) throw new JobError('ERR_JOB_RECEIPT_MISMATCH', `receipt names authorisation ${receipt.authorisation ?? '(none)'}, the job ${authorisation ?? '(none)'}`);
     const ok = receipt.results.length > 0 && receipt.results.every((r) => r.status === 0);
     if (ok) checkSteps(job, receipt);
     const outcome = JSON.stringify({ source: 'receipt', at: receipt.at, results: receipt.results });
@@ -340,7 +343,7 @@ export class StationJobs {
       if (ok) await this.apply(tx, job);
       return { ...job, state: state as JobState, outcome: JSON.parse(outcome) as unknown };
     });
-    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_receipt', outcome: ok ? 'ok' : 'failed', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid, ...((job.plan as DeletePlan).authorisation ? { authorisation: (job.plan as DeletePlan).authorisation } : {}) });
+    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_receipt', outcome: ok ? 'ok' : 'failed', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid, ...(authorisation ? { authorisation } : {}) });
     return { job: done, ok };
   }
 

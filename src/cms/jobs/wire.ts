@@ -18,6 +18,8 @@ interface Common {
   jti: string;
   uid: string;
   expiresAt: number;
+  /** The tenant authorisation (src/cms/consent) an install/delete runs under: the receipt must name it. */
+  authorisation?: string;
 }
 
 export type StationJobWire =

@@ -24,6 +24,8 @@ export interface Receipt {
   results: ReceiptResult[];
   /** Unix seconds when the reader finished. */
   at: number;
+  /** The tenant authorisation the job ran under (src/cms/consent), as the job named it. */
+  authorisation?: string;
 }
 
 const TYP = 'desfire-receipt+jws';
@@ -39,6 +41,7 @@ function checkShape(r: unknown): Receipt {
     typeof o.uid === 'string' &&
     /^([0-9A-F]{2}){4,10}$/.test(o.uid) &&
     typeof o.at === 'number' &&
+    (o.authorisation === undefined || (typeof o.authorisation === 'string' && o.authorisation.length <= 64)) &&
     Array.isArray(o.results) &&
     o.results.length <= 256 &&
     o.results.every((x) => !!x && typeof x.op === 'string' && Number.isInteger(x.status) && x.status >= 0 && x.status <= 0xff);

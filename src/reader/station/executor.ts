@@ -129,7 +129,7 @@ export class StationExecutor {
       client.dropSession();
     }
     const cardMs = performance.now() - t0;
-    const receipt: StationReceipt = { jobId: job.jobId, jti: job.jti, uid: job.uid, results, at: Math.floor(this.now() / 1000) };
+    const receipt: StationReceipt = { jobId: job.jobId, jti: job.jti, uid: job.uid, results, at: Math.floor(this.now() / 1000), ...(typeof job.authorisation === 'string' ? { authorisation: job.authorisation } : {}) };
     const jws = await signStationReceipt(receipt, this.opts.privateKey);
     return { receipt, jws, ok: results.every((r) => r.status === 0), cardMs };
   }

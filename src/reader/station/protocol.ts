@@ -28,6 +28,8 @@ interface JobCommon {
   uid: string;
   /** Unix seconds after which the station must not start the job. */
   expiresAt: number;
+  /** The tenant authorisation the job runs under (install/delete with consent): signed back in the receipt. */
+  authorisation?: string;
 }
 
 /** Factory card -> the card's AES CMK, PICC key settings, optional random UID. */
@@ -85,6 +87,8 @@ export interface StationReceipt {
   uid: string;
   results: ReceiptStep[];
   at: number;
+  /** The job's `authorisation`, when it has one. */
+  authorisation?: string;
 }
 
 /** JWS `typ` of receipts (same as src/cms/pki/receipts.ts). */
