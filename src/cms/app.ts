@@ -73,10 +73,12 @@ export interface BuildAppOptions {
   /** Log destination (default stdout). */
   logDestination?: NodeJS.WritableStream;
   /**
-   * Tenant consent (src/cms/consent): station install/delete jobs run only under a tenant's
-   * authorisation, named in the job and its audit entries. `desfire-cms server` turns it on.
+   * Tenant consent (src/cms/consent) is always enforced: station install/delete jobs and rotation
+   * campaigns run only under a tenant's authorisation, named in the job, the receipt and the audit
+   * entries. This switch turns that off — it exists for one test that proves enforcement matters
+   * (test/cms/consent-jobs.test.ts); nothing else may set it.
    */
-  enforceConsent?: boolean;
+  unsafeSkipConsent?: boolean;
 }
 
 const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-server', purpose, correlationId: `startup-${process.pid}` });
@@ -316,10 +318,10 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       domain,
       pki: { ca, codes, revocations },
       readers: readerAuthenticator(ca, revocations, domain.readers, db.db, db.sqlite),
-      modules: [alertsModule({ db: db.db, audit: audit.log }), batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
+      modules: [alertsModule({ db: db.db, audit: audit.log }), batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(!opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
     };
     attachMetrics(deps, metrics, { db: db.db, audit: audit.log, sealed: cus.sealed });
-    await attachStation({ deps, logger, db }, opts.enforceConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
+    await attachStation({ deps, logger, db }, !opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, metrics, work, ca, close: closeAll };
     if (tls) app.tls = tls;
     if (bootstrapToken) app.bootstrapToken = bootstrapToken;

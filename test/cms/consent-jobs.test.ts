@@ -1,5 +1,4 @@
-// Consent enforced on station jobs (the composition root with enforceConsent, as `desfire-cms server`
-// runs it) over HTTPS with an mTLS station: no install/delete job without the tenant's
+// Consent enforced on station jobs (the composition root's default, as `desfire-cms server` runs it) over HTTPS with an mTLS station: no install/delete job without the tenant's
 // authorisation (403 ERR_CONSENT_DENIED, audited); with one, the job's plan and its audit entries
 // name it; a cardholder's withdrawal lets the station delete the application at the next
 // presentation (the station sees the pending deletion).
@@ -15,6 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/cms/api/server.js';
 import { type CmsApp, buildCmsApp } from '../../src/cms/app.js';
 import { loadConfig, resolveSecrets } from '../../src/cms/config/index.js';
+import { attachStation } from '../../src/cms/jobs/module.js';
+import { parseLayout } from '../../src/cms/layout/index.js';
+import { enrolReader } from '../../src/cms/pki/enrol.js';
+import { createEnrolmentCode } from '../../src/cms/pki/enrolment.js';
 import { signStationReceipt } from '../../src/reader/station/receipt.js';
 import type { CallOptions, HttpsResult } from './api-harness.js';
 
@@ -60,7 +63,7 @@ beforeAll(async () => {
   const env = { DESFIRE_CMS_HTTP_PORT: '0', DESFIRE_VAULT_PASSPHRASE: 'consent jobs passphrase 0123' };
   const { config } = loadConfig({ env, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'cms-consent-')) } });
   config.logging.level = 'warn';
-  cms = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: new Writable({ write: (_c, _e, cb) => cb() }), enforceConsent: true });
+  cms = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: new Writable({ write: (_c, _e, cb) => cb() }) });
   server = await startServer(cms.deps, { host: '127.0.0.1', port: 0, ...(cms.tls ? { tls: cms.tls } : {}) });
   agent = new HttpsAgent({ keepAlive: true, maxSockets: 4 });
   admin = cms.bootstrapToken!;
@@ -172,5 +175,37 @@ describe('station jobs under tenant authorisation', () => {
     expect(job.status).toBe(201);
     const view = await call('GET', `/v1/jobs/${job.body.jobId}`, { token: admin });
     expect(view.body.plan.authorisation).toBe(w.body.deletion.authorisationId);
+  });
+
+  it('enforcement is what refuses: only the explicitly unsafe opt-out builds a CMS whose install job needs no authorisation', async () => {
+    const UID3 = '04E7E7E7E7E7E7';
+    const ctx = { actor: 'test:consent', purpose: 'consent opt-out test', correlationId: 'consent-opt-out' };
+    const env = { DESFIRE_CMS_HTTP_PORT: '0', DESFIRE_VAULT_PASSPHRASE: 'consent opt-out passphrase 0123' };
+    const { config } = loadConfig({ env, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'cms-no-consent-')) } });
+    config.logging.level = 'warn';
+    const bare = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: new Writable({ write: (_c, _e, cb) => cb() }), unsafeSkipConsent: true });
+    try {
+      const dm = bare.deps.domain!;
+      await dm.tenants.registerLayout(parseLayout(readFileSync(new URL('../../examples/campus.yaml', import.meta.url), 'utf8'), 'campus.yaml'));
+      await dm.readers.register('desk-9', 'desk-9');
+      await dm.readers.grantRole({ readerId: 'desk-9', tenantId: 'access', aid: 'A1C001', keyNo: 0, operations: ['install'] } as Parameters<typeof dm.readers.grantRole>[0]);
+      const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+      const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=desk-9', keys: keys as never, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } });
+      const { code } = await createEnrolmentCode(bare.deps.pki!.codes, { readerId: 'desk-9', createdBy: 'test' });
+      const e = await enrolReader(bare.deps.pki!.ca, bare.deps.pki!.codes, { csrPem: csr.toString('pem'), code });
+      await dm.readers.attachCertificate('desk-9', { serial: e.serial, pem: e.certificatePem, notAfter: e.notAfter.getTime() });
+      await dm.cards.createBlank(UID3);
+      await dm.cards.transition(UID3, 'issued');
+      const { job } = await (await attachStation(bare)).jobs.create(ctx, 'desk-9', { kind: 'install', uid: UID3, aid: 'A1C001' });
+      expect(job.state).toBe('created');
+      expect((job.plan as { authorisation?: string }).authorisation).toBeUndefined();
+    } finally {
+      await bare.close();
+    }
+    // the same request on the default CMS (no authorisation for UID3): refused, no job
+    await cms.deps.domain!.cards.createBlank(UID3);
+    await cms.deps.domain!.cards.transition(UID3, 'issued');
+    const r = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'install', uid: UID3, aid: 'A1C001' } });
+    expect([r.status, r.body.error.code]).toEqual([403, 'ERR_CONSENT_DENIED']);
   });
 });

@@ -16,6 +16,7 @@ import * as x509 from '@peculiar/x509';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsentService } from '../../src/cms/consent/index.js';
+import { grantStandingConsent } from '../helpers/consent.js';
 import { type CallOptions, type CmsHarness, type HttpsResult, startCms } from './api-harness.js';
 
 type Who = 'issuer' | 'adminA' | 'adminB' | 'auditorA' | 'readerA' | 'readerB' | 'anonymous';
@@ -246,6 +247,7 @@ beforeAll(async () => {
   h = await startCms({ DESFIRE_CMS_LIMIT_OPERATOR_REQUESTS: '1000000', DESFIRE_CMS_LIMIT_READER_REQUESTS: '1000000', DESFIRE_CMS_LIMIT_ANONYMOUS_REQUESTS: '1000000' });
   const campus = readFileSync(new URL('../../examples/campus.yaml', import.meta.url), 'utf8');
   expect((await h.call('POST', '/v1/layouts', { token: h.admin, raw: campus, contentType: 'application/yaml' })).status).toBe(201);
+  await grantStandingConsent(h.server.app, h.admin, { operations: ['delete'] }); // consent is enforced: the stations' delete jobs run under it
   const doc = parseYaml(campus) as { tenants: { id: string }[] };
   layouts = { A: { ...doc, tenants: doc.tenants.filter((t) => t.id === 'access') }, B: { ...doc, tenants: doc.tenants.filter((t) => t.id === 'cafeteria') } };
   cred.anonymous = {};

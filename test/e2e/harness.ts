@@ -1,6 +1,8 @@
 // End-to-end harness: the whole CMS (composition root + station module) over real HTTPS with
 // mTLS on 127.0.0.1, the campus layout registered, enrolled readers (a station and one runtime
-// reader per tenant), and in-process virtual cards.
+// reader per tenant), and in-process virtual cards. Consent is enforced (the CMS default): whenever a
+// layout is registered through `op`, each of its tenants' admins grants standing install/rotate/delete
+// authorisations for its applications (test/helpers/consent.ts), as a tenant admin would.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { loadConfig, resolveSecrets } from '../../src/cms/config/index.js';
 import { MemoryStationAudit } from '../../src/cms/jobs/audit.js';
 import { attachStation, type StationServices } from '../../src/cms/jobs/module.js';
 import { CmsClient } from '../../src/reader/station/client.js';
+import { grantStandingConsent } from '../helpers/consent.js';
 
 export const CAMPUS = readFileSync(new URL('../../examples/campus.yaml', import.meta.url), 'utf8');
 export const CAMPUS_AIDS = ['A1C001', 'CAFE01', '11B001', '7A0001'];
@@ -73,7 +76,7 @@ export async function startE2e(env: Record<string, string> = {}, opts: { limits?
   const admin = cms.bootstrapToken ?? (await cms.deps.tokens.create({ label: 'e2e', roles: ['issuer_admin'], tenants: ['*'], createdBy: null })).token;
   const agent = new HttpsAgent({ keepAlive: true, maxSockets: 4 });
   const clients: CmsClient[] = [];
-  const op = (method: string, path: string, body?: unknown, contentType?: string): Promise<Res> => {
+  const request = (method: string, path: string, body?: unknown, contentType?: string): Promise<Res> => {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     const headers: Record<string, string> = { authorization: `Bearer ${admin}` };
     if (payload !== undefined) {
@@ -99,6 +102,12 @@ export async function startE2e(env: Record<string, string> = {}, opts: { limits?
       if (payload !== undefined) req.write(payload);
       req.end();
     });
+  };
+  const granted = new Set<string>();
+  const op = async (method: string, path: string, body?: unknown, contentType?: string): Promise<Res> => {
+    const r = await request(method, path, body, contentType);
+    if (method === 'POST' && path === '/v1/layouts' && r.status === 201) await grantStandingConsent(server.app, admin, { granted });
+    return r;
   };
   return {
     cms,

@@ -1,7 +1,8 @@
 // Shared by the end-to-end reader tests: a whole CMS with station jobs and online key delivery
 // attached, over HTTPS + mTLS; readers registered, granted roles and enrolled through the reader
 // keystore; a campus card personalised through station jobs (H's executor) with a credential
-// written by a badge-office reader using a key delivered online.
+// written by a badge-office reader using a key delivered online. Consent is enforced (the CMS
+// default): each tenant's admin grants standing install/rotate/delete authorisations in the setup.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { ReaderKeystore } from '../../src/reader/keystore.js';
 import { CmsClient as StationHttp, StationClient } from '../../src/reader/station/index.js';
 import { encodeCredential } from '../../src/reader/transactions.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
+import { grantStandingConsent } from '../helpers/consent.js';
 
 export const PASS = 'e2e reader passphrase';
 
@@ -43,6 +45,7 @@ export async function startStationCms(): Promise<StationCms> {
   const server = await startServer(cms.deps, { host: '127.0.0.1', port: 0, ...(cms.tls ? { tls: cms.tls } : {}) });
   const url = `https://127.0.0.1:${server.port}`;
   await cms.deps.domain!.tenants.registerLayout(parseLayout(readFileSync('examples/campus.yaml', 'utf8'), 'campus.yaml'));
+  await grantStandingConsent(server.app, cms.bootstrapToken ?? (await cms.deps.tokens.create({ label: 'e2e issuer', roles: ['issuer_admin'], tenants: ['*'], createdBy: null })).token);
   let n = 0;
 
   const enrolled: StationCms['enrolled'] = async (id, roles) => {

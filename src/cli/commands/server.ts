@@ -53,7 +53,7 @@ export async function runServer(args: string[], io: CliIO, stop: AbortSignal, on
     const { config } = loadConfig(loadOptions(f.values, io));
     const secrets = resolveSecrets(config, io.env);
     try {
-      cms = await buildCmsApp(config, secrets, { enforceConsent: true });
+      cms = await buildCmsApp(config, secrets);
     } finally {
       wipeSecrets(secrets);
     }

@@ -64,8 +64,8 @@ export class DemoCms {
     const { config } = loadConfig({ env, overrides: { dataDir } });
     config.logging.level = 'warn';
     const sink = new Writable({ write: (_c, _e, cb) => cb() });
-    // consent enforced, as `desfire-cms server` does: no job or campaign without the tenant's authorisation
-    const app = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: sink, enforceConsent: true });
+    // consent is enforced (the default, as in `desfire-cms server`): no job or campaign without the tenant's authorisation
+    const app = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: sink });
     try {
       const events = new MemoryStationAudit();
       const station = await attachStation(app, { audit: events });
