@@ -65,6 +65,7 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   // cards and the denylist
   'GET /v1/cards': all(OPS),
   'GET /v1/cards/:uid': { issuer: 'all', ...own(['adminA', 'adminB', 'auditorA']) },
+  'POST /v1/cards/:uid/state': all(['issuer']),
   'GET /v1/cards/denylist': all(OPS),
   'PUT /v1/cards/denylist/:uid': all(['issuer']),
   'DELETE /v1/cards/denylist/:uid': all(['issuer']),

@@ -4,7 +4,7 @@
 // and a purse debit through pcsclite, with keys sealed to the reader and the baton synced to the
 // CMS over mTLS. Skips with a reason when pcscd/vpcd are absent (fails under CI=true).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,26 +20,15 @@ import type { CliIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { type CmsHarness, startCms } from '../cms/api-harness.js';
 import { startStationCms } from './e2e-helpers.js';
-import { type Availability, VPCD, fileExists, requireComponent, tcpReachable } from '../helpers/system.js';
+import { VPCD, fileExists, requireComponent } from '../helpers/system.js';
 import { CAMPUS_ROLES, makeCard, SealingKeySource, type TestCard } from './fixture.js';
+import { lockSlot0, vpcdListening, waitFor } from './vpcd-slot.js';
 
 const [VHOST, VPORT0] = [VPCD.split(':')[0] || '127.0.0.1', Number(VPCD.split(':')[1] || 35963)];
 const PORT = VPORT0; // slot 0 (test/transport/pcsc-real.test.ts uses slot 1)
 const READER = 'Virtual PCD 00 00';
 
-async function listening(port: number): Promise<Availability> {
-  if (!existsSync('/proc/net/tcp')) return tcpReachable(VHOST, port);
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  const re = new RegExp(`^\\s*\\d+: [0-9A-F]{8}:${hexPort} [0-9A-F]{8}:0000 0A `, 'im');
-  return re.test(readFileSync('/proc/net/tcp', 'utf8')) ? { ok: true, reason: '' } : { ok: false, reason: `nothing listens on TCP port ${port} (pcscd without the vpcd driver?)` };
-}
-
-const ok = requireComponent('pcscd', fileExists('/run/pcscd/pcscd.comm', 'pcscd socket')) && requireComponent('vpcd (slot 0)', await listening(PORT));
-
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-}
+const ok = requireComponent('pcscd', fileExists('/run/pcscd/pcscd.comm', 'pcscd socket')) && requireComponent('vpcd (slot 0)', await vpcdListening(VHOST, PORT));
 
 describe.skipIf(!ok)('reader agent over PC/SC (pcscd + vpcd + card serve)', () => {
   let h: CmsHarness;
@@ -48,15 +37,17 @@ describe.skipIf(!ok)('reader agent over PC/SC (pcscd + vpcd + card serve)', () =
   let serve: ChildProcess;
   let out = '';
   let card: TestCard;
+  let release: (() => void) | undefined;
 
   beforeAll(async () => {
+    release = await lockSlot0();
     h = await startCms();
     dir = mkdtempSync(join(tmpdir(), 'reader-pcsc-'));
     image = join(dir, 'card.json');
     card = await makeCard({ balance: 500 });
     saveImageAtomicSync(image, card.card.toImage());
     await serveImage(image);
-  }, 90_000);
+  }, 330_000);
 
   async function serveImage(file: string): Promise<void> {
     if (serve && serve.exitCode === null) {
@@ -75,6 +66,7 @@ describe.skipIf(!ok)('reader agent over PC/SC (pcscd + vpcd + card serve)', () =
     if (serve && serve.exitCode === null) serve.kill('SIGTERM');
     await waitFor(() => serve?.exitCode !== null, 5_000);
     if (serve && serve.exitCode === null) serve.kill('SIGKILL');
+    release?.();
     await h?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

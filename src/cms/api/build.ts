@@ -94,7 +94,7 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
     const dm = deps.domain;
     await app.register(tenantRoutes(dm.tenants, deps.audit), { prefix: '/v1' });
     await app.register(readerRoutes({ db: dm.db, readers: dm.readers, ...(deps.pki ? { pki: deps.pki } : {}), ...(deps.audit ? { audit: deps.audit } : {}), ...(dm.atomic ? { atomic: dm.atomic } : {}) }), { prefix: '/v1' });
-    await app.register(cardRoutes(dm.db, dm.cards), { prefix: '/v1' });
+    await app.register(cardRoutes(dm.db, dm.cards, deps.audit), { prefix: '/v1' });
   }
   for (const m of deps.modules ?? []) await app.register(async (scope) => m.register(scope), { prefix: '/v1' });
   await app.ready();

@@ -1,11 +1,15 @@
 // Cards: list (paged) and get, with the CardUID ↔ AID ↔ key versions mapping. A tenant admin or
 // tenant auditor sees only cards carrying one of its applications, and only those applications.
+// The issuer moves a card along its lifecycle (POST /v1/cards/:uid/state: issued → active when
+// handed out, active ⇄ suspended, → revoked → destroyed; src/cms/domain/lifecycle.ts): keys are
+// delivered to readers only for active cards.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { CardRepository } from '../../domain/index.js';
 import type { Database } from '../../storage/index.js';
 import { ANY_OPERATOR, tenantScope } from '../auth.js';
+import { type ActionRecorder, audited } from '../context.js';
 import { ERROR_RESPONSES, notFound } from '../errors.js';
 
 const Uid = Type.String({ pattern: '^([0-9A-Fa-f]{2}){4,10}$' });
@@ -24,7 +28,9 @@ const ListQuery = Type.Object(
 );
 const sec = [{ apiToken: [] }];
 
-export function cardRoutes(db: Kysely<Database>, cards: CardRepository) {
+const StateBody = Type.Object({ state: Type.Union((['active', 'suspended', 'revoked', 'destroyed'] as const).map((s) => Type.Literal(s))) }, { additionalProperties: false });
+
+export function cardRoutes(db: Kysely<Database>, cards: CardRepository, audit?: ActionRecorder) {
   return async (app: FastifyInstance) => {
     app.addSchema(Card);
     app.get<{ Querystring: Static<typeof ListQuery> }>(
@@ -59,6 +65,29 @@ export function cardRoutes(db: Kysely<Database>, cards: CardRepository) {
           if (c) out.push(c);
         }
         return { cards: out, next: rows.length === q.limit ? rows[rows.length - 1]!.uid : null };
+      },
+    );
+    app.post<{ Params: { uid: string }; Body: Static<typeof StateBody> }>(
+      '/cards/:uid/state',
+      {
+        config: { auth: { operator: ['issuer_admin'] } },
+        schema: {
+          tags: ['cards'],
+          summary: 'move a card along its lifecycle (issued → active when handed out; active ⇄ suspended; → revoked → destroyed)',
+          security: sec,
+          params: Type.Object({ uid: Uid }),
+          body: StateBody,
+          response: { 200: Type.Ref('Card'), ...ERROR_RESPONSES, 409: Type.Ref('Error') },
+        },
+      },
+      async (req) => {
+        const uid = req.params.uid.toUpperCase();
+        const c = await audited(req, audit, { operation: 'api.card.state', cardUid: uid, details: { state: req.body.state } }, async () => {
+          if (!(await cards.get(uid))) throw notFound('card');
+          return cards.transition(uid, req.body.state);
+        });
+        req.log.info({ uid, state: c.state }, 'card state');
+        return c;
       },
     );
     app.get<{ Params: { uid: string } }>(
