@@ -94,7 +94,7 @@ beforeAll(async () => {
   await cards.createBlank(UID2);
   await cards.transition(UID2, 'issued');
   // UID is issued by the station (its card master key then exists, so an install job can be claimed)
-  const issue = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'issue', uid: UID } });
+  const issue = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'issue', uid: UID, profile: 'staff' } });
   expect(issue.status).toBe(201);
   const ij = (await call('POST', `/v1/station/jobs/${issue.body.jobId}/claim`, { cert: station, body: { token: issue.body.token } })).body.job;
   const steps = [{ op: 'ChangeKey', aid: '000000', keyNo: 0, keyVersion: ij.cmk.version, status: 0 }, { op: 'ChangeKeySettings', status: 0 }];
@@ -207,5 +207,32 @@ describe('station jobs under tenant authorisation', () => {
     await cms.deps.domain!.cards.transition(UID3, 'issued');
     const r = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'install', uid: UID3, aid: 'A1C001' } });
     expect([r.status, r.body.error.code]).toEqual([403, 'ERR_CONSENT_DENIED']);
+  });
+
+  it("card profile: set at issue time, changed only by the issuer; standing policies match the card's record", async () => {
+    const UID3 = '04E7E7E7E7E7E7'; // issued, no profile (the previous test)
+    expect((await call('GET', `/v1/cards/${UID}`, { token: admin })).body.card.profile).toBe('staff');
+    expect((await call('GET', `/v1/cards/${UID3}`, { token: admin })).body.card.profile).toBeNull();
+    const pol = await call('POST', '/v1/authorisations', { token: accessAdmin, body: { tenant: 'access', aid: 'A1C001', operation: 'install', profile: 'visitor', ttlSeconds: 600 } });
+    expect(pol.status).toBe(201);
+    const from = cms.deps.audit!.size;
+    const no = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'install', uid: UID3, aid: 'A1C001' } });
+    expect([no.status, no.body.error.code]).toEqual([403, 'ERR_CONSENT_DENIED']);
+    expect((await entriesSince(from)).some((x) => x.operation === 'consent.check' && x.result === 'denied' && String(x.details.reason).split(', ').includes('card profile'))).toBe(true);
+    // only the issuer sets it; bad input changes nothing
+    const t = await call('PUT', `/v1/cards/${UID3}/profile`, { token: accessAdmin, body: { profile: 'visitor' } });
+    expect(t.status).toBe(403);
+    expect((await call('PUT', `/v1/cards/${UID3}/profile`, { token: admin, body: { profile: '*' } })).status).toBe(400);
+    expect((await call('PUT', '/v1/cards/04ABABABABABAB/profile', { token: admin, body: { profile: 'visitor' } })).body.error.code).toBe('ERR_CONSENT_NOT_FOUND');
+    expect((await call('GET', `/v1/cards/${UID3}`, { token: admin })).body.card.profile).toBeNull();
+    const set = await call('PUT', `/v1/cards/${UID3}/profile`, { token: admin, body: { profile: 'visitor' } });
+    expect([set.status, set.body]).toEqual([200, { uid: UID3, profile: 'visitor' }]);
+    expect((await entriesSince(from)).some((x) => x.operation === 'api.card.profile' && x.cardUid === UID3 && x.details.profile === 'visitor')).toBe(true);
+    const ok = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'install', uid: UID3, aid: 'A1C001' } });
+    expect(ok.status).toBe(201);
+    expect((await call('GET', `/v1/jobs/${ok.body.jobId}`, { token: admin })).body.plan.authorisation).toBe(pol.body.id);
+    // a profile on an issue request is validated like the route's
+    const bad = await call('POST', '/v1/station/jobs', { cert: station, body: { kind: 'issue', uid: '04ACACACACACAC', profile: 'no spaces' } });
+    expect(bad.status).toBe(400);
   });
 });

@@ -108,6 +108,7 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/consents': all(OPS),
   'POST /v1/consents/:id/withdraw': { issuer: 'all', ...own(['adminA', 'adminB']) },
   'GET /v1/pending-deletions': all([...OPS, ...READERS]),
+  'PUT /v1/cards/:uid/profile': all(['issuer']),
   // station jobs, key delivery, remote mode: readers act only for the applications of their roles
   'POST /v1/station/jobs': own(READERS),
   'POST /v1/station/jobs/:id/claim': all(READERS),
@@ -209,6 +210,8 @@ function body(key: string, t: Tn): unknown {
       return { tenant: x.tenant, aid: x.aid, operation: 'install', cards: [fx[t].spareUid], ttlSeconds: 60 };
     case 'POST /v1/authorisation-requests':
       return { tenant: x.tenant, aid: x.aid, operation: 'install', cards: [fx[t].spareUid], ttlSeconds: 60, reason: 'matrix' };
+    case 'PUT /v1/cards/:uid/profile':
+      return { profile: 'matrix' };
     case 'POST /v1/consents':
       return { uid: fx[t].spareUid, aid: x.aid, cardholder: 'matrix-holder' };
     case 'POST /v1/station/jobs':

@@ -12,8 +12,9 @@ import type { Kysely } from 'kysely';
 import type { AuditInput } from '../audit/entry.js';
 import type { Database } from '../storage/index.js';
 import { withTransaction } from '../storage/index.js';
+import { CardRepository, DomainError } from '../domain/index.js';
 import { ConsentError } from './errors.js';
-import { type Authorisation, type AuthorisationQuery, type AuthorisationScope, type ConsentOperation, OPERATIONS, decide, mismatch } from './policy.js';
+import { ANY_PROFILE, type Authorisation, type AuthorisationQuery, type AuthorisationScope, type ConsentOperation, OPERATIONS, decide, mismatch } from './policy.js';
 
 export interface ConsentAudit {
   record(input: AuditInput): Promise<unknown>;
@@ -24,6 +25,9 @@ export interface ConsentActor {
   actor: string;
   correlationId?: string;
 }
+
+/** What a job asks: the card's profile is read from its record, never taken from the caller. */
+export type CheckQuery = Omit<AuthorisationQuery, 'cardProfile'>;
 
 export interface ConsentServiceOptions {
   db: Kysely<Database>;
@@ -298,7 +302,7 @@ export class ConsentService {
    * (name it in the job, the receipt and the audit entry), or ERR_CONSENT_DENIED (→ 403). Both
    * outcomes are audited ('consent.check', 'ok' / 'denied').
    */
-  async requireAuthorisation(q: AuthorisationQuery, who: ConsentActor = { actor: 'system' }): Promise<string> {
+  async requireAuthorisation(q: CheckQuery, who: ConsentActor = { actor: 'system' }): Promise<string> {
     let refusal: ConsentError | undefined;
     let chosen: Authorisation | undefined;
     let uid = String(q?.cardUid ?? '');
@@ -312,7 +316,9 @@ export class ConsentService {
       const owner = await this.applicationTenant(aid);
       if (owner !== q.tenant) throw new ConsentError('ERR_CONSENT_DENIED', `application ${aid} belongs to another tenant`, { reason: 'tenant' });
       const candidates = (await this.db.selectFrom('consent_authorisations').selectAll().where('tenant_id', '=', q.tenant).where('aid', '=', aid).where('operation', '=', q.operation).execute()).map(toAuth);
-      const query = { ...q, aid, cardUid: uid };
+      // a standing policy matches the profile on the card record, never one the caller names
+      const profile = (await this.cardProfiles([uid])).get(uid);
+      const query: AuthorisationQuery = { tenant: q.tenant, operation: q.operation, at: q.at, aid, cardUid: uid, ...(profile ? { cardProfile: profile } : {}) };
       chosen = decide(candidates, query);
       if (!chosen) {
         const why = candidates.length === 0 ? 'no authorisation' : [...new Set(candidates.map((c) => mismatch(c, query)))].join(', ');
@@ -347,7 +353,7 @@ export class ConsentService {
    * UIDs, details.count) when any card is not covered — then nothing may start.
    */
   async requireAuthorisationForCards(
-    q: { tenant: string; aid: string; operation: ConsentOperation; at: number; cards: { uid: string; profile?: string }[] },
+    q: { tenant: string; aid: string; operation: ConsentOperation; at: number; cards: { uid: string }[] },
     who: ConsentActor = { actor: 'system' },
   ): Promise<Map<string, string>> {
     const aid = checkAid(q.aid);
@@ -356,9 +362,12 @@ export class ConsentService {
     const candidates = owner === q.tenant ? (await this.db.selectFrom('consent_authorisations').selectAll().where('tenant_id', '=', q.tenant).where('aid', '=', aid).where('operation', '=', q.operation).execute()).map(toAuth) : [];
     const out = new Map<string, string>();
     const uncovered: string[] = [];
-    for (const c of q.cards) {
-      const uid = checkUid(c.uid);
-      const a = decide(candidates, { tenant: q.tenant, aid, operation: q.operation, cardUid: uid, at: q.at, ...(c.profile !== undefined ? { cardProfile: c.profile } : {}) });
+    const uids = q.cards.map((c) => checkUid(c.uid));
+    // profiles from the card records, only when a standing policy names one
+    const profiles = candidates.some((c) => c.scope === 'policy' && c.cardProfile !== ANY_PROFILE) ? await this.cardProfiles(uids) : new Map<string, string>();
+    for (const uid of uids) {
+      const profile = profiles.get(uid);
+      const a = decide(candidates, { tenant: q.tenant, aid, operation: q.operation, cardUid: uid, at: q.at, ...(profile ? { cardProfile: profile } : {}) });
       if (a) out.set(uid, a.id);
       else uncovered.push(uid);
     }
@@ -371,6 +380,32 @@ export class ConsentService {
       });
     }
     await this.audit(who, { ...base, result: 'ok', details: { op: q.operation, cards: q.cards.length, authorisations: [...new Set(out.values())].sort() } });
+    return out;
+  }
+
+  /**
+   * Set (or clear, null) the profile on a card's record — the issuer's decision (the route checks
+   * the role). From then on standing policies of that profile cover the card, others do not.
+   */
+  async setCardProfile(uid: string, profile: string | null): Promise<{ uid: string; profile: string | null }> {
+    const u = checkUid(uid);
+    try {
+      const c = await new CardRepository(this.db).setProfile(u, profile, this.now());
+      return { uid: c.uid, profile: c.profile };
+    } catch (e) {
+      if (e instanceof DomainError && e.code === 'ERR_DOMAIN_NOT_FOUND') throw new ConsentError('ERR_CONSENT_NOT_FOUND', `card ${u} not found`);
+      if (e instanceof DomainError && e.code === 'ERR_DOMAIN_BAD_INPUT') throw invalid(e.message);
+      throw e;
+    }
+  }
+
+  /** uid → the profile on its card record (cards without one are absent). */
+  private async cardProfiles(uids: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (let i = 0; i < uids.length; i += 500) {
+      const rows = await this.db.selectFrom('cards').select(['uid', 'profile']).where('uid', 'in', uids.slice(i, i + 500)).where('profile', 'is not', null).execute();
+      for (const r of rows) out.set(r.uid, r.profile!);
+    }
     return out;
   }
 

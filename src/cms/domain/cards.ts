@@ -12,6 +12,8 @@ export interface Card {
   piccKeyVersion: number;
   createdAt: number;
   updatedAt: number;
+  /** Card profile (e.g. 'staff'): what standing-policy authorisations match; null = none. */
+  profile: string | null;
 }
 
 export interface KeyVersion {
@@ -26,7 +28,15 @@ export interface CardApplication {
   keys: KeyVersion[];
 }
 
-type CardRow = { uid: string; state: string; random_uid: number; picc_key_version: number; created_at: number; updated_at: number };
+/** A card profile name ('*' is not one: in an authorisation it means every card). */
+export const CARD_PROFILE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function checkCardProfile(p: unknown): string {
+  if (typeof p !== 'string' || !CARD_PROFILE_RE.test(p)) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'card profile: 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)');
+  return p;
+}
+
+type CardRow = { uid: string; state: string; random_uid: number; picc_key_version: number; created_at: number; updated_at: number; profile?: string | null };
 
 function toCard(r: CardRow): Card {
   if (!isCardState(r.state)) throw new DomainError('ERR_DOMAIN_STATE', `card ${r.uid} has an unknown state in storage`);
@@ -37,6 +47,7 @@ function toCard(r: CardRow): Card {
     piccKeyVersion: Number(r.picc_key_version),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
+    profile: r.profile ?? null,
   };
 }
 
@@ -44,13 +55,22 @@ export class CardRepository {
   constructor(private readonly db: Db) {}
 
   /** Register a blank card (factory state) by its UID. */
-  async createBlank(uid: string, opts: { randomUid?: boolean; now?: number } = {}): Promise<Card> {
+  async createBlank(uid: string, opts: { randomUid?: boolean; now?: number; profile?: string } = {}): Promise<Card> {
     const u = checkUid(uid);
     const now = opts.now ?? Date.now();
-    const row = { uid: u, state: 'blank', random_uid: opts.randomUid ? 1 : 0, picc_key_version: 0, created_at: now, updated_at: now };
+    const row = { uid: u, state: 'blank', random_uid: opts.randomUid ? 1 : 0, picc_key_version: 0, created_at: now, updated_at: now, profile: opts.profile === undefined ? null : checkCardProfile(opts.profile) };
     const r = await this.db.insertInto('cards').values(row).onConflict((oc) => oc.column('uid').doNothing()).executeTakeFirst();
     if (!inserted(r)) throw new DomainError('ERR_DOMAIN_CONFLICT', `card ${u} already exists`);
     return toCard(row);
+  }
+
+  /** Set (or clear, null) the card's profile: what standing-policy authorisations match. */
+  async setProfile(uid: string, profile: string | null, now = Date.now()): Promise<Card> {
+    const u = checkUid(uid);
+    const p = profile === null ? null : checkCardProfile(profile);
+    const r = await this.db.updateTable('cards').set({ profile: p, updated_at: now }).where('uid', '=', u).executeTakeFirst();
+    if (!updated(r)) throw new DomainError('ERR_DOMAIN_NOT_FOUND', `card ${u} not found`);
+    return this.require(u);
   }
 
   async get(uid: string): Promise<Card | undefined> {

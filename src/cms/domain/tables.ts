@@ -31,6 +31,8 @@ export interface CardTable {
   picc_key_version: number;
   created_at: number;
   updated_at: number;
+  /** Card profile for standing-policy authorisations (migration 0061, src/cms/consent); null = none. */
+  profile: string | null;
 }
 
 export interface CardApplicationTable {

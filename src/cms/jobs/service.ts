@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { dialectOf } from '../storage/index.js';
 import type { CallerContext, KeyCustody } from '../../custody/types.js';
-import { CARD_INSTALLABLE, CardRepository, type Application, type ReaderRepository, type TenantRepository } from '../domain/index.js';
+import { CARD_INSTALLABLE, CARD_PROFILE_RE, CardRepository, type Application, type ReaderRepository, type TenantRepository } from '../domain/index.js';
 import { encodePiccKeySettings } from '../../core/protocol/codecs/index.js';
 import { applicationPlan, type KeySettingsFlags, type LayoutApplication } from '../layout/index.js';
 import { type NonceStore, type OperationTokens, verifyReceipt, type Receipt } from '../pki/index.js';
@@ -61,7 +61,7 @@ export interface Job {
 }
 
 export type JobRequest =
-  | { kind: 'issue'; uid: string; picc?: { keySettings?: Partial<KeySettingsFlags>; randomUid?: boolean } }
+  | { kind: 'issue'; uid: string; picc?: { keySettings?: Partial<KeySettingsFlags>; randomUid?: boolean }; /** The card's profile (standing-policy authorisations match it). */ profile?: string }
   | { kind: 'install'; uid: string; aid: string }
   | { kind: 'delete'; uid: string; aid: string };
 
@@ -192,6 +192,7 @@ export class StationJobs {
       if (flags.freeCreateDelete) throw new JobError('ERR_JOB_BAD_INPUT', 'PICC key settings must forbid free create/delete (ISO007)');
       const randomUid = req.picc?.randomUid ?? false;
       if (typeof randomUid !== 'boolean') throw new JobError('ERR_JOB_BAD_INPUT', 'picc.randomUid must be a boolean');
+      if (req.profile !== undefined && (typeof req.profile !== 'string' || !CARD_PROFILE_RE.test(req.profile))) throw new JobError('ERR_JOB_BAD_INPUT', 'profile: a card profile name (A-Z a-z 0-9 . _ -)');
       piccPlan = {
         keySettings: encodePiccKeySettings({ masterKeyChangeable: flags.masterKeyChangeable, freeDirectoryList: flags.freeDirectoryListing, freeCreateDelete: false, configurationChangeable: flags.configurationChangeable }),
         randomUid,
@@ -205,11 +206,12 @@ export class StationJobs {
     const cards = new CardRepository(this.db);
     let card = await cards.get(uid);
     if (req.kind === 'issue') {
-      if (!card) card = await cards.createBlank(uid, { randomUid: piccPlan!.randomUid }).catch(async (e) => {
+      if (!card) card = await cards.createBlank(uid, { randomUid: piccPlan!.randomUid, ...(req.profile !== undefined ? { profile: req.profile } : {}) }).catch(async (e) => {
         if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
         throw e;
       });
       if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
+      if (req.profile !== undefined && card.profile !== req.profile) card = await cards.setProfile(uid, req.profile);
     } else {
       if (!card) throw new JobError('ERR_JOB_NOT_FOUND', `card ${uid} not found`);
       if (!(CARD_INSTALLABLE as readonly string[]).includes(card.state)) throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}`);

@@ -83,7 +83,7 @@ export class CmsClient {
 }
 
 export type JobRequest =
-  | { kind: 'issue'; uid: string; picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean } }
+  | { kind: 'issue'; uid: string; picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean }; profile?: string }
   | { kind: 'install'; uid: string; aid: string }
   | { kind: 'delete'; uid: string; aid: string };
 

@@ -14,7 +14,7 @@ import { ERROR_RESPONSES, notFound } from '../errors.js';
 
 const Uid = Type.String({ pattern: '^([0-9A-Fa-f]{2}){4,10}$' });
 const Card = Type.Object(
-  { uid: Type.String(), state: Type.String(), randomUid: Type.Boolean(), piccKeyVersion: Type.Integer(), createdAt: Type.Integer(), updatedAt: Type.Integer() },
+  { uid: Type.String(), state: Type.String(), randomUid: Type.Boolean(), piccKeyVersion: Type.Integer(), createdAt: Type.Integer(), updatedAt: Type.Integer(), profile: Type.Union([Type.String(), Type.Null()]) },
   { $id: 'Card' },
 );
 const CardApp = Type.Object({ aid: Type.String(), tenantId: Type.String(), installedAt: Type.Integer(), keys: Type.Array(Type.Object({ keyNo: Type.Integer(), version: Type.Integer() })) });

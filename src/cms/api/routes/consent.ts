@@ -14,6 +14,7 @@
 //   GET  /v1/consents                           any operator, within its tenants
 //   GET  /v1/pending-deletions?uid=             operators within their tenants; readers (mTLS) for the
 //                                               AIDs they hold an install role for
+//   PUT  /v1/cards/:uid/profile                 issuer_admin: the card's profile (what standing policies match)
 //
 // The issuer never grants: an issuer_admin token cannot create an authorisation (403), so no job
 // installs, rotates or deletes a tenant's application without that tenant's say-so.
@@ -350,6 +351,25 @@ export function consentRoutes(d: ConsentRouteDeps) {
         const k = await c.consent(req.params.id);
         assertTenant(req, k.tenant);
         return audited(req, rec, { operation: 'api.consent.withdraw', tenant: k.tenant, aid: k.aid, cardUid: k.uid, details: { consent: k.id } }, () => c.withdrawConsent(who(req), k.id));
+      },
+    );
+    // ---- the card's profile (standing policies match the record, never the caller's word) ----
+    app.put<{ Params: { uid: string }; Body: { profile: string | null } }>(
+      '/cards/:uid/profile',
+      {
+        config: { auth: { operator: ['issuer_admin'] } },
+        schema: {
+          tags: ['consent'],
+          summary: "the issuer sets (or clears, null) a card's profile: standing-policy authorisations of that profile cover the card",
+          security: sec,
+          params: Type.Object({ uid: Uid }),
+          body: Type.Object({ profile: Type.Union([Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }), Type.Null()]) }, { additionalProperties: false }),
+          response: { 200: Type.Object({ uid: Type.String(), profile: Type.Union([Type.String(), Type.Null()]) }), ...R },
+        },
+      },
+      async (req) => {
+        const uid = req.params.uid.toUpperCase();
+        return audited(req, rec, { operation: 'api.card.profile', cardUid: uid, details: { profile: req.body.profile } }, () => c.setCardProfile(uid, req.body.profile));
       },
     );
     app.get<{ Querystring: { uid?: string } }>(

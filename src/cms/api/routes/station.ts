@@ -29,7 +29,7 @@ const Flags = Type.Object(
   { additionalProperties: false },
 );
 const CreateBody = Type.Union([
-  Type.Object({ kind: Type.Literal('issue'), uid: Uid, picc: Type.Optional(Type.Object({ keySettings: Type.Optional(Flags), randomUid: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('issue'), uid: Uid, profile: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })), picc: Type.Optional(Type.Object({ keySettings: Type.Optional(Flags), randomUid: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('install'), uid: Uid, aid: Aid }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('delete'), uid: Uid, aid: Aid }, { additionalProperties: false }),
 ]);
