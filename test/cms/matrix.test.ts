@@ -126,8 +126,9 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'POST /v1/rotation/campaigns': all(['issuer']),
   'GET /v1/rotation/campaigns/:id': all(['issuer', 'auditorA']),
   'POST /v1/rotation/campaigns/:id/:action': all(['issuer']),
-  'GET /v1/approvals': all(['issuer', 'auditorA']),
-  'GET /v1/approvals/:id': all(['issuer', 'auditorA']),
+  // approvals span tenants and the issuer: all-tenant tokens only (a tenant-scoped auditor is refused)
+  'GET /v1/approvals': all(['issuer']),
+  'GET /v1/approvals/:id': all(['issuer']),
   'POST /v1/approvals': all(['issuer']),
   'POST /v1/approvals/:id/approve': all(['issuer']),
   'POST /v1/approvals/:id/reject': all(['issuer']),
@@ -308,6 +309,21 @@ interface Cell {
 }
 
 describe('role × operation × tenant matrix (HTTPS, every route of the route table)', () => {
+  // first: the matrix walk below changes custody state (key creation, sealing)
+  it('a tenant-scoped auditor reads no global metadata: approvals refused, KEKs and rewrap runs of other tenants unknown', async () => {
+    expect((await h.call('GET', '/v1/approvals', { token: h.admin })).status).toBe(200);
+    const a = await h.call('GET', '/v1/approvals', { ...cred.auditorA });
+    expect([a.status, a.body.error.code]).toEqual([403, 'ERR_FORBIDDEN_TENANT']);
+    for (const kek of ['kek.access', 'kek.cafeteria']) {
+      const k = await h.call('POST', '/v1/custody/keys', { token: h.admin, body: { name: kek, purpose: 'wrap' } });
+      expect([201, 409]).toContain(k.status);
+      expect((await h.call('GET', `/v1/kek/${kek}/census`, { token: h.admin })).status).toBe(200);
+    }
+    expect((await h.call('GET', '/v1/kek/kek.access/census', { ...cred.auditorA })).status).toBe(200);
+    expect((await h.call('GET', '/v1/kek/kek.cafeteria/census', { ...cred.auditorA })).status).toBe(404);
+    expect((await h.call('GET', '/v1/kek/runs', { ...cred.auditorA })).body.runs.every((r: { kek: string }) => r.kek === 'kek.access')).toBe(true);
+  });
+
   it('every right not granted is refused, and every refusal is audited', async () => {
     const routes = routeTable(h.server.app.printRoutes({ commonPrefix: false }));
     expect(routes.length).toBeGreaterThan(40);

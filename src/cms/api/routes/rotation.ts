@@ -32,7 +32,7 @@ import { CampaignService, type CampaignServiceOptions, type CampaignSpec } from 
 import { RotationError, rotationErrorStatus } from '../../rotation/errors.js';
 import { acceptedVersions, listVersions, readerAcceptedVersions } from '../../rotation/versions.js';
 import type { Database } from '../../storage/index.js';
-import { actorOf, assertTenant, canSeeTenant } from '../auth.js';
+import { actorOf, assertTenant, canSeeTenant, tenantScope } from '../auth.js';
 import { callerContext } from '../context.js';
 import { ApiError, ERROR_RESPONSES } from '../errors.js';
 import type { ApiModule } from '../ports.js';
@@ -52,6 +52,18 @@ export interface RotationRouteDeps {
 const sec = [{ apiToken: [] }];
 const ADMIN = { auth: { operator: ['issuer_admin'] as Role[] } };
 const READ = { auth: { operator: ['issuer_admin', 'auditor'] as Role[] } };
+
+// Read-side tenant scoping (issue #12): an auditor scoped to some tenants reads only what is theirs.
+// Approvals span tenants and the issuer (KEK, campaigns, exports, deletions): all-tenant tokens only.
+// A KEK is a tenant's when it is `kek.<tenant>`; others' KEKs and their runs answer as unknown (404).
+// A reader's received-key set is cut to the caller's tenants.
+function requireAllTenants(req: FastifyRequest): void {
+  if (tenantScope(req) !== '*') throw new ApiError(403, 'ERR_FORBIDDEN_TENANT', 'approvals span tenants: an all-tenant token is needed');
+}
+function kekInScope(req: FastifyRequest, kek: string): boolean {
+  const s = tenantScope(req);
+  return s === '*' || s.some((t) => kek === `kek.${t}`);
+}
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' }) });
 const KeyParams = Type.Object({ tenant: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), aid: Type.String({ pattern: '^[0-9A-Fa-f]{6}$' }), keyNo: Type.Integer({ minimum: 0, maximum: 13 }) });
 const Name = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }) });
@@ -180,12 +192,18 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
       app.get<{ Querystring: { state?: string } }>(
         '/approvals',
         { config: READ, schema: { tags: ['approvals'], summary: 'approval requests', security: sec, querystring: Type.Object({ state: Type.Optional(Type.String({ maxLength: 20 })) }), response: ERROR_RESPONSES } },
-        async (req) => ({ approvals: await approvals.list(req.query.state ? { state: req.query.state as 'pending' } : {}) }),
+        async (req) => {
+          requireAllTenants(req);
+          return { approvals: await approvals.list(req.query.state ? { state: req.query.state as 'pending' } : {}) };
+        },
       );
       app.get<{ Params: Static<typeof Id> }>(
         '/approvals/:id',
         { config: READ, schema: { tags: ['approvals'], summary: 'the full request and its votes', security: sec, params: Id, response: ERROR_RESPONSES } },
-        async (req) => wrap(() => approvals.require(req.params.id)),
+        async (req) => {
+          requireAllTenants(req);
+          return wrap(() => approvals.require(req.params.id));
+        },
       );
       app.post<{ Body: Static<typeof ApprovalBody> }>(
         '/approvals',
@@ -203,7 +221,10 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
       app.get<{ Params: Static<typeof Name> }>(
         '/kek/:name/census',
         { config: READ, schema: { tags: ['kek'], summary: 'dry run: blobs per KEK version', security: sec, params: Name, response: ERROR_RESPONSES } },
-        async (req) => wrap(() => kek.dryRun(callerContext(req, 'KEK census'), req.params.name)),
+        async (req) => {
+          if (!kekInScope(req, req.params.name)) throw new ApiError(404, 'ERR_NOT_FOUND', 'key not found');
+          return wrap(() => kek.dryRun(callerContext(req, 'KEK census'), req.params.name));
+        },
       );
       app.post<{ Params: Static<typeof Name>; Body: { reason?: string } }>(
         '/kek/:name/rotation-requests',
@@ -220,13 +241,13 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
           return reply.code(202).send(r);
         },
       );
-      app.get('/kek/runs', { config: READ, schema: { tags: ['kek'], summary: 'rewrap runs', security: sec, response: ERROR_RESPONSES } }, async () => ({ runs: await kek.listRuns() }));
+      app.get('/kek/runs', { config: READ, schema: { tags: ['kek'], summary: 'rewrap runs', security: sec, response: ERROR_RESPONSES } }, async (req) => ({ runs: (await kek.listRuns()).filter((r) => kekInScope(req, r.kek)) }));
       app.get<{ Params: Static<typeof Id> }>(
         '/kek/runs/:id',
         { config: READ, schema: { tags: ['kek'], summary: 'a rewrap run (checkpoint and counters)', security: sec, params: Id, response: ERROR_RESPONSES } },
         async (req) => {
           const r = await kek.getRun(req.params.id);
-          if (!r) throw new ApiError(404, 'ERR_NOT_FOUND', 'rewrap run not found');
+          if (!r || !kekInScope(req, r.kek)) throw new ApiError(404, 'ERR_NOT_FOUND', 'rewrap run not found');
           return r;
         },
       );
@@ -244,7 +265,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
       app.get<{ Params: Static<typeof Id> }>(
         '/compromise/readers/:id/keys',
         { config: READ, schema: { tags: ['compromise'], summary: 'every (tenant, AID, keyNo, version) the reader received, from the audit log', security: sec, params: Id, response: ERROR_RESPONSES } },
-        async (req) => ({ keys: await wrap(() => compromise.readerKeySet(req.params.id)) }),
+        async (req) => ({ keys: (await wrap(() => compromise.readerKeySet(req.params.id))).filter((k) => canSeeTenant(req, k.tenant)) }),
       );
       app.post<{ Params: Static<typeof Id> }>(
         '/compromise/readers/:id',
