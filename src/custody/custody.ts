@@ -367,4 +367,12 @@ export class Custody implements KeyCustody {
     this.sealer.clear();
     await this.engine.close();
   }
+
+  /**
+   * Seal an AN10922 master itself to a reader for offline use (seal-master.ts): nothing derived,
+   * audited as 'seal_master'; ERR_CUSTODY_NOT_EXTRACTABLE on backends whose masters cannot leave.
+   */
+  sealMaster(ctx: CallerContext, req: import('./seal-master.js').MasterRequest, recipient: ReaderRecipient, opts: import('./seal-master.js').MasterSealOptions = {}): Promise<import('./seal-master.js').SealedMaster> {
+    return this.run(ctx, 'seal_master', { key: req?.master, keyVersion: req?.masterVersion, recipient: recipient?.readerId }, async (d) => (await import('./seal-master.js')).sealMasterWith(this.engine, req, recipient, opts, d, this.now));
+  }
 }

@@ -585,6 +585,17 @@ export class EmbeddedVault implements CustodyEngine {
     return info(this.rec(st, name));
   }
 
+  /** A copy of a usable master version, for sealing to a reader (seal-master.ts); the caller wipes it. */
+  async masterMaterial(name: string, version: number | undefined): Promise<{ version: number; alg: DiversifyAlg; material: Uint8Array }> {
+    return this.fresh((st) => {
+      const rec = this.rec(st, name);
+      if (rec.purpose !== 'diversify') throw new WrongPurposeError(`key '${name}' is a wrapping key, not a diversification master`);
+      const v = version ?? rec.versions[rec.versions.length - 1]!.version;
+      checkDecryptVersion(rec, v);
+      return { version: v, alg: rec.alg as DiversifyAlg, material: this.material(st, rec, v).slice() };
+    });
+  }
+
   async listKeys(): Promise<KeyInfo[]> {
     const st = this.ready();
     await this.serialise(() => this.refresh(st));

@@ -145,6 +145,14 @@ export interface KeyCustody {
    */
   exportForCard(ctx: CallerContext, source: KeySource): Promise<Uint8Array>;
 
+  /**
+   * Seal an AN10922 diversification master itself (no derivation) to a reader, for offline use
+   * with cards it has not seen (seal-master.ts). Audited as 'seal_master'. A much wider release
+   * than a per-card key: callers gate it (src/cms/delivery/masters.ts: role flag 'offline-master').
+   * ERR_CUSTODY_NOT_EXTRACTABLE on PKCS#11, and on Vault Transit unless exportableMasters.
+   */
+  sealMaster(ctx: CallerContext, req: import('./seal-master.js').MasterRequest, recipient: ReaderRecipient, opts?: import('./seal-master.js').MasterSealOptions): Promise<import('./seal-master.js').SealedMaster>;
+
   /** Wipe in-memory key material and release resources. */
   close(): Promise<void>;
 }

@@ -28,6 +28,7 @@ import type { AuditSink } from './audit.js';
 import { Custody, type CustodyOptions } from './custody.js';
 import { applyMinVersions, checkDecryptVersion, checkRetireVersion, type CustodyEngine, encryptionVersion, materialLength } from './engine.js';
 import { BackendError, CustodyInputError, KeyExistsError, KeyVersionError, SealedError, TamperedError, UnknownKeyError, UnsupportedError, WrongPurposeError } from './errors.js';
+import { MasterNotExtractableError } from './seal-master.js';
 import type { VaultStore } from './store.js';
 import type { KeyInfo, KeySpec, MinVersions, VersionState } from './types.js';
 
@@ -47,6 +48,12 @@ export interface VaultTransitOptions {
   /** Request timeout in ms (default 10000). */
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /**
+   * Allow masters to leave the CMS process sealed to a reader for offline use
+   * (KeyCustody.sealMaster; default false: ERR_CUSTODY_NOT_EXTRACTABLE), the counterpart of
+   * Transit's own `exportable` key flag.
+   */
+  exportableMasters?: boolean;
 }
 
 interface MasterRec {
@@ -539,15 +546,7 @@ export class VaultTransitEngine implements CustodyEngine {
     const id = `${name}#${v}`;
     let d = this.diversifiers.get(id);
     if (!d) {
-      const row = m.versions.find((x) => x.version === v)!;
-      if (!row.ciphertext) throw new KeyVersionError(`key '${name}' version ${v} has no material`);
-      const context = this.masterContext(name, v);
-      const r = (await this.http('POST', this.t(`decrypt/${encodeURIComponent(this.mastersKey)}`), { ciphertext: row.ciphertext, context, ...(row.aad ? { associated_data: context } : {}) }).catch((e) => {
-        throw this.mapError(e, name);
-      })) as { data: { plaintext: string } };
-      const buf = Buffer.from(r.data.plaintext, 'base64');
-      const material = new Uint8Array(buf.subarray(0, materialLength({ purpose: 'diversify', alg: m.alg })));
-      buf.fill(0);
+      const material = await this.decryptMaster(m, v);
       d = new Diversifier(m.alg, material);
       wipe(material);
       this.diversifiers.set(id, d);
@@ -557,6 +556,34 @@ export class VaultTransitEngine implements CustodyEngine {
     } catch (e) {
       throw new CustodyInputError((e as Error).message);
     }
+  }
+
+  /** One master version's plaintext, decrypted by Vault under `<prefix>masters` (the caller wipes it). */
+  private async decryptMaster(m: MasterRec, v: number): Promise<Uint8Array> {
+    const row = m.versions.find((x) => x.version === v)!;
+    if (!row.ciphertext) throw new KeyVersionError(`key '${m.name}' version ${v} has no material`);
+    const context = this.masterContext(m.name, v);
+    const r = (await this.http('POST', this.t(`decrypt/${encodeURIComponent(this.mastersKey)}`), { ciphertext: row.ciphertext, context, ...(row.aad ? { associated_data: context } : {}) }).catch((e) => {
+      throw this.mapError(e, m.name);
+    })) as { data: { plaintext: string } };
+    const buf = Buffer.from(r.data.plaintext, 'base64');
+    const material = new Uint8Array(buf.subarray(0, materialLength({ purpose: 'diversify', alg: m.alg })));
+    buf.fill(0);
+    return material;
+  }
+
+  /** A copy of a master version for sealing to a reader (seal-master.ts): only with `exportableMasters`. */
+  async masterMaterial(name: string, version: number | undefined): Promise<{ version: number; alg: DiversifyAlg; material: Uint8Array }> {
+    if (!this.o.exportableMasters) throw new MasterNotExtractableError('Vault Transit masters are not exportable (backend option exportableMasters is off)');
+    const m = await this.loadMaster(name, true);
+    if (!m) {
+      if (await this.readTransitKey(name)) throw new WrongPurposeError(`key '${name}' is a wrapping key, not a diversification master`);
+      throw new UnknownKeyError(name);
+    }
+    const info = this.masterInfo(m);
+    const v = version ?? info.latestVersion;
+    checkDecryptVersion(info, v);
+    return { version: v, alg: m.alg, material: await this.decryptMaster(m, v) };
   }
 
   async random(n: number): Promise<Uint8Array> {

@@ -21,6 +21,7 @@ const TIMED = [
   'verifyWrapped',
   'seal',
   'exportForCard',
+  'sealMaster',
 ] as const satisfies readonly (keyof KeyCustody)[];
 
 export function timedCustody(inner: KeyCustody, backend: string, metrics: CmsMetrics): KeyCustody {

@@ -1,0 +1,154 @@
+// The audit guarantee of key delivery on SQLite: a release is durably audited before the sealed
+// key is returned. The group-commit writer commits each batch without the inline fsync and then
+// fsyncs the WAL off the event loop (src/cms/audit/store.ts); these tests pin the ordering (an
+// append resolves only after the WAL fsync of its batch), fail-closed on a failed fsync, that the
+// connection's synchronous setting is restored around the batch, and that nothing changes when
+// the database is not configured for per-commit durability.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
+import { fsyncFile, SqlAuditStore, type WalSync } from '../../src/cms/audit/store.js';
+import { openDatabase, type DatabaseHandle } from '../../src/cms/storage/index.js';
+import { openLog, sampleEntry } from './audit-fixture.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function sqliteFile(synchronous?: 'FULL' | 'NORMAL'): Promise<{ h: DatabaseHandle; file: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dcms-audit-dur-'));
+  const file = path.join(dir, 'cms.sqlite');
+  const h = await openDatabase({ kind: 'sqlite', file, ...(synchronous ? { synchronous } : {}) });
+  cleanups.push(async () => {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { h, file };
+}
+
+/** A WAL sync that waits for the test to release it, recording what it was asked to sync. */
+function gatedSync() {
+  const calls: string[] = [];
+  const waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  const sync: WalSync = (p) => {
+    calls.push(p);
+    return new Promise<void>((resolve, reject) => waiting.push({ resolve, reject }));
+  };
+  return { sync, calls, waiting };
+}
+
+/** A log over a fresh SQLite file whose WAL syncs wait for the test. */
+async function gatedLog() {
+  const { h, file } = await sqliteFile();
+  const g = gatedSync();
+  const fx = await openLog(h, { store: new SqlAuditStore(h, { walSync: g.sync }) });
+  cleanups.push(() => {
+    for (const w of g.waiting.splice(0)) w.resolve();
+    return fx.log.close();
+  });
+  /** Wait until a batch has committed and asked for its WAL fsync. */
+  const fsyncRequested = async () => {
+    for (let i = 0; i < 200 && g.waiting.length === 0; i++) await turns(1);
+    expect(g.waiting.length).toBeGreaterThan(0);
+  };
+  return { h, file, g, fx, fsyncRequested };
+}
+
+const committedRows = (h: DatabaseHandle) => (h.sqlite!.prepare('select count(*) as n from audit_leaves').get() as { n: number }).n;
+const synchronous = (h: DatabaseHandle) => Number(h.sqlite!.pragma('synchronous', { simple: true }));
+const turns = async (n: number) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
+  it('an append resolves only after the WAL fsync of its batch; synchronous is FULL again around it', async () => {
+    const { h, file, g, fx, fsyncRequested } = await gatedLog();
+    expect(synchronous(h)).toBe(2);
+    let resolved = false;
+    const p = fx.log.record(sampleEntry(0)).then((e) => ((resolved = true), e));
+    await fsyncRequested();
+    expect(g.calls).toEqual([`${file}-wal`]);
+    expect(committedRows(h)).toBe(1); // committed (readers on this connection see it) ...
+    await turns(20);
+    expect(resolved).toBe(false); // ... but not acknowledged before the fsync completes
+    expect(synchronous(h)).toBe(2); // NORMAL only inside the batch's own transaction
+    g.waiting.shift()!.resolve();
+    const e = await p;
+    expect(e.index).toBe(0);
+    expect(resolved).toBe(true);
+  });
+
+  it('appends that arrive during an fsync form the next batch (group commit), each acknowledged after its own fsync', async () => {
+    const { h, g, fx, fsyncRequested } = await gatedLog();
+    const done: number[] = [];
+    const first = fx.log.record(sampleEntry(0)).then((e) => done.push(e.index));
+    await fsyncRequested();
+    const more = Array.from({ length: 10 }, (_, i) => fx.log.record(sampleEntry(i + 1)).then((e) => done.push(e.index)));
+    await turns(20);
+    expect(done).toEqual([]);
+    g.waiting.shift()!.resolve(); // batch 1 durable
+    await first;
+    await fsyncRequested();
+    expect(done).toEqual([0]);
+    expect(committedRows(h)).toBe(11); // the 10 waiting entries committed as ONE batch
+    g.waiting.shift()!.resolve();
+    await Promise.all(more);
+    expect(done.slice(1).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(g.calls).toHaveLength(2);
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+  });
+
+  it('a failed WAL fsync fails the append closed (ERR_AUDIT_UNAVAILABLE, degraded); the log recovers and verifies', async () => {
+    const { h, g, fx, fsyncRequested } = await gatedLog();
+    const p = fx.log.record(sampleEntry(0));
+    await fsyncRequested();
+    g.waiting.shift()!.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+    await expect(p).rejects.toMatchObject({ code: 'ERR_AUDIT_UNAVAILABLE' });
+    expect(fx.log.health().status).toBe('degraded');
+    expect(synchronous(h)).toBe(2);
+    const q = fx.log.record(sampleEntry(1));
+    await fsyncRequested();
+    g.waiting.shift()!.resolve();
+    const e = await q;
+    expect(e.index).toBe(1); // the unacknowledged entry 0 is in the store; the tree caught up
+    expect(fx.log.health().status).toBe('ok');
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+  });
+
+  it('no WAL fsync when per-commit durability is off by configuration (NORMAL) or the inline fsync is chosen', async () => {
+    const normal = await sqliteFile('NORMAL');
+    const g1 = gatedSync();
+    const a = await openLog(normal.h, { store: new SqlAuditStore(normal.h, { walSync: g1.sync }) });
+    cleanups.push(() => a.log.close());
+    await a.log.record(sampleEntry(0));
+    expect(g1.calls).toEqual([]);
+    expect(synchronous(normal.h)).toBe(1);
+
+    const inline = await sqliteFile();
+    const g2 = gatedSync();
+    const b = await openLog(inline.h, { store: new SqlAuditStore(inline.h, { offloopSync: false, walSync: g2.sync }) });
+    cleanups.push(() => b.log.close());
+    await b.log.record(sampleEntry(0));
+    expect(g2.calls).toEqual([]);
+    expect(synchronous(inline.h)).toBe(2);
+  });
+
+  it('the default WAL sync fsyncs the real file; a missing file is an error', async () => {
+    const { h } = await sqliteFile();
+    const fx = await openLog(h);
+    cleanups.push(() => fx.log.close());
+    for (let i = 0; i < 5; i++) await fx.log.record(sampleEntry(i));
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+    const dir = mkdtempSync(path.join(tmpdir(), 'dcms-fsync-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'f'), 'x');
+    await expect(fsyncFile(path.join(dir, 'f'))).resolves.toBeUndefined();
+    await expect(fsyncFile(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
