@@ -1,7 +1,13 @@
 // Receipts: the reader signs what it did (job id, token jti, card UID, per-step results) with its
 // certificate's key, as a compact JWS (ES256). The CMS verifies with the reader's certificate and
 // checks the receipt is for the job and token it issued. A bad signature is ERR_RECEIPT_SIGNATURE.
-import { CompactSign, compactVerify, importX509 } from 'jose';
+//
+// Verification uses node:crypto with the certificate's public key parsed once per certificate
+// (a bounded cache keyed by the certificate's SHA-256 fingerprint): the caller passes the reader's
+// CURRENT certificate on every receipt, and revocation / reader state are the caller's per-request
+// checks (the mTLS authenticator), so the cache holds no trust decision, only a parsed key.
+import { CompactSign } from 'jose';
+import { type KeyObject, X509Certificate, createHash, verify as ecVerify } from 'node:crypto';
 import { PkiError } from './errors.js';
 import type { CryptoKey } from './webcrypto.js';
 
@@ -30,6 +36,27 @@ export interface Receipt {
 
 const TYP = 'desfire-receipt+jws';
 const MAX_RECEIPT_CHARS = 65_536;
+const B64URL_RE = /^[A-Za-z0-9_-]*$/;
+const KEY_CACHE_MAX = 4096;
+const keyCache = new Map<string, KeyObject>();
+
+/** The P-256 public key of a certificate, parsed once per certificate (by fingerprint). */
+function certificateKey(pem: string): KeyObject {
+  const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, '');
+  const fingerprint = createHash('sha256').update(b64).digest('base64');
+  const hit = keyCache.get(fingerprint);
+  if (hit) return hit;
+  let key: KeyObject;
+  try {
+    key = new X509Certificate(pem).publicKey;
+  } catch {
+    throw new PkiError('ERR_RECEIPT_SIGNATURE', "the reader's certificate cannot be read");
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new PkiError('ERR_RECEIPT_SIGNATURE', "the reader's certificate key is not P-256");
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(fingerprint, key);
+  return key;
+}
 
 function checkShape(r: unknown): Receipt {
   const o = r as Partial<Receipt> | null;
@@ -60,13 +87,22 @@ export async function signReceipt(receipt: Receipt, readerKey: CryptoKey): Promi
 export async function verifyReceipt(jws: string, readerCertificatePem: string, expect: { jobId: string; jti: string }): Promise<Receipt> {
   if (typeof jws !== 'string' || jws.length > MAX_RECEIPT_CHARS || jws.split('.').length !== 3)
     throw new PkiError('ERR_RECEIPT_INVALID', 'receipt is not a compact JWS');
-  const key = await importX509(readerCertificatePem, 'ES256');
-  let payload: Uint8Array;
+  const [h, p, sig] = jws.split('.') as [string, string, string];
+  const key = certificateKey(readerCertificatePem);
+  if (!B64URL_RE.test(h) || !B64URL_RE.test(p) || !B64URL_RE.test(sig)) throw new PkiError('ERR_RECEIPT_INVALID', 'receipt is not a compact JWS');
+  let header: { alg?: unknown; typ?: unknown; crit?: unknown; b64?: unknown };
   try {
-    ({ payload } = await compactVerify(jws, key, { algorithms: ['ES256'] }));
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as typeof header;
   } catch {
-    throw new PkiError('ERR_RECEIPT_SIGNATURE', "receipt signature does not verify with the reader's certificate");
+    throw new PkiError('ERR_RECEIPT_INVALID', 'receipt header is not JSON');
   }
+  // ES256 only; no critical extensions (RFC 7515 4.1.11: unknown ones must be refused)
+  if (!header || typeof header !== 'object' || header.alg !== 'ES256' || header.crit !== undefined || header.b64 !== undefined || (header.typ !== undefined && header.typ !== TYP))
+    throw new PkiError('ERR_RECEIPT_SIGNATURE', "receipt signature does not verify with the reader's certificate");
+  const signature = Buffer.from(sig, 'base64url');
+  if (signature.length !== 64 || !ecVerify('sha256', Buffer.from(`${h}.${p}`), { key, dsaEncoding: 'ieee-p1363' }, signature))
+    throw new PkiError('ERR_RECEIPT_SIGNATURE', "receipt signature does not verify with the reader's certificate");
+  const payload = Buffer.from(p, 'base64url');
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
