@@ -1,0 +1,95 @@
+// Group commit of station-job writes (src/cms/jobs/commit.ts): concurrent writes share one SQLite
+// transaction, each in its own savepoint; a write that throws is rolled back alone; nobody is
+// answered before COMMIT; a failed COMMIT rejects the whole batch and leaves nothing behind.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GroupCommit } from '../../src/cms/jobs/commit.js';
+import { type DatabaseHandle, openDatabase } from '../../src/cms/storage/index.js';
+
+const row = (id: string, uid = '04A1B2C3D4E5F6') => ({ id, kind: 'install', reader_id: 'r1', uid, aid: 'A1C001', state: 'created', jti: `jti-${id}`, plan: '{}', outcome: null, created_at: 1, expires_at: 2, updated_at: 1 });
+
+describe('GroupCommit on SQLite', () => {
+  let h: DatabaseHandle;
+  /** A second connection to the same file: it sees only what has been COMMITTED. */
+  let other: BetterSqlite3.Database;
+  beforeAll(async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'jobs-commit-')), 'cms.sqlite');
+    h = await openDatabase({ kind: 'sqlite', file });
+    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+    other = new Sqlite(file, { readonly: true });
+  });
+  afterAll(async () => {
+    other.close();
+    await h.close();
+  });
+  const committed = () => (other.prepare('select id from station_jobs order by id').all() as { id: string }[]).map((r) => r.id);
+  const ids = async () => (await h.db.selectFrom('station_jobs').select('id').orderBy('id').execute()).map((r) => r.id);
+
+  it('concurrent writes commit in one transaction (nothing visible outside before COMMIT); the one that throws is rolled back alone and gets its own error', async () => {
+    const seenOutside: string[][] = [];
+    const gc = new GroupCommit(h.db);
+    const results = await Promise.allSettled([
+      gc.run(async (tx) => {
+        await tx.insertInto('station_jobs').values(row('a1')).execute();
+        return 'a1';
+      }),
+      gc.run(async (tx) => {
+        await tx.insertInto('station_jobs').values(row('b1')).execute();
+        // written, then refused: its row must not survive
+        throw Object.assign(new Error('refused'), { code: 'ERR_TEST' });
+      }),
+      gc.run(async (tx) => {
+        await tx.insertInto('station_jobs').values(row('c1')).execute();
+        seenOutside.push(committed());
+        return 'c1';
+      }),
+    ]);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as { code: string }).code))).toEqual(['a1', 'ERR_TEST', 'c1']);
+    expect(await ids()).toEqual(['a1', 'c1']);
+    expect(committed()).toEqual(['a1', 'c1']);
+    // while the third write ran, the first one was not committed yet: one transaction for all
+    expect(seenOutside).toEqual([[]]);
+  });
+
+  it('a failed COMMIT rejects every write of the batch and leaves none of them', async () => {
+    const gc = new GroupCommit(h.db);
+    // a deferred foreign-key violation fails at COMMIT, not at the statement
+    await sql`create table if not exists gc_parent (id text primary key)`.execute(h.db);
+    await sql`create table if not exists gc_child (id text primary key, parent text references gc_parent(id) deferrable initially deferred)`.execute(h.db);
+    const r = await Promise.allSettled([
+      gc.run(async (tx) => {
+        await tx.insertInto('station_jobs').values(row('d1')).execute();
+      }),
+      gc.run(async (tx) => {
+        await sql`insert into gc_child (id, parent) values ('x', 'missing')`.execute(tx);
+      }),
+    ]);
+    expect(r.map((x) => x.status)).toEqual(['rejected', 'rejected']);
+    expect(await ids()).not.toContain('d1');
+    // and the next batch works
+    await gc.run(async (tx) => {
+      await tx.insertInto('station_jobs').values(row('e1')).execute();
+    });
+    expect(await ids()).toContain('e1');
+  });
+
+  it('writes queued while a batch commits go into the next one, in order', async () => {
+    const gc = new GroupCommit(h.db, 2);
+    const order: string[] = [];
+    await Promise.all(
+      ['f1', 'f2', 'f3', 'f4', 'f5'].map((id) =>
+        gc.run(async (tx) => {
+          order.push(id);
+          await tx.insertInto('station_jobs').values(row(id)).execute();
+        }),
+      ),
+    );
+    expect(order).toEqual(['f1', 'f2', 'f3', 'f4', 'f5']);
+    expect(await ids()).toEqual(expect.arrayContaining(['f1', 'f2', 'f3', 'f4', 'f5']));
+  });
+});
