@@ -24,6 +24,8 @@ import { openAudit } from './audit/index.js';
 import { batonModule } from './api/routes/baton.js';
 import { alertsModule } from './api/routes/alerts.js';
 import { rotationModule } from './api/routes/rotation.js';
+import { criticalModule } from './api/routes/critical.js';
+import { type VaultControl, vaultGate } from './approvals/unseal.js';
 import { consentModule } from './api/routes/consent.js';
 import { ConsentService } from './consent/index.js';
 import type { ApiDeps, HealthCheck, RateLimiter, ReaderAuthenticator } from './api/ports.js';
@@ -83,7 +85,7 @@ export interface BuildAppOptions {
 
 const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-server', purpose, correlationId: `startup-${process.pid}` });
 
-async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: AuditSink): Promise<{ custody: KeyCustody; sealed: () => boolean; close: () => Promise<void> }> {
+async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: AuditSink): Promise<{ custody: KeyCustody; vault?: VaultControl; sealed: () => boolean; close: () => Promise<void> }> {
   const cu = config.custody;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   if (cu.kind === 'pkcs11') {
@@ -120,6 +122,7 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
   const custody = vault.custody(audit);
   return {
     custody,
+    vault,
     sealed: () => vault.status().sealed,
     close: async () => {
       await custody.close();
@@ -257,7 +260,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     cleanups.push(() => audit.close());
     const cus = await openCustody(config, secrets, audit.log);
     cleanups.push(cus.close);
-    cus.custody = timedCustody(cus.custody, config.custody.kind, metrics); // custody latency by backend
+    cus.custody = timedCustody(vaultGate(cus.custody), config.custody.kind, metrics); // custody latency by backend; sealed vault → 503 ERR_VAULT_SEALED
 
     const protector = aesGcmProtector(await pkiProtectorKey(cus.custody));
     // The CA lives in the database (shared by every CMS process on it), its key wrapped under custody.
@@ -318,7 +321,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       domain,
       pki: { ca, codes, revocations },
       readers: readerAuthenticator(ca, revocations, domain.readers, db.db, db.sqlite),
-      modules: [alertsModule({ db: db.db, audit: audit.log }), batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(!opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) })],
+      modules: [alertsModule({ db: db.db, audit: audit.log }), batonModule({ db: db.db, readers: domain.readers, audit: audit.log }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(!opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) }), criticalModule({ db: db.db, custody: cus.custody, audit: audit.log, tenants: domain.tenants, ...(cus.vault ? { vault: cus.vault } : {}) })],
     };
     attachMetrics(deps, metrics, { db: db.db, audit: audit.log, sealed: cus.sealed });
     await attachStation({ deps, logger, db }, !opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)

@@ -24,6 +24,7 @@ export type CustodyOp =
   | 'verify_wrapped'
   | 'seal'
   | 'export_for_card'
+  | 'export_key'
   | 'seal_master'
   | 'vault_init'
   | 'vault_unseal'

@@ -6,7 +6,8 @@ import { wipe } from '../core/crypto/bytes.js';
 import { type AuditEvent, type AuditSink, type CustodyOp, isCallerContext } from './audit.js';
 import { CARD_KEY_LENGTH, checkBinding, checkCardKeyAlg, checkKeyName, checkPlaintextKey, checkSpec, checkVersion, encodeBinding, formatBlob, parseBlob } from './binding.js';
 import { CustodyError, AadMismatchError, AuditRefusedError, CustodyInputError, TamperedError } from './errors.js';
-import { type CustodyEngine, materialLength } from './engine.js';
+import { checkDecryptVersion, type CustodyEngine, materialLength } from './engine.js';
+import { type ExportRecipient, type KeyExport, type KeyExportOptions, NotExtractableError, recipientThumbprint, sealExport } from './export.js';
 import { bindingFingerprint, Sealer } from './seal.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
 import type { CallerContext, CardKeyAlg, CustodyErrorLike, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
@@ -356,6 +357,49 @@ export class Custody implements KeyCustody {
       },
       (k) => wipe(k),
     );
+  }
+
+  /**
+   * Export a key version sealed to `recipient` (export.ts). Checks first (name, recipient key,
+   * backend able to export, vault unsealed, version usable), audits 'requested', runs
+   * `authorise` (e.g. consumes the approval), then reads, seals and wipes the material.
+   */
+  async exportKey(ctx: CallerContext, name: string, recipient: ExportRecipient, opts: KeyExportOptions = {}): Promise<KeyExport> {
+    const d: Details = { key: name };
+    this.checkCtx(ctx);
+    let thumbprint: string;
+    try {
+      checkKeyName(name);
+      if (opts.version !== undefined) checkVersion(opts.version);
+      thumbprint = await recipientThumbprint(recipient);
+      d.recipient = `jwk:${thumbprint}`;
+      if (!this.engine.exportMaterial) throw new NotExtractableError(`the ${this.backend} backend's keys cannot leave it (non-extractable)`);
+      this.engine.assertReady();
+      const info = await this.engine.getKey(name);
+      const v = opts.version ?? info.latestVersion;
+      checkDecryptVersion(info, v);
+      d.keyVersion = v;
+    } catch (e) {
+      return this.failed(ctx, 'export_key', d, e);
+    }
+    await this.append(this.event(ctx, 'export_key', 'requested', d));
+    let out: KeyExport;
+    try {
+      await opts.authorise?.();
+      const { version, material } = await this.engine.exportMaterial(name, d.keyVersion);
+      try {
+        const info = await this.engine.getKey(name);
+        const claim = { key: name, kv: version, alg: info.alg, purpose: info.purpose, iat: Math.floor(this.now() / 1000) };
+        const s = await sealExport(material, claim, recipient);
+        out = { format: 'jwe-compact', jwe: s.jwe, key: name, version, alg: info.alg, purpose: info.purpose, recipient: thumbprint };
+      } finally {
+        wipe(material);
+      }
+    } catch (e) {
+      return this.failed(ctx, 'export_key', d, e);
+    }
+    await this.append(this.event(ctx, 'export_key', 'ok', d));
+    return out;
   }
 
   /** End a reader's sealing session (e.g. on certificate revocation). */

@@ -688,6 +688,16 @@ export class EmbeddedVault implements CustodyEngine {
     }
   }
 
+  /** A copy of a usable key version's material, for a sealed export (export.ts); the caller wipes it. */
+  async exportMaterial(name: string, version: number | undefined): Promise<{ version: number; material: Uint8Array }> {
+    return this.fresh((st) => {
+      const rec = this.rec(st, name);
+      const v = version ?? rec.versions[rec.versions.length - 1]!.version;
+      checkDecryptVersion(rec, v);
+      return { version: v, material: this.material(st, rec, v).slice() };
+    });
+  }
+
   async random(n: number): Promise<Uint8Array> {
     return new Uint8Array(randomBytes(n));
   }

@@ -33,6 +33,11 @@ export interface CustodyEngine {
   rewrapMany?(kek: string, items: { version: number; payload: string; aad: Uint8Array }[]): Promise<({ version: number; payload: string } | Error)[]>;
   /** AN10922 diversification of master `name` (version default: latest usable) over `input`. */
   derive(name: string, version: number | undefined, input: Uint8Array): Promise<{ version: number; key: Uint8Array }>;
+  /**
+   * Optional: a copy of a key version's material for a sealed export (export.ts); the version
+   * must be usable. Backends whose keys cannot leave them (PKCS#11, Vault Transit) omit it.
+   */
+  exportMaterial?(name: string, version: number | undefined): Promise<{ version: number; material: Uint8Array }>;
   /** Random bytes from the backend's generator (the token's RNG for PKCS#11). */
   random(n: number): Promise<Uint8Array>;
 

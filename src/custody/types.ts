@@ -13,6 +13,7 @@
 // - Every call takes a CallerContext and emits an AuditEvent; when the sink refuses, the
 //   operation is refused and nothing is released (see audit.ts).
 import type { DiversifyAlg } from '../core/crypto/an10922.js';
+import type { ExportRecipient, KeyExport, KeyExportOptions } from './export.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
 
 export type { DiversifyAlg } from '../core/crypto/an10922.js';
@@ -152,6 +153,13 @@ export interface KeyCustody {
    * ERR_CUSTODY_NOT_EXTRACTABLE on PKCS#11, and on Vault Transit unless exportableMasters.
    */
   sealMaster(ctx: CallerContext, req: import('./seal-master.js').MasterRequest, recipient: ReaderRecipient, opts?: import('./seal-master.js').MasterSealOptions): Promise<import('./seal-master.js').SealedMaster>;
+
+  /**
+   * Export a key version sealed to a recipient public key (JWE ECDH-ES, export.ts). Audited as
+   * 'export_key' (requested, then ok/error). ERR_CUSTODY_NOT_EXTRACTABLE on backends whose keys
+   * cannot leave them. Optional: wrappers without it cannot export.
+   */
+  exportKey?(ctx: CallerContext, name: string, recipient: ExportRecipient, opts?: KeyExportOptions): Promise<KeyExport>;
 
   /** Wipe in-memory key material and release resources. */
   close(): Promise<void>;

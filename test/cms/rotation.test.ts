@@ -151,7 +151,7 @@ describe('rollback and approvals', () => {
   });
 
   it('approvals expire', async () => {
-    const a = await f.approvals.request('key_export', { what: 'x' }, 'alice', 'export');
+    const a = await f.approvals.request('key_export', { key: 'acme.A1B2C3.0', recipient: 'x'.repeat(43) }, 'alice', 'export');
     now += 3600 * 1000 + 1;
     await expect(f.approvals.vote(a.id, { id: 'bob', roles: ['issuer_admin'] }, 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_EXPIRED' });
     expect((await f.approvals.require(a.id)).state).toBe('expired');

@@ -8,6 +8,7 @@ import type { Json } from '../audit/entry.js';
 import type { AuditRecorder } from '../rotation/audit.js';
 import { RotationError } from '../rotation/errors.js';
 import type { Database } from '../storage/index.js';
+import { checkApprovalPayload } from './guard.js';
 import { DEFAULT_APPROVAL_POLICY, isApprovalKind, type ApprovalKind, type ApprovalPolicy } from './policy.js';
 
 type Db = Kysely<Database>;
@@ -61,6 +62,7 @@ export class ApprovalService {
   async request(kind: ApprovalKind, payload: Record<string, Json>, requestedBy: string, summary: string): Promise<ApprovalRequest> {
     if (!isApprovalKind(kind)) throw new RotationError('ERR_ROTATION_BAD_INPUT', 'unknown approval kind');
     if (!ACTOR_RE.test(String(requestedBy))) throw new RotationError('ERR_ROTATION_BAD_INPUT', 'requester must be an operator id');
+    checkApprovalPayload(kind, payload);
     const p = this.policy.kinds[kind];
     const now = this.now();
     const row = {

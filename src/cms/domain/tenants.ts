@@ -1,4 +1,6 @@
 // Tenants and their applications (AIDs), registered from a linted layout in one transaction.
+import type { ExpressionBuilder } from 'kysely';
+import type { Database } from '../storage/database.js';
 import { applicationsOf, lintLayout, type Layout, type LayoutApplication } from '../layout/index.js';
 import { DomainError } from './errors.js';
 import { lockWriters } from '../storage/tx.js';
@@ -58,18 +60,19 @@ export class TenantRepository {
   async createTenant(id: string, name: string, now = Date.now()): Promise<Tenant> {
     if (typeof id !== 'string' || !TENANT_ID_RE.test(id)) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'tenant id must match [a-z0-9][a-z0-9-]{0,62}');
     if (typeof name !== 'string' || name.length < 1 || name.length > 128) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'tenant name must be 1..128 characters');
+    if (await this.db.selectFrom('tenant_deletions').select('tenant_id').where('tenant_id', '=', id).executeTakeFirst()) throw new DomainError('ERR_DOMAIN_CONFLICT', `tenant ${id} was deleted; a deleted tenant's id is not reused`);
     const r = await this.db.insertInto('tenants').values({ id, name, created_at: now }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
     if (!inserted(r)) throw new DomainError('ERR_DOMAIN_CONFLICT', `tenant ${id} already exists`);
     return { id, name, createdAt: now };
   }
 
   async tenant(id: string): Promise<Tenant | undefined> {
-    const r = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
+    const r = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).where(notDeleted).executeTakeFirst();
     return r ? { id: r.id, name: r.name, createdAt: Number(r.created_at) } : undefined;
   }
 
   async tenants(): Promise<Tenant[]> {
-    const rows = await this.db.selectFrom('tenants').selectAll().orderBy('id').execute();
+    const rows = await this.db.selectFrom('tenants').selectAll().where(notDeleted).orderBy('id').execute();
     return rows.map((r) => ({ id: r.id, name: r.name, createdAt: Number(r.created_at) }));
   }
 
@@ -106,6 +109,8 @@ export class TenantRepository {
       const newTenants: string[] = [];
       const newApps: string[] = [];
       for (const t of layout.tenants) {
+        if (await tx.selectFrom('tenant_deletions').select('tenant_id').where('tenant_id', '=', t.id).executeTakeFirst())
+          throw new DomainError('ERR_DOMAIN_CONFLICT', `tenant ${t.id} was deleted; a deleted tenant's id is not reused`, { tenant: t.id });
         const existing = await tx.selectFrom('tenants').select('id').where('id', '=', t.id).executeTakeFirst();
         if (!existing) {
           await tx.insertInto('tenants').values({ id: t.id, name: t.name, created_at: now }).execute();
@@ -140,4 +145,54 @@ export class TenantRepository {
       return { tenants: newTenants, applications: newApps };
     });
   }
+
+  /** The (card, AID) pairs of cards that still hold one of the tenant's applications. */
+  async holdings(tenantId: string): Promise<{ uid: string; aid: string }[]> {
+    return this.db
+      .selectFrom('card_applications as ca')
+      .innerJoin('applications as a', 'a.aid', 'ca.aid')
+      .select(['ca.uid', 'ca.aid'])
+      .where('a.tenant_id', '=', tenantId)
+      .orderBy('ca.aid')
+      .orderBy('ca.uid')
+      .execute();
+  }
+
+  /**
+   * Delete a tenant (its approval was consumed by the caller), in one transaction: a tombstone (the
+   * id is never reused; the tenant disappears from every listing), its readers' roles removed, and
+   * — when no card holds any of its applications any more — its applications, per-card key rows
+   * and wrapped blobs. `schedule` runs inside the transaction (e.g. pending removals for the cards
+   * that still hold an application); then those rows stay, hidden, for the removal jobs.
+   * Audit history, campaigns and consent records are kept.
+   */
+  async deleteTenant(
+    id: string,
+    o: { approvalId: string; actor: string; now?: number; schedule?: (tx: Db, holdings: { uid: string; aid: string }[]) => Promise<void> },
+  ): Promise<{ readerRolesRemoved: number; cardsPending: number; applications: string[] }> {
+    return atomic(this.db, async (tx) => {
+      const t = await tx.selectFrom('tenants').select('id').where('id', '=', id).where(notDeleted).executeTakeFirst();
+      if (!t) throw new DomainError('ERR_DOMAIN_NOT_FOUND', `tenant ${id} not found`);
+      const apps = (await tx.selectFrom('applications').select('aid').where('tenant_id', '=', id).orderBy('aid').execute()).map((a) => a.aid);
+      const holdings = await new TenantRepository(tx).holdings(id);
+      const cardsPending = new Set(holdings.map((h) => h.uid)).size;
+      if (holdings.length > 0) {
+        if (!o.schedule) throw new DomainError('ERR_DOMAIN_STATE', `${cardsPending} cards still hold applications of tenant ${id}`, { cards: cardsPending });
+        await o.schedule(tx, holdings);
+      }
+      const roles = await tx.deleteFrom('reader_roles').where('tenant_id', '=', id).executeTakeFirst();
+      await tx.insertInto('tenant_deletions').values({ tenant_id: id, approval_id: o.approvalId, deleted_by: o.actor, cards_pending: cardsPending, deleted_at: o.now ?? Date.now() }).execute();
+      if (holdings.length === 0 && apps.length > 0) {
+        await tx.deleteFrom('card_keys').where('aid', 'in', apps).execute();
+        await tx.deleteFrom('card_key_blobs').where('aid', 'in', apps).execute();
+        await tx.deleteFrom('applications').where('tenant_id', '=', id).execute();
+      }
+      if (holdings.length === 0) await tx.deleteFrom('tenants').where('id', '=', id).execute();
+      return { readerRolesRemoved: Number(roles.numDeletedRows ?? 0n), cardsPending, applications: apps };
+    });
+  }
 }
+
+/** Tenants without a tombstone (src/cms/approvals/tables.ts). */
+const notDeleted = (eb: ExpressionBuilder<Database, 'tenants'>) => eb.not(eb.exists(eb.selectFrom('tenant_deletions as td').select('td.tenant_id').whereRef('td.tenant_id', '=', 'tenants.id')));
+

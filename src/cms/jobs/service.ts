@@ -10,7 +10,9 @@
 //                  job 'completed' — all in one transaction; a card refusal: job 'failed'
 //   no receipt   → after expiry the job is 'unknown' until reconciled; never guessed
 import { randomBytes } from 'node:crypto';
+import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
+import { type Prepared, prepare } from '../delivery/prepared.js';
 import { dialectOf } from '../storage/index.js';
 import type { CallerContext, KeyCustody } from '../../custody/types.js';
 import { CARD_INSTALLABLE, CARD_PROFILE_RE, CardRepository, type Application, type ReaderRepository, type TenantRepository } from '../domain/index.js';
@@ -19,6 +21,7 @@ import { applicationPlan, type KeySettingsFlags, type LayoutApplication } from '
 import { type NonceStore, type OperationTokens, verifyReceipt, type Receipt } from '../pki/index.js';
 import type { Database } from '../storage/index.js';
 import type { StationAuditSink } from './audit.js';
+import { GroupCommit } from './commit.js';
 import { JobError } from './errors.js';
 import { type BlobRow, CardKeys, PICC_AID, type PlannedKey } from './keys.js';
 import { RecipientCache } from './recipient.js';
@@ -79,6 +82,8 @@ export interface StationJobsOptions {
   now?: () => number;
   /** Tenant consent (src/cms/consent ConsentService.requireAuthorisation): install/delete run only under an authorisation, named in the plan and the audit entries. */
   authorise?: (q: { tenant: string; aid: string; operation: 'install' | 'delete'; cardUid: string; at: number }, who: { actor: string; correlationId?: string }) => Promise<string>;
+  /** The native SQLite connection behind `db`, if any: hot reads run as statements prepared once. */
+  sqlite?: BetterSqlite3.Database;
 }
 
 const UID_RE = /^([0-9A-F]{2}){4,10}$/;
@@ -121,6 +126,13 @@ export class StationJobs {
   readonly recipients: RecipientCache;
   private readonly ttl: number;
   private readonly now: () => number;
+  /** Job writes of concurrent requests share one commit (one fsync on SQLite). */
+  private readonly commits: GroupCommit;
+  private readonly q: {
+    job: Prepared<[string], Row>;
+    /** An open (unexpired created/claimed) or unreconciled ('unknown') job of a card. */
+    busy: Prepared<[string, number], { id: string }>;
+  };
 
   constructor(readonly o: StationJobsOptions) {
     this.db = o.db;
@@ -128,6 +140,22 @@ export class StationJobs {
     this.recipients = new RecipientCache(o.readers);
     this.ttl = o.ttlSeconds ?? 120;
     this.now = o.now ?? Date.now;
+    this.commits = new GroupCommit(o.db);
+    this.q = {
+      job: prepare(o.db, 1, (id) => o.db.selectFrom('station_jobs').selectAll().where('id', '=', id), o.sqlite),
+      busy: prepare(
+        o.db,
+        2,
+        (uid, now) =>
+          o.db
+            .selectFrom('station_jobs')
+            .select('id')
+            .where('uid', '=', uid)
+            .where((eb) => eb.or([eb('state', '=', 'unknown'), eb.and([eb('state', 'in', ['created', 'claimed']), eb('expires_at', '>', now as unknown as number)])]))
+            .limit(1),
+        o.sqlite,
+      ),
+    };
   }
 
   private async refuse(ctx: CallerContext, op: 'job_create' | 'job_claim' | 'job_receipt', e: unknown, d: { readerId?: string; jobId?: string; uid?: string; aid?: string }): Promise<never> {
@@ -138,7 +166,7 @@ export class StationJobs {
 
   async get(id: string): Promise<Job> {
     if (typeof id !== 'string' || id.length > 64) throw new JobError('ERR_JOB_NOT_FOUND', 'job not found');
-    const r = await this.db.selectFrom('station_jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    const r = await this.q.job.first(id);
     if (!r) throw new JobError('ERR_JOB_NOT_FOUND', `job ${id} not found`);
     return toJob(r);
   }
@@ -224,9 +252,8 @@ export class StationJobs {
     const now = this.now();
     const id = `job_${randomBytes(12).toString('base64url')}`;
     const token = await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
-    const open = await this.db.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', 'in', OPEN_STATES).where('expires_at', '>', now).executeTakeFirst();
-    const unknown = await this.db.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', '=', 'unknown').executeTakeFirst();
-    if (open || unknown) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${(open ?? unknown)!.id})`);
+    const busy = await this.q.busy.first(uid, now);
+    if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
     // custody first (it audits, possibly into this database), then one transaction for the rows
     let plan: JobPlan;
     let blobs: BlobRow[] = [];
@@ -242,7 +269,7 @@ export class StationJobs {
       plan = { cmkVersion: card!.piccKeyVersion, ...(authorisation ? { authorisation } : {}) };
     }
     const row = { id, kind: req.kind, reader_id: readerId, uid, aid, state: 'created', jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
-    const job = await this.db.transaction().execute(async (tx) => {
+    const job = await this.commits.run(async (tx) => {
       // re-checked under the transaction: two stations racing for one card get one job
       if (dialectOf(tx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${'station-card:' + uid}))`.execute(tx);
       const again = await tx.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', 'in', OPEN_STATES).where('expires_at', '>', now).executeTakeFirst();
@@ -311,8 +338,10 @@ export class StationJobs {
     } else {
       wire = { ...common, kind: 'delete', cmk: await cmkP, aid: job.aid };
     }
-    const r = await this.db.updateTable('station_jobs').set({ state: 'claimed', updated_at: this.now() }).where('id', '=', job.id).where('state', '=', 'created').executeTakeFirst();
-    if ((r.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+    await this.commits.run(async (tx) => {
+      const r = await tx.updateTable('station_jobs').set({ state: 'claimed', updated_at: this.now() }).where('id', '=', job.id).where('state', '=', 'created').executeTakeFirst();
+      if ((r.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+    });
     await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_claim', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
     return wire;
   }
@@ -338,7 +367,7 @@ export class StationJobs {
     const ok = receipt.results.length > 0 && receipt.results.every((r) => r.status === 0);
     if (ok) checkSteps(job, receipt);
     const outcome = JSON.stringify({ source: 'receipt', at: receipt.at, results: receipt.results });
-    const done = await this.db.transaction().execute(async (tx) => {
+    const done = await this.commits.run(async (tx) => {
       const state = ok ? 'completed' : 'failed';
       const u = await tx.updateTable('station_jobs').set({ state, outcome, updated_at: this.now() }).where('id', '=', job.id).where('state', '=', job.state).executeTakeFirst();
       if ((u.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);

@@ -12,6 +12,7 @@ import * as m0040 from '../../baton/migrations/0040_baton.js';
 import * as m0050 from '../../rotation/migrations/0050_rotation.js';
 import * as m0060 from '../../consent/migrations/0060_consent.js';
 import * as m0061 from '../../consent/migrations/0061_card_profile.js';
+import * as m0070 from '../../approvals/migrations/0070_approvals.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_meta': m0001,
@@ -24,4 +25,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0050_rotation': m0050, // 0050-0059: key rotation, approvals, KEK rewrap, compromise (engineer J)
   '0060_consent': m0060, // 0060-0069: tenant consent and authorisation (engineer K)
   '0061_card_profile': m0061, // card profiles for standing-policy authorisations
+  '0070_approvals': m0070, // 0070-0079: operations under approval: tenant deletion (engineer A)
 };
