@@ -6,6 +6,7 @@ import { alertsView } from './views/alerts.js';
 import { approvalsView } from './views/approvals.js';
 import { auditView } from './views/audit.js';
 import { cardsView } from './views/cards.js';
+import { consentView } from './views/consent.js';
 import { overviewView } from './views/overview.js';
 import { readersView } from './views/readers.js';
 import { rotationView } from './views/rotation.js';
@@ -19,6 +20,7 @@ const VIEWS: { path: string; label: string; key: string; view: View }[] = [
   { path: 'readers', label: 'Readers', key: 'r', view: readersView },
   { path: 'rotation', label: 'Rotation campaigns', key: 'k', view: rotationView },
   { path: 'approvals', label: 'Approvals', key: 'p', view: approvalsView },
+  { path: 'consent', label: 'Consent', key: 'n', view: consentView },
   { path: 'audit', label: 'Audit log', key: 'a', view: auditView },
   { path: 'alerts', label: 'Alerts', key: 'l', view: alertsView },
 ];

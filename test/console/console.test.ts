@@ -11,7 +11,7 @@ import { toHex } from '../../src/core/crypto/bytes.js';
 import { CTX, MASTER, divInput } from '../cms/rotation-fixture.js';
 import { requireComponent } from '../helpers/system.js';
 import { AID, TENANT } from '../cms/rotation-fixture.js';
-import { OTHER_UIDS, chromiumAvailability, ensureConsoleBuilt, launchChromium, startWorld, type World } from './harness.js';
+import { OTHER_UIDS, chromiumAvailability, ensureConsoleBuilt, launchChromium, signedInPage, startWorld, type World } from './harness.js';
 
 const HAVE = requireComponent('chromium', chromiumAvailability());
 const SHOTS = process.env.DESFIRE_CONSOLE_SCREENSHOTS;
@@ -38,13 +38,8 @@ describe.skipIf(!HAVE)('operator console in headless Chromium', () => {
   };
 
   async function signIn(token: string): Promise<Page> {
-    const p = await b.context.newPage();
+    const p = await signedInPage(b.context, w.url, token, T);
     pages.push(p);
-    p.setDefaultTimeout(T);
-    await p.goto(`${w.url}/console/`);
-    await p.getByLabel('Operator API token').fill(token);
-    await p.getByRole('button', { name: 'Sign in' }).click();
-    await p.getByTestId('who').waitFor();
     return p;
   }
 

@@ -7,20 +7,23 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { BrowserContext } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { buildApi } from '../../src/cms/api/build.js';
 import { defaultConsoleRoot } from '../../src/cms/api/console.js';
 import { createLogger } from '../../src/cms/api/logging.js';
 import { LocalRateLimiter } from '../../src/cms/api/ratelimit.js';
 import { alertsModule } from '../../src/cms/api/routes/alerts.js';
+import { consentModule } from '../../src/cms/api/routes/consent.js';
 import { rotationModule } from '../../src/cms/api/routes/rotation.js';
 import { OperatorTokens } from '../../src/cms/api/tokens/service.js';
 import { DEFAULT_APPROVAL_POLICY, type ApprovalPolicy } from '../../src/cms/approvals/policy.js';
 import { ApprovalService } from '../../src/cms/approvals/service.js';
 import type { AuditLog } from '../../src/cms/audit/log.js';
+import { ConsentService } from '../../src/cms/consent/index.js';
 import { CardRepository, ReaderRepository, TenantRepository } from '../../src/cms/domain/index.js';
 import { CampaignService } from '../../src/cms/rotation/campaigns.js';
 import { CampaignRunner, type CardExecutor } from '../../src/cms/rotation/runner.js';
+import { grantStandingConsent } from '../helpers/consent.js';
 import { fileExists } from '../helpers/system.js';
 import { openLog } from '../cms/audit-fixture.js';
 import { AID, TENANT, makeFixture, type Fixture } from '../cms/rotation-fixture.js';
@@ -44,7 +47,7 @@ export interface World {
   f: Fixture;
   log: AuditLog;
   app: FastifyInstance;
-  tokens: { alice: string; bob: string; globexAdmin: string };
+  tokens: { alice: string; bob: string; globexAdmin: string; acmeAdmin: string };
   acmeUids: string[];
   /** Drive a started campaign's cards through the real card-side rotation, slowly enough to watch. */
   runCampaign(id: string, perCardMs: number): Promise<string>;
@@ -98,8 +101,9 @@ export async function startWorld(): Promise<World> {
 
   const tokenSvc = new OperatorTokens(db);
   const tok = async (label: string, roles: ('issuer_admin' | 'tenant_admin' | 'auditor')[], scope: string[]) => (await tokenSvc.create({ label, roles, tenants: scope, createdBy: null })).token;
-  const tokens = { alice: await tok('alice', ['issuer_admin'], ['*']), bob: await tok('bob', ['issuer_admin'], ['*']), globexAdmin: await tok('globex admin', ['tenant_admin'], [OTHER_TENANT]) };
+  const tokens = { alice: await tok('alice', ['issuer_admin'], ['*']), bob: await tok('bob', ['issuer_admin'], ['*']), globexAdmin: await tok('globex admin', ['tenant_admin'], [OTHER_TENANT]), acmeAdmin: await tok('acme admin', ['tenant_admin'], [TENANT]) };
 
+  const consent = new ConsentService({ db, audit: log });
   const app = await buildApi({
     logger: createLogger({ level: 'error' }),
     tokens: tokenSvc,
@@ -108,9 +112,12 @@ export async function startWorld(): Promise<World> {
     health: [{ name: 'audit', check: async () => ({ ok: true }) }],
     audit: log,
     domain: { db, tenants, readers, cards },
-    modules: [alertsModule({ db, audit: log }), rotationModule({ db, custody: f.custody, audit: log, policy: POLICY })],
+    // consent enforced as in the composed CMS: campaigns need the tenant's rotate authorisation
+    modules: [alertsModule({ db, audit: log }), consentModule({ consent, readers, audit: log }), rotationModule({ db, custody: f.custody, audit: log, policy: POLICY, authorise: (q, w) => consent.requireAuthorisationForCards(q, w) })],
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
+  // each tenant's admin grants standing rotate authorisations for its applications
+  await grantStandingConsent(app, tokens.alice, { operations: ['rotate'] });
   const addr = app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
 
@@ -158,4 +165,15 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** A new page (its own sessionStorage) signed in to the console at `url` with `token`. */
+export async function signedInPage(context: BrowserContext, url: string, token: string, timeoutMs: number): Promise<Page> {
+  const p = await context.newPage();
+  p.setDefaultTimeout(timeoutMs);
+  await p.goto(`${url}/console/`);
+  await p.getByLabel('Operator API token').fill(token);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.getByTestId('who').waitFor();
+  return p;
 }
