@@ -97,6 +97,17 @@ describe('desfire-cms consent', () => {
     expect((await cli('cafeteria', 'deletions')).out).toEqual([]);
   });
 
+  it("card profile: the issuer sets and clears it; a tenant admin cannot", async () => {
+    const set = await cli('issuer', 'profile', UID.toLowerCase(), '--profile', 'staff');
+    expect([set.code, set.out]).toEqual([0, [`${UID}  profile staff`]]);
+    expect((await h.call('GET', `/v1/cards/${UID}`, { token: h.admin })).body.card.profile).toBe('staff');
+    const no = await cli('access', 'profile', UID, '--profile', 'visitor');
+    expect([no.code, no.err[0]]).toEqual([1, expect.stringContaining('403')]);
+    expect((await cli('issuer', 'profile', UID, '--clear', '--json')).out).toEqual([JSON.stringify({ uid: UID, profile: null })]);
+    expect((await cli('issuer', 'profile', UID, '--profile', '*')).code).toBe(2);
+    expect((await cli('issuer', 'profile', UID)).code).toBe(2);
+  });
+
   it('usage errors exit 2 and name the argument', async () => {
     expect((await cli('access', 'authorise', '--tenant', 'access', '--aid', 'A1C001', '--op', 'format', '--card', UID, '--ttl', '1')).code).toBe(2);
     expect((await cli('access', 'authorise', '--tenant', 'access', '--aid', 'A1C001', '--op', 'install', '--ttl', '1')).code).toBe(2);

@@ -12,16 +12,17 @@
 //   consent record     --uid UID --aid AID --cardholder REF [--evidence TEXT]
 //   consent withdraw   CONSENT_ID
 //   consent deletions  [--uid UID]
+//   consent profile    UID (--profile NAME | --clear)   the card's profile (issuer): what standing policies match
 // Common: --cms https://HOST:PORT --ca FILE [--servername NAME] [--token-file FILE] [--json]
 import { type CliIO, type Command, UsageError } from '../io.js';
 import { type Opts, apiClient, need, one } from './rotation.js';
 
 const USAGE = [
-  'usage: desfire-cms consent <request|pending|grant|refuse|authorise|list|revoke|record|withdraw|deletions> --cms https://HOST:PORT --ca FILE [options]',
+  'usage: desfire-cms consent <request|pending|grant|refuse|authorise|list|revoke|record|withdraw|deletions|profile> --cms https://HOST:PORT --ca FILE [options]',
   '  token: DESFIRE_CMS_TOKEN or --token-file FILE',
 ];
 
-const BOOLS = new Set(['--json', '--active', '--help']);
+const BOOLS = new Set(['--json', '--active', '--clear', '--help']);
 
 function parse(args: string[]): Opts {
   const o: Opts = { pos: [], flags: new Map(), bools: new Set() };
@@ -73,6 +74,7 @@ const summary: Record<string, (r: Row) => string> = {
     `${String(r.id)}  ${String(r.tenant)} ${String(r.aid)} ${String(r.operation)} ${String(r.scope)} ${r.cardUids ? (r.cardUids as string[]).join(',') : `profile ${String(r.cardProfile)}`}  expires ${new Date(Number(r.expiresAt)).toISOString()}${r.revokedAt ? '  REVOKED' : ''}`,
   consent: (r) => `${String(r.id)}  ${String(r.state)}  ${String(r.uid)} ${String(r.aid)} ${String(r.tenant)} cardholder ${String(r.cardholder)}`,
   deletion: (r) => `${String(r.uid)} ${String(r.aid)} ${String(r.tenant)}  ${String(r.reason)}  under ${String(r.authorisationId)}`,
+  profile: (r) => `${String(r.uid)}  profile ${r.profile === null ? '(none)' : String(r.profile)}`,
 };
 
 async function run(args: string[], io: CliIO): Promise<number> {
@@ -101,9 +103,16 @@ async function run(args: string[], io: CliIO): Promise<number> {
     record: () => ['POST', '/v1/consents', { uid: need(o, '--uid'), aid: need(o, '--aid'), cardholder: need(o, '--cardholder'), ...(one(o, '--evidence') ? { evidence: one(o, '--evidence') } : {}) }, 'consent'],
     withdraw: () => ['POST', `/v1/consents/${idArg(o, 'withdraw', /^cns_[A-Za-z0-9_-]{1,40}$/)}/withdraw`, undefined, 'consent', 'consent'],
     deletions: () => ['GET', `/v1/pending-deletions${one(o, '--uid') ? `?uid=${encodeURIComponent(one(o, '--uid')!)}` : ''}`, undefined, 'deletion', 'deletions'],
+    profile: () => {
+      const uid = idArg(o, 'profile', /^([0-9A-Fa-f]{2}){4,10}$/);
+      const name = one(o, '--profile');
+      if ((name === undefined) === !o.bools.has('--clear')) throw new UsageError('give --profile NAME or --clear');
+      if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new UsageError('--profile: 1-64 of A-Z a-z 0-9 . _ - (not *: a card has one profile)');
+      return ['PUT', `/v1/cards/${uid.toUpperCase()}/profile`, { profile: name ?? null }, 'profile'];
+    },
   };
   const build = calls[sub];
-  if (!build) throw new UsageError(`unknown subcommand '${sub}' (request, pending, grant, refuse, authorise, list, revoke, record, withdraw, deletions)`);
+  if (!build) throw new UsageError(`unknown subcommand '${sub}' (request, pending, grant, refuse, authorise, list, revoke, record, withdraw, deletions, profile)`);
   const [method, path, body, kind, field] = build();
   const api = apiClient(o, io);
   const r = await api.call(method, path, body);
