@@ -5,8 +5,11 @@
 // substitutes the values and hands the compiled query to `db.executeQuery` — the same SQL text,
 // parameters bound by the driver (never interpolated), on every dialect. On SQLite, given the
 // native better-sqlite3 connection, the statement is also prepared once (Kysely's driver prepares
-// every query anew) and run under Kysely's connection lock (`db.connection().execute`), so it never
-// reads inside another caller's open transaction.
+// every query anew). A read never runs inside another caller's open transaction: when the
+// connection has one open (`inTransaction`), the read waits for Kysely's connection lock
+// (`db.connection().execute`); when it has none, the synchronous read runs at once — nothing can
+// begin a transaction while it runs, and it skips the lock's promise round (most of the cost of a
+// one-row lookup).
 import type BetterSqlite3 from 'better-sqlite3';
 import { type CompiledQuery, type Compilable, type Kysely, createQueryId } from 'kysely';
 
@@ -35,9 +38,17 @@ export function prepare<DB, A extends Scalar[], R>(db: Kysely<DB>, arity: A['len
   if (sqlite) {
     const stmt = sqlite.prepare(compiled.sql);
     const bind = (args: A) => slots.map((s, i) => (s >= 0 ? args[s] : constants[i]));
+    const locked = <T>(fn: () => T): Promise<T> => {
+      if (sqlite.inTransaction) return db.connection().execute(async () => fn());
+      try {
+        return Promise.resolve(fn());
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    };
     return {
-      all: (...args) => db.connection().execute(async () => stmt.all(...bind(args)) as R[]),
-      first: (...args) => db.connection().execute(async () => stmt.get(...bind(args)) as R | undefined),
+      all: (...args) => locked(() => stmt.all(...bind(args)) as R[]),
+      first: (...args) => locked(() => stmt.get(...bind(args)) as R | undefined),
     };
   }
   const run = async (args: A): Promise<R[]> => {

@@ -1,0 +1,72 @@
+// Precompiled delivery queries on SQLite (src/cms/delivery/prepared.ts): with no transaction open
+// on the connection the statement runs at once; while a Kysely transaction is open the read waits
+// for it (it never sees another caller's uncommitted rows), then sees what was committed.
+// Arguments are bound, never interpolated.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepare } from '../../src/cms/delivery/prepared.js';
+import { type Database, type DatabaseHandle, openDatabase, withTransaction } from '../../src/cms/storage/index.js';
+
+let h: DatabaseHandle;
+let dir: string;
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'dcms-prepared-'));
+  h = await openDatabase({ kind: 'sqlite', file: path.join(dir, 'cms.sqlite') });
+});
+afterAll(async () => {
+  await h.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const setting = () => prepare<Database, [string], { value: string }>(h.db, 1, (name) => h.db.selectFrom('meta_settings').select('value').where('name', '=', name!), h.sqlite);
+
+describe('prepared queries on the native SQLite connection', () => {
+  it('bind their arguments (a quote is data) and read committed rows', async () => {
+    const q = setting();
+    await h.db.insertInto('meta_settings').values({ name: "it's", value: 'v1' }).execute();
+    expect(await q.first("it's")).toEqual({ value: 'v1' });
+    expect(await q.first("x' or '1'='1")).toBeUndefined();
+    expect(await q.all("it's")).toEqual([{ value: 'v1' }]);
+  });
+
+  it("wait for an open transaction instead of reading its uncommitted rows", async () => {
+    const q = setting();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let inserted!: () => void;
+    const didInsert = new Promise<void>((r) => (inserted = r));
+    const tx = withTransaction(h.db, async (t) => {
+      await t.insertInto('meta_settings').values({ name: 'pending', value: 'uncommitted' }).execute();
+      inserted();
+      await gate;
+    });
+    await didInsert;
+    expect(h.sqlite!.inTransaction).toBe(true);
+    let read: { value: string } | undefined | 'not yet' = 'not yet';
+    const p = q.first('pending').then((r) => (read = r));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(read).toBe('not yet'); // waiting for the transaction, not reading inside it
+    release();
+    await tx;
+    await p;
+    expect(read).toEqual({ value: 'uncommitted' }); // read after the commit
+  });
+
+  it('a rolled-back transaction leaves nothing for the waiting read', async () => {
+    const q = setting();
+    let inserted!: () => void;
+    const didInsert = new Promise<void>((r) => (inserted = r));
+    const tx = withTransaction(h.db, async (t) => {
+      await t.insertInto('meta_settings').values({ name: 'rolled-back', value: 'x' }).execute();
+      inserted();
+      await new Promise((r) => setTimeout(r, 20));
+      throw new Error('abort');
+    }).catch(() => 'aborted');
+    await didInsert;
+    const read = q.first('rolled-back');
+    expect(await tx).toBe('aborted');
+    expect(await read).toBeUndefined();
+  });
+});
