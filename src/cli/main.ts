@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   consent: () => import('./commands/consent.js'),
   rotation: () => import('./commands/rotation.js'),
   approvals: () => import('./commands/approvals.js'),
+  critical: () => import('./commands/approvals-ops.js'),
   compromise: () => import('./commands/compromise.js'),
   backup: () => import('./commands/backup.js'),
   restore: () => import('./commands/restore.js'),

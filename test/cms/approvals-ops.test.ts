@@ -210,8 +210,8 @@ describe('operations under approval (API)', () => {
     const status = (await call(tok.audi!, 'GET', '/v1/custody/status')).body;
     expect(status).toMatchObject({ backend: 'embedded', initialized: true, sealed: false, sealType: 'passphrase' });
     const vaultId = status.vaultId as string;
-    expect((await call(tok.audi!, 'POST', '/v1/custody/seal')).status).toBe(403);
-    expect((await call(tok.alice!, 'POST', '/v1/custody/seal')).body).toMatchObject({ sealed: true });
+    expect((await call(tok.audi!, 'POST', '/v1/custody/seal', { reason: 'test' })).status).toBe(403);
+    expect((await call(tok.alice!, 'POST', '/v1/custody/seal', { reason: 'test' })).body).toMatchObject({ sealed: true });
     let r = await call(tok.audi!, 'GET', '/v1/custody/keys');
     expect([r.status, r.body.error?.code]).toEqual([503, 'ERR_VAULT_SEALED']);
     const pass = 'correct horse battery staple';
@@ -231,7 +231,7 @@ describe('operations under approval (API)', () => {
     expect(await stateOf(id)).toBe('consumed');
     expect((await call(tok.audi!, 'GET', '/v1/custody/keys')).status).toBe(200);
     // consumed once
-    await call(tok.alice!, 'POST', '/v1/custody/seal');
+    await call(tok.alice!, 'POST', '/v1/custody/seal', { reason: 'test' });
     r = await call(tok.alice!, 'POST', '/v1/custody/unseal', { passphrase: pass, approvalId: id });
     expect([r.status, r.body.error?.code]).toEqual([409, 'ERR_APPROVAL_STATE']);
     const again = await approved('vault_unseal', { vaultId });
@@ -261,7 +261,7 @@ describe('vault unseal by shares over the API: one share per operator', () => {
       return { status: r.statusCode, body: r.json() as Body };
     };
     try {
-      await call(alice, '/v1/custody/seal');
+      await call(alice, '/v1/custody/seal', { reason: 'test' });
       let r = await call(alice, '/v1/custody/unseal', { share: shares![0] });
       expect(r.body).toMatchObject({ sealed: true, progress: 1, threshold: 2 });
       r = await call(alice, '/v1/custody/unseal', { share: shares![1] });

@@ -53,6 +53,7 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/tenants': all(OPS),
   'POST /v1/tenants': all(['issuer']),
   'GET /v1/tenants/:id': { issuer: 'all', ...own(['adminA', 'adminB', 'auditorA']) },
+  'DELETE /v1/tenants/:id': all(['issuer']), // under a tenant_deletion approval (428 without one)
   'GET /v1/applications': all(OPS),
   'GET /v1/applications/:aid': { issuer: 'all', ...own(['adminA', 'adminB', 'auditorA']) },
   'POST /v1/layouts': { issuer: 'all', ...own(['adminA', 'adminB']) },
@@ -62,6 +63,11 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/custody/keys/:name/versions': all(['issuer', 'auditorA']),
   'POST /v1/custody/keys': all(['issuer']),
   'POST /v1/custody/keys/:name/rotate': all(['issuer']),
+  // under M-of-N approval (engineer A): export sealed to a recipient key, the vault's state, unseal/seal — all-tenant issuer only
+  'POST /v1/custody/keys/:name/export': all(['issuer']),
+  'GET /v1/custody/status': all(['issuer']),
+  'POST /v1/custody/unseal': all(['issuer']),
+  'POST /v1/custody/seal': all(['issuer']),
   // cards and the denylist
   'GET /v1/cards': all(OPS),
   'GET /v1/cards/:uid': { issuer: 'all', ...own(['adminA', 'adminB', 'auditorA']) },

@@ -4,8 +4,12 @@
 //   approvals show ID                       the full request (what you approve) and its votes
 //   approvals approve ID | reject ID        your vote (the requester cannot approve)
 //   approvals request --kind key_export|tenant_deletion|vault_unseal --summary TEXT [--field NAME=VALUE ...]
+//                     targets: key_export --key NAME --recipient-jwk FILE (its thumbprint is what approvers see)
+//                              tenant_deletion --tenant ID · vault_unseal [--vault-id ID] (default: the server's vault)
 // Common: --cms https://HOST:PORT --ca FILE [--servername NAME] [--token-file FILE] [--json]
 import { type CliIO, type Command, UsageError } from '../io.js';
+import { recipientThumbprint } from '../../custody/export.js';
+import { readRecipientJwk } from './approvals-ops.js';
 import { apiClient, idArg, need, one, parseOpts, show } from './rotation.js';
 
 const line = (a: Record<string, unknown>): string => {
@@ -45,7 +49,25 @@ async function run(args: string[], io: CliIO): Promise<number> {
         if (!m) throw new UsageError('--field must be NAME=VALUE');
         payload[m[1]!] = m[2]!;
       }
-      return show(io, o, await apiClient(o, io).call('POST', '/v1/approvals', { kind, payload, summary: need(o, '--summary') }), (a) => [line(a)]);
+      const api = apiClient(o, io);
+      if (kind === 'key_export') {
+        payload.key = one(o, '--key') ?? payload.key ?? '';
+        const jwk = one(o, '--recipient-jwk');
+        if (jwk) payload.recipient = await recipientThumbprint(readRecipientJwk(io, jwk));
+        if (!payload.key || !payload.recipient) throw new UsageError('key_export: give --key NAME and --recipient-jwk FILE');
+      } else if (kind === 'tenant_deletion') {
+        payload.tenantId = one(o, '--tenant') ?? payload.tenantId ?? '';
+        if (!payload.tenantId) throw new UsageError('tenant_deletion: give --tenant ID');
+      } else {
+        const vaultId = one(o, '--vault-id') ?? payload.vaultId;
+        if (vaultId) payload.vaultId = vaultId;
+        else {
+          const st = await api.call('GET', '/v1/custody/status');
+          if (st.status !== 200 || typeof (st.body as { vaultId?: unknown }).vaultId !== 'string') return show(io, o, st);
+          payload.vaultId = (st.body as { vaultId: string }).vaultId;
+        }
+      }
+      return show(io, o, await api.call('POST', '/v1/approvals', { kind, payload, summary: need(o, '--summary') }), (a) => [line(a), `request: ${JSON.stringify(a.payload)}`]);
     }
     default:
       throw new UsageError(`unknown subcommand '${sub}'`);

@@ -123,12 +123,12 @@ export class VaultUnsealService {
     return s;
   }
 
-  async seal(ctx: CallerContext): Promise<VaultStatusView> {
+  async seal(ctx: CallerContext, reason: string): Promise<VaultStatusView> {
     const s = this.o.vault.status();
     if (!s.initialized) throw new VaultError('ERR_VAULT_NOT_INITIALIZED', 503, 'the vault is not initialised');
     await this.o.vault.seal(ctx);
     this.submitters = [];
-    await this.o.audit.record({ actor: ctx.actor, operation: 'vault.seal', result: 'ok', details: { wasSealed: s.sealed } });
+    await this.o.audit.record({ actor: ctx.actor, operation: 'vault.seal', result: 'ok', details: { wasSealed: s.sealed, reason: String(reason).slice(0, 200) } });
     return this.status();
   }
 }

@@ -8,8 +8,8 @@
 //          (details.cards) while cards hold its applications, unless scheduleRemoval
 //   GET    /v1/custody/status              sealed or not, vault id, share ceremony progress
 //   POST   /v1/custody/unseal              {passphrase, approvalId} | {share}
-//   POST   /v1/custody/seal
-// Issuer admins only (auditors may read the status); vault and tenant-wide operations need an
+//   POST   /v1/custody/seal                {reason}
+// Issuer admins only (all-tenant auditors may read the vault status); the vault routes need an
 // all-tenant token. Every refusal has a stable code; every outcome is audited.
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -55,6 +55,7 @@ const UnsealBody = Type.Union([
   Type.Object({ passphrase: Type.String({ minLength: 1, maxLength: 1024 }), approvalId: Type.Optional(ApprovalId) }, { additionalProperties: false }),
   Type.Object({ share: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false }),
 ]);
+const SealBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
 const VaultStatus = Type.Object({
   backend: Type.String(),
   initialized: Type.Boolean(),
@@ -114,7 +115,10 @@ export function criticalModule(d: CriticalRouteDeps): ApiModule {
       app.get(
         '/custody/status',
         { config: READ, schema: { tags: ['custody'], summary: 'custody backend and vault state (sealed, vault id, share ceremony progress)', security: sec, response: { 200: VaultStatus, ...R } } },
-        async () => (vault ? vault.status() : { backend: d.custody.backend, initialized: true, sealed: false }),
+        async (req) => {
+          allTenants(req, 'the vault');
+          return vault ? vault.status() : { backend: d.custody.backend, initialized: true, sealed: false };
+        },
       );
       app.post<{ Body: Static<typeof UnsealBody> }>(
         '/custody/unseal',
@@ -127,12 +131,12 @@ export function criticalModule(d: CriticalRouteDeps): ApiModule {
           return wrap(() => ('share' in b ? v.submitShare(ctx, b.share) : v.unsealWithPassphrase(ctx, b.passphrase, b.approvalId)));
         },
       );
-      app.post(
+      app.post<{ Body: Static<typeof SealBody> }>(
         '/custody/seal',
-        { config: ADMIN, schema: { tags: ['custody'], summary: 'seal the vault: every key is wiped from memory; key operations answer 503 ERR_VAULT_SEALED until unsealed', security: sec, response: { 200: VaultStatus, ...R, 422: Type.Ref('Error') } } },
+        { config: ADMIN, schema: { tags: ['custody'], summary: 'seal the vault: every key is wiped from memory; key operations answer 503 ERR_VAULT_SEALED until unsealed', security: sec, body: SealBody, response: { 200: VaultStatus, ...R, 422: Type.Ref('Error') } } },
         async (req) => {
           allTenants(req, 'the vault');
-          return wrap(() => needVault().seal(callerContext(req, 'vault seal')));
+          return wrap(() => needVault().seal(callerContext(req, 'vault seal'), req.body.reason));
         },
       );
     },
