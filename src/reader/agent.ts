@@ -12,6 +12,7 @@ import type { AuditBaton, BatonEntry } from './baton.js';
 import type { CmsClient } from './cms-client.js';
 import { ReaderError } from './errors.js';
 import { type CardKeyType, DEFAULT_OFFLINE_TTL_MS, OfflineKeyCache } from './key-cache.js';
+import { type MasterSource, OfflineMasters } from './masters.js';
 
 /** A role of this reader: (tenant, AID, keyNo) and what it may do (from GET /v1/readers/self). */
 export interface AgentRole {
@@ -52,6 +53,8 @@ export interface AgentOptions {
   cms?: CmsClient;
   /** Offline TTL (5..15 minutes, default 10). Only roles with the 'offline' operation are cached. */
   offlineTtlMs?: number;
+  /** Offline diversification masters (roles granted 'offline-master'); absent = none asked for. */
+  masters?: MasterSource;
   /** Delay before a background baton sync after an operation (default 200 ms; operations within it share one upload). */
   syncDelayMs?: number;
   now?: () => number;
@@ -70,6 +73,8 @@ export type AgentEvent = { type: 'online' } | { type: 'offline'; reason: string 
 export class ReaderAgent {
   readonly readerId: string;
   readonly cache: OfflineKeyCache;
+  /** Masters held in memory for offline derivation (masters.ts). */
+  readonly masters: OfflineMasters;
   private roles: AgentRole[];
   private readonly now: () => number;
   private denylist = new Set<string>();
@@ -80,6 +85,10 @@ export class ReaderAgent {
   private readonly counters = new Map<string, number>();
   private readonly seenTokens = new Map<string, number>();
   private syncTimer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<number> | undefined;
+  /** When each master (tenant|AID|keyNo) was last asked for, and which were refused then. */
+  private readonly masterAsked = new Map<string, number>();
+  private readonly masterRefused = new Set<string>();
   onEvent?: (e: AgentEvent) => void;
 
   constructor(private readonly o: AgentOptions) {
@@ -87,6 +96,7 @@ export class ReaderAgent {
     this.roles = o.roles.map((r) => ({ ...r, aid: r.aid.toUpperCase() }));
     this.now = o.now ?? Date.now;
     this.cache = new OfflineKeyCache(o.offlineTtlMs ?? DEFAULT_OFFLINE_TTL_MS, this.now);
+    this.masters = new OfflineMasters(this.cache.ttlMs, this.now);
   }
 
   get stopped(): string | undefined {
@@ -125,6 +135,7 @@ export class ReaderAgent {
     if (this.stoppedReason !== undefined) return;
     this.stoppedReason = reason;
     this.cache.wipe();
+    this.masters.wipe();
     this.o.unsealer.clear();
     try {
       this.record({ cardUid: '', aid: '', keyNo: -1, keyVersion: -1, op: 'revoked', result: 'cache-wiped' });
@@ -194,9 +205,72 @@ export class ReaderAgent {
           : `the CMS has not been reached since start: no offline keys (${why})`,
       );
     }
-    if (!role.operations.includes('offline')) throw new ReaderError('ERR_READER_OFFLINE_NO_KEY', `offline, and the role for AID ${aid} key ${keyNo} does not allow offline use (${why})`);
-    const c = this.cache.get({ tenant: role.tenantId, aid, uid, keyNo });
-    return { key: c.key, version: c.version, keyType: c.keyType, mode: 'offline', tenant: role.tenantId };
+    const perCard = role.operations.includes('offline');
+    const master = role.operations.includes('offline-master');
+    if (!perCard && !master) throw new ReaderError('ERR_READER_OFFLINE_NO_KEY', `offline, and the role for AID ${aid} key ${keyNo} does not allow offline use (${why})`);
+    if (perCard) {
+      try {
+        const c = this.cache.get({ tenant: role.tenantId, aid, uid, keyNo });
+        return { key: c.key, version: c.version, keyType: c.keyType, mode: 'offline', tenant: role.tenantId };
+      } catch (e) {
+        if (!master || !(e instanceof ReaderError) || e.code !== 'ERR_READER_OFFLINE_NO_KEY') throw e;
+      }
+    }
+    // a card not seen online: derive its key from the master held in memory
+    const m = this.masters.derive(role.tenantId, aid, uid, keyNo);
+    return { key: m.key, version: m.version, keyType: m.keyType, mode: 'offline', tenant: role.tenantId };
+  }
+
+  /**
+   * Fetch the masters of the roles granted 'offline-master' that are not held or are past half
+   * their TTL (called after every successful contact; `force` refetches all). Each receipt is a
+   * baton entry ('master-received'). A refusal by the CMS is a baton entry too and drops the held
+   * master; unreachable: keeps what is held (it expires on its own). Returns how many were received.
+   */
+  refreshMasters(force = false): Promise<number> {
+    if (!this.o.masters || this.stoppedReason !== undefined) return Promise.resolve(0);
+    // one refresh at a time (a sync's background refresh and an explicit one share it)
+    this.refreshing ??= this.doRefreshMasters(this.o.masters, force).finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async doRefreshMasters(src: MasterSource, force: boolean): Promise<number> {
+    this.masters.prune();
+    let n = 0;
+    for (const r of this.roles) {
+      if (!r.operations.includes('offline-master')) continue;
+      // asked (received or refused) less than half a TTL ago: not again yet
+      const id = `${r.tenantId}|${r.aid}|${r.keyNo}`;
+      const last = this.masterAsked.get(id);
+      const recent = last !== undefined && this.now() - last < this.masters.ttlMs / 2;
+      if (!force && recent && (this.masterRefused.has(id) || this.masters.ageMs(r.tenantId, r.aid, r.keyNo) !== undefined)) continue;
+      try {
+        const m = await src.fetch({ tenant: r.tenantId, aid: r.aid, keyNo: r.keyNo });
+        if (this.stoppedReason !== undefined) {
+          wipe(m.material);
+          return n;
+        }
+        this.masters.put(m);
+        this.masterAsked.set(id, this.now());
+        this.masterRefused.delete(id);
+        this.record({ cardUid: '', aid: r.aid, keyNo: r.keyNo, keyVersion: m.version, op: 'master-received', result: 'ok' });
+        n++;
+      } catch (e) {
+        if (e instanceof ReaderError && e.code === 'ERR_READER_CMS_UNREACHABLE') {
+          this.wentOffline(e.message);
+          return n;
+        }
+        if (e instanceof ReaderError && e.code === 'ERR_READER_REVOKED') return this.handleCmsError(e);
+        const code = (e as { cmsCode?: string; code?: string }).cmsCode ?? (e as { code?: string }).code ?? 'ERR_UNKNOWN';
+        this.masterAsked.set(id, this.now());
+        this.masterRefused.add(id);
+        this.masters.drop(r.tenantId, r.aid, r.keyNo);
+        this.record({ cardUid: '', aid: r.aid, keyNo: r.keyNo, keyVersion: -1, op: 'master-received', result: `refused:${code}`.slice(0, 128) });
+      }
+    }
+    return n;
   }
 
   /** Append an operation to the baton (written; fdatasync'd per the baton's durability mode). */
@@ -274,6 +348,8 @@ export class ReaderAgent {
         if (pending.length < 500) break;
       }
       this.onEvent?.({ type: 'synced', acked: this.o.baton.acknowledged });
+      // masters due for renewal: fetched in the background after the contact (never delays it)
+      if (this.o.masters) void this.refreshMasters().catch(() => undefined);
       return last;
     } catch (e) {
       if (e instanceof ReaderError && e.code === 'ERR_READER_CMS_UNREACHABLE') {
@@ -297,6 +373,7 @@ export class ReaderAgent {
     if (this.syncTimer) clearTimeout(this.syncTimer);
     this.syncTimer = undefined;
     this.cache.wipe();
+    this.masters.wipe();
     this.o.unsealer.clear();
     if (this.stoppedReason === undefined) this.stoppedReason = 'closed';
     this.o.baton.close();

@@ -13,6 +13,7 @@ import { AuditBaton, type FsyncMode } from './baton.js';
 import { CmsClient } from './cms-client.js';
 import { ReaderError } from './errors.js';
 import { HttpKeySource } from './http-keys.js';
+import { HttpMasterSource } from './masters.js';
 import { ReaderKeystore } from './keystore.js';
 import { accessCheck, libraryLoan, purseDebit, type TxResult } from './transactions.js';
 
@@ -50,6 +51,7 @@ export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime
     baton,
     unsealer: new ReaderUnsealer(readerId, keystore.privateKey),
     keys: new HttpKeySource(cms, o.deliveryPath),
+    masters: new HttpMasterSource(cms, readerId, keystore.privateKey),
     cms,
     ...(o.offlineTtlMs !== undefined ? { offlineTtlMs: o.offlineTtlMs } : {}),
   });
@@ -61,6 +63,7 @@ export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime
     roles = self.roles;
     agent.setRoles(roles);
     await agent.sync();
+    await agent.refreshMasters();
   } catch (e) {
     if (e instanceof ReaderError && e.code === 'ERR_READER_REVOKED') agent.revoke(e.message);
     if (!(e instanceof ReaderError && e.code === 'ERR_READER_CMS_UNREACHABLE')) {

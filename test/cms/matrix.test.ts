@@ -122,6 +122,7 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/jobs': all(['issuer', 'auditorA']),
   'GET /v1/jobs/:id': all(OPS),
   'POST /v1/keys/deliver': own(READERS),
+  'POST /v1/keys/master': own(READERS), // with a role granting 'offline-master' (the matrix readers hold one on key 2)
   'POST /v1/remote/sessions': own(READERS),
   'POST /v1/remote/sessions/:id/step': all(READERS),
   // key rotation, approvals, KEK rewrap, compromise (engineer J): the issuer acts; auditors read
@@ -225,6 +226,8 @@ function body(key: string, t: Tn): unknown {
       return { kind: 'delete', uid: x.uid, aid: x.aid };
     case 'POST /v1/keys/deliver':
       return { uid: x.uid, aid: x.aid, keyNo: 1 };
+    case 'POST /v1/keys/master':
+      return { aid: x.aid, keyNo: 2 };
     case 'POST /v1/remote/sessions':
       return { op: 'read', uid: x.uid, aid: x.aid, keyNo: 1, fileNo: 1 };
     default:
@@ -238,6 +241,7 @@ async function readerCert(id: string, tenant: Tn): Promise<{ cert: string; key: 
   const x = TEN[tenant];
   expect((await h.call('POST', `/v1/readers/${id}/roles`, { token: h.admin, body: { tenantId: x.tenant, aid: x.aid, keyNo: 1, operations: ['deliver'] } })).status).toBe(201);
   expect((await h.call('POST', `/v1/readers/${id}/roles`, { token: h.admin, body: { tenantId: x.tenant, aid: x.aid, keyNo: 0, operations: ['install'] } })).status).toBe(201);
+  expect((await h.call('POST', `/v1/readers/${id}/roles`, { token: h.admin, body: { tenantId: x.tenant, aid: x.aid, keyNo: 2, operations: ['offline-master'] } })).status).toBe(201);
   const code = await h.call('POST', `/v1/readers/${id}/enrolment-codes`, { token: h.admin, body: {} });
   const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${id}`, keys: keys as never, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } });

@@ -62,7 +62,7 @@ export async function startStationCms(): Promise<StationCms> {
     return { dir, ks, passFile };
   };
 
-  return {
+  const out: StationCms = {
     cms,
     server,
     url,
@@ -96,8 +96,9 @@ export async function startStationCms(): Promise<StationCms> {
       return { card, uid: p.uid };
     },
     async close() {
-      await server.close();
+      await out.server.close(); // the current one (a test may have restarted it)
       await cms.close();
     },
   };
+  return out;
 }

@@ -9,7 +9,8 @@ import { atomic, checkAid, checkInt, inserted, updated, type Db } from './db.js'
 /** What a role may do with its (AID, keyNo). */
 export const OPERATIONS = [
   'deliver', // receive the card key online (sealed)
-  'offline', // receive the diversification master / per-card keys for an offline cache
+  'offline', // keep the per-card keys received online in the reader's offline cache
+  'offline-master', // receive the AN10922 master itself for offline use (wider blast radius; src/cms/delivery/masters.ts)
   'install', // station: install / delete the application
   'issue', // station: personalise blank cards (PICC level)
   'rotate', // change the key to a new version in the field

@@ -15,6 +15,8 @@ import type { ApiDeps } from '../api/ports.js';
 import { stationRoutes } from '../api/routes/station.js';
 import { remoteRoutes } from '../api/routes/remote.js';
 import { KeyDelivery } from '../delivery/service.js';
+import { MasterDelivery } from '../delivery/masters.js';
+import { masterRoutes } from '../api/routes/masters.js';
 import { SqlCaKeyStore } from '../domain/index.js';
 import { aesGcmProtector, type CaKeyStore, MemoryNonceStore, type NonceStore, OperationTokens } from '../pki/index.js';
 import { RemoteSessions } from '../remote/service.js';
@@ -27,6 +29,8 @@ import { ServerTimings } from './timings.js';
 export interface StationServices {
   jobs: StationJobs;
   delivery: KeyDelivery;
+  /** Offline diversification masters (role flag 'offline-master'). */
+  masters: MasterDelivery;
   remote: RemoteSessions;
   /** Every sink station events go to (the CMS audit log, or log lines without one); add more with add(). */
   audit: TeeStationAudit;
@@ -102,6 +106,7 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   const recipients = new RecipientCache(readers);
   const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise } : {}) });
   const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(sqlite ? { sqlite } : {}), ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
+  const masters = new MasterDelivery({ custody, readers, tenants, audit, recipients });
   const remote = new RemoteSessions({ jobs, custody, audit });
   const timings = new ServerTimings();
   // claimed jobs past their expiry without a receipt become 'unknown' (to be reconciled)
@@ -111,8 +116,9 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
     ...(deps.modules ?? []),
     { name: 'station', register: (app) => stationRoutes(jobs, delivery, timings)(app) },
     { name: 'remote', register: (app) => remoteRoutes(remote)(app) },
+    { name: 'masters', register: (app) => masterRoutes(masters)(app) },
   ];
-  return { jobs, delivery, remote, audit, tokens, timings };
+  return { jobs, delivery, masters, remote, audit, tokens, timings };
 }
 
 const attached = new WeakMap<ApiDeps, Promise<StationServices>>();
