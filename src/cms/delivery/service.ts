@@ -18,14 +18,14 @@ import { RecipientCache } from '../jobs/recipient.js';
 import { checkAidHex, checkUidHex } from '../jobs/service.js';
 import { type Prepared, prepare } from './prepared.js';
 
-interface ReaderRow {
+/** The reader (state, certificate), its role for (aid, keyNo), and the card (state, key version) in one row. */
+interface LookupRow {
   state: string;
   cert_pem: string | null;
   tenant_id: string | null;
   operations: string | null;
-}
-interface CardRow {
-  state: string;
+  /** null: the card is unknown. */
+  card_state: string | null;
   key_version: number | string | null;
 }
 
@@ -66,10 +66,12 @@ export class KeyDelivery {
   private readonly now: () => number;
   /** Applications change only by layout registration (immutable once registered): cached. */
   private readonly apps = new Map<string, Application>();
-  /** One lookup: the reader's state, its certificate and its role for (aid, keyNo) (precompiled). */
-  private readonly readerQuery: Prepared<[string, string, number], ReaderRow>;
-  /** One lookup: the card's state and the key's version on it (precompiled). */
-  private readonly cardQuery: Prepared<[string, string, number], CardRow>;
+  /**
+   * ONE lookup (precompiled): the reader's state and certificate, its role for (aid, keyNo), the
+   * card's state and the key's version on it. Every join is on a unique key, so at most one row;
+   * no row means the reader is unknown. (Before: two lookups — on PostgreSQL a round trip each.)
+   */
+  private readonly lookup: Prepared<[string, string, number, string], LookupRow>;
 
   constructor(private readonly o: KeyDeliveryOptions) {
     this.keys = o.keys ?? new CardKeys(o.custody);
@@ -77,20 +79,14 @@ export class KeyDelivery {
     this.ttl = o.ttlSeconds ?? 60;
     this.now = o.now ?? Date.now;
     const db = o.db;
-    this.readerQuery = prepare<Database, [string, string, number], ReaderRow>(db, 3, (readerId, aid, keyNo) =>
+    this.lookup = prepare<Database, [string, string, number, string], LookupRow>(db, 4, (readerId, aid, keyNo, uid) =>
       db
         .selectFrom('readers as r')
         .leftJoin('reader_roles as rr', (j) => j.onRef('rr.reader_id', '=', 'r.id').on('rr.aid', '=', aid!).on('rr.key_no', '=', keyNo as unknown as number))
-        .select(['r.state', 'r.cert_pem', 'rr.tenant_id', 'rr.operations'])
-        .where('r.id', '=', readerId!),
-      o.sqlite,
-    );
-    this.cardQuery = prepare<Database, [string, string, number], CardRow>(db, 3, (uid, aid, keyNo) =>
-      db
-        .selectFrom('cards as c')
+        .leftJoin('cards as c', (j) => j.on('c.uid', '=', uid!))
         .leftJoin('card_keys as k', (j) => j.onRef('k.uid', '=', 'c.uid').on('k.aid', '=', aid!).on('k.key_no', '=', keyNo as unknown as number))
-        .select(['c.state', 'k.key_version'])
-        .where('c.uid', '=', uid!),
+        .select(['r.state', 'r.cert_pem', 'rr.tenant_id', 'rr.operations', 'c.state as card_state', 'k.key_version'])
+        .where('r.id', '=', readerId!),
       o.sqlite,
     );
   }
@@ -120,19 +116,18 @@ export class KeyDelivery {
     const aid = checkAidHex(req?.aid);
     const keyNo = req?.keyNo;
     if (!Number.isInteger(keyNo) || keyNo < 0 || keyNo > 13) throw new JobError('ERR_JOB_BAD_INPUT', 'keyNo must be an integer in 0..13');
-    // one query: the reader's state, its certificate and its role for (aid, keyNo)
-    const row = await this.readerQuery.first(readerId, aid, keyNo);
+    // one query: the reader's state, its certificate, its role for (aid, keyNo), the card and the key's version
+    const row = await this.lookup.first(readerId, aid, keyNo, uid);
     if (!row || row.state !== 'active') throw new JobError('ERR_DELIVERY_READER_STATE', `reader ${readerId} is ${row?.state ?? 'unknown'}`);
     if (!row.operations || !(JSON.parse(row.operations) as string[]).includes('deliver'))
       throw new JobError('ERR_DELIVERY_FORBIDDEN', `reader ${readerId} has no role to receive key ${keyNo} of ${aid}`);
     const app = await this.application(aid);
     if (!app || app.tenantId !== row.tenant_id) throw new JobError('ERR_DELIVERY_FORBIDDEN', `application ${aid} is not the role's tenant's`);
-    // one query: the card's state and the key's version on it
-    const card = await this.cardQuery.first(uid, aid, keyNo);
-    if (!card) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is unknown`);
-    if (!(CARD_USABLE as readonly string[]).includes(card.state)) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is ${card.state as CardState}`);
-    if (card.key_version === null || card.key_version === undefined) throw new JobError('ERR_DELIVERY_NOT_INSTALLED', `application ${aid} is not installed on card ${uid}`);
-    const version = Number(card.key_version);
+    // the card came with the same row (checked in the same order as before: reader, role, tenant, card)
+    if (row.card_state === null || row.card_state === undefined) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is unknown`);
+    if (!(CARD_USABLE as readonly string[]).includes(row.card_state)) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is ${row.card_state as CardState}`);
+    if (row.key_version === null || row.key_version === undefined) throw new JobError('ERR_DELIVERY_NOT_INSTALLED', `application ${aid} is not installed on card ${uid}`);
+    const version = Number(row.key_version);
     const source = await this.keys.appSource(this.o.db, app, uid, keyNo, version);
     // the certificate PEM came with the reader row: no second lookup
     const { recipient } = this.recipients.fromPem(readerId, row.cert_pem);
