@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../src/cms/jobs/commit.js';
+import { GroupCommit, WalSync } from '../../src/cms/jobs/commit.js';
 import { type DatabaseHandle, openDatabase } from '../../src/cms/storage/index.js';
 
 const row = (id: string, uid = '04A1B2C3D4E5F6') => ({ id, kind: 'install', reader_id: 'r1', uid, aid: 'A1C001', state: 'created', jti: `jti-${id}`, plan: '{}', outcome: null, created_at: 1, expires_at: 2, updated_at: 1 });
@@ -79,7 +79,7 @@ describe('GroupCommit on SQLite', () => {
   });
 
   it('writes queued while a batch commits go into the next one, in order', async () => {
-    const gc = new GroupCommit(h.db, 2);
+    const gc = new GroupCommit(h.db, { maxBatch: 2 });
     const order: string[] = [];
     await Promise.all(
       ['f1', 'f2', 'f3', 'f4', 'f5'].map((id) =>
@@ -91,5 +91,64 @@ describe('GroupCommit on SQLite', () => {
     );
     expect(order).toEqual(['f1', 'f2', 'f3', 'f4', 'f5']);
     expect(await ids()).toEqual(expect.arrayContaining(['f1', 'f2', 'f3', 'f4', 'f5']));
+  });
+
+  it('off the event loop: COMMIT without the inline fsync, then the WAL fsynced before anyone is answered; synchronous restored', async () => {
+    const events: string[] = [];
+    let release!: () => void;
+    const gc = new GroupCommit(h.db, {
+      native: h.sqlite!,
+      walSync: async (file) => {
+        expect(file).toBe(`${h.sqlite!.name}-wal`);
+        // the batch is committed (visible to another connection) when its fsync starts
+        events.push(`fsync start, committed: ${committed().includes('g1')}`);
+        await new Promise<void>((r) => (release = r));
+        events.push('fsync done');
+      },
+    });
+    const p = gc.run(async (tx) => {
+      await tx.insertInto('station_jobs').values(row('g1')).execute();
+      // inside the batch's transaction the connection runs with synchronous=NORMAL (1)
+      events.push(`sync in tx: ${(await sql<{ synchronous: number }>`pragma synchronous`.execute(tx)).rows[0]!.synchronous}`);
+    });
+    void p.then(() => events.push('answered'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events).toEqual(['sync in tx: 1', 'fsync start, committed: true']);
+    release();
+    await p;
+    expect(events).toEqual(['sync in tx: 1', 'fsync start, committed: true', 'fsync done', 'answered']);
+    expect(Number(h.sqlite!.pragma('synchronous', { simple: true }))).toBe(2);
+  });
+
+  it('a failed WAL fsync rejects the whole batch (fail closed: nobody is told it is durable)', async () => {
+    const gc = new GroupCommit(h.db, { native: h.sqlite!, walSync: async () => Promise.reject(Object.assign(new Error('EIO'), { code: 'EIO' })) });
+    const r = await Promise.allSettled([1, 2].map((i) => gc.run(async (tx) => tx.insertInto('station_jobs').values(row(`h${i}`)).execute())));
+    expect(r.map((x) => (x.status === 'rejected' ? (x.reason as { code: string }).code : 'ok'))).toEqual(['EIO', 'EIO']);
+  });
+});
+
+describe('WalSync', () => {
+  it('one fsync at a time; callers during one share the NEXT one (it may have started before their commit)', async () => {
+    const started: number[] = [];
+    const done: (() => void)[] = [];
+    const w = new WalSync('f', async () => {
+      started.push(started.length);
+      await new Promise<void>((r) => done.push(r));
+    });
+    const order: string[] = [];
+    const a = w.sync().then(() => order.push('a'));
+    const b = w.sync().then(() => order.push('b'));
+    const c = w.sync().then(() => order.push('c'));
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([0]);
+    done[0]!();
+    await a;
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['a']); // b and c wait for a second fsync
+    expect(started).toEqual([0, 1]);
+    done[1]!();
+    await Promise.all([b, c]);
+    expect(order).toEqual(['a', 'b', 'c']);
+    expect(started).toEqual([0, 1]);
   });
 });

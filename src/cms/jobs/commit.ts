@@ -5,11 +5,55 @@
 // alone (its caller gets its error), the others commit together, and nobody is answered before
 // the COMMIT returned — each caller sees exactly the durability of a transaction of its own.
 // A failed COMMIT rejects every write of the batch (nothing of it is durable).
+//
+// Given the native connection of a WAL-mode file database with synchronous=FULL, the batch commits
+// without the inline fsync (synchronous=NORMAL for that one transaction, set and restored under
+// Kysely's connection lock so no other statement runs with it) and the WAL file is fsynced in the
+// thread pool before anyone is answered — the same durability as FULL (as the audit log's store,
+// src/cms/audit/store.ts), but the event loop serves other requests during the fsync, and
+// concurrent requests for an fsync share one (WalSync).
 // PostgreSQL commits concurrently from a pool: there each write is simply its own transaction.
+import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, type Transaction, sql } from 'kysely';
+import { fsyncFile } from '../audit/store.js';
 import { type Database, dialectOf } from '../storage/index.js';
 
 type Tx = Transaction<Database>;
+
+/**
+ * fsync of one file, coalesced: a caller is answered by the first fsync that STARTED after it
+ * asked (one in flight at a time; everyone who asked meanwhile shares the next one).
+ */
+export class WalSync {
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+
+  constructor(
+    readonly file: string,
+    private readonly fsync: (file: string) => Promise<void> = fsyncFile,
+  ) {}
+
+  sync(): Promise<void> {
+    if (!this.running) return this.start();
+    // one in flight: it may have started before our commit; wait for it, then one more (shared)
+    this.next ??= this.running.then(
+      () => this.start(),
+      () => this.start(),
+    );
+    return this.next;
+  }
+
+  private start(): Promise<void> {
+    this.next = undefined;
+    const p = this.fsync(this.file);
+    this.running = p;
+    const clear = () => {
+      if (this.running === p) this.running = undefined;
+    };
+    p.then(clear, clear);
+    return p;
+  }
+}
 
 interface Queued {
   fn: (tx: Tx) => Promise<unknown>;
@@ -21,14 +65,25 @@ export class GroupCommit {
   private readonly queue: Queued[] = [];
   private flushing = false;
   private readonly sqlite: boolean;
+  /** Off-loop durability (WAL file on disk, synchronous=FULL): relax/restore the setting around each commit. */
+  private readonly offloop?: { wal: WalSync; relax: () => void; restore: () => void };
 
   constructor(
     private readonly db: Kysely<Database>,
-    /** Writes per transaction at most. */
-    private readonly maxBatch = 64,
+    opts: { maxBatch?: number; native?: BetterSqlite3.Database; walSync?: (file: string) => Promise<void> } = {},
   ) {
     this.sqlite = dialectOf(db) === 'sqlite';
+    this.maxBatch = opts.maxBatch ?? 64;
+    const n = opts.native;
+    if (this.sqlite && n && !n.memory && n.name && String(n.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') {
+      const sync = Number(n.pragma('synchronous', { simple: true }));
+      // FULL (2) or EXTRA (3): the fsync moves off the event loop; otherwise commits stay as configured
+      // (not as statements prepared once: SQLite applies this pragma when it is COMPILED)
+      if (sync >= 2) this.offloop = { wal: new WalSync(`${n.name}-wal`, opts.walSync), relax: () => n.pragma('synchronous = NORMAL'), restore: () => n.pragma(`synchronous = ${sync}`) };
+    }
   }
+
+  private readonly maxBatch: number;
 
   /** Run `fn` in a transaction (shared with concurrent callers on SQLite); resolves after COMMIT. */
   run<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -48,21 +103,33 @@ export class GroupCommit {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.maxBatch);
         const outcomes: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
-        try {
-          await this.db.transaction().execute(async (tx) => {
-            for (const q of batch) {
-              await sql`savepoint job_write`.execute(tx);
-              try {
-                const v = await q.fn(tx);
-                await sql`release savepoint job_write`.execute(tx);
-                outcomes.push({ ok: true, v });
-              } catch (e) {
-                await sql`rollback to savepoint job_write`.execute(tx);
-                await sql`release savepoint job_write`.execute(tx);
-                outcomes.push({ ok: false, e });
-              }
+        const writeAll = async (tx: Tx) => {
+          for (const q of batch) {
+            await sql`savepoint job_write`.execute(tx);
+            try {
+              const v = await q.fn(tx);
+              await sql`release savepoint job_write`.execute(tx);
+              outcomes.push({ ok: true, v });
+            } catch (e) {
+              await sql`rollback to savepoint job_write`.execute(tx);
+              await sql`release savepoint job_write`.execute(tx);
+              outcomes.push({ ok: false, e });
             }
-          });
+          }
+        };
+        try {
+          const o = this.offloop;
+          if (o) {
+            await this.db.connection().execute(async (conn) => {
+              o.relax();
+              try {
+                await conn.transaction().execute(writeAll);
+              } finally {
+                o.restore();
+              }
+            });
+            await o.wal.sync();
+          } else await this.db.transaction().execute(writeAll);
         } catch (e) {
           for (const q of batch) q.reject(e);
           continue;

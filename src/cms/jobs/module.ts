@@ -104,7 +104,7 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   if (opts.audit) audit.add(opts.audit);
   const keys = new CardKeys(custody);
   const recipients = new RecipientCache(readers);
-  const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise } : {}) });
+  const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(sqlite ? { sqlite } : {}), ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise } : {}) });
   const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(sqlite ? { sqlite } : {}), ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
   const masters = new MasterDelivery({ custody, readers, tenants, audit, recipients });
   const remote = new RemoteSessions({ jobs, custody, audit });

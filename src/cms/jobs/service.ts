@@ -140,7 +140,7 @@ export class StationJobs {
     this.recipients = new RecipientCache(o.readers);
     this.ttl = o.ttlSeconds ?? 120;
     this.now = o.now ?? Date.now;
-    this.commits = new GroupCommit(o.db);
+    this.commits = new GroupCommit(o.db, o.sqlite ? { native: o.sqlite } : {});
     this.q = {
       job: prepare(o.db, 1, (id) => o.db.selectFrom('station_jobs').selectAll().where('id', '=', id), o.sqlite),
       busy: prepare(
