@@ -8,7 +8,7 @@ import { ReaderError } from './errors.js';
 import { CmsClient as StationHttp, StationExecutor, type StationJob } from './station/index.js';
 import type { ReaderKeystore } from './keystore.js';
 
-export type JobSpec = { kind: 'issue'; uid: string; randomUid?: boolean } | { kind: 'install'; uid: string; aid: string } | { kind: 'delete'; uid: string; aid: string };
+export type JobSpec = { kind: 'issue'; uid: string; randomUid?: boolean; /** The card's profile (the CMS's standing-policy authorisations match it). */ profile?: string } | { kind: 'install'; uid: string; aid: string } | { kind: 'delete'; uid: string; aid: string };
 
 export interface JobResult {
   jobId: string;
@@ -35,7 +35,7 @@ export class JobRunner {
 
   /** Create and claim a job: the CMS consumes the token's jti; the job (with sealed keys) comes back. */
   async claim(spec: JobSpec): Promise<{ jobId: string; token: string; job: StationJob }> {
-    const req = spec.kind === 'issue' ? { kind: 'issue', uid: spec.uid, ...(spec.randomUid !== undefined ? { picc: { randomUid: spec.randomUid } } : {}) } : spec;
+    const req = spec.kind === 'issue' ? { kind: 'issue', uid: spec.uid, ...(spec.randomUid !== undefined ? { picc: { randomUid: spec.randomUid } } : {}), ...(spec.profile !== undefined ? { profile: spec.profile } : {}) } : spec;
     const created = (await this.http.ok('POST', '/v1/station/jobs', req)) as { jobId: string; token: string };
     const { job } = (await this.http.ok('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: created.token })) as { job: StationJob };
     return { jobId: created.jobId, token: created.token, job };

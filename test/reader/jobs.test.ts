@@ -69,9 +69,14 @@ describe('station jobs through the reader agent', () => {
     const err: string[] = [];
     const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), env: {}, cwd: process.cwd() };
     const base = ['reader', 'job', '--dir', st.dir, '--cms', s.url, '--servername', 'localhost', '--passphrase-file', st.passFile, '--image', image];
-    expect(await main([...base, '--kind', 'issue', '--no-random-uid'], io)).toBe(0);
+    expect(await main([...base, '--kind', 'issue', '--profile', 'bad profile'], io)).toBe(2);
+    err.length = 0;
+    expect(await main([...base, '--kind', 'issue', '--no-random-uid', '--profile', 'student'], io)).toBe(0);
     expect(await main([...base, '--kind', 'install', '--aid', '11B001'], io)).toBe(0);
     expect(err).toEqual([]);
+    // the card's profile is on its record (what standing-policy authorisations match)
+    const uid = /card ([0-9A-F]{14})/.exec(out[0]!)![1]!;
+    expect((await s.cms.deps.domain!.cards.get(uid))!.profile).toBe('student');
     expect(out).toEqual([expect.stringMatching(/^job issue .* card [0-9A-F]{14}: ok, recorded \(baton #1\)$/), expect.stringMatching(/^job install .* card [0-9A-F]{14}: ok, recorded \(baton #2\)$/)]);
   }, 120_000);
 });

@@ -32,7 +32,7 @@ import { type Flags, need, parse } from '../flags.js';
 const USAGE = [
   'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--metrics-file FILE.prom] [--passphrase-file FILE] [--servername NAME] [--json]',
-  '       desfire-cms reader job --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --kind issue|install|delete [--aid HEX] [--no-random-uid] [--passphrase-file FILE] [--servername NAME]',
+  '       desfire-cms reader job --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --kind issue|install|delete [--aid HEX] [--no-random-uid] [--profile NAME] [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader status --dir DIR [--json]',
 ];
@@ -155,13 +155,15 @@ async function cmdRun(args: string[], io: CliIO): Promise<number> {
 }
 
 async function cmdJob(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'kind', 'aid', 'passphrase-file', 'servername', 'timeout'], ['no-random-uid']);
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'kind', 'aid', 'profile', 'passphrase-file', 'servername', 'timeout'], ['no-random-uid']);
   const dir = resolve(io.cwd, need(f, 'dir'));
   const url = cmsUrl(f);
   const kind = need(f, 'kind');
   if (kind !== 'issue' && kind !== 'install' && kind !== 'delete') throw new UsageError(`--kind must be issue, install or delete (got '${kind}')`);
   const aid = f.values.aid;
   if (kind !== 'issue' && (!aid || !/^[0-9A-Fa-f]{6}$/.test(aid))) throw new UsageError('--aid (6 hex digits) is required for install and delete');
+  const profile = f.values.profile;
+  if (profile !== undefined && (kind !== 'issue' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(profile))) throw new UsageError('--profile NAME (A-Z a-z 0-9 . _ -) goes with --kind issue: the new card\'s profile');
   if ((f.values.pcsc === undefined) === (f.values.image === undefined)) throw new UsageError('give exactly one of --pcsc "READER NAME" or --image FILE');
   const timeoutS = int(f, 'timeout', 1, 86400) ?? 60;
   const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
@@ -185,7 +187,7 @@ async function cmdJob(args: string[], io: CliIO): Promise<number> {
   }
   try {
     const uid = await readUid(t);
-    const spec: JobSpec = kind === 'issue' ? { kind, uid, ...(f.bools.has('no-random-uid') ? { randomUid: false } : {}) } : { kind, uid, aid: aid!.toUpperCase() };
+    const spec: JobSpec = kind === 'issue' ? { kind, uid, ...(f.bools.has('no-random-uid') ? { randomUid: false } : {}), ...(profile !== undefined ? { profile } : {}) } : { kind, uid, aid: aid!.toUpperCase() };
     const r = await jobs.run(spec, t);
     io.out(`job ${r.kind} ${r.jobId} card ${uid}: ${r.ok ? 'ok' : 'failed'}, ${r.recorded ? 'recorded' : 'NOT recorded'} (baton #${r.seq})`);
     await rt.agent.sync().catch(() => undefined);
