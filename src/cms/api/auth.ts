@@ -120,9 +120,11 @@ export function registerAuth(app: FastifyInstance, deps: ApiDeps): void {
   // route to an authenticated caller (a resource outside its scope is answered as not found).
   const audit = deps.audit;
   if (audit) {
-    app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    // Callback style: every answer passes here, and a success (the readers' hot path) must not pay
+    // for a promise; only refusals wait for their audit entry.
+    app.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
       const s = reply.statusCode;
-      if (s !== 401 && s !== 403 && !(s === 404 && req.principal && req.routeOptions.url !== undefined)) return payload;
+      if (s !== 401 && s !== 403 && !(s === 404 && req.principal && req.routeOptions.url !== undefined)) return done(null, payload);
       let code = 'ERR_UNKNOWN';
       try {
         code = String((JSON.parse(String(payload)) as { error: { code: string } }).error.code);
@@ -130,10 +132,10 @@ export function registerAuth(app: FastifyInstance, deps: ApiDeps): void {
         /* not an error body */
       }
       const route = req.routeOptions.url ?? 'unmatched';
-      await audit
+      audit
         .record({ actor: actorOf(req), operation: 'api.refused', result: s === 404 ? 'not_found' : 'denied', correlationId: String(req.id), details: { method: req.method, route, status: s, code } })
-        .catch(() => undefined);
-      return payload;
+        .catch(() => undefined)
+        .then(() => done(null, payload), done);
     });
   }
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
