@@ -21,6 +21,7 @@ export type CustodyOp =
   | 'wrap'
   | 'generate_key'
   | 'rewrap'
+  | 'rewrap_batch'
   | 'verify_wrapped'
   | 'seal'
   | 'export_for_card'
@@ -51,6 +52,13 @@ export interface AuditEvent {
   mode?: string;
   /** Stable error code when outcome is 'error'. */
   code?: string;
+  /**
+   * For 'rewrap_batch': the blobs rewrapped in the batch (keyVersion is the target version):
+   * how many, how many from each source version, the first and last binding in batch order, and
+   * `sha256:<hex>` of the concatenated encoded bindings (each followed by a newline), so the set
+   * can be checked against the stored blobs.
+   */
+  batch?: { count: number; fromVersions: Record<string, number>; first: KeyBinding; last: KeyBinding; digest: string };
 }
 
 export interface AuditSink {

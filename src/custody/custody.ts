@@ -1,6 +1,7 @@
 // `Custody`: the KeyCustody implementation every backend shares. It validates input (bad input
 // changes nothing), builds blob envelopes, seals deliveries and audits every call, failing
 // closed. Backends implement `CustodyEngine` (engine.ts).
+import { createHash } from 'node:crypto';
 import { maxDiversificationInput } from '../core/crypto/an10922.js';
 import { wipe } from '../core/crypto/bytes.js';
 import { type AuditEvent, type AuditSink, type CustodyOp, isCallerContext } from './audit.js';
@@ -11,6 +12,8 @@ import { type ExportRecipient, type KeyExport, type KeyExportOptions, NotExtract
 import { bindingFingerprint, Sealer } from './seal.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
 import type { CallerContext, CardKeyAlg, CustodyErrorLike, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
+
+const NL = Uint8Array.of(0x0a);
 
 type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' | 'mode'>;
 
@@ -243,49 +246,89 @@ export class Custody implements KeyCustody {
     });
   }
 
+  /**
+   * Rewrap a batch. Audit: one 'rewrap_batch' event for the whole batch (appended before any new
+   * blob is returned; refused = nothing released) naming the KEK, the target version, the count
+   * per source version, the first and last binding and a SHA-256 over the encoded bindings of
+   * every rewrapped blob in order (`batch.digest`), so each blob stays accounted for without one
+   * durable write per blob; each failed item still gets its own 'rewrap' error event. Engines
+   * with a native batch (`engine.rewrapMany`) get one call; the others decrypt + encrypt (or
+   * `engine.rewrap`) per item.
+   */
   async rewrapMany(ctx: CallerContext, kek: string, items: { blob: string; binding: KeyBinding }[]): Promise<(WrappedKey | CustodyErrorLike)[]> {
     this.checkCtx(ctx);
     if (!Array.isArray(items) || items.length > 10_000) throw new CustodyInputError('items must be an array of at most 10000 { blob, binding }');
     const fail = (e: unknown): CustodyErrorLike => ({ error: { code: (e as { code?: string }).code ?? 'ERR_CUSTODY_BACKEND', message: (e as Error).message } });
-    if (!this.engine.rewrapMany) {
-      const out: (WrappedKey | CustodyErrorLike)[] = [];
-      for (const it of items) out.push(await this.rewrap(ctx, kek, it?.blob, it?.binding).catch(fail));
-      return out;
-    }
-    // validate and open every blob first; only the valid ones go to the backend batch
+    checkKeyName(kek);
+    // validate and open every blob first; only the valid ones go to the backend
     const out: (WrappedKey | CustodyErrorLike | undefined)[] = new Array(items.length);
-    const batch: { i: number; d: Details; version: number; payload: string; aad: Uint8Array }[] = [];
+    const batch: { i: number; binding: KeyBinding; version: number; payload: string; aad: Uint8Array; fingerprint: string }[] = [];
+    const failed: { i: number; d: Details; e: unknown }[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
-      const d: Details = { key: kek, binding: it?.binding };
       try {
-        checkKeyName(kek);
         checkBinding(it?.binding);
         this.engine.assertReady();
-        const o = this.openBlob(it.blob, it.binding, d);
-        batch.push({ i, d, version: o.version, payload: o.payload, aad: o.aad });
+        const p = parseBlob(it.blob);
+        if (p.backend !== this.engine.blobTag) throw new TamperedError(`blob was made by another backend ('${p.backend}')`);
+        const aad = encodeBinding(it.binding);
+        const fingerprint = bindingFingerprint(aad);
+        if (fingerprint !== p.fingerprint) throw new AadMismatchError();
+        batch.push({ i, binding: it.binding, version: p.version, payload: p.payload, aad, fingerprint });
       } catch (e) {
-        out[i] = await this.failed(ctx, 'rewrap', d, e).catch(fail);
+        failed.push({ i, d: { key: kek, binding: it?.binding }, e });
       }
     }
     let results: ({ version: number; payload: string } | Error)[];
     try {
-      results = batch.length ? await this.engine.rewrapMany(kek, batch) : [];
+      results = !batch.length ? [] : this.engine.rewrapMany ? await this.engine.rewrapMany(kek, batch) : await this.rewrapEach(kek, batch);
     } catch (e) {
       results = batch.map(() => e as Error);
     }
+    const done: { b: (typeof batch)[number]; version: number; payload: string }[] = [];
     for (let j = 0; j < batch.length; j++) {
-      const b = batch[j]!;
-      const r = results[j]!;
-      if (r instanceof Error) {
-        out[b.i] = await this.failed(ctx, 'rewrap', b.d, r).catch(fail);
-        continue;
+      const r = results[j];
+      if (r instanceof Error || !r) failed.push({ i: batch[j]!.i, d: { key: kek, binding: batch[j]!.binding, keyVersion: batch[j]!.version }, e: r ?? new CustodyError('ERR_CUSTODY_BACKEND', 'backend returned no result') });
+      else done.push({ b: batch[j]!, version: r.version, payload: r.payload });
+    }
+    for (const f of failed) out[f.i] = await this.failed(ctx, 'rewrap', f.d, f.e).catch(fail);
+    if (done.length) {
+      const digest = createHash('sha256');
+      const fromVersions: Record<string, number> = {};
+      const toVersions = new Set<number>();
+      for (const x of done) {
+        digest.update(x.b.aad).update(NL);
+        fromVersions[x.b.version] = (fromVersions[x.b.version] ?? 0) + 1;
+        toVersions.add(x.version);
       }
-      b.d.keyVersion = r.version;
-      await this.append(this.event(ctx, 'rewrap', 'ok', b.d));
-      out[b.i] = { blob: formatBlob(this.engine.blobTag, r.version, b.aad, r.payload), kek, kekVersion: r.version };
+      const e = this.event(ctx, 'rewrap_batch', 'ok', { key: kek, keyVersion: Math.max(...toVersions) });
+      e.batch = { count: done.length, fromVersions, first: { ...done[0]!.b.binding }, last: { ...done[done.length - 1]!.b.binding }, digest: `sha256:${digest.digest('hex')}` };
+      await this.append(e);
+      for (const x of done) out[x.b.i] = { blob: `dcms1.${this.engine.blobTag}.${x.version}.${x.b.fingerprint}.${x.payload}`, kek, kekVersion: x.version };
     }
     return out as (WrappedKey | CustodyErrorLike)[];
+  }
+
+  /** rewrapMany for engines without a native batch: per item, the plaintext wiped at once. */
+  private async rewrapEach(kek: string, batch: { version: number; payload: string; aad: Uint8Array }[]): Promise<({ version: number; payload: string } | Error)[]> {
+    const out: ({ version: number; payload: string } | Error)[] = [];
+    for (const b of batch) {
+      try {
+        if (this.engine.rewrap) {
+          out.push(await this.engine.rewrap(kek, b.version, b.payload, b.aad));
+          continue;
+        }
+        const k = await this.engine.decrypt(kek, b.version, b.payload, b.aad);
+        try {
+          out.push(await this.engine.encrypt(kek, k, b.aad));
+        } finally {
+          wipe(k);
+        }
+      } catch (e) {
+        out.push(e as Error);
+      }
+    }
+    return out;
   }
 
   verifyWrapped(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<{ kekVersion: number }> {

@@ -40,6 +40,7 @@ import {
   UnsealFailedError,
   WrongPurposeError,
 } from './errors.js';
+import { RewrapPool, type RewrapJob } from './rewrap-pool.js';
 import { combine, type Share, split } from './shamir.js';
 import type { VaultStore } from './store.js';
 import type { CallerContext, KeyInfo, KeySpec, MinVersions, VersionState } from './types.js';
@@ -145,6 +146,8 @@ function scrypt(pass: Uint8Array, salt: Uint8Array, p: ScryptParams): Promise<Ui
   return new Promise((resolve, reject) => scryptCb(pass, salt, 32, opts, (err, key) => (err ? reject(err) : resolve(new Uint8Array(key)))));
 }
 
+const WRAP_SALT = enc.encode('dcms-wrap-v1');
+
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 const sha256hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -176,6 +179,7 @@ export class EmbeddedVault implements CustodyEngine {
   private pending: Share[] = [];
   private highestCounter = 0;
   private lock: Promise<unknown> = Promise.resolve();
+  private pool: RewrapPool | undefined;
 
   private constructor(
     readonly store: VaultStore,
@@ -369,6 +373,8 @@ export class EmbeddedVault implements CustodyEngine {
     const st = this.state;
     this.state = undefined;
     if (st) this.wipeState(st);
+    await this.pool?.close();
+    this.pool = undefined;
     await this.ceremonyAudit(ctx, 'vault_seal', 'ok');
   }
 
@@ -667,6 +673,76 @@ export class EmbeddedVault implements CustodyEngine {
     return pt;
   }
 
+  /**
+   * Batch rewrap: the KEK record is looked up (after one store refresh, so a version disabled by
+   * another process is honoured) once per batch, and the HKDF extract step (PRK = HMAC(salt, KEK
+   * version material), the same for every blob) once per KEK version; each blob then costs one
+   * HMAC (HKDF expand) + AES-GCM open under its old version and one HMAC + AES-GCM seal under the
+   * encryption version. The result is byte-compatible with decrypt/encrypt (RFC 5869: a 32-byte
+   * output is T(1) = HMAC(PRK, info | 0x01)). Per-item errors: KeyVersionError (source version
+   * not usable), TamperedError (authentication failed). Every derived key and plaintext is wiped.
+   */
+  async rewrapMany(kek: string, items: { version: number; payload: string; aad: Uint8Array }[]): Promise<({ version: number; payload: string } | Error)[]> {
+    const st = this.ready();
+    await this.serialise(() => this.refresh(st));
+    const rec = this.rec(st, kek);
+    if (rec.purpose !== 'wrap') throw new WrongPurposeError(`key '${kek}' is a diversification master, not a wrapping key`);
+    const target = encryptionVersion(info(rec));
+    const prks = new Map<number, Uint8Array | Error>();
+    const prk = (v: number): Uint8Array | Error => {
+      let p = prks.get(v);
+      if (!p) {
+        try {
+          checkDecryptVersion(rec, v);
+          p = new Uint8Array(createHmac('sha256', WRAP_SALT).update(this.material(st, rec, v)).digest());
+        } catch (e) {
+          p = e as Error;
+        }
+        prks.set(v, p);
+      }
+      return p;
+    };
+    const out: ({ version: number; payload: string } | Error)[] = new Array(items.length);
+    try {
+      const enc1 = prk(target);
+      if (enc1 instanceof Error) throw enc1;
+      const job: RewrapJob = { prks: new Map([[target, enc1]]), target, items: [] };
+      const at: number[] = [];
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i]!;
+        const p = prk(it.version);
+        if (p instanceof Error) {
+          out[i] = p;
+          continue;
+        }
+        job.prks.set(it.version, p);
+        job.items.push(it);
+        at.push(i);
+      }
+      let res: (string | null)[];
+      try {
+        res = await (this.pool ??= new RewrapPool()).run(job);
+      } catch {
+        // a worker died: do this batch here, one blob at a time
+        res = await Promise.all(job.items.map((it) => this.decrypt(kek, it.version, it.payload, it.aad).then(async (k) => {
+          try {
+            const r = await this.encrypt(kek, k, it.aad);
+            return r.version === target ? r.payload : null;
+          } finally {
+            wipe(k);
+          }
+        }, () => null)));
+      }
+      for (let j = 0; j < at.length; j++) {
+        const r = res[j];
+        out[at[j]!] = typeof r === 'string' ? { version: target, payload: r } : new TamperedError('wrapped blob does not authenticate');
+      }
+    } finally {
+      for (const p of prks.values()) if (p instanceof Uint8Array) wipe(p);
+    }
+    return out;
+  }
+
   async derive(name: string, version: number | undefined, input: Uint8Array): Promise<{ version: number; key: Uint8Array }> {
     const { v, d } = await this.fresh((st) => {
       const rec = this.rec(st, name);
@@ -707,6 +783,8 @@ export class EmbeddedVault implements CustodyEngine {
     const st = this.state;
     this.state = undefined;
     if (st) this.wipeState(st);
+    await this.pool?.close();
+    this.pool = undefined;
     await this.store.close();
   }
 }

@@ -131,7 +131,7 @@ export interface KeyCustody {
   rewrap(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<WrappedKey>;
   /**
    * Re-wrap many blobs (e.g. after a KEK rotation or a suspected compromise); one result per item,
-   * in order: the new WrappedKey or the typed error for that item. Audited as one 'rewrap' event per item.
+   * in order: the new WrappedKey or the typed error for that item. Audited as one 'rewrap_batch' event per call (count, versions, first/last binding, digest of the bindings) and one 'rewrap' error event per failed item.
    */
   rewrapMany(ctx: CallerContext, kek: string, items: { blob: string; binding: KeyBinding }[]): Promise<(WrappedKey | CustodyErrorLike)[]>;
   /** Check that a blob unwraps under `binding` without releasing anything. */

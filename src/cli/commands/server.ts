@@ -91,7 +91,7 @@ export async function runServer(args: string[], io: CliIO, stop: AbortSignal, on
       metricsListener = await startMetricsListener(cms.metrics, cfg.metrics.host, cfg.metrics.port);
       io.out(`metrics: ${metricsListener.url}`);
     }
-    const resumed = await resumeParkedWork({ db: cms.db.db, custody: cms.custody!, audit: cms.deps.audit!, work: cms.work });
+    const resumed = await resumeParkedWork({ db: cms.db.db, custody: cms.custody!, audit: cms.deps.audit!, work: cms.work, ...(cms.db.sqlite ? { sqlite: cms.db.sqlite } : {}) });
     io.out(`resumed ${resumed.length} parked background job${resumed.length === 1 ? '' : 's'}${resumed.map((j) => ` ${j.id}`).join('')}`);
   } catch (e) {
     await running.close();

@@ -9,6 +9,7 @@ export function fromCustodyEvent(ev: AuditEvent): AuditInput {
   if (ev.keyVersion !== undefined) details.kekVersion = ev.keyVersion;
   if (ev.mode !== undefined) details.mode = ev.mode;
   if (ev.code !== undefined) details.code = ev.code;
+  if (ev.batch !== undefined) details.batch = { ...ev.batch, first: { ...ev.batch.first }, last: { ...ev.batch.last } };
   const t = Date.parse(ev.time);
   const b = ev.binding;
   return {

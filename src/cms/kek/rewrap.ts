@@ -8,7 +8,9 @@
 //   is counted or rewrapped twice (a blob already under the target version is skipped anyway).
 //   Updates are compare-and-set on the old blob, so a concurrent writer is never overwritten.
 import { randomUUID } from 'node:crypto';
+import type BetterSqlite3 from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
+import { dialectOf } from '../storage/dialect.js';
 import { parseBlob } from '../../custody/binding.js';
 import type { CallerContext, KeyBinding, KeyCustody } from '../../custody/types.js';
 import type { ApprovalService } from '../approvals/service.js';
@@ -53,13 +55,36 @@ export interface KekServiceOptions {
   audit: AuditRecorder;
   approvals: ApprovalService;
   now?: () => number;
+  /** SQLite: the native connection (DatabaseHandle.sqlite) for the prepared page commit. */
+  sqlite?: BetterSqlite3.Database;
 }
 
 type BlobKey = [string, string, number, number];
+/** [uid, aid, keyNo, keyVersion, oldBlob, newBlob] */
+type BlobUpdate = [string, string, number, number, string, string];
+type Counts = { rewrapped: number; skipped: number; failed: number };
 
 function checkKek(kek: unknown): string {
   if (typeof kek !== 'string' || !KEK_RE.test(kek)) throw new RotationError('ERR_KEK_BAD_INPUT', 'kek must be a custody key name');
   return kek;
+}
+
+/** Rows per UPDATE statement (6 parameters each: within SQLite's and PostgreSQL's limits). */
+const UPDATE_CHUNK = 1000;
+
+/**
+ * PostgreSQL: set the new blobs of `rows` in ONE statement, each only where the stored blob is
+ * still the old one; returns how many rows changed. (Not used on SQLite: its planner scans the
+ * whole table for this join, so SQLite runs one prepared UPDATE per blob instead.)
+ */
+async function updateBlobsBulk(tx: Db, rows: BlobUpdate[]): Promise<number> {
+  if (!rows.length) return 0;
+  const values = sql.join(rows.map((r) => sql`(${r[0]}, ${r[1]}, cast(${r[2]} as integer), cast(${r[3]} as integer), ${r[4]}, ${r[5]})`));
+  const res = await sql`with v (uid, aid, key_no, key_version, old_blob, new_blob) as (values ${values})
+    update card_key_blobs set blob = v.new_blob from v
+    where card_key_blobs.uid = v.uid and card_key_blobs.aid = v.aid and card_key_blobs.key_no = v.key_no
+      and card_key_blobs.key_version = v.key_version and card_key_blobs.blob = v.old_blob`.execute(tx);
+  return Number(res.numAffectedRows ?? 0n);
 }
 
 function blobVersion(blob: string): number {
@@ -72,6 +97,7 @@ function blobVersion(blob: string): number {
 
 export class KekService {
   private readonly now: () => number;
+  private native?: { blob: BetterSqlite3.Statement; checkpoint: BetterSqlite3.Statement };
 
   constructor(private readonly o: KekServiceOptions) {
     this.now = o.now ?? Date.now;
@@ -188,6 +214,62 @@ export class KekService {
   }
 
   /**
+   * Commit one page: the new blobs (compare-and-set on the old blob: one changed meanwhile by
+   * another writer is left alone and counted as skipped) and the run's checkpoint (compare-and-set
+   * on the previous counters), in ONE transaction. SQLite with the native connection: prepared
+   * statements in one BEGIN IMMEDIATE under Kysely's connection lock; PostgreSQL: one
+   * UPDATE ... FROM (VALUES ...) per chunk; SQLite through Kysely only: one UPDATE per blob.
+   * `next` gets the final counts.
+   */
+  private async commitPage(id: string, upd: BlobUpdate[], prev: Counts, next: Counts, last: BlobKey, now: number): Promise<void> {
+    const lost = () => new RotationError('ERR_KEK_RUN_STATE', `rewrap run ${id} advanced concurrently`);
+    const n = this.o.sqlite;
+    if (n) {
+      const st = (this.native ??= {
+        blob: n.prepare('update card_key_blobs set blob = ? where uid = ? and aid = ? and key_no = ? and key_version = ? and blob = ?'),
+        checkpoint: n.prepare(
+          "update kek_rewrap_runs set last_key = ?, rewrapped = ?, skipped = ?, failed = ?, updated_at = ? where id = ? and state = 'running' and rewrapped = ? and skipped = ? and failed = ?",
+        ),
+      });
+      await this.o.db.connection().execute(async () =>
+        n
+          .transaction(() => {
+            let updated = 0;
+            for (const u of upd) updated += st.blob.run(u[5], u[0], u[1], u[2], u[3], u[4]).changes;
+            next.rewrapped += updated;
+            next.skipped += upd.length - updated;
+            const r = st.checkpoint.run(JSON.stringify(last), next.rewrapped, next.skipped, next.failed, now, id, prev.rewrapped, prev.skipped, prev.failed);
+            if (r.changes === 0) throw lost();
+          })
+          .immediate(),
+      );
+      return;
+    }
+    const pg = dialectOf(this.o.db) === 'postgres';
+    await this.o.db.transaction().execute(async (tx) => {
+      let updated = 0;
+      if (pg) for (let i = 0; i < upd.length; i += UPDATE_CHUNK) updated += await updateBlobsBulk(tx, upd.slice(i, i + UPDATE_CHUNK));
+      else
+        for (const u of upd) {
+          const r = await tx.updateTable('card_key_blobs').set({ blob: u[5] }).where('uid', '=', u[0]).where('aid', '=', u[1]).where('key_no', '=', u[2]).where('key_version', '=', u[3]).where('blob', '=', u[4]).executeTakeFirst();
+          updated += Number(r.numUpdatedRows ?? 0n);
+        }
+      next.rewrapped += updated;
+      next.skipped += upd.length - updated;
+      const u = await tx
+        .updateTable('kek_rewrap_runs')
+        .set({ last_key: JSON.stringify(last), rewrapped: next.rewrapped, skipped: next.skipped, failed: next.failed, updated_at: now })
+        .where('id', '=', id)
+        .where('state', '=', 'running')
+        .where('rewrapped', '=', prev.rewrapped)
+        .where('skipped', '=', prev.skipped)
+        .where('failed', '=', prev.failed)
+        .executeTakeFirst();
+      if ((u.numUpdatedRows ?? 0n) === 0n) throw lost();
+    });
+  }
+
+  /**
    * Run (or resume) a rewrap from its checkpoint until done or aborted. Memory is bounded by the
    * page size. Returns the run as committed.
    */
@@ -222,36 +304,14 @@ export class KekService {
       const last: BlobKey = [l.uid, l.aid, Number(l.key_no), Number(l.key_version)];
       const next = { ...counts, skipped: counts.skipped + skipped };
       const now = this.now();
-      await this.o.db.transaction().execute(async (tx) => {
-        for (let i = 0; i < todo.length; i++) {
-          const res = results[i]!;
-          const r = todo[i]!.row;
-          if ('error' in res) {
-            next.failed++;
-            continue;
-          }
-          await tx
-            .updateTable('card_key_blobs')
-            .set({ blob: res.blob })
-            .where('uid', '=', r.uid)
-            .where('aid', '=', r.aid)
-            .where('key_no', '=', r.key_no)
-            .where('key_version', '=', r.key_version)
-            .where('blob', '=', r.blob)
-            .execute();
-          next.rewrapped++;
-        }
-        const u = await tx
-          .updateTable('kek_rewrap_runs')
-          .set({ last_key: JSON.stringify(last), rewrapped: next.rewrapped, skipped: next.skipped, failed: next.failed, updated_at: now })
-          .where('id', '=', id)
-          .where('state', '=', 'running')
-          .where('rewrapped', '=', counts.rewrapped)
-          .where('skipped', '=', counts.skipped)
-          .where('failed', '=', counts.failed)
-          .executeTakeFirst();
-        if ((u.numUpdatedRows ?? 0n) === 0n) throw new RotationError('ERR_KEK_RUN_STATE', `rewrap run ${id} advanced concurrently`);
-      });
+      const upd: BlobUpdate[] = [];
+      for (let i = 0; i < todo.length; i++) {
+        const res = results[i]!;
+        const r = todo[i]!.row;
+        if ('error' in res) next.failed++;
+        else upd.push([r.uid, r.aid, Number(r.key_no), Number(r.key_version), r.blob, res.blob]);
+      }
+      await this.commitPage(id, upd, counts, next, last, now);
       counts = next;
       after = last;
       pages++;

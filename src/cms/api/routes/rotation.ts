@@ -27,7 +27,7 @@ import { ApprovalService } from '../../approvals/service.js';
 import type { AuditLog } from '../../audit/log.js';
 import { CompromiseService } from '../../compromise/service.js';
 import { masterKeyName } from '../../jobs/keys.js';
-import { KekService } from '../../kek/rewrap.js';
+import { KekService, type KekServiceOptions } from '../../kek/rewrap.js';
 import { CampaignService, type CampaignServiceOptions, type CampaignSpec } from '../../rotation/campaigns.js';
 import { RotationError, rotationErrorStatus } from '../../rotation/errors.js';
 import { acceptedVersions, listVersions, readerAcceptedVersions } from '../../rotation/versions.js';
@@ -47,6 +47,8 @@ export interface RotationRouteDeps {
   authorise?: CampaignServiceOptions['authorise'];
   /** The process's background work (src/cms/ops/shutdown.ts): rewrap runs park on SIGTERM and resume at start. */
   work?: { run(name: string, fn: (signal: AbortSignal) => Promise<unknown>): unknown };
+  /** SQLite: the native connection, for the rewrap's prepared page commit. */
+  sqlite?: KekServiceOptions['sqlite'];
 }
 
 const sec = [{ apiToken: [] }];
@@ -131,7 +133,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
     return info.latestVersion;
   };
   const campaigns = new CampaignService({ db: d.db, audit: d.audit, approvals, newVersion, ...(d.authorise ? { authorise: d.authorise } : {}) });
-  const kek = new KekService({ db: d.db, custody: d.custody, audit: d.audit, approvals });
+  const kek = new KekService({ db: d.db, custody: d.custody, audit: d.audit, approvals, ...(d.sqlite ? { sqlite: d.sqlite } : {}) });
   const compromise = new CompromiseService({ db: d.db, audit: d.audit, campaigns, kek });
   const background = (p: Promise<unknown>, app: FastifyInstance) => p.catch((e: unknown) => app.log.error({ code: (e as { code?: string }).code }, 'KEK rewrap run stopped'));
   const startRewrapRun = (ctx: CallerContext, id: string, app: FastifyInstance): void => {
