@@ -138,17 +138,27 @@ export class VaultUnsealService {
  * the vault is sealed, so clients see one stable code for "unseal the vault first".
  */
 export function vaultGate(inner: KeyCustody): KeyCustody {
+  const wrapped = new Map<PropertyKey, unknown>(); // one wrapper per method: nothing allocated per call but the error path
   return new Proxy(inner, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
       if (typeof v !== 'function' || prop === 'close') return v;
-      return (...args: unknown[]) => {
-        const r = (v as (...a: unknown[]) => unknown).apply(target, args);
-        return r instanceof Promise ? r.catch((e: unknown) => Promise.reject(asVaultSealed(e))) : r;
-      };
+      let w = wrapped.get(prop);
+      if (!w) {
+        w = (...args: unknown[]) => {
+          const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+          return r instanceof Promise ? r.catch(rethrowSealed) : r;
+        };
+        wrapped.set(prop, w);
+      }
+      return w;
     },
   });
 }
+
+const rethrowSealed = (e: unknown): never => {
+  throw asVaultSealed(e);
+};
 
 function asVaultSealed(e: unknown): unknown {
   return (e as { code?: string })?.code === 'ERR_CUSTODY_SEALED' ? new VaultError('ERR_VAULT_SEALED', 503, 'the vault is sealed: unseal it (POST /v1/custody/unseal)') : e;
