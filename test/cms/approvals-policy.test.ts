@@ -19,6 +19,24 @@ describe('default approval policy', () => {
     }
   });
 
+  it('requests of key_export, tenant_deletion and vault_unseal must name their target; a bad one stores nothing', async () => {
+    f = await makeFixture(0);
+    const bad: [string, Record<string, string>][] = [
+      ['key_export', { key: 'acme.A1B2C3.0' }],
+      ['key_export', { key: 'acme.A1B2C3.0', recipient: 'not-a-thumbprint' }],
+      ['key_export', { key: '../etc', recipient: 'x'.repeat(43) }],
+      ['tenant_deletion', {}],
+      ['tenant_deletion', { tenantId: 'Not A Tenant' }],
+      ['vault_unseal', { vaultId: '' }],
+    ];
+    for (const [kind, payload] of bad) {
+      await expect(f.approvals.request(kind as 'key_export', payload, 'alice', 'bad'), `${kind} ${JSON.stringify(payload)}`).rejects.toMatchObject({ code: 'ERR_ROTATION_BAD_INPUT' });
+    }
+    expect(await f.approvals.list()).toEqual([]);
+    await f.close();
+    f = undefined;
+  });
+
   it('a request of every kind reaches "approved" with the default policy and issuer admins', async () => {
     f = await makeFixture(0);
     const payloads: Record<string, Record<string, string>> = {
