@@ -396,7 +396,8 @@ export class StationJobs {
   }
 
   private async activateBlobs(tx: Kysely<Database>, job: Job): Promise<void> {
-    await tx.updateTable('card_key_blobs').set({ state: 'active' }).where('job_id', '=', job.id).where('state', '=', 'pending').execute();
+    // by the card first: the primary key's prefix (no index on job_id; a scan per receipt grew with the card count)
+    await tx.updateTable('card_key_blobs').set({ state: 'active' }).where('uid', '=', job.uid).where('job_id', '=', job.id).where('state', '=', 'pending').execute();
   }
 
   /** Claimed jobs past their expiry without a receipt become 'unknown' (to be reconciled). */
