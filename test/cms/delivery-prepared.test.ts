@@ -1,13 +1,17 @@
 // Precompiled delivery queries on SQLite (src/cms/delivery/prepared.ts): with no transaction open
 // on the connection the statement runs at once; while a Kysely transaction is open the read waits
 // for it (it never sees another caller's uncommitted rows), then sees what was committed.
-// Arguments are bound, never interpolated.
+// Arguments are bound, never interpolated. On PostgreSQL they are named prepared statements.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepare } from '../../src/cms/delivery/prepared.js';
 import { type Database, type DatabaseHandle, openDatabase, withTransaction } from '../../src/cms/storage/index.js';
+import { PG_URL } from '../helpers/system.js';
+import { postgresAvailable } from './storage-backends.js';
 
 let h: DatabaseHandle;
 let dir: string;
@@ -68,5 +72,32 @@ describe('prepared queries on the native SQLite connection', () => {
     const read = q.first('rolled-back');
     expect(await tx).toBe('aborted');
     expect(await read).toBeUndefined();
+  });
+});
+
+describe.skipIf(!(await postgresAvailable()))('prepared queries on PostgreSQL', () => {
+  const schema = `t_prep_${randomBytes(5).toString('hex')}`;
+  let pg: DatabaseHandle;
+  beforeAll(async () => {
+    pg = await openDatabase({ kind: 'postgres', url: PG_URL, schema, poolSize: 1 }); // one connection: its statements are visible
+  });
+  afterAll(async () => {
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(pg.db);
+    await pg.close();
+  });
+
+  it('run as named statements (parsed once per connection), arguments bound', async () => {
+    const q = prepare<Database, [string], { value: string }>(pg.db, 1, (name) => pg.db.selectFrom('meta_settings').select('value').where('name', '=', name!));
+    await pg.db.insertInto('meta_settings').values({ name: "pg'it", value: 'v2' }).execute();
+    expect(await q.first("pg'it")).toEqual({ value: 'v2' });
+    expect(await q.first("x' or '1'='1")).toBeUndefined();
+    expect(await q.all("pg'it")).toEqual([{ value: 'v2' }]);
+    const stmts = (await sql<{ name: string; statement: string }>`select name, statement from pg_prepared_statements`.execute(pg.db)).rows;
+    const mine = stmts.filter((s) => s.name.startsWith('dcms_') && s.statement.includes('meta_settings'));
+    expect(mine).toHaveLength(1);
+    // a second prepared query gets its own name on the same connection
+    const other = prepare<Database, [string], { name: string }>(pg.db, 1, (v) => pg.db.selectFrom('meta_settings').select('name').where('value', '=', v!));
+    expect(await other.first('v2')).toEqual({ name: "pg'it" });
+    expect(await q.first("pg'it")).toEqual({ value: 'v2' });
   });
 });

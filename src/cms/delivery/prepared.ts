@@ -9,11 +9,20 @@
 // connection has one open (`inTransaction`), the read waits for Kysely's connection lock
 // (`db.connection().execute`); when it has none, the synchronous read runs at once — nothing can
 // begin a transaction while it runs, and it skips the lock's promise round (most of the cost of a
-// one-row lookup).
+// one-row lookup). On PostgreSQL the query is a NAMED prepared statement (node-postgres parses
+// and plans it once per pooled connection, then only binds and executes): Kysely's PostgreSQL
+// connection hands `sql` to `pg`'s `client.query(config, values)` unchanged, and a `{ name, text }`
+// config is pg's own form for a named statement. Parameters are still bound by the server.
 import type BetterSqlite3 from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
 import { type CompiledQuery, type Compilable, type Kysely, createQueryId } from 'kysely';
+import { dialectOf } from '../storage/dialect.js';
 
 type Scalar = string | number;
+
+/** Statement names: unique per prepared query (pg refuses one name for two texts on a connection). */
+const NAME_PREFIX = `dcms_${randomBytes(3).toString('hex')}_`;
+let named = 0;
 
 export interface Prepared<A extends Scalar[], R> {
   /** Run with these arguments; the rows. */
@@ -51,9 +60,12 @@ export function prepare<DB, A extends Scalar[], R>(db: Kysely<DB>, arity: A['len
       first: (...args) => locked(() => stmt.get(...bind(args)) as R | undefined),
     };
   }
+  const name = dialectOf(db as unknown as Parameters<typeof dialectOf>[0]) === 'postgres' ? `${NAME_PREFIX}${named++}` : undefined;
   const run = async (args: A): Promise<R[]> => {
     const parameters = slots.map((s, i) => (s >= 0 ? args[s] : constants[i]));
-    const q: CompiledQuery<R> = { sql: compiled.sql, query: compiled.query, queryId: createQueryId(), parameters };
+    // PostgreSQL: pg's named-statement config in place of the SQL text (a fresh object per call)
+    const text = name ? ({ name, text: compiled.sql } as unknown as string) : compiled.sql;
+    const q: CompiledQuery<R> = { sql: text, query: compiled.query, queryId: createQueryId(), parameters };
     return (await db.executeQuery(q)).rows;
   };
   return {
