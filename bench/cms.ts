@@ -283,6 +283,12 @@ export async function deliveryFigures(tag: string, h: E2e, uids: string[], quick
     },
     { name: `cms.delivery.${tag}.req_per_server_cpu_s`, value: 1000 / cpuMsPerReq, unit: 'req/CPU-s', note: 'deliveries per CPU-second of the CMS process (2 cores = 2 CPU-seconds per second)' },
     { name: `cms.delivery.${tag}.open_server_cpu_ms_per_req`, value: serverCpu[1]! / open.count, unit: 'ms', note: 'open loop at the target rate: CMS CPU per delivery' },
+    {
+      name: `cms.delivery.${tag}.light_server_cpu_ms_per_req`,
+      value: serverCpu[2]! / idle.count,
+      unit: 'ms',
+      note: `open loop at ${light} req/s: CMS CPU per delivery at a fixed request rate (batching as in a lightly loaded deployment; the most comparable figure between runs and machines)`,
+    },
     { name: `cms.delivery.${tag}.loadgen_cpu_ms_per_req`, value: closed.clientCpuMs / closed.count, unit: 'ms', note: 'closed loop: CPU of the load generator (50 mTLS clients) per delivery — it shares the 2 cores with the CMS' },
   ];
 }
