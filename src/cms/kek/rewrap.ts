@@ -269,54 +269,67 @@ export class KekService {
     });
   }
 
+  /** Read the page after `after` and start rewrapping its blobs in custody (not awaited: the caller overlaps it with the previous page's commit). */
+  private async preparePage(ctx: CallerContext, run: RewrapRun, after: BlobKey | null, pageSize: number) {
+    const rows = await this.page(run.kek, after, pageSize);
+    if (rows.length === 0) return undefined;
+    const todo: { row: (typeof rows)[number]; binding: KeyBinding }[] = [];
+    let skipped = 0;
+    for (const r of rows) {
+      const tenant = r.aid === PICC_AID ? ISSUER_TENANT : r.tenant_id;
+      if (blobVersion(r.blob) >= run.targetVersion || !tenant) {
+        skipped++;
+        continue;
+      }
+      todo.push({ row: r, binding: { tenant, aid: r.aid, uid: r.uid, keyNo: Number(r.key_no), version: Number(r.key_version) } });
+    }
+    const results = todo.length ? this.o.custody.rewrapMany(ctx, run.kek, todo.map((t) => ({ blob: t.row.blob, binding: t.binding }))) : Promise.resolve([]);
+    results.catch(() => undefined); // awaited (and its error thrown) by the caller, or dropped on abort
+    const l = rows[rows.length - 1]!;
+    const last: BlobKey = [l.uid, l.aid, Number(l.key_no), Number(l.key_version)];
+    return { todo, skipped, results, last, full: rows.length === pageSize };
+  }
+
   /**
    * Run (or resume) a rewrap from its checkpoint until done or aborted. Memory is bounded by the
-   * page size. Returns the run as committed.
+   * page size (two pages in flight: while page N is committed, page N+1 is being rewrapped on
+   * custody's worker threads). Pages commit in order, each with its checkpoint, so a crash or an
+   * abort loses at most the uncommitted page, which the next run does again. Returns the run as
+   * committed.
    */
   async runRewrap(ctx: CallerContext, id: string, opts: { pageSize?: number; signal?: AbortSignal; onProgress?: (p: RewrapProgress) => void; maxPages?: number } = {}): Promise<RewrapRun> {
     const run = await this.getRun(id);
     if (!run) throw new RotationError('ERR_KEK_RUN_STATE', `rewrap run ${String(id).slice(0, 64)} not found`);
     if (run.state !== 'running') return run;
     const pageSize = Math.min(Math.max(1, opts.pageSize ?? 2000), 20_000);
-    let after = run.lastKey;
     let counts = { rewrapped: run.rewrapped, skipped: run.skipped, failed: run.failed };
     let pages = 0;
-    for (;;) {
-      if (opts.signal?.aborted || (opts.maxPages !== undefined && pages >= opts.maxPages)) return (await this.getRun(id))!;
-      const rows = await this.page(run.kek, after, pageSize);
-      if (rows.length === 0) break;
-      const todo: { row: (typeof rows)[number]; binding: KeyBinding }[] = [];
-      let skipped = 0;
-      for (const r of rows) {
-        if (blobVersion(r.blob) >= run.targetVersion) {
-          skipped++;
-          continue;
-        }
-        const tenant = r.aid === PICC_AID ? ISSUER_TENANT : r.tenant_id;
-        if (!tenant) {
-          skipped++;
-          continue;
-        }
-        todo.push({ row: r, binding: { tenant, aid: r.aid, uid: r.uid, keyNo: Number(r.key_no), version: Number(r.key_version) } });
-      }
-      const results = todo.length ? await this.o.custody.rewrapMany(ctx, run.kek, todo.map((t) => ({ blob: t.row.blob, binding: t.binding }))) : [];
-      const l = rows[rows.length - 1]!;
-      const last: BlobKey = [l.uid, l.aid, Number(l.key_no), Number(l.key_version)];
-      const next = { ...counts, skipped: counts.skipped + skipped };
-      const now = this.now();
+    const stop = () => opts.signal?.aborted || (opts.maxPages !== undefined && pages >= opts.maxPages);
+    if (stop()) return run;
+    let cur = await this.preparePage(ctx, run, run.lastKey, pageSize);
+    while (cur) {
+      const results = await cur.results;
+      // start the next page before committing this one (its custody work runs on the workers meanwhile)
+      const ahead = cur.full && !(opts.maxPages !== undefined && pages + 1 >= opts.maxPages) ? this.preparePage(ctx, run, cur.last, pageSize) : undefined;
+      ahead?.catch(() => undefined);
+      const next = { ...counts, skipped: counts.skipped + cur.skipped };
       const upd: BlobUpdate[] = [];
-      for (let i = 0; i < todo.length; i++) {
+      for (let i = 0; i < cur.todo.length; i++) {
         const res = results[i]!;
-        const r = todo[i]!.row;
+        const r = cur.todo[i]!.row;
         if ('error' in res) next.failed++;
         else upd.push([r.uid, r.aid, Number(r.key_no), Number(r.key_version), r.blob, res.blob]);
       }
-      await this.commitPage(id, upd, counts, next, last, now);
+      await this.commitPage(id, upd, counts, next, cur.last, this.now());
       counts = next;
-      after = last;
       pages++;
       opts.onProgress?.({ runId: id, ...counts });
-      if (rows.length < pageSize) break;
+      if (!cur.full) break;
+      if (stop()) {
+        await ahead?.then((p) => p?.results).catch(() => undefined); // let custody finish the page it started (its result is dropped)
+        return (await this.getRun(id))!;
+      }
+      cur = await ahead;
     }
     await this.o.db.updateTable('kek_rewrap_runs').set({ state: 'done', updated_at: this.now() }).where('id', '=', id).execute();
     await this.o.audit.record({ actor: ctx.actor, operation: 'kek.rewrap.done', result: 'ok', correlationId: id, details: { keyName: run.kek, kekVersion: run.targetVersion, ...counts } });
