@@ -1,6 +1,7 @@
 // kill -9 of the real `desfire-cms server` process in the middle of a KEK rewrap started through
-// the API (four-eyes approved), restart, resume through the API: every blob ends under the new
-// KEK version, counted exactly once, and the run's checkpoint survived the crash.
+// the API (four-eyes approved), then a restart: the server resumes the unfinished run by itself at
+// start (src/cms/ops/resume.ts, no API call), from the checkpoint that survived the crash; every
+// blob ends under the new KEK version, counted exactly once.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +31,7 @@ describe('desfire-cms server: kill -9 mid-rewrap', () => {
     expect(await first.exit).toBe(0);
 
     // seed: an application and N random card keys wrapped under kek.acme, with the server's vault
-    const N = 3000; // two API pages of 2000: the kill falls between them
+    const N = 40_000; // 20 API pages of 2000: the kill falls between them (the batch rewrap is fast)
     const h = await openDatabase({ kind: 'sqlite', file: join(dataDir, 'cms.sqlite') });
     const vault = await EmbeddedVault.open(await SqliteVaultStore.open(join(dataDir, 'vault.sqlite')));
     await vault.unsealWithPassphrase(PASS);
@@ -72,19 +73,28 @@ describe('desfire-cms server: kill -9 mid-rewrap', () => {
     for (let i = 0; ; i++) {
       const r = await api(a, 'GET', `/v1/kek/runs/${runId}`, admin);
       if (r.body.rewrapped > 0) break;
-      if (i > 600) throw new Error('rewrap did not start');
-      await new Promise((res) => setTimeout(res, 50));
+      if (i > 3000) throw new Error('rewrap did not start');
+      await new Promise((res) => setTimeout(res, 10));
     }
     a.child.kill('SIGKILL');
     await a.exit;
+    // what the crash left: a running run with some pages committed
+    const h2 = await openDatabase({ kind: 'sqlite', file: join(dataDir, 'cms.sqlite') });
+    const mid = await h2.db.selectFrom('kek_rewrap_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
+    await h2.close();
+    expect(mid.state).toBe('running');
+    expect(Number(mid.rewrapped)).toBeGreaterThan(0);
+    expect(Number(mid.rewrapped)).toBeLessThan(N);
+    expect(Number(mid.rewrapped) % 2000).toBe(0); // whole pages only
 
+    // the restarted server resumes it by itself
     const b = await startServerProcess(['--data-dir', dataDir], env);
     started.push(b);
-    const mid = (await api(b, 'GET', `/v1/kek/runs/${runId}`, admin)).body;
-    expect(mid.state).toBe('running');
-    expect(mid.rewrapped).toBeGreaterThan(0);
-    expect(mid.rewrapped).toBeLessThan(N);
-    expect((await api(b, 'POST', `/v1/kek/runs/${runId}/resume`, admin)).status).toBe(202);
+    for (let i = 0; !b.out.some((l) => l.includes('parked background job')); i++) {
+      if (i > 600) throw new Error(`server did not report resumed work: ${b.out.join('\n')}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(b.out.join('\n')).toContain(`resumed 1 parked background job kek-rewrap-${runId}`);
     let done;
     for (let i = 0; ; i++) {
       done = (await api(b, 'GET', `/v1/kek/runs/${runId}`, admin)).body;
