@@ -19,13 +19,14 @@
 // reader side; node:crypto + jose only) refuses another reader's, another (tenant, AID, keyNo)'s
 // or an expired delivery.
 import type { KeyObject } from 'node:crypto';
-import { CompactEncrypt, compactDecrypt } from 'jose';
+import { CompactEncrypt } from 'jose';
 import type { DiversifyAlg } from '../core/crypto/an10922.js';
 import { wipe } from '../core/crypto/bytes.js';
 import { checkKeyName, checkVersion } from './binding.js';
 import type { CustodyEngine } from './engine.js';
 import { CustodyError, CustodyInputError } from './errors.js';
-import { parseCompact, readerPublicKey, type ReaderRecipient, SealedDeliveryError } from './sealed.js';
+import type { EcdhAgreement } from './ecdh-es.js';
+import { openEcdhEs, parseCompact, readerPublicKey, type ReaderRecipient, SealedDeliveryError } from './sealed.js';
 
 export const MASTER_TYP = 'dcms-master+jwe';
 /** Lifetime of a sealed master, seconds: 5..15 minutes, default 10. */
@@ -129,7 +130,7 @@ export async function sealMasterWith(engine: CustodyEngine, req: MasterRequest, 
  */
 export async function unsealMaster(
   sealed: SealedMaster,
-  privateKey: KeyObject,
+  privateKey: KeyObject | EcdhAgreement,
   readerId: string,
   expect: { tenant: string; aid: string; keyNo: number },
   nowMs: number = Date.now(),
@@ -146,7 +147,7 @@ export async function unsealMaster(
   if (typeof c.exp !== 'number' || c.exp <= Math.floor(nowMs / 1000)) throw new SealedDeliveryError('ERR_SEALED_EXPIRED', 'master delivery has expired');
   let material: Uint8Array;
   try {
-    material = (await compactDecrypt(sealed.jwe, privateKey, { keyManagementAlgorithms: ['ECDH-ES+A256KW'], contentEncryptionAlgorithms: ['A256GCM'] })).plaintext;
+    material = await openEcdhEs(sealed.jwe, privateKey);
   } catch {
     throw new SealedDeliveryError('ERR_SEALED_DECRYPT', 'master delivery does not decrypt with this reader key');
   }

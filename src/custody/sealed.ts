@@ -15,6 +15,7 @@
 import { createCipheriv, createDecipheriv, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { compactDecrypt, type JWK } from 'jose';
 import { wipe } from '../core/crypto/bytes.js';
+import { decryptEcdhEsA256kw, type EcdhAgreement, isEcdhAgreement } from './ecdh-es.js';
 import type { KeyBinding } from './types.js';
 
 /** A reader's public sealing key (P-256, as a JWK) and its identifier. */
@@ -146,6 +147,12 @@ function checkClaim(claim: unknown, expect: KeyBinding, nowSec: number): void {
   if (typeof c.exp !== 'number' || c.exp <= nowSec) throw new SealedDeliveryError('ERR_SEALED_EXPIRED', 'delivery has expired');
 }
 
+/** Decrypt an ECDH-ES+A256KW / A256GCM JWE with a private key or an agreement-only token key. */
+export async function openEcdhEs(jwe: string, key: KeyObject | EcdhAgreement): Promise<Uint8Array> {
+  if (isEcdhAgreement(key)) return decryptEcdhEsA256kw(jwe, key);
+  return (await compactDecrypt(jwe, key, { keyManagementAlgorithms: ['ECDH-ES+A256KW'], contentEncryptionAlgorithms: ['A256GCM'] })).plaintext;
+}
+
 /**
  * The reader side: holds the reader's private key and the session keys it has received.
  * `unseal` returns the card key bytes (the caller wipes them after use).
@@ -155,7 +162,8 @@ export class ReaderUnsealer {
 
   constructor(
     readonly readerId: string,
-    private readonly privateKey: KeyObject,
+    /** The reader's private key, or an agreement-only handle to one kept in a token (ecdh-es.ts). */
+    private readonly privateKey: KeyObject | EcdhAgreement,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -171,7 +179,7 @@ export class ReaderUnsealer {
     if (typeof exp !== 'number' || exp <= nowSec) throw new SealedDeliveryError('ERR_SEALED_EXPIRED', 'session has expired');
     let key: Uint8Array;
     try {
-      key = (await compactDecrypt(session, this.privateKey, { keyManagementAlgorithms: ['ECDH-ES+A256KW'], contentEncryptionAlgorithms: ['A256GCM'] })).plaintext;
+      key = await openEcdhEs(session, this.privateKey);
     } catch {
       throw new SealedDeliveryError('ERR_SEALED_DECRYPT', 'session JWE does not decrypt with this reader key');
     }
@@ -203,7 +211,7 @@ export class ReaderUnsealer {
     if (p.header.alg === 'ECDH-ES+A256KW' && p.header.enc === 'A256GCM') {
       if (p.header.kid !== this.readerId) throw new SealedDeliveryError('ERR_SEALED_BINDING', 'delivery sealed to another reader');
       try {
-        return (await compactDecrypt(sealed.jwe, this.privateKey, { keyManagementAlgorithms: ['ECDH-ES+A256KW'], contentEncryptionAlgorithms: ['A256GCM'] })).plaintext;
+        return await openEcdhEs(sealed.jwe, this.privateKey);
       } catch {
         throw new SealedDeliveryError('ERR_SEALED_DECRYPT', 'delivery does not decrypt with this reader key');
       }

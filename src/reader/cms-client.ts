@@ -32,7 +32,8 @@ export class CmsClient {
 
   constructor(
     private readonly ep: CmsEndpoint,
-    tls?: { key: string; cert: string },
+    /** Client certificate and its key: PEM, or (PKCS#11 keystore) OpenSSL engine + key URI, the key staying in the token. */
+    tls?: { cert: string } & ({ key: string } | { privateKeyEngine: string; privateKeyIdentifier: string }),
   ) {
     this.base = new URL(ep.url);
     if (this.base.protocol !== 'https:') throw new ReaderError('ERR_READER_CONFIG', 'the CMS URL must be https:// (readers talk to the CMS over mTLS only)');
@@ -40,7 +41,7 @@ export class CmsClient {
     // per connection, not per request; at most two (a key delivery never queues behind a baton
     // upload), kept open between requests (LIFO: the warm one first), TLS sessions cached for a
     // cheap resumption when the CMS closes an idle one.
-    this.agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 2, maxFreeSockets: 2, scheduling: 'lifo', ca: ep.ca, ...(tls ? { key: tls.key, cert: tls.cert } : {}), ...(ep.servername ? { servername: ep.servername } : {}) });
+    this.agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 2, maxFreeSockets: 2, scheduling: 'lifo', ca: ep.ca, ...(tls ?? {}), ...(ep.servername ? { servername: ep.servername } : {}) });
   }
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -63,6 +63,21 @@ function writeAtomic(file: string, data: string, mode: number): void {
   renameSync(tmp, file);
 }
 
+/** The stored client certificate and CA of a keystore directory (ERR_READER_NOT_ENROLLED when absent). */
+export function readCertificates(dir: string): { cert: string; ca: string } {
+  const c = join(dir, CERT_FILE);
+  const a = join(dir, CA_FILE);
+  if (!existsSync(c) || !existsSync(a)) throw new ReaderError('ERR_READER_NOT_ENROLLED', `no certificate in ${dir} (run: desfire-cms reader enrol)`);
+  return { cert: readFileSync(c, 'utf8'), ca: readFileSync(a, 'utf8') };
+}
+
+/** The reader id a certificate names (CN). */
+export function readerIdOf(certPem: string): string {
+  const m = /CN=([^,]+)/.exec(new x509.X509Certificate(certPem).subject);
+  if (!m) throw new ReaderError('ERR_READER_NOT_ENROLLED', 'certificate names no reader');
+  return m[1]!;
+}
+
 export class ReaderKeystore {
   private constructor(
     readonly dir: string,
@@ -161,22 +176,29 @@ export class ReaderKeystore {
 
   /** The stored client certificate and CA (ERR_READER_NOT_ENROLLED when absent). */
   certificates(): { cert: string; ca: string } {
-    const c = join(this.dir, CERT_FILE);
-    const a = join(this.dir, CA_FILE);
-    if (!existsSync(c) || !existsSync(a)) throw new ReaderError('ERR_READER_NOT_ENROLLED', `no certificate in ${this.dir} (run: desfire-cms reader enrol)`);
-    return { cert: readFileSync(c, 'utf8'), ca: readFileSync(a, 'utf8') };
+    return readCertificates(this.dir);
   }
 
   /** The reader id named by the stored certificate (CN). */
   readerId(): string {
-    const cert = new x509.X509Certificate(this.certificates().cert);
-    const m = /CN=([^,]+)/.exec(cert.subject);
-    if (!m) throw new ReaderError('ERR_READER_NOT_ENROLLED', 'certificate names no reader');
-    return m[1]!;
+    return readerIdOf(this.certificates().cert);
   }
 
   /** PEM of the private key, for the TLS client only (kept in memory). */
   tlsKeyPem(): string {
     return this.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
   }
+
+  /** TLS client key options (the PKCS#11 keystore's variant keeps the key in the token). */
+  tlsOptions(): { key: string } {
+    return { key: this.tlsKeyPem() };
+  }
+
+  /** What sealed deliveries are opened with. */
+  get unsealKey(): KeyObject {
+    return this.privateKey;
+  }
+
+  /** Nothing to release (the PKCS#11 keystore closes its token session). */
+  close(): void {}
 }

@@ -9,6 +9,7 @@
 // - is wiped on revocation, on close and when it expires (`prune`).
 // Holding a master means holding the key of every card of that (AID, keyNo): docs/reader-agent.md.
 import type { KeyObject } from 'node:crypto';
+import type { EcdhAgreement } from '../custody/ecdh-es.js';
 import { Diversifier, type DiversifyAlg } from '../core/crypto/an10922.js';
 import { fromHex, wipe } from '../core/crypto/bytes.js';
 import { type SealedMaster, unsealMaster } from '../custody/seal-master.js';
@@ -54,7 +55,7 @@ export class HttpMasterSource implements MasterSource {
   constructor(
     private readonly cms: CmsClient,
     private readonly readerId: string,
-    private readonly privateKey: KeyObject,
+    private readonly privateKey: KeyObject | EcdhAgreement,
     private readonly now: () => number = Date.now,
   ) {}
 

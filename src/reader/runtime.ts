@@ -15,10 +15,12 @@ import { ReaderError } from './errors.js';
 import { HttpKeySource } from './http-keys.js';
 import { HttpMasterSource } from './masters.js';
 import { ReaderKeystore } from './keystore.js';
+import { Pkcs11ReaderKeystore } from './pkcs11-keystore.js';
 import { accessCheck, libraryLoan, purseDebit, type TxResult } from './transactions.js';
 
 export interface ReaderRuntimeOptions {
   dir: string;
+  /** The file keystore's passphrase, or the token PIN of a PKCS#11 keystore. */
   passphrase: Uint8Array;
   cmsUrl: string;
   servername?: string;
@@ -32,26 +34,31 @@ export interface ReaderRuntimeOptions {
 export interface ReaderRuntime {
   agent: ReaderAgent;
   cms: CmsClient;
-  keystore: ReaderKeystore;
+  keystore: ReaderKeystore | Pkcs11ReaderKeystore;
   readerId: string;
   close(): void;
 }
 
+/** Open the reader's keystore: the encrypted file, or the PKCS#11 token its reference names. */
+export async function openKeystore(dir: string, secret: Uint8Array): Promise<ReaderKeystore | Pkcs11ReaderKeystore> {
+  return Pkcs11ReaderKeystore.exists(dir) ? Pkcs11ReaderKeystore.open(dir, secret) : ReaderKeystore.open(dir, secret);
+}
+
 /** Open the reader: fetch its roles (online) and sync once; offline at start means no roles and no keys. */
 export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime> {
-  const keystore = ReaderKeystore.open(o.dir, o.passphrase);
+  const keystore = await openKeystore(o.dir, o.passphrase);
   const readerId = keystore.readerId();
   const certs = keystore.certificates();
-  const cms = new CmsClient({ url: o.cmsUrl, ca: certs.ca, ...(o.servername ? { servername: o.servername } : {}) }, { key: keystore.tlsKeyPem(), cert: certs.cert });
+  const cms = new CmsClient({ url: o.cmsUrl, ca: certs.ca, ...(o.servername ? { servername: o.servername } : {}) }, { ...keystore.tlsOptions(), cert: certs.cert });
   const baton = AuditBaton.open(o.dir, o.fsync ? { fsync: o.fsync } : {});
   let roles: AgentRole[] = [];
   const agent = new ReaderAgent({
     readerId,
     roles,
     baton,
-    unsealer: new ReaderUnsealer(readerId, keystore.privateKey),
+    unsealer: new ReaderUnsealer(readerId, keystore.unsealKey),
     keys: new HttpKeySource(cms, o.deliveryPath),
-    masters: new HttpMasterSource(cms, readerId, keystore.privateKey),
+    masters: new HttpMasterSource(cms, readerId, keystore.unsealKey),
     cms,
     ...(o.offlineTtlMs !== undefined ? { offlineTtlMs: o.offlineTtlMs } : {}),
   });
@@ -69,6 +76,7 @@ export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime
     if (!(e instanceof ReaderError && e.code === 'ERR_READER_CMS_UNREACHABLE')) {
       agent.close();
       cms.close();
+      keystore.close();
       throw e;
     }
   }
@@ -80,6 +88,7 @@ export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime
     close() {
       agent.close();
       cms.close();
+      keystore.close();
     },
   };
 }

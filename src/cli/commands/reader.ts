@@ -9,7 +9,10 @@
 //   sync    one contact with the CMS: upload the baton, fetch state and denylist
 //
 // Secrets never come from argv: the keystore passphrase from --passphrase-file or
-// DESFIRE_READER_PASSPHRASE, the enrolment code from --code-file or DESFIRE_READER_CODE.
+// DESFIRE_READER_PASSPHRASE (a PKCS#11 keystore: the token PIN from --pin-file or
+// DESFIRE_READER_PIN), the enrolment code from --code-file or DESFIRE_READER_CODE.
+// `enrol --keystore pkcs11:token=LABEL[;module=PATH][;object=LABEL]` generates the reader key in
+// the token (non-extractable); later commands find the token from the keystore directory.
 import { exportReaderMetrics, writeReaderMetrics } from '../../reader/metrics.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -18,6 +21,7 @@ import { enrol } from '../../reader/cms-client.js';
 import { ReaderError } from '../../reader/errors.js';
 import { DEFAULT_OFFLINE_TTL_MS } from '../../reader/key-cache.js';
 import { ReaderKeystore } from '../../reader/keystore.js';
+import { parsePkcs11Spec, Pkcs11ReaderKeystore } from '../../reader/pkcs11-keystore.js';
 import { JobRunner, type JobSpec } from '../../reader/jobs.js';
 import { openReader, runOnImage, runPcsc, type TxSpec } from '../../reader/runtime.js';
 import { readUid, type TxResult } from '../../reader/transactions.js';
@@ -30,10 +34,10 @@ import { type CliIO, type Command, UsageError } from '../io.js';
 import { type Flags, need, parse } from '../flags.js';
 
 const USAGE = [
-  'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE] [--servername NAME]',
-  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--metrics-file FILE.prom] [--passphrase-file FILE] [--servername NAME] [--json]',
+  'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE | --keystore pkcs11:token=LABEL[;module=PATH][;object=LABEL] --pin-file FILE] [--servername NAME]',
+  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--metrics-file FILE.prom] [--passphrase-file FILE | --pin-file FILE] [--servername NAME] [--json]',
   '       desfire-cms reader job --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --kind issue|install|delete [--aid HEX] [--no-random-uid] [--profile NAME] [--passphrase-file FILE] [--servername NAME]',
-  '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE] [--servername NAME]',
+  '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE | --pin-file FILE] [--servername NAME]',
   '       desfire-cms reader status --dir DIR [--json]',
 ];
 
@@ -54,6 +58,11 @@ function secret(f: Flags, io: CliIO, flag: string, env: string, what: string): U
   const v = io.env[env];
   if (v) return new Uint8Array(Buffer.from(v, 'utf8'));
   throw new UsageError(`${what}: give --${flag} FILE or set ${env}`);
+}
+
+/** The keystore secret of `dir`: the token PIN for a PKCS#11 keystore, else the file keystore's passphrase. */
+function keystoreSecret(f: Flags, io: CliIO, dir: string): Uint8Array {
+  return Pkcs11ReaderKeystore.exists(dir) ? secret(f, io, 'pin-file', 'DESFIRE_READER_PIN', 'the token PIN') : secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
 }
 
 function cmsUrl(f: Flags): string {
@@ -87,7 +96,7 @@ function line(r: TxResult | Error, json: boolean): string {
 }
 
 async function cmdEnrol(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'ca', 'id', 'code-file', 'passphrase-file', 'servername']);
+  const f = parse(args, ['dir', 'cms', 'ca', 'id', 'code-file', 'passphrase-file', 'pin-file', 'keystore', 'servername']);
   const dir = resolve(io.cwd, need(f, 'dir'));
   const url = cmsUrl(f);
   const caFile = resolve(io.cwd, need(f, 'ca'));
@@ -95,16 +104,29 @@ async function cmdEnrol(args: string[], io: CliIO): Promise<number> {
   const id = need(f, 'id');
   if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(id)) throw new UsageError('--id must match [a-z0-9][a-z0-9._-]{0,62}');
   const code = Buffer.from(secret(f, io, 'code-file', 'DESFIRE_READER_CODE', 'the one-time enrolment code')).toString('utf8').trim();
-  const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
-  const ks = ReaderKeystore.exists(dir) ? ReaderKeystore.open(dir, pass) : ReaderKeystore.create(dir, pass);
-  const r = await enrol({ url, ca: readFileSync(caFile, 'utf8'), ...(f.values.servername ? { servername: f.values.servername } : {}) }, await ks.csr(id), code);
-  ks.saveCertificates(r.certificate, r.caCertificate);
-  io.out(`enrolled reader ${r.readerId}: certificate serial ${r.serial}, valid until ${r.notAfter}; keystore ${dir}`);
-  return 0;
+  const spec = f.values.keystore !== undefined ? parsePkcs11Spec(f.values.keystore) : undefined;
+  let ks: ReaderKeystore | Pkcs11ReaderKeystore;
+  if (spec || Pkcs11ReaderKeystore.exists(dir)) {
+    const pin = secret(f, io, 'pin-file', 'DESFIRE_READER_PIN', 'the token PIN');
+    ks = Pkcs11ReaderKeystore.exists(dir) ? await Pkcs11ReaderKeystore.open(dir, pin) : await Pkcs11ReaderKeystore.create(dir, spec!, pin);
+    pin.fill(0);
+  } else {
+    const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
+    ks = ReaderKeystore.exists(dir) ? ReaderKeystore.open(dir, pass) : ReaderKeystore.create(dir, pass);
+    pass.fill(0);
+  }
+  try {
+    const r = await enrol({ url, ca: readFileSync(caFile, 'utf8'), ...(f.values.servername ? { servername: f.values.servername } : {}) }, await ks.csr(id), code);
+    ks.saveCertificates(r.certificate, r.caCertificate);
+    io.out(`enrolled reader ${r.readerId}: certificate serial ${r.serial}, valid until ${r.notAfter}; keystore ${dir}${spec ? ` (key in PKCS#11 token '${spec.token}', non-extractable)` : ''}`);
+    return 0;
+  } finally {
+    ks.close();
+  }
 }
 
 async function cmdRun(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'servername', 'timeout', 'fsync', 'metrics-file'], ['json']);
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'pin-file', 'servername', 'timeout', 'fsync', 'metrics-file'], ['json']);
   const dir = resolve(io.cwd, need(f, 'dir'));
   const url = cmsUrl(f);
   const tx = txSpec(f);
@@ -115,7 +137,7 @@ async function cmdRun(args: string[], io: CliIO): Promise<number> {
   const json = f.bools.has('json');
   const fsync = f.values.fsync;
   if (fsync !== undefined && fsync !== 'always' && fsync !== 'group') throw new UsageError(`--fsync must be 'group' (default: background group commit) or 'always' (fdatasync per operation)`);
-  const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
+  const pass = keystoreSecret(f, io, dir);
   const rt = await openReader({ dir, passphrase: pass, cmsUrl: url, offlineTtlMs: ttlMin !== undefined ? ttlMin * 60_000 : DEFAULT_OFFLINE_TTL_MS, ...(f.values.servername ? { servername: f.values.servername } : {}), ...(fsync ? { fsync } : {}) });
   pass.fill(0);
   // Prometheus textfile for node_exporter (docs/operations.md): cache age, offline time, pending baton entries.
@@ -155,7 +177,7 @@ async function cmdRun(args: string[], io: CliIO): Promise<number> {
 }
 
 async function cmdJob(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'kind', 'aid', 'profile', 'passphrase-file', 'servername', 'timeout'], ['no-random-uid']);
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'kind', 'aid', 'profile', 'passphrase-file', 'pin-file', 'servername', 'timeout'], ['no-random-uid']);
   const dir = resolve(io.cwd, need(f, 'dir'));
   const url = cmsUrl(f);
   const kind = need(f, 'kind');
@@ -166,11 +188,12 @@ async function cmdJob(args: string[], io: CliIO): Promise<number> {
   if (profile !== undefined && (kind !== 'issue' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(profile))) throw new UsageError('--profile NAME (A-Z a-z 0-9 . _ -) goes with --kind issue: the new card\'s profile');
   if ((f.values.pcsc === undefined) === (f.values.image === undefined)) throw new UsageError('give exactly one of --pcsc "READER NAME" or --image FILE');
   const timeoutS = int(f, 'timeout', 1, 86400) ?? 60;
+  if (Pkcs11ReaderKeystore.exists(dir)) throw new UsageError('station jobs need the file keystore: the station executor signs receipts and unseals job keys in process (docs/reader-agent.md)');
   const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
   const servername = f.values.servername;
   const rt = await openReader({ dir, passphrase: pass, cmsUrl: url, ...(servername ? { servername } : {}) });
   pass.fill(0);
-  const jobs = new JobRunner(rt.agent, rt.keystore, { url, ...(servername ? { servername } : {}) });
+  const jobs = new JobRunner(rt.agent, rt.keystore as ReaderKeystore, { url, ...(servername ? { servername } : {}) });
   let t: Transport & { close?(): Promise<void> };
   let done: () => Promise<void>;
   let ctx: PcscContext | undefined;
@@ -209,9 +232,10 @@ async function cmdJob(args: string[], io: CliIO): Promise<number> {
 }
 
 async function cmdSync(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'passphrase-file', 'servername']);
-  const pass = secret(f, io, 'passphrase-file', 'DESFIRE_READER_PASSPHRASE', 'the keystore passphrase');
-  const rt = await openReader({ dir: resolve(io.cwd, need(f, 'dir')), passphrase: pass, cmsUrl: cmsUrl(f), ...(f.values.servername ? { servername: f.values.servername } : {}) });
+  const f = parse(args, ['dir', 'cms', 'passphrase-file', 'pin-file', 'servername']);
+  const dir = resolve(io.cwd, need(f, 'dir'));
+  const pass = keystoreSecret(f, io, dir);
+  const rt = await openReader({ dir, passphrase: pass, cmsUrl: cmsUrl(f), ...(f.values.servername ? { servername: f.values.servername } : {}) });
   try {
     const a = await rt.agent.sync();
     if (!a) {
