@@ -30,30 +30,48 @@ describe('GroupCommit on SQLite', () => {
   const committed = () => (other.prepare('select id from station_jobs order by id').all() as { id: string }[]).map((r) => r.id);
   const ids = async () => (await h.db.selectFrom('station_jobs').select('id').orderBy('id').execute()).map((r) => r.id);
 
-  it('concurrent writes commit in one transaction (nothing visible outside before COMMIT); the one that throws is rolled back alone and gets its own error', async () => {
+  it.each([
+    ['through Kysely', false],
+    ['native savepoints, off-loop fsync', true],
+  ])('concurrent writes commit in one transaction (nothing visible outside before COMMIT); the one that throws is rolled back alone and gets its own error (%s)', async (_, native) => {
+    const tag = native ? 'n' : 'k';
     const seenOutside: string[][] = [];
-    const gc = new GroupCommit(h.db);
+    const gc = new GroupCommit(h.db, native ? { native: h.sqlite! } : {});
     const results = await Promise.allSettled([
       gc.run(async (tx) => {
-        await tx.insertInto('station_jobs').values(row('a1')).execute();
-        return 'a1';
+        await tx.insertInto('station_jobs').values(row(`a1${tag}`)).execute();
+        return `a1${tag}`;
       }),
       gc.run(async (tx) => {
-        await tx.insertInto('station_jobs').values(row('b1')).execute();
+        await tx.insertInto('station_jobs').values(row(`b1${tag}`)).execute();
         // written, then refused: its row must not survive
         throw Object.assign(new Error('refused'), { code: 'ERR_TEST' });
       }),
       gc.run(async (tx) => {
-        await tx.insertInto('station_jobs').values(row('c1')).execute();
+        await tx.insertInto('station_jobs').values(row(`c1${tag}`)).execute();
         seenOutside.push(committed());
-        return 'c1';
+        return `c1${tag}`;
       }),
     ]);
-    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as { code: string }).code))).toEqual(['a1', 'ERR_TEST', 'c1']);
-    expect(await ids()).toEqual(['a1', 'c1']);
-    expect(committed()).toEqual(['a1', 'c1']);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as { code: string }).code))).toEqual([`a1${tag}`, 'ERR_TEST', `c1${tag}`]);
+    expect(await ids()).toEqual(expect.arrayContaining([`a1${tag}`, `c1${tag}`]));
+    expect(await ids()).not.toContain(`b1${tag}`);
+    expect(committed()).toEqual(await ids());
     // while the third write ran, the first one was not committed yet: one transaction for all
-    expect(seenOutside).toEqual([[]]);
+    expect(seenOutside[0]).not.toContain(`a1${tag}`);
+  });
+
+  it('a write alone (no savepoint) that throws gets its own error and leaves nothing', async () => {
+    const gc = new GroupCommit(h.db, { native: h.sqlite! });
+    const e = await gc
+      .run(async (tx) => {
+        await tx.insertInto('station_jobs').values(row('s1')).execute();
+        throw Object.assign(new Error('refused'), { code: 'ERR_TEST_ALONE' });
+      })
+      .catch((x: unknown) => x);
+    expect((e as { code: string }).code).toBe('ERR_TEST_ALONE');
+    expect(await ids()).not.toContain('s1');
+    expect(committed()).not.toContain('s1');
   });
 
   it('a failed COMMIT rejects every write of the batch and leaves none of them', async () => {

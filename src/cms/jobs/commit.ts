@@ -75,6 +75,7 @@ export class GroupCommit {
     this.sqlite = dialectOf(db) === 'sqlite';
     this.maxBatch = opts.maxBatch ?? 64;
     const n = opts.native;
+    if (this.sqlite && n) this.sp = { open: n.prepare('savepoint job_write'), release: n.prepare('release savepoint job_write'), rollback: n.prepare('rollback to savepoint job_write') };
     if (this.sqlite && n && !n.memory && n.name && String(n.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') {
       const sync = Number(n.pragma('synchronous', { simple: true }));
       // FULL (2) or EXTRA (3): the fsync moves off the event loop; otherwise commits stay as configured
@@ -84,6 +85,15 @@ export class GroupCommit {
   }
 
   private readonly maxBatch: number;
+  /** SAVEPOINT statements prepared once on the native connection (the batch's transaction is on it). */
+  private readonly sp?: Record<'open' | 'release' | 'rollback', BetterSqlite3.Statement>;
+
+  private async savepoint(tx: Tx, op: 'open' | 'release' | 'rollback'): Promise<void> {
+    if (this.sp) this.sp[op].run();
+    else if (op === 'open') await sql`savepoint job_write`.execute(tx);
+    else if (op === 'release') await sql`release savepoint job_write`.execute(tx);
+    else await sql`rollback to savepoint job_write`.execute(tx);
+  }
 
   /** Run `fn` in a transaction (shared with concurrent callers on SQLite); resolves after COMMIT. */
   run<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -104,15 +114,20 @@ export class GroupCommit {
         const batch = this.queue.splice(0, this.maxBatch);
         const outcomes: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
         const writeAll = async (tx: Tx) => {
+          // one write alone needs no savepoint: its error rolls the whole transaction back
+          if (batch.length === 1) {
+            outcomes.push({ ok: true, v: await batch[0]!.fn(tx) });
+            return;
+          }
           for (const q of batch) {
-            await sql`savepoint job_write`.execute(tx);
+            await this.savepoint(tx, 'open');
             try {
               const v = await q.fn(tx);
-              await sql`release savepoint job_write`.execute(tx);
+              await this.savepoint(tx, 'release');
               outcomes.push({ ok: true, v });
             } catch (e) {
-              await sql`rollback to savepoint job_write`.execute(tx);
-              await sql`release savepoint job_write`.execute(tx);
+              await this.savepoint(tx, 'rollback');
+              await this.savepoint(tx, 'release');
               outcomes.push({ ok: false, e });
             }
           }
@@ -131,6 +146,7 @@ export class GroupCommit {
             await o.wal.sync();
           } else await this.db.transaction().execute(writeAll);
         } catch (e) {
+          // a failed COMMIT or fsync (or the single write's own error): nobody of the batch is durable
           for (const q of batch) q.reject(e);
           continue;
         }
