@@ -70,11 +70,18 @@ export function applyMinVersions(info: KeyInfo, min: MinVersions): { minDecrypti
   return { minDecryptionVersion: dec, minEncryptionVersion: enc };
 }
 
-/** Validate disabling / destroying a version: it must exist, and the latest version cannot be disabled or destroyed. */
+/**
+ * Validate disabling / destroying a version: it must exist, and the latest version cannot be
+ * disabled or destroyed — except that the latest version of a diversification master may be
+ * disabled while another of its versions stays active: a rotation campaign that is cancelled or
+ * rolled back retires the new (latest) version, and derivations must then name the version they
+ * want (the default, the latest, answers ERR_CUSTODY_VERSION).
+ */
 export function checkRetireVersion(info: KeyInfo, version: number, what: 'disable' | 'destroy'): void {
   const rec = info.versions.find((x) => x.version === version);
   if (!rec) throw new KeyVersionError(`key '${info.name}' has no version ${version}`);
-  if (version === info.latestVersion) throw new KeyVersionError(`cannot ${what} the latest version of '${info.name}': rotate first`);
+  const otherActive = info.versions.some((x) => x.version !== version && x.state === 'active' && x.version >= info.minDecryptionVersion);
+  if (version === info.latestVersion && !(what === 'disable' && info.purpose === 'diversify' && otherActive)) throw new KeyVersionError(`cannot ${what} the latest version of '${info.name}': rotate first`);
   if (rec.state === 'destroyed') throw new KeyVersionError(`key '${info.name}' version ${version} is already destroyed`);
   if (what === 'disable' && rec.state === 'disabled') throw new KeyVersionError(`key '${info.name}' version ${version} is already disabled`);
 }

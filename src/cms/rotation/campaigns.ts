@@ -90,6 +90,14 @@ export interface CampaignServiceOptions {
   approvals: ApprovalService;
   /** Create the next version of a key in custody (e.g. rotate its diversification master); returns it. */
   newVersion?: (k: KeyRef) => Promise<number>;
+  /**
+   * Disable a retired version in custody, so it can no longer be derived or unwrapped (readers
+   * then cannot get it): called after the state change that retires it has committed (cancel: the
+   * new version; completion: the old one; end of a rollback: the new one). Must be idempotent (a
+   * version already disabled is done). If it fails, the operation answers ERR_ROTATION_RETIRE and
+   * calling it again on the campaign (now in its final state) retries the custody step.
+   */
+  retireVersion?: (k: KeyRef, version: number, who: { actor: string; correlationId: string }) => Promise<void>;
   now?: () => number;
   /** Tenant consent (src/cms/consent ConsentService.requireAuthorisationForCards): every target card needs the tenant's rotate authorisation, else the campaign is cancelled and the refusal thrown. */
   authorise?: (q: { tenant: string; aid: string; operation: 'rotate'; at: number; cards: { uid: string }[] }, who: { actor: string; correlationId?: string }) => Promise<Map<string, string>>;
@@ -327,12 +335,13 @@ export class CampaignService {
   /** Cancel a campaign that has not started (the pending version is retired). */
   async cancel(id: string, actor: string): Promise<Campaign> {
     const c = await this.require(id);
+    if (c.state === 'cancelled') return this.retire(c, c.toVersion, actor);
     const out = await this.move(c, ['awaiting_approval', 'ready'], 'cancelled', async (tx, now) => {
       await setVersionState(tx, { tenantId: c.tenantId, aid: c.aid, keyNo: c.keyNo }, c.toVersion, 'retired', null, now);
       await tx.updateTable('rotation_items').set({ state: 'cancelled', updated_at: now }).where('campaign_id', '=', c.id).where('state', '=', 'pending').execute();
     });
     await this.o.audit.record({ actor, operation: 'rotation.cancel', result: 'ok', correlationId: id, tenant: c.tenantId, aid: c.aid, keyNo: c.keyNo });
-    return out;
+    return this.retire(out, c.toVersion, actor);
   }
 
   /**
@@ -367,6 +376,8 @@ export class CampaignService {
   /** Complete: no item may be pending; the old version is retired (no longer accepted). */
   async complete(id: string, actor: string): Promise<Campaign> {
     const c = await this.require(id);
+    if (c.state === 'completed') return this.retire(c, c.fromVersion, actor);
+    if (c.state === 'rolled_back') return this.retire(c, c.toVersion, actor);
     const pending = await this.o.db.selectFrom('rotation_items').select('uid').where('campaign_id', '=', c.id).where('state', '=', 'pending').limit(1).executeTakeFirst();
     if (pending && c.state !== 'rolling_back') throw new RotationError('ERR_ROTATION_STATE', `campaign ${c.id} still has pending cards`);
     const k = { tenantId: c.tenantId, aid: c.aid, keyNo: c.keyNo };
@@ -375,11 +386,26 @@ export class CampaignService {
       if (rp) throw new RotationError('ERR_ROTATION_STATE', `campaign ${c.id} still has cards to change back`);
       const out = await this.move(c, ['rolling_back'], 'rolled_back', async (tx, now) => setVersionState(tx, k, c.toVersion, 'retired', null, now));
       await this.o.audit.record({ actor, operation: 'rotation.rolled_back', result: 'ok', correlationId: id, tenant: c.tenantId, aid: c.aid, keyNo: c.keyNo, keyVersion: c.fromVersion });
-      return out;
+      return this.retire(out, c.toVersion, actor);
     }
     const out = await this.move(c, ['running', 'paused'], 'completed', async (tx, now) => setVersionState(tx, k, c.fromVersion, 'retired', null, now));
     await this.o.audit.record({ actor, operation: 'rotation.complete', result: 'ok', correlationId: id, tenant: c.tenantId, aid: c.aid, keyNo: c.keyNo, keyVersion: c.toVersion, details: { retired: c.fromVersion } });
-    return out;
+    return this.retire(out, c.fromVersion, actor);
+  }
+
+  /** The custody step of a retirement (see CampaignServiceOptions.retireVersion); audited either way. */
+  private async retire(c: Campaign, version: number, actor: string): Promise<Campaign> {
+    if (!this.o.retireVersion) return c;
+    const base = { actor, operation: 'rotation.retire', correlationId: c.id, tenant: c.tenantId, aid: c.aid, keyNo: c.keyNo, keyVersion: version };
+    try {
+      await this.o.retireVersion({ tenantId: c.tenantId, aid: c.aid, keyNo: c.keyNo }, version, { actor, correlationId: c.id });
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'ERR';
+      await this.o.audit.record({ ...base, result: 'error', details: { code } });
+      throw new RotationError('ERR_ROTATION_RETIRE', `version ${version} is retired in the CMS but custody did not disable it (${code}); retry the operation`);
+    }
+    await this.o.audit.record({ ...base, result: 'ok' });
+    return c;
   }
 
   async progress(id: string, opts: { failures?: number } = {}): Promise<Progress> {

@@ -6,6 +6,7 @@ export type RotationErrorCode =
   | 'ERR_ROTATION_CONFLICT' // another campaign for the same key is open, or a concurrent change
   | 'ERR_ROTATION_GRACE_OVER' // rollback after the grace period
   | 'ERR_ROTATION_OUTSIDE_WINDOW'
+  | 'ERR_ROTATION_RETIRE' // the version is retired in the CMS but custody failed to disable it: retry
   | 'ERR_APPROVAL_REQUIRED' // the operation waits for its M-of-N approvals
   | 'ERR_APPROVAL_NOT_FOUND'
   | 'ERR_APPROVAL_SELF' // the requester cannot approve
@@ -42,6 +43,8 @@ export function rotationErrorStatus(code: RotationErrorCode): number {
       return 400;
     case 'ERR_APPROVAL_REQUIRED':
       return 428;
+    case 'ERR_ROTATION_RETIRE':
+      return 502;
     default:
       return 409;
   }

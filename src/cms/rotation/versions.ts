@@ -2,6 +2,7 @@
 // while the previous one is within its grace period. The key-delivery path and the reader use
 // acceptedVersions(); campaigns move versions through pending -> current -> previous -> retired.
 import type { Kysely } from 'kysely';
+import type { CallerContext, KeyCustody } from '../../custody/types.js';
 import type { Database } from '../storage/index.js';
 
 type Db = Kysely<Database>;
@@ -84,4 +85,21 @@ export async function readerAcceptedVersions(db: Db, readerId: string, aid: stri
     .executeTakeFirst();
   if (!role) return undefined;
   return { tenantId: role.tenant_id, versions: await acceptedVersions(db, { tenantId: role.tenant_id, aid, keyNo }, now) };
+}
+
+/**
+ * CampaignServiceOptions.retireVersion over custody: a retired version of a diversified key is
+ * disabled on its master (`masterOf`; undefined = a random key, nothing in custody to disable),
+ * so custody refuses to derive it (ERR_CUSTODY_VERSION) and no reader can get it. Idempotent: a
+ * version already disabled or destroyed is done.
+ */
+export function disableRetiredVersion(custody: KeyCustody, masterOf: (k: KeyRef) => Promise<string | undefined>) {
+  return async (k: KeyRef, version: number, who: { actor: string; correlationId: string }): Promise<void> => {
+    const master = await masterOf(k);
+    if (!master) return;
+    const ctx: CallerContext = { actor: who.actor, purpose: 'retire a key version at the end of a rotation campaign', correlationId: who.correlationId };
+    const v = (await custody.getKey(ctx, master)).versions.find((x) => x.version === version);
+    if (v && v.state !== 'active') return;
+    await custody.disableVersion(ctx, master, version);
+  };
 }

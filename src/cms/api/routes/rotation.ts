@@ -28,6 +28,7 @@ import type { AuditLog } from '../../audit/log.js';
 import { CompromiseService } from '../../compromise/service.js';
 import { masterKeyName } from '../../jobs/keys.js';
 import { KekService, type KekServiceOptions } from '../../kek/rewrap.js';
+import { disableRetiredVersion } from '../../rotation/versions.js';
 import { CampaignService, type CampaignServiceOptions, type CampaignSpec } from '../../rotation/campaigns.js';
 import { RotationError, rotationErrorStatus } from '../../rotation/errors.js';
 import { acceptedVersions, listVersions, readerAcceptedVersions } from '../../rotation/versions.js';
@@ -118,21 +119,27 @@ const rolesOf = (req: FastifyRequest): string[] => (req.principal?.kind === 'ope
 
 export function rotationModule(d: RotationRouteDeps): ApiModule {
   const approvals = new ApprovalService({ db: d.db, audit: d.audit, ...(d.policy ? { policy: d.policy } : {}) });
-  const newVersion = async (k: { tenantId: string; aid: string; keyNo: number }): Promise<number> => {
+  /** The custody diversification master of a key (undefined: random derivation, no master). */
+  const masterOf = async (k: { tenantId: string; aid: string; keyNo: number }): Promise<string | undefined> => {
     const app = await d.db.selectFrom('applications').select('definition').where('aid', '=', k.aid).where('tenant_id', '=', k.tenantId).executeTakeFirst();
     let master = `${k.tenantId}/${k.aid}/${k.keyNo}`;
     try {
       const def = JSON.parse(app?.definition ?? '{}') as { keys?: { no: number; derivation?: { method: string; master?: string } }[] };
       const key = def.keys?.find((x) => x.no === k.keyNo);
-      if (key?.derivation?.method === 'random') throw new RotationError('ERR_ROTATION_BAD_INPUT', 'key with random derivation: give toVersion');
+      if (key?.derivation?.method === 'random') return undefined;
       if (key?.derivation?.master) master = key.derivation.master;
-    } catch (e) {
-      if (e instanceof RotationError) throw e;
+    } catch {
+      /* no layout: the default master name */
     }
-    const info = await d.custody.rotateKey({ actor: 'rotation', purpose: 'new key version for a rotation campaign', correlationId: `${k.tenantId}/${k.aid}/${k.keyNo}` }, masterKeyName(master));
+    return masterKeyName(master);
+  };
+  const newVersion = async (k: { tenantId: string; aid: string; keyNo: number }): Promise<number> => {
+    const master = await masterOf(k);
+    if (!master) throw new RotationError('ERR_ROTATION_BAD_INPUT', 'key with random derivation: give toVersion');
+    const info = await d.custody.rotateKey({ actor: 'rotation', purpose: 'new key version for a rotation campaign', correlationId: `${k.tenantId}/${k.aid}/${k.keyNo}` }, master);
     return info.latestVersion;
   };
-  const campaigns = new CampaignService({ db: d.db, audit: d.audit, approvals, newVersion, ...(d.authorise ? { authorise: d.authorise } : {}) });
+  const campaigns = new CampaignService({ db: d.db, audit: d.audit, approvals, newVersion, retireVersion: disableRetiredVersion(d.custody, masterOf), ...(d.authorise ? { authorise: d.authorise } : {}) });
   const kek = new KekService({ db: d.db, custody: d.custody, audit: d.audit, approvals, ...(d.sqlite ? { sqlite: d.sqlite } : {}) });
   const compromise = new CompromiseService({ db: d.db, audit: d.audit, campaigns, kek });
   const background = (p: Promise<unknown>, app: FastifyInstance) => p.catch((e: unknown) => app.log.error({ code: (e as { code?: string }).code }, 'KEK rewrap run stopped'));
