@@ -1,8 +1,9 @@
 // The card's volatile state during a power cycle: selected application, authentication session,
 // the uncommitted transaction; plus the helpers every command handler shares (access checks,
 // secure-messaging unwrap). Nothing here survives reset() or tear().
+import { TransactionMacInput } from '../core/sm/tmac.js';
 import type { CardSession, CommMode } from '../core/sm/types.js';
-import { type AccessRights, type AppState, type CardState, FREE, type FileState, NEVER } from './model.js';
+import { type AccessRights, type AppState, type CardState, FREE, type FileState, NEVER, tmacFileOf } from './model.js';
 import { CardFault, ST, fault } from './status.js';
 
 export interface Req {
@@ -44,7 +45,12 @@ export class Transaction {
   readonly backup = new Map<number, Uint8Array>();
   readonly values = new Map<number, PendingValue>();
   readonly records = new Map<number, PendingRecord>();
+  /** Transaction MAC Input collected so far (only in an application with a TMAC file). */
+  readonly tmi = new TransactionMacInput();
+  /** Reader ID committed in this transaction by CommitReaderID (TMRICur). */
+  tmriCur: Uint8Array | undefined;
 
+  /** No pending file change (the TMI may still hold reads). */
   get empty(): boolean {
     return this.backup.size === 0 && this.values.size === 0 && this.records.size === 0;
   }
@@ -53,6 +59,8 @@ export class Transaction {
     this.backup.clear();
     this.values.clear();
     this.records.clear();
+    this.tmi.clear();
+    this.tmriCur = undefined;
   }
 }
 
@@ -82,6 +90,14 @@ export class CardContext {
     this.dropSession();
     this.tx.clear();
     this.selected = undefined;
+  }
+
+  /**
+   * Append a data command to the Transaction MAC Input when the selected application has a
+   * Transaction MAC file (called by the handlers after every check passed, with the plain data).
+   */
+  tmacInput(cmd: number, params: Uint8Array, data?: Uint8Array): void {
+    if (this.selected && tmacFileOf(this.selected)) this.tx.tmi.add(cmd, params, data);
   }
 
   get kind(): CardSession['kind'] | undefined {

@@ -4,11 +4,11 @@ import type { CardContext, Reply, Req } from './context.js';
 import { createApplication, deleteApplication, getApplicationIds, getDfNames, selectApplication } from './commands/application.js';
 import { authenticate } from './commands/auth.js';
 import { readData, writeData, writeDataExpected } from './commands/data.js';
-import { changeFileSettings, createFile, deleteFile, getFileIds, getFileSettings, getIsoFileIds } from './commands/files.js';
+import { changeFileSettings, createFile, createTransactionMacFile, deleteFile, getFileIds, getFileSettings, getIsoFileIds } from './commands/files.js';
 import { changeKey, changeKeySettings, getKeySettings, getKeyVersion } from './commands/keys.js';
 import { formatPicc, getCardUid, getFreeMemory, getVersion, readSig, setConfiguration } from './commands/picc.js';
 import { clearRecordFile, readRecords, writeRecord, writeRecordExpected } from './commands/records.js';
-import { abortTransaction, commitTransaction } from './commands/transactions.js';
+import { abortTransaction, commitReaderId, commitTransaction } from './commands/transactions.js';
 import { credit, debit, getValue, limitedCredit } from './commands/value.js';
 import type { Profile } from './model.js';
 import { ST, fault } from './status.js';
@@ -47,6 +47,7 @@ const TABLE = new Map<number, Entry>([
   [Cmd.CREATE_VALUE_FILE, { run: createFile }],
   [Cmd.CREATE_LINEAR_RECORD_FILE, { run: createFile }],
   [Cmd.CREATE_CYCLIC_RECORD_FILE, { run: createFile }],
+  [Cmd.CREATE_TRANSACTION_MAC_FILE, { run: createTransactionMacFile, since: 'ev2' }],
   [Cmd.DELETE_FILE, { run: deleteFile }],
   [Cmd.GET_FILE_IDS, { run: getFileIds }],
   [Cmd.GET_ISO_FILE_IDS, { run: getIsoFileIds }],
@@ -67,6 +68,7 @@ const TABLE = new Map<number, Entry>([
   [Cmd.CLEAR_RECORD_FILE, { run: clearRecordFile }],
   [Cmd.COMMIT_TRANSACTION, { run: commitTransaction }],
   [Cmd.ABORT_TRANSACTION, { run: abortTransaction }],
+  [Cmd.COMMIT_READER_ID, { run: commitReaderId, since: 'ev2' }],
 ]);
 
 const ORDER: Profile[] = ['ev1', 'ev2', 'ev3'];

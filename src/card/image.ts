@@ -46,6 +46,12 @@ export interface FileImage {
   recordSize?: number;
   maxRecords?: number;
   records?: string[];
+  /** Transaction MAC file: AppTransactionMACKey (secret, like every key in an image), version, TMC, TMV, TMRIPrev. */
+  tmKey?: string;
+  tmKeyVersion?: number;
+  tmc?: number;
+  tmv?: string;
+  tmriPrev?: string;
 }
 
 export interface AppImage {
@@ -120,6 +126,8 @@ function fileImage(f: FileState): FileImage {
     case 'linear':
     case 'cyclic':
       return { ...base, recordSize: f.recordSize, maxRecords: f.maxRecords, records: f.records.map((r) => toHex(r)) };
+    case 'tmac':
+      return { ...base, tmKey: toHex(f.key), tmKeyVersion: f.keyVersion, tmc: f.tmc, tmv: toHex(f.tmv), tmriPrev: toHex(f.tmriPrev) };
   }
 }
 
@@ -253,8 +261,21 @@ function file(v: unknown, where: string): FileState {
       const records = o.records.map((r, i) => hex(r, `${where}.records[${i}]`, recordSize));
       return { ...base, type: o.type, recordSize, maxRecords, records };
     }
+    case 'tmac': {
+      if (base.isoFid !== undefined) fail(`${where}.isoFid`, 'a Transaction MAC file has no ISO FID');
+      if (base.access.write !== 0xf) fail(`${where}.access`, 'a Transaction MAC file has W = F');
+      return {
+        ...base,
+        type: 'tmac',
+        key: hex(o.tmKey, `${where}.tmKey`, 16),
+        keyVersion: int(o.tmKeyVersion, `${where}.tmKeyVersion`, 0, 255),
+        tmc: int(o.tmc, `${where}.tmc`, 0, 0xffffffff),
+        tmv: hex(o.tmv, `${where}.tmv`, 8),
+        tmriPrev: hex(o.tmriPrev, `${where}.tmriPrev`, 16),
+      };
+    }
     default:
-      fail(`${where}.type`, 'expected std, backup, value, linear or cyclic');
+      fail(`${where}.type`, 'expected std, backup, value, linear, cyclic or tmac');
   }
 }
 
@@ -270,6 +291,7 @@ function app(v: unknown, where: string): AppState {
   o.files.forEach((f, i) => {
     const fs = file(f, `${where}.files[${i}]`);
     if (files.has(fs.fileNo)) fail(`${where}.files[${i}]`, 'duplicate file number');
+    if (fs.type === 'tmac' && [...files.values()].some((g) => g.type === 'tmac')) fail(`${where}.files[${i}]`, 'a second Transaction MAC file');
     files.set(fs.fileNo, fs);
   });
   return {

@@ -7,6 +7,7 @@
 //     backup      2 x (size rounded up to 32)     (the committed copy and the working copy)
 //     value       32                              (value, its mirror, limited credit)
 //     records     recordSize x maxRecords         rounded up to 32
+//     TMAC        32                              (key, version, TMC, TMV, TMRIPrev)
 // Real cards differ in details (NXP does not publish its allocator); the model is conservative and
 // stable, so a layout that fits here fits a real 8 KB card.
 import type { AppState, CardState, FileState } from './model.js';
@@ -29,6 +30,7 @@ export function fileCost(f: Pick<FileState, 'type'> & { size?: number; recordSiz
     case 'backup':
       return BLOCK + 2 * roundUp(f.size ?? 0);
     case 'value':
+    case 'tmac':
       return BLOCK + BLOCK;
     case 'linear':
     case 'cyclic':

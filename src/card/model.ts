@@ -55,10 +55,31 @@ export interface RecordFile extends FileBase {
   records: Uint8Array[];
 }
 
-export type FileState = DataFile | ValueFile | RecordFile;
+/**
+ * Transaction MAC file (EV2+, file type 05, at most one per application): the AppTransactionMACKey
+ * (AES) and its version, the counter TMC and value TMV of the last committed transaction with a
+ * non-empty Transaction MAC Input, and the reader ID that transaction committed (TMRIPrev).
+ * Access rights: R reads TMC||TMV, RW is the CommitReaderID key (F: disabled), W is always F.
+ */
+export interface TmacFile extends FileBase {
+  type: 'tmac';
+  key: Uint8Array;
+  keyVersion: number;
+  tmc: number;
+  tmv: Uint8Array;
+  tmriPrev: Uint8Array;
+}
+
+export type FileState = DataFile | ValueFile | RecordFile | TmacFile;
 export type FileType = FileState['type'];
 
-export const FILE_TYPE_CODE: Record<FileType, number> = { std: 0, backup: 1, value: 2, linear: 3, cyclic: 4 };
+export const FILE_TYPE_CODE: Record<FileType, number> = { std: 0, backup: 1, value: 2, linear: 3, cyclic: 4, tmac: 5 };
+
+/** The application's Transaction MAC file, if it has one. */
+export function tmacFileOf(app: AppState): TmacFile | undefined {
+  for (const f of app.files.values()) if (f.type === 'tmac') return f;
+  return undefined;
+}
 
 export interface AppState {
   aid: number;

@@ -5,9 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualCard, verifyOriginality } from '../../src/card/index.js';
 import { fromHex } from '../../src/core/crypto/bytes.js';
-import { DesfireClient } from '../../src/core/client/index.js';
-import { CardStatusError, type AccessRights } from '../../src/core/protocol/index.js';
-import type { Transport } from '../../src/core/transport.js';
+import type { AccessRights } from '../../src/core/protocol/index.js';
+import { cardStatus, clientFor } from './host.js';
 
 const UID = fromHex('04C0FFEE123456');
 const CMK = fromHex('0F0E0D0C0B0A09080706050403020100');
@@ -19,20 +18,8 @@ const ZERO16 = new Uint8Array(16);
 const AID = 0xf0a1b2;
 const RIGHTS: AccessRights = { read: 1, write: 2, readWrite: 2, change: 0 };
 
-function client(card: VirtualCard): DesfireClient {
-  const t: Transport = { transmit: async (a) => card.process(a) };
-  return new DesfireClient(t);
-}
-
-async function status(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CardStatusError) return e.status;
-    throw e;
-  }
-  return 0;
-}
+const client = clientFor;
+const status = cardStatus;
 
 describe('design flows through the DesfireClient', () => {
   it('issue, install, use, rotate with a tear, persist', async () => {

@@ -8,6 +8,8 @@ import { exchange } from '../../src/core/protocol/chaining.js';
 import type { CommMode, HostSession } from '../../src/core/sm/types.js';
 import type { Transport } from '../../src/core/transport.js';
 import { VirtualCard, type VirtualCardOptions } from '../../src/card/index.js';
+import { DesfireClient } from '../../src/core/client/index.js';
+import { CardStatusError } from '../../src/core/protocol/status.js';
 
 export class StatusError extends Error {
   constructor(readonly status: number) {
@@ -134,4 +136,20 @@ export const ZERO24 = new Uint8Array(24);
 /** PICC level: create an application (key settings, key count | type bits). */
 export async function createApp(h: Host, aid: number, ks1: number, ks2: number, extra: Uint8Array = new Uint8Array(0)): Promise<void> {
   await h.cmd(0xca, Uint8Array.from([...aidBytes(aid), ks1, ks2, ...extra]));
+}
+
+/** A DesfireClient speaking to `card` in process. */
+export function clientFor(card: VirtualCard): DesfireClient {
+  return new DesfireClient({ transmit: async (a) => card.process(a) });
+}
+
+/** The card status a client call or a Host command ended with (0 when it succeeded). */
+export async function cardStatus(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof CardStatusError || e instanceof StatusError) return e.status;
+    throw e;
+  }
+  return 0;
 }

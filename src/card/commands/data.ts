@@ -4,7 +4,8 @@
 import { MAX_FILE_NO } from '../../core/protocol/codecs/fileSettings.js';
 import type { CommMode } from '../../core/sm/types.js';
 import type { CardContext, Reply, Req } from '../context.js';
-import type { DataFile, FileState } from '../model.js';
+import { encodeTransactionMac } from '../../core/protocol/codecs/tmac.js';
+import type { DataFile, FileState, TmacFile } from '../model.js';
 import { ST, fault } from '../status.js';
 
 export interface Header {
@@ -24,6 +25,7 @@ export function header(req: Req): Header {
 }
 
 function dataFile(f: FileState): DataFile {
+  if (f.type === 'tmac') throw fault(ST.PERMISSION_DENIED, 'the Transaction MAC file is written by the card only');
   if (f.type !== 'std' && f.type !== 'backup') throw fault(ST.PARAMETER_ERROR, 'not a data file');
   return f;
 }
@@ -46,15 +48,35 @@ export function writeLength(ctx: CardContext, comm: CommMode, len: number): numb
   return 7 + Math.ceil((len + crc) / bs) * bs;
 }
 
+/** The 7-byte header with the length actually read (what the Transaction MAC Input records). */
+export function headerBytes(fileNo: number, offset: number, length: number): Uint8Array {
+  return Uint8Array.of(fileNo, offset & 0xff, (offset >>> 8) & 0xff, offset >>> 16, length & 0xff, (length >>> 8) & 0xff, length >>> 16);
+}
+
+/** ReadData on the Transaction MAC file: TMC || TMV (12 bytes), Read right only, not in the TMI. */
+function readTmac(ctx: CardContext, req: Req, h: Header, f: TmacFile): Reply {
+  const comm = ctx.access(f, ['read']);
+  ctx.fixed(req, 7, comm);
+  const content = encodeTransactionMac({ tmc: f.tmc, tmv: f.tmv });
+  if (h.offset >= content.length) throw fault(ST.BOUNDARY_ERROR, 'offset beyond the file');
+  const len = h.length === 0 ? content.length - h.offset : h.length;
+  if (h.offset + len > content.length) throw fault(ST.BOUNDARY_ERROR, 'read beyond the file');
+  return { data: content.slice(h.offset, h.offset + len), comm };
+}
+
 export function readData(ctx: CardContext, req: Req): Reply {
   const h = header(req);
-  const f = dataFile(ctx.file(h.fileNo));
+  const file = ctx.file(h.fileNo);
+  if (file.type === 'tmac') return readTmac(ctx, req, h, file);
+  const f = dataFile(file);
   const comm = ctx.access(f, ['read', 'readWrite']);
   ctx.fixed(req, 7, comm);
   if (h.offset >= f.size) throw fault(ST.BOUNDARY_ERROR, 'offset beyond the file');
   const len = h.length === 0 ? f.size - h.offset : h.length;
   if (h.offset + len > f.size) throw fault(ST.BOUNDARY_ERROR, 'read beyond the file');
-  return { data: f.data.slice(h.offset, h.offset + len), comm };
+  const data = f.data.slice(h.offset, h.offset + len);
+  ctx.tmacInput(req.ins, headerBytes(h.fileNo, h.offset, len), data);
+  return { data, comm };
 }
 
 export function writeDataExpected(ctx: CardContext, req: Req): number | undefined {
@@ -88,5 +110,6 @@ export function writeData(ctx: CardContext, req: Req): Reply {
     }
     w.set(data, h.offset);
   }
+  ctx.tmacInput(req.ins, req.body.subarray(0, 7), data);
   return { comm: comm === 'full' ? 'mac' : comm };
 }

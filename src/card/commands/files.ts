@@ -8,10 +8,11 @@ import {
   type FileSettings,
 } from '../../core/protocol/codecs/fileSettings.js';
 import { encodeFileIds } from '../../core/protocol/codecs/misc.js';
+import { decodeCreateTransactionMacFile } from '../../core/protocol/codecs/tmac.js';
 import { Cmd } from '../../core/protocol/commands.js';
 import type { CardContext, Reply, Req } from '../context.js';
 import { fileCost, freeMemory } from '../memory.js';
-import { type AppState, type FileState, FREE, MAX_FILES } from '../model.js';
+import { type AppState, type FileState, FREE, MAX_FILES, NEVER, tmacFileOf } from '../model.js';
 import { ST, fault } from '../status.js';
 
 /** Create/delete: free when key settings bit 2 is set, else the application master key. */
@@ -79,7 +80,10 @@ export function createFile(ctx: CardContext, req: Req): Reply {
   } catch {
     throw fault(ST.PARAMETER_ERROR, 'bad file parameters');
   }
-  const f = toState(p);
+  return addFile(ctx, app, toState(p));
+}
+
+function addFile(ctx: CardContext, app: AppState, f: FileState): Reply {
   if (app.files.has(f.fileNo)) throw fault(ST.DUPLICATE_ERROR, 'file exists');
   if (f.isoFid !== undefined) for (const g of app.files.values()) if (g.isoFid === f.isoFid) throw fault(ST.DUPLICATE_ERROR, 'ISO FID in use');
   if (app.files.size >= MAX_FILES) throw fault(ST.COUNT_ERROR, 'too many files');
@@ -87,6 +91,34 @@ export function createFile(ctx: CardContext, req: Req): Reply {
   app.files.set(f.fileNo, f);
   ctx.dirty = true;
   return {};
+}
+
+/**
+ * CreateTransactionMACFile (CE, EV2+): header fileNo option access(2) TMKeyOption in plain, the
+ * AES TMAC key and its version enciphered in a session (plain without one, when create/delete is
+ * free). One per application: a second one is DE whatever its file number.
+ */
+export function createTransactionMacFile(ctx: CardContext, req: Req): Reply {
+  const app = ctx.app();
+  requireCreateDelete(ctx, app);
+  if (req.body.length < 5) throw fault(ST.LENGTH_ERROR, 'CreateTransactionMACFile header is 5 bytes');
+  const { header, data } = ctx.open(req, 5, ctx.session ? 'full' : 'plain', 17);
+  try {
+    if (data.length !== 17) throw fault(ST.LENGTH_ERROR, 'TMAC key and version are 17 bytes');
+    let p;
+    try {
+      p = decodeCreateTransactionMacFile(header, data);
+    } catch {
+      throw fault(ST.PARAMETER_ERROR, 'bad Transaction MAC file parameters');
+    }
+    if (tmacFileOf(app)) throw fault(ST.DUPLICATE_ERROR, 'the application has a Transaction MAC file');
+    return addFile(ctx, app, {
+      type: 'tmac', fileNo: p.fileNo, comm: p.comm, access: { ...p.access },
+      key: p.key, keyVersion: p.keyVersion, tmc: 0, tmv: new Uint8Array(8), tmriPrev: new Uint8Array(16),
+    });
+  } finally {
+    data.fill(0);
+  }
 }
 
 export function deleteFile(ctx: CardContext, req: Req): Reply {
@@ -139,6 +171,8 @@ export function fileSettings(f: FileState): FileSettings {
     case 'linear':
     case 'cyclic':
       return { ...c, type: f.type === 'linear' ? 'linear-record' : 'cyclic-record', recordSize: f.recordSize, maxRecords: f.maxRecords, currentRecords: f.records.length };
+    case 'tmac':
+      return { ...c, type: 'transaction-mac', keyVersion: f.keyVersion };
   }
 }
 
@@ -169,6 +203,7 @@ export function changeFileSettings(ctx: CardContext, req: Req): Reply {
   } catch {
     throw fault(ST.PARAMETER_ERROR, 'bad file settings');
   }
+  if (f.type === 'tmac' && p.access.write !== NEVER) throw fault(ST.PARAMETER_ERROR, 'a Transaction MAC file has W = F');
   f.comm = p.comm;
   f.access = { ...p.access };
   app.files.set(f.fileNo, f);

@@ -8,7 +8,7 @@ import type { CommMode } from '../../core/sm/types.js';
 import type { CardContext, Reply, Req } from '../context.js';
 import type { FileState, RecordFile } from '../model.js';
 import { ST, fault } from '../status.js';
-import { header, writeLength } from './data.js';
+import { header, headerBytes, writeLength } from './data.js';
 
 function recordFile(f: FileState): RecordFile {
   if (f.type !== 'linear' && f.type !== 'cyclic') throw fault(ST.PARAMETER_ERROR, 'not a record file');
@@ -41,6 +41,7 @@ export function writeRecord(ctx: CardContext, req: Req): Reply {
   const rec = p.newRecord ? p.newRecord.slice() : new Uint8Array(f.recordSize);
   rec.set(data, h.offset);
   ctx.tx.records.set(f.fileNo, { cleared: false, newRecord: rec });
+  ctx.tmacInput(req.ins, req.body.subarray(0, 7), data);
   return { comm: comm === 'full' ? 'mac' : comm };
 }
 
@@ -56,6 +57,7 @@ export function readRecords(ctx: CardContext, req: Req): Reply {
   const recs = f.records.slice(total - h.offset - count, total - h.offset);
   const data = new Uint8Array(count * f.recordSize);
   recs.forEach((r, i) => data.set(r, i * f.recordSize));
+  ctx.tmacInput(req.ins, headerBytes(h.fileNo, h.offset, count), data);
   return { data, comm };
 }
 
@@ -69,5 +71,6 @@ export function clearRecordFile(ctx: CardContext, req: Req): Reply {
   // (src/core/protocol/commModes.ts, shared with the host).
   ctx.fixed(req, 1);
   ctx.tx.records.set(f.fileNo, { cleared: true });
+  ctx.tmacInput(req.ins, Uint8Array.of(fileNo));
   return {};
 }

@@ -23,7 +23,9 @@ export function getValue(ctx: CardContext, req: Req): Reply {
   if (f.freeGetValue && !(s && rights.some((r) => f.access[r] === s.keyNo))) comm = 'plain';
   else comm = ctx.access(f, rights);
   ctx.fixed(req, 1, comm);
-  return { data: encodeValue(f.value), comm };
+  const data = encodeValue(f.value);
+  ctx.tmacInput(req.ins, Uint8Array.of(f.fileNo, ...data));
+  return { data, comm };
 }
 
 function pending(ctx: CardContext, f: ValueFile): PendingValue {
@@ -38,7 +40,9 @@ function amount(ctx: CardContext, req: Req, comm: CommMode): number {
   return a;
 }
 
-function reply(comm: CommMode): Reply {
+/** The answer of Credit/Debit/LimitedCredit, once the change is recorded; the TMI gets Cmd FileNo Value. */
+function reply(ctx: CardContext, req: Req, f: ValueFile, a: number, comm: CommMode): Reply {
+  ctx.tmacInput(req.ins, Uint8Array.of(f.fileNo, ...encodeValue(a)));
   return { comm: comm === 'full' ? 'mac' : comm };
 }
 
@@ -49,7 +53,7 @@ export function credit(ctx: CardContext, req: Req): Reply {
   const p = pending(ctx, f);
   if (p.value + a > f.upper) throw fault(ST.BOUNDARY_ERROR, 'above the upper limit');
   ctx.tx.values.set(f.fileNo, { ...p, value: p.value + a, credited: true });
-  return reply(comm);
+  return reply(ctx, req, f, a, comm);
 }
 
 export function debit(ctx: CardContext, req: Req): Reply {
@@ -59,7 +63,7 @@ export function debit(ctx: CardContext, req: Req): Reply {
   const p = pending(ctx, f);
   if (p.value - a < f.lower) throw fault(ST.BOUNDARY_ERROR, 'below the lower limit');
   ctx.tx.values.set(f.fileNo, { ...p, value: p.value - a, debited: p.debited + a });
-  return reply(comm);
+  return reply(ctx, req, f, a, comm);
 }
 
 /**
@@ -76,5 +80,5 @@ export function limitedCredit(ctx: CardContext, req: Req): Reply {
   if (a > f.limitedCreditValue) throw fault(ST.BOUNDARY_ERROR, 'above the limited credit value');
   if (p.value + a > f.upper) throw fault(ST.BOUNDARY_ERROR, 'above the upper limit');
   ctx.tx.values.set(f.fileNo, { ...p, value: p.value + a, credited: true });
-  return reply(comm);
+  return reply(ctx, req, f, a, comm);
 }

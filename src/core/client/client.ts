@@ -33,6 +33,10 @@ import {
 } from '../protocol/codecs/misc.js';
 import { decodeKeySettingsResponse, encodeAppKeySettings, type AppKeySettings, type KeySettingsInfo } from '../protocol/codecs/keySettings.js';
 import { decodeVersion, type VersionInfo } from '../protocol/codecs/version.js';
+import {
+  COMMIT_RETURN_TMAC, decodeEncTmri, decodeTransactionMac, encodeCreateTransactionMacFile, TMAC_FILE_SIZE, TMRI_LENGTH,
+  type CreateTransactionMacFileParams, type TransactionMacState,
+} from '../protocol/codecs/tmac.js';
 import type { AuthenticateOptions, ChangeKeyOptions, CommChoice, DesfireClientOptions, FileOpOptions, RandomSource } from './options.js';
 
 const EMPTY = new Uint8Array(0);
@@ -562,6 +566,53 @@ export class DesfireClient {
 
   async commitTransaction(): Promise<void> {
     await this.mgmtCommand(Cmd.COMMIT_TRANSACTION);
+  }
+
+  // ---------- Transaction MAC (EV2+) ----------
+
+  /**
+   * CreateTransactionMACFile: one per application. The AES TMAC key and its version go enciphered
+   * in a session (the application master key's, unless create/delete is free).
+   */
+  async createTransactionMacFile(p: CreateTransactionMacFileParams): Promise<void> {
+    const { header, data } = encodeCreateTransactionMacFile(p);
+    try {
+      this.fileCache.delete(p.fileNo);
+      await this.mgmtCommand(Cmd.CREATE_TRANSACTION_MAC_FILE, header, data);
+    } finally {
+      wipe(data);
+    }
+  }
+
+  /**
+   * CommitTransaction with option 01: commits and returns the TMC and TMV the card stored (the
+   * card refuses the option, 9E, when the application has no Transaction MAC file).
+   */
+  async commitTransactionWithMac(): Promise<TransactionMacState> {
+    return decodeTransactionMac(await this.mgmtCommand(Cmd.COMMIT_TRANSACTION, Uint8Array.of(COMMIT_RETURN_TMAC), EMPTY, TMAC_FILE_SIZE));
+  }
+
+  /**
+   * CommitReaderID: binds a 16-byte reader ID into the ongoing transaction's TMAC. Returns EncTMRI
+   * (the previous transaction's reader ID enciphered under SesTMENCKey) when authenticated,
+   * undefined when not.
+   */
+  async commitReaderId(tmri: Uint8Array): Promise<Uint8Array | undefined> {
+    if (!(tmri instanceof Uint8Array) || tmri.length !== TMRI_LENGTH) throw new ValueRangeError('tmri', 'a reader ID is 16 bytes');
+    const out = await this.mgmtCommand(Cmd.COMMIT_READER_ID, EMPTY, tmri, TMRI_LENGTH);
+    const enc = decodeEncTmri(out);
+    if (this.current && !enc) throw new FrameError('CommitReaderID in a session must return EncTMRI');
+    return enc;
+  }
+
+  /**
+   * Read TMC || TMV from the Transaction MAC file (ReadData). Only its Read right applies: RW names
+   * the CommitReaderID key on this file type.
+   */
+  async readTransactionMac(fileNo: number, opts: FileOpOptions = {}): Promise<TransactionMacState> {
+    const header = encodeDataHeader({ fileNo, offset: 0, length: TMAC_FILE_SIZE });
+    const ins = this.dataIns(Cmd.READ_DATA, Cmd.READ_DATA_EV2, opts);
+    return decodeTransactionMac(await this.fileOp(ins, fileNo, header, EMPTY, 'read', opts, (a) => [a.read], TMAC_FILE_SIZE));
   }
 
   async abortTransaction(): Promise<void> {

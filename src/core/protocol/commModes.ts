@@ -53,6 +53,10 @@ export const COMMAND_PROTECTION: Readonly<Record<number, CommandProtection>> = {
   [Cmd.CHANGE_KEY_SETTINGS]: 'full-command',
   [Cmd.SET_CONFIGURATION]: 'full-command',
   [Cmd.CHANGE_FILE_SETTINGS]: 'full-command',
+  // EV2+ Transaction MAC: the TMAC key goes enciphered (header fileNo..TMKeyOption plain, MAC'd);
+  // CommitReaderID's TMRI goes MAC'd, its EncTMRI answer too (as NXP's reader library sends it).
+  [Cmd.CREATE_TRANSACTION_MAC_FILE]: 'full-command',
+  [Cmd.COMMIT_READER_ID]: 'mac',
   [Cmd.GET_CARD_UID]: 'full-response',
   [Cmd.READ_SIG]: 'full-response',
 };

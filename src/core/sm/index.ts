@@ -5,3 +5,4 @@ export * from './ev1.js';
 export * from './ev2.js';
 export * from './changekey.js';
 export * from './lrp.js';
+export * from './tmac.js';

@@ -5,6 +5,7 @@
 //     standard/backup (0/1):  fileSize(3)
 //     value (2):              lower(4) upper(4) limitedCreditValue(4) flags(1: bit0 limited credit, bit1 free GetValue)
 //     linear/cyclic (3/4):    recordSize(3) maxRecords(3) currentRecords(3)
+//     transaction MAC (5):    TMKeyOption(1: 02 AES) TMKeyVersion(1)   (EV2+; created by CE, see tmac.ts)
 //   CreateStd/BackupDataFile:    fileNo [isoFid(2)] option access(2) fileSize(3)
 //   CreateValueFile:             fileNo option access(2) lower(4) upper(4) value(4) flags(1)
 //   CreateLinear/CyclicRecord:   fileNo [isoFid(2)] option access(2) recordSize(3) maxRecords(3)
@@ -20,13 +21,13 @@ import { ByteReader, le } from './reader.js';
 
 export const MAX_FILE_NO = 0x1f;
 
-export type FileType = 'standard' | 'backup' | 'value' | 'linear-record' | 'cyclic-record';
+export type FileType = 'standard' | 'backup' | 'value' | 'linear-record' | 'cyclic-record' | 'transaction-mac';
 
 export const FILE_TYPE_BYTES: Readonly<Record<FileType, number>> = {
-  standard: 0x00, backup: 0x01, value: 0x02, 'linear-record': 0x03, 'cyclic-record': 0x04,
+  standard: 0x00, backup: 0x01, value: 0x02, 'linear-record': 0x03, 'cyclic-record': 0x04, 'transaction-mac': 0x05,
 };
 
-const FILE_TYPES: readonly FileType[] = ['standard', 'backup', 'value', 'linear-record', 'cyclic-record'];
+const FILE_TYPES: readonly FileType[] = ['standard', 'backup', 'value', 'linear-record', 'cyclic-record', 'transaction-mac'];
 
 export function decodeFileType(b: number): FileType {
   const t = FILE_TYPES[b];
@@ -60,7 +61,15 @@ export interface RecordFileSettings extends Common {
   readonly currentRecords: number;
 }
 
-export type FileSettings = DataFileSettings | ValueFileSettings | RecordFileSettings;
+export interface TransactionMacFileSettings extends Common {
+  readonly type: 'transaction-mac';
+  readonly keyVersion: number;
+}
+
+export type FileSettings = DataFileSettings | ValueFileSettings | RecordFileSettings | TransactionMacFileSettings;
+
+/** The TMKeyOption byte of an AES Transaction MAC key. */
+const TMAC_KEY_AES = 0x02;
 
 const I32_MIN = -0x80000000;
 const I32_MAX = 0x7fffffff;
@@ -105,6 +114,9 @@ export function encodeFileSettings(s: FileSettings): Uint8Array {
     case 'cyclic-record':
       out.push(...u24('recordSize', s.recordSize), ...u24('maxRecords', s.maxRecords), ...u24('currentRecords', s.currentRecords));
       break;
+    case 'transaction-mac':
+      out.push(TMAC_KEY_AES, checkInt('keyVersion', s.keyVersion, 0, 0xff));
+      break;
   }
   return Uint8Array.from(out);
 }
@@ -126,6 +138,11 @@ export function decodeFileSettings(data: Uint8Array): FileSettings {
       const upperLimit = r.i32le();
       const limitedCreditValue = r.i32le();
       s = { type, comm, access, lowerLimit, upperLimit, limitedCreditValue, ...readValueFlags(r) };
+      break;
+    }
+    case 'transaction-mac': {
+      if (r.u8() !== TMAC_KEY_AES) throw new FrameError('unknown TMKeyOption');
+      s = { type, comm, access, keyVersion: r.u8() };
       break;
     }
     default:
@@ -167,7 +184,7 @@ export interface CreateRecordFileParams extends CreateCommon {
 
 export type CreateFileParams = CreateDataFileParams | CreateValueFileParams | CreateRecordFileParams;
 
-export const CREATE_FILE_COMMANDS: Readonly<Record<FileType, number>> = {
+export const CREATE_FILE_COMMANDS: Readonly<Record<Exclude<FileType, 'transaction-mac'>, number>> = {
   standard: Cmd.CREATE_STD_DATA_FILE,
   backup: Cmd.CREATE_BACKUP_DATA_FILE,
   value: Cmd.CREATE_VALUE_FILE,

@@ -5,3 +5,4 @@ export * from './application.js';
 export * from './fileSettings.js';
 export * from './version.js';
 export * from './misc.js';
+export * from './tmac.js';
