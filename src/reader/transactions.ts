@@ -3,7 +3,8 @@
 // then report. Keys are wiped after use.
 //
 //   access-check   A1C001 file 1 (32-byte credential, comm full, read key 1): decode and decide
-//   purse-debit    CAFE01 file 1 (value file, comm full, debit key 1): GetValue, Debit, Commit
+//   purse-debit    CAFE01 file 1 (value file, comm full, debit key 1): GetValue, Debit, Commit;
+//                  then the TMAC counter of file 2 (free read) as the clone check (src/reader/tmac.ts)
 //   library-loan   11B001 file 1 (cyclic records of 16 bytes, comm mac): read the newest record
 //                  with key 1 (loan sequence number: the clone check), append with key 2, Commit
 import type { Transport } from '../core/transport.js';
@@ -11,6 +12,7 @@ import { DesfireClient } from '../core/client/client.js';
 import { toHex, wipe } from '../core/crypto/bytes.js';
 import { type ObtainedKey, type ReaderAgent, withKey } from './agent.js';
 import { ReaderError } from './errors.js';
+import { tmacCloneCheck } from './tmac.js';
 
 // ---- the credential (32 bytes in the access-control file) ---------------------------------------
 //   0     version (1)
@@ -77,7 +79,7 @@ export function encodeLoan(seq: number, timeS: number, item: Uint8Array): Uint8A
 // ---- the campus layout's parameters -------------------------------------------------------------
 export const CAMPUS = {
   access: { aid: 'A1C001', fileNo: 1, keyNo: 1 },
-  purse: { aid: 'CAFE01', fileNo: 1, keyNo: 1 },
+  purse: { aid: 'CAFE01', fileNo: 1, keyNo: 1, tmacFileNo: 2 },
   library: { aid: '11B001', fileNo: 1, readKeyNo: 1, writeKeyNo: 2 },
 } as const;
 
@@ -181,6 +183,8 @@ export async function purseDebit(agent: ReaderAgent, t: Transport, amount: numbe
     if (before < amount) return { result: `denied:insufficient:${before}`, ok: false, value: before };
     await client.debit(fileNo, amount, { comm: 'full' });
     await client.commitTransaction();
+    const tm = await tmacCloneCheck(agent, client, uid, aid, CAMPUS.purse.tmacFileNo);
+    if (tm.kind === 'clone') return { result: `clone-suspected:tmc:${tm.tmc}`, ok: false, value: before - amount };
     return { result: `ok:${amount}:${before - amount}`, ok: true, value: before - amount };
   });
 }

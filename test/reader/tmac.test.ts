@@ -1,0 +1,97 @@
+// The EV2 Transaction MAC counter as the purse's clone check: a virtual card whose purse
+// application has a TMAC file, copied (image) and used after the original advanced -> the copy's
+// TMC repeats one already seen -> clone-suspected in the result and the baton. Cards without the
+// TMAC file keep working; the counter rule itself on its own.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { VirtualCard } from '../../src/card/virtual-card.js';
+import { DesfireClient } from '../../src/core/client/client.js';
+import { generateReaderKeyPair, ReaderUnsealer } from '../../src/custody/sealed.js';
+import { ReaderAgent } from '../../src/reader/agent.js';
+import { AuditBaton } from '../../src/reader/baton.js';
+import { checkTmc } from '../../src/reader/tmac.js';
+import { CAMPUS, purseDebit } from '../../src/reader/transactions.js';
+import { InProcessTransport } from '../../src/transport/in-process.js';
+import { CAMPUS_ROLES, makeCard, SealingKeySource, type TestCard } from './fixture.js';
+
+const TMK = new Uint8Array(16).fill(0x42);
+
+/** Add the campus purse's TMAC file (file 2, plain, R free, CommitReaderID disabled) to a test card. */
+async function addPurseTmac(tc: TestCard): Promise<void> {
+  const c = new DesfireClient(tc.transport);
+  await c.selectApplication(0xcafe01);
+  await c.authenticate(0, tc.keys.CAFE01![0]!, { method: 'ev2' });
+  await c.createTransactionMacFile({ fileNo: CAMPUS.purse.tmacFileNo, comm: 'plain', access: { read: 0xe, write: 0xf, readWrite: 0xf, change: 0 }, key: TMK, keyVersion: 1 });
+  tc.card.reset();
+}
+
+function agentFor(cards: () => TestCard[]) {
+  const kp = generateReaderKeyPair();
+  const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'tmac-')));
+  const agent = new ReaderAgent({ readerId: 'till-1', roles: CAMPUS_ROLES, baton, unsealer: new ReaderUnsealer('till-1', kp.privateKey), keys: new SealingKeySource('till-1', kp.publicKey, cards) });
+  return { agent, baton };
+}
+
+async function tmcOf(card: VirtualCard): Promise<number> {
+  const c = new DesfireClient(new InProcessTransport(card));
+  await c.selectApplication(0xcafe01);
+  return (await c.readTransactionMac(CAMPUS.purse.tmacFileNo, { comm: 'plain' })).tmc;
+}
+
+describe('TMAC clone check (purse)', () => {
+  it('a copy of the card used after the original advanced is flagged; the baton records it', async () => {
+    const tc = await makeCard({ balance: 1000 });
+    await addPurseTmac(tc);
+    const { agent, baton } = agentFor(() => [tc]);
+    expect(await purseDebit(agent, tc.transport, 100)).toMatchObject({ ok: true, result: 'ok:100:900' });
+    expect(await tmcOf(tc.card)).toBe(1);
+    const copy = tc.card.toImage(); // the cloner's dump, TMC 1
+    expect(await purseDebit(agent, tc.transport, 100)).toMatchObject({ ok: true, value: 800 });
+    expect(await tmcOf(tc.card)).toBe(2);
+
+    const clone = new InProcessTransport(VirtualCard.fromImage(copy));
+    const r = await purseDebit(agent, clone, 100);
+    expect(r).toMatchObject({ ok: false, result: 'clone-suspected:tmc:2', uid: tc.uid });
+    expect(baton.all().at(-1)).toMatchObject({ op: 'purse-debit', result: 'clone-suspected:tmc:2', aid: 'CAFE01' });
+    // The counter shows that two cards share one history, not which one is genuine: whichever
+    // reaches a TMC already seen is flagged (the CMS's clone alert on the baton denylists the UID).
+    expect((await purseDebit(agent, clone, 1)).result).toBe('ok:1:799'); // clone at TMC 3: new to this reader
+    expect((await purseDebit(agent, tc.transport, 1)).result).toBe('clone-suspected:tmc:3');
+    agent.close();
+  }, 60_000);
+
+  it('a copy older than what the reader saw (TMC lower) is flagged too; a card without a TMAC file is not checked', async () => {
+    const tc = await makeCard({ balance: 500 });
+    await addPurseTmac(tc);
+    const old = tc.card.toImage(); // TMC 0
+    const plain = await makeCard({ balance: 500 });
+    const { agent } = agentFor(() => [tc, plain]);
+    for (let i = 0; i < 3; i++) expect((await purseDebit(agent, tc.transport, 10)).ok).toBe(true);
+    expect((await purseDebit(agent, new InProcessTransport(VirtualCard.fromImage(old)), 10)).result).toBe('clone-suspected:tmc:1');
+    expect(await purseDebit(agent, plain.transport, 10)).toMatchObject({ ok: true, result: 'ok:10:490' });
+    expect(await purseDebit(agent, plain.transport, 10)).toMatchObject({ ok: true, result: 'ok:10:480' });
+    agent.close();
+  }, 60_000);
+
+  it('checkTmc: growing counters pass, a repeat or a step back fails, per card and application', () => {
+    const seen = new Map<string, number>();
+    const agent = {
+      checkCounter(uid: string, aid: string, name: string, v: number): boolean {
+        const k = `${uid}|${aid}|${name}`;
+        const last = seen.get(k);
+        if (last !== undefined && v < last) return false;
+        seen.set(k, v);
+        return true;
+      },
+    };
+    expect(checkTmc(agent, 'U1', 'CAFE01', 5)).toBe(true);
+    expect(checkTmc(agent, 'U1', 'CAFE01', 6)).toBe(true);
+    expect(checkTmc(agent, 'U1', 'CAFE01', 6)).toBe(false);
+    expect(checkTmc(agent, 'U1', 'CAFE01', 4)).toBe(false);
+    expect(checkTmc(agent, 'U1', 'CAFE01', 9)).toBe(true);
+    expect(checkTmc(agent, 'U2', 'CAFE01', 1)).toBe(true);
+    expect(checkTmc(agent, 'U1', 'A1C001', 1)).toBe(true);
+  });
+});
