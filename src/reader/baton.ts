@@ -23,6 +23,7 @@
 //   before the ack was written only means the batch is sent again; the CMS is idempotent by
 //   sequence number (same seq + same hash = already stored), so nothing is lost or doubled.
 import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReaderError } from './errors.js';
@@ -128,6 +129,9 @@ export class AuditBaton {
   private fd: number;
   private entries: BatonEntry[];
   private ackSeq: number;
+  /** The acknowledgement the baton.ack file holds, and the background writer of newer ones. */
+  private ackOnDisk: number;
+  private ackWriting: Promise<void> | undefined;
   readonly mode: FsyncMode;
   private readonly groupMs: number;
   private readonly groupEntries: number;
@@ -155,6 +159,7 @@ export class AuditBaton {
     this.fd = fd;
     this.entries = entries;
     this.ackSeq = ackSeq;
+    this.ackOnDisk = ackSeq;
     this.mode = opts.fsync === undefined ? DEFAULT_FSYNC_MODE : opts.fsync === true ? 'always' : opts.fsync === false ? 'never' : opts.fsync;
     if (!FSYNC_MODES.includes(this.mode)) throw new ReaderError('ERR_READER_CONFIG', `baton fsync mode must be one of ${FSYNC_MODES.join(', ')}`);
     this.groupMs = opts.groupMs ?? 50;
@@ -344,31 +349,75 @@ export class AuditBaton {
     return this.entries.map((e) => ({ ...e }));
   }
 
-  /** Record that the CMS holds every entry up to `seq` (durably: tmp file, fsync, rename). */
+  /**
+   * Record that the CMS holds every entry up to `seq`. In memory at once (the next upload starts
+   * after it); on disk (tmp file, fsync, rename, directory fsync) in the background, off the event
+   * loop — the synchronous fsyncs here used to stall the transaction in flight when a sync
+   * answered (online p99). Losing the newest acknowledgement in a crash is harmless: the reader
+   * re-sends those entries, and the CMS counts entries it already holds as duplicates.
+   * `close()` writes the last one synchronously.
+   */
   acknowledge(seq: number): void {
     if (!Number.isSafeInteger(seq) || seq < this.ackSeq || seq > this.entries.length) throw new ReaderError('ERR_BATON_CORRUPT', `acknowledgement ${seq} outside the log (acked ${this.ackSeq}, head ${this.entries.length})`);
     if (seq === this.ackSeq) return;
+    this.ackSeq = seq;
+    if (!this.ackWriting) this.ackWriting = this.writeAcks().finally(() => (this.ackWriting = undefined));
+  }
+
+  /** Wait until the acknowledgement file holds the latest acknowledgement (tests, shutdown paths). */
+  async ackDurable(): Promise<void> {
+    while (this.ackWriting) await this.ackWriting;
+  }
+
+  private ackBody(seq: number): string {
+    return JSON.stringify({ seq, hash: seq > 0 ? this.entries[seq - 1]!.hash : GENESIS });
+  }
+
+  /** Write acknowledgements until the file holds the latest (one at a time; intermediate ones are skipped). */
+  private async writeAcks(): Promise<void> {
     const file = join(this.dir, 'baton.ack');
     const tmp = file + '.tmp';
+    while (this.ackOnDisk < this.ackSeq) {
+      const seq = this.ackSeq;
+      try {
+        const fh = await fsp.open(tmp, 'w', 0o600);
+        try {
+          await fh.writeFile(this.ackBody(seq));
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await fsp.rename(tmp, file);
+        await fsp
+          .open(this.dir, 'r')
+          .then(async (d) => {
+            try {
+              await d.sync();
+            } finally {
+              await d.close();
+            }
+          })
+          .catch(() => undefined); // directory fsync is not supported everywhere
+        this.ackOnDisk = seq;
+      } catch {
+        return; // the file keeps an older acknowledgement: entries are re-sent, the CMS deduplicates
+      }
+    }
+  }
+
+  /** The synchronous form, for close(). */
+  private writeAckSync(): void {
+    const file = join(this.dir, 'baton.ack');
+    const tmp = file + '.sync.tmp';
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify({ seq, hash: seq > 0 ? this.entries[seq - 1]!.hash : GENESIS }));
+      writeSync(fd, this.ackBody(this.ackSeq));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, file);
-    try {
-      const dfd = openSync(this.dir, 'r');
-      try {
-        fsyncSync(dfd);
-      } finally {
-        closeSync(dfd);
-      }
-    } catch {
-      /* directory fsync is not supported everywhere */
-    }
-    this.ackSeq = seq;
+    this.ackOnDisk = this.ackSeq;
   }
 
   /** Flush (synchronously) and close; the clean-shutdown marker is removed only when all is durable. */
@@ -381,6 +430,11 @@ export class AuditBaton {
       this.flushSync();
     } catch {
       clean = false; // durability unknown: the next open reports an unclean shutdown
+    }
+    try {
+      if (this.ackOnDisk < this.ackSeq) this.writeAckSync();
+    } catch {
+      /* an older acknowledgement stays: entries are re-sent and deduplicated by the CMS */
     }
     if (this.inflight) this.closeFd = this.fd; // the background fdatasync's callback closes it
     else closeSync(this.fd);

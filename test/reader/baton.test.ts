@@ -52,6 +52,33 @@ describe('audit baton (reader side)', () => {
     r2.close();
   });
 
+  it('acknowledgements reach the file in the background (never a synchronous fsync on the hot path); close writes the last one', async () => {
+    const d = dir();
+    const b = AuditBaton.open(d);
+    for (const op of ['a', 'b', 'c']) b.append(f(op));
+    b.acknowledge(1);
+    b.acknowledge(2); // while the first is being written: only the newest needs to land
+    expect(b.acknowledged).toBe(2); // in memory at once: the next upload starts after it
+    expect(b.pending().map((e) => e.seq)).toEqual([3]);
+    await b.ackDurable();
+    expect(JSON.parse(readFileSync(join(d, 'baton.ack'), 'utf8'))).toEqual({ seq: 2, hash: b.all()[1]!.hash });
+    // a crash before the newest acknowledgement reached the disk only means re-sending those entries
+    b.acknowledge(3);
+    const crashed = JSON.parse(readFileSync(join(d, 'baton.ack'), 'utf8')) as { seq: number };
+    expect([2, 3]).toContain(crashed.seq);
+    b.close(); // synchronous: the file holds the newest
+    expect(JSON.parse(readFileSync(join(d, 'baton.ack'), 'utf8')).seq).toBe(3);
+    const r = AuditBaton.open(d);
+    expect([r.acknowledged, r.pending().length]).toEqual([3, 0]);
+    r.close();
+    // an acknowledgement beyond the log is refused and changes nothing
+    const x = AuditBaton.open(dir());
+    x.append(f('a'));
+    expect(() => x.acknowledge(2)).toThrow(expect.objectContaining({ code: 'ERR_BATON_CORRUPT' }));
+    expect(x.acknowledged).toBe(0);
+    x.close();
+  });
+
   it('drops a torn last line (crash mid-write), refuses a modified entry', () => {
     const d = dir();
     const b = AuditBaton.open(d);
