@@ -1,0 +1,35 @@
+// The CMS side of bench/reader.ts's online figures, in its own process (as in a deployment: the
+// reader's process then holds only the reader — its CPU figures are the reader's, and the CMS's
+// synchronous work, e.g. SQLite writes while it ingests baton uploads, no longer runs on the
+// reader's event loop). The whole CMS (embedded: SQLite, vault; station jobs + key delivery) over
+// HTTPS + mTLS; a card personalised through station jobs (image file); readers enrolled (keystore
+// directories). Prints one JSON line, then serves until stdin closes or SIGTERM.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { saveImageAtomicSync } from '../src/card/image-file.js';
+import { startStationCms } from '../test/reader/e2e-helpers.js';
+
+const s = await startStationCms();
+const { card, uid } = await s.personalisedCard();
+const image = join(mkdtempSync(join(tmpdir(), 'bench-card-')), 'card.json');
+saveImageAtomicSync(image, card.toImage());
+const readers: Record<string, { dir: string }> = {};
+for (const [id, operations] of [
+  ['bench-on', ['deliver', 'offline']],
+  ['bench-on-strict', ['deliver']],
+] as const) {
+  const r = await s.enrolled(id, [{ tenantId: 'access', aid: 'A1C001', keyNo: 1, operations: [...operations] }]);
+  readers[id] = { dir: r.dir };
+}
+process.stdout.write(JSON.stringify({ url: s.url, uid, image, readers }) + '\n');
+let closing = false;
+const stop = async () => {
+  if (closing) return;
+  closing = true;
+  await s.close();
+  process.exit(0);
+};
+process.stdin.on('end', () => void stop());
+process.stdin.resume();
+process.on('SIGTERM', () => void stop());
