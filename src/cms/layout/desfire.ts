@@ -4,6 +4,10 @@
 //                         freeDirList<<1 | masterKeyChangeable
 //   key settings byte 2 = keyCount | 0x80 (AES) or 0x40 (3K3DES)
 //   access rights       = [RW<<4 | Change, R<<4 | W]; nibble E free, F never, else the role's key
+//   tmac file           = command CE; data = the CE header (fileNo option access(2) TMKeyOption 02)
+//                         followed by the number of the application key (role 'tmac') the station
+//                         derives the AES TMAC key from (deriveTmacKey, src/core/sm/tmac.ts): the
+//                         key itself travels sealed with the job's other keys, never in the plan
 import {
   ACCESS_FREE,
   ACCESS_NEVER,
@@ -16,6 +20,7 @@ import {
   encodeAppKeySettings,
   encodeCreateApplication,
   encodeCreateFile,
+  encodeCreateTransactionMacHeader,
   encodePiccKeySettings,
   type AccessRights,
   type AppKeySettings as WireAppKeySettings,
@@ -24,6 +29,7 @@ import {
   type FileType as WireFileType,
   type PiccKeySettings as WirePiccKeySettings,
 } from '../../core/protocol/codecs/index.js';
+import { Cmd } from '../../core/protocol/commands.js';
 import type { KeyRole } from './schema.js';
 import type { Derivation, Layout, LayoutApplication, LayoutFile, Right } from './types.js';
 
@@ -33,13 +39,23 @@ export interface KeyPlan {
   derivation: Derivation;
 }
 
+/** A Transaction MAC file: CreateTransactionMACFile with the AES key derived from key `keyNo`. */
+export interface TmacFileParams {
+  type: 'transaction-mac';
+  fileNo: number;
+  comm: CreateFileParams['comm'];
+  access: AccessRights;
+  /** The application key (role 'tmac') the TMAC key is derived from. */
+  keyNo: number;
+}
+
 export interface FilePlan {
   fileNo: number;
   name: string;
-  /** The Create*File command byte. */
+  /** The Create*File command byte (CE for the Transaction MAC file). */
   command: number;
-  params: CreateFileParams;
-  /** The Create*File command data (after the command byte). */
+  params: CreateFileParams | TmacFileParams;
+  /** The Create*File command data (after the command byte); for CE the header and the source key number. */
   data: Uint8Array;
   /** The two access-rights bytes as on the wire. */
   accessRights: Uint8Array;
@@ -81,6 +97,7 @@ const WIRE_FILE_TYPE: Record<LayoutFile['type'], WireFileType> = {
   value: 'value',
   linear: 'linear-record',
   cyclic: 'cyclic-record',
+  tmac: 'transaction-mac',
 };
 
 export function roleKeys(app: LayoutApplication): Partial<Record<KeyRole, number>> {
@@ -134,9 +151,15 @@ export function appKeySettingsOf(app: LayoutApplication): WireAppKeySettings {
   };
 }
 
-export function fileParamsOf(f: LayoutFile, keys: Partial<Record<KeyRole, number>>): CreateFileParams {
+export function fileParamsOf(f: LayoutFile, keys: Partial<Record<KeyRole, number>>): CreateFileParams | TmacFileParams {
   const common = { fileNo: f.no, comm: f.comm, access: accessRightsOf(f, keys) };
   switch (f.type) {
+    case 'tmac': {
+      const keyNo = keys.tmac;
+      // parseLayout guarantees a tmac file has its 'tmac' key; a gap here is a programming error.
+      if (keyNo === undefined) throw new Error('tmac file without a tmac key');
+      return { ...common, type: 'transaction-mac', keyNo };
+    }
     case 'std':
     case 'backup':
       return { ...common, type: WIRE_FILE_TYPE[f.type] as 'standard' | 'backup', fileSize: f.size };
@@ -174,12 +197,13 @@ export function applicationPlan(app: LayoutApplication): ApplicationPlan {
   };
   const files: FilePlan[] = app.files.map((f) => {
     const params = fileParamsOf(f, keys);
+    const tmac = params.type === 'transaction-mac';
     return {
       fileNo: f.no,
       name: f.name,
-      command: CREATE_FILE_COMMANDS[params.type],
+      command: tmac ? Cmd.CREATE_TRANSACTION_MAC_FILE : CREATE_FILE_COMMANDS[params.type],
       params,
-      data: encodeCreateFile(params),
+      data: tmac ? Uint8Array.of(...encodeCreateTransactionMacHeader(params), params.keyNo) : encodeCreateFile(params),
       accessRights: encodeAccessRights(params.access),
     };
   });

@@ -33,23 +33,28 @@ export const RULES = {
 
 export type RuleId = keyof typeof RULES;
 
-type FileClass = 'data' | 'value';
-const classOf = (t: FileType): FileClass => (t === 'value' ? 'value' : 'data');
+type FileClass = 'data' | 'value' | 'tmac';
+const classOf = (t: FileType): FileClass => (t === 'value' ? 'value' : t === 'tmac' ? 'tmac' : 'data');
 
 /**
  * What each declared purpose may hold. On value files DESFire couples operations to rights:
  * Read → GetValue, Debit; Write → GetValue, Debit, LimitedCredit; ReadWrite → all incl. Credit.
  * So a read/write role may hold nothing on a value file, a debit role only Read, and so on.
+ * On a Transaction MAC file Read reads TMC/TMV and ReadWrite is CommitReaderID: roles that run
+ * transactions may hold them. The 'tmac' role's key is only the source of the TMAC key: it holds
+ * no right anywhere (and no reader should ever be given it).
  */
+const TX_TMAC: readonly RightName[] = ['read', 'readWrite'];
 export const ALLOWED_RIGHTS: Record<KeyRole, Record<FileClass, readonly RightName[]>> = {
-  amk: { data: ['change'], value: ['change'] },
-  change: { data: ['change'], value: ['change'] },
-  read: { data: ['read'], value: [] },
-  write: { data: ['write'], value: [] },
-  readwrite: { data: ['read', 'write', 'readWrite'], value: [] },
-  debit: { data: [], value: ['read'] },
-  limitedcredit: { data: [], value: ['write'] },
-  credit: { data: [], value: ['readWrite'] },
+  amk: { data: ['change'], value: ['change'], tmac: ['change'] },
+  change: { data: ['change'], value: ['change'], tmac: ['change'] },
+  read: { data: ['read'], value: [], tmac: ['read'] },
+  write: { data: ['write'], value: [], tmac: TX_TMAC },
+  readwrite: { data: ['read', 'write', 'readWrite'], value: [], tmac: TX_TMAC },
+  debit: { data: [], value: ['read'], tmac: TX_TMAC },
+  limitedcredit: { data: [], value: ['write'], tmac: TX_TMAC },
+  credit: { data: [], value: ['readWrite'], tmac: TX_TMAC },
+  tmac: { data: [], value: [], tmac: [] },
 };
 
 const GRANTS: Record<FileClass, Record<RightName, string>> = {
@@ -58,6 +63,12 @@ const GRANTS: Record<FileClass, Record<RightName, string>> = {
     read: 'GetValue and Debit',
     write: 'GetValue, Debit and LimitedCredit',
     readWrite: 'GetValue, Debit, Credit and LimitedCredit',
+    change: 'change the file settings',
+  },
+  tmac: {
+    read: 'read the transaction MAC counter and value',
+    write: 'nothing (the card refuses it)',
+    readWrite: 'commit a reader ID into the transaction MAC',
     change: 'change the file settings',
   },
 };
@@ -140,6 +151,8 @@ class Linter {
       const rp = `${fp}/access/${r}`;
       const what = `file ${f.no} (${f.name}) of AID ${app.aid}`;
       if (right.kind === 'free') {
+        // reading TMC/TMV reveals nothing secret: free read of a TMAC file needs no 'public'
+        if (cls === 'tmac' && r === 'read') continue;
         if (!f.public) this.add('ISO005', rp, `${what}: ${r} is free (anyone may ${GRANTS[cls][r]}) but the file is not declared public`);
         else if (r !== 'read' || cls === 'value')
           this.add('ISO008', rp, `${what} is public but ${r} is free: anyone may ${GRANTS[cls][r]}`);
@@ -155,6 +168,7 @@ class Linter {
   unused(app: LayoutApplication, ap: string): void {
     for (const k of app.keys) {
       if (k.role === 'amk') continue;
+      if (k.role === 'tmac' && app.files.some((f) => f.type === 'tmac')) continue; // the TMAC key's source
       const used =
         (app.keySettings.changeKey.kind === 'role' && app.keySettings.changeKey.role === k.role) ||
         app.files.some((f) => RIGHT_NAMES.some((r) => f.access[r].kind === 'role' && (f.access[r] as { role: KeyRole }).role === k.role));

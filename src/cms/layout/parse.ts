@@ -8,6 +8,7 @@ import {
   DataFileSchema,
   LayoutSchema,
   RecordFileSchema,
+  TmacFileSchema,
   ValueFileSchema,
   type AccessDoc,
   type ApplicationDoc,
@@ -82,6 +83,7 @@ const FILE_SCHEMAS: Record<string, TSchema> = {
   value: ValueFileSchema,
   linear: RecordFileSchema,
   cyclic: RecordFileSchema,
+  tmac: TmacFileSchema,
 };
 
 function literalChoices(schema: TSchema): string[] | undefined {
@@ -232,6 +234,7 @@ class Semantic {
       fileNos.add(f.no);
       return this.file(f, fp, roleOk);
     });
+    this.tmac(a, ap, files, byRole);
     return {
       tenantId,
       aid,
@@ -244,6 +247,22 @@ class Semantic {
       files,
       pos: this.locate(ap),
     };
+  }
+
+  /**
+   * Transaction MAC rules the card itself imposes (or that make the file unusable): at most one per
+   * application, an AES application, W never; and the TMAC key source — a key with role 'tmac' —
+   * declared (a 'tmac' key without the file grants nothing: the linter's ISO009).
+   */
+  tmac(a: ApplicationDoc, ap: string, files: LayoutFile[], byRole: Map<KeyRole, number>): void {
+    const idx = a.files.map((f, i) => (f.type === 'tmac' ? i : -1)).filter((i) => i >= 0);
+    for (const i of idx.slice(1)) this.fail(`${ap}/files/${i}/type`, 'a second Transaction MAC file: DESFire allows one per application');
+    for (const i of idx) {
+      const f = files[i]!;
+      if (f.access.write.kind !== 'never') this.fail(`${ap}/files/${i}/access/write`, 'a Transaction MAC file has no write right: write must be never');
+      if ((a.keyType ?? 'aes') !== 'aes') this.fail(`${ap}/files/${i}/type`, 'a Transaction MAC file needs an AES application (its key is AES)');
+      if (!byRole.has('tmac')) this.fail(`${ap}/files/${i}/type`, "a Transaction MAC file needs a key with role 'tmac' (the source of its AES key)");
+    }
   }
 
   derivation(d: DerivationDoc | undefined, tenantId: string, aid: string, no: number): Derivation {
@@ -293,6 +312,8 @@ class Semantic {
         if (f.type === 'cyclic' && f.maxRecords < 2)
           this.fail(`${fp}/maxRecords`, 'a cyclic record file needs at least 2 records (one is the spare)');
         return { ...base, type: f.type, recordSize: f.recordSize, maxRecords: f.maxRecords };
+      case 'tmac':
+        return { ...base, type: 'tmac' };
     }
   }
 }

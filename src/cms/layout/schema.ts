@@ -18,6 +18,7 @@ export const KEY_ROLES = [
   'debit',
   'credit',
   'limitedcredit',
+  'tmac',
 ] as const;
 export type KeyRole = (typeof KEY_ROLES)[number];
 
@@ -161,7 +162,21 @@ export const RecordFileSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const FileSchema = Type.Union([DataFileSchema, ValueFileSchema, RecordFileSchema]);
+export const TmacFileSchema = Type.Object(
+  {
+    ...FileCommon,
+    type: Type.Literal('tmac'),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Transaction MAC file (EV2+, one per application): the card counts and MACs every committed transaction. ' +
+      'Its AES key is derived from the application key with role tmac. Access: read = who reads TMC/TMV, ' +
+      'readWrite = who may CommitReaderID ("never" disables it), write is always never, change = settings',
+  },
+);
+
+export const FileSchema = Type.Union([DataFileSchema, ValueFileSchema, RecordFileSchema, TmacFileSchema]);
 
 export const ApplicationSchema = Type.Object(
   {

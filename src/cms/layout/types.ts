@@ -80,7 +80,12 @@ export interface RecordFile extends FileBase {
   maxRecords: number;
 }
 
-export type LayoutFile = DataFile | ValueFile | RecordFile;
+/** EV2 Transaction MAC file: its key comes from the application key with role 'tmac'. */
+export interface TmacFile extends FileBase {
+  type: 'tmac';
+}
+
+export type LayoutFile = DataFile | ValueFile | RecordFile | TmacFile;
 export type FileType = LayoutFile['type'];
 
 export interface LayoutApplication {

@@ -69,6 +69,24 @@ export class TransactionMacInput {
   }
 }
 
+const TMAC_KEY_LABEL = new TextEncoder().encode('desfire-cms TMAC key');
+
+/**
+ * The AppTransactionMACKey of a layout's TMAC file, from the application key with role 'tmac'
+ * (NIST SP 800-108 counter mode, one block, PRF AES-CMAC): CMAC(K, 01 || label || 00 || 0080).
+ * A separate key, not the slot key itself: the slot key authenticates, the derived one only MACs.
+ * This derivation is desfire-cms's own convention (the data sheet leaves the key's origin open).
+ */
+export function deriveTmacKey(appKey: Uint8Array): Uint8Array {
+  if (appKey.length !== 16) throw new CryptoInputError('the TMAC key is derived from a 16-byte AES key');
+  const c = new Cmac('aes', appKey);
+  try {
+    return c.mac(concat(Uint8Array.of(0x01), TMAC_KEY_LABEL, Uint8Array.of(0x00, 0x00, 0x80)));
+  } finally {
+    c.destroy();
+  }
+}
+
 function checkTmKey(tmKey: Uint8Array): void {
   if (tmKey.length !== 16) throw new CryptoInputError('an AppTransactionMACKey is a 16-byte AES key');
 }

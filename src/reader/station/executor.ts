@@ -17,7 +17,9 @@ import type { KeyObject } from 'node:crypto';
 import { DesfireClient } from '../../core/client/index.js';
 import { fromHex, wipe } from '../../core/crypto/bytes.js';
 import type { KeyType } from '../../core/crypto/cipher.js';
-import { type CreateFileParams, decodeCreateApplication, decodeCreateFile } from '../../core/protocol/codecs/index.js';
+import { type CreateFileParams, decodeCreateApplication, decodeCreateFile, decodeCreateTransactionMacHeader } from '../../core/protocol/codecs/index.js';
+import { Cmd } from '../../core/protocol/commands.js';
+import { deriveTmacKey } from '../../core/sm/tmac.js';
 import { CardStatusError } from '../../core/protocol/status.js';
 import type { Transport } from '../../core/transport.js';
 import { ReaderUnsealer } from '../../custody/sealed.js';
@@ -187,10 +189,34 @@ export class StationExecutor {
       }
       if (a.changeKey === 'self') await step({ op: 'Authenticate', aid: a.aid, keyNo: 0, keyVersion: amk.version }, () => c.authenticate(0, key, auth));
       for (const f of a.files) {
+        if (f.command === Cmd.CREATE_TRANSACTION_MAC_FILE) {
+          await this.createTmacFile(c, step, a.aid, byNo, fromHex(f.data));
+          continue;
+        }
         const p = decodeCreateFile(f.command, fromHex(f.data));
         await step({ op: 'CreateFile', aid: a.aid, fileNo: p.fileNo }, () => createFile(c, p));
       }
       await step({ op: 'CommitTransaction', aid: a.aid }, () => c.commitTransaction());
+    });
+  }
+
+  /** Transaction MAC file: plan data = CE header (5) || source key number; the key derived from that sealed key. */
+  private async createTmacFile(c: DesfireClient, step: Step, aid: string, byNo: Map<number, JobKey>, data: Uint8Array): Promise<void> {
+    let h: ReturnType<typeof decodeCreateTransactionMacHeader>;
+    try {
+      h = decodeCreateTransactionMacHeader(data.subarray(0, 5));
+    } catch {
+      throw new StationError('ERR_STATION_JOB_INVALID', 'bad Transaction MAC file plan');
+    }
+    const src = data.length === 6 ? byNo.get(data[5]!) : undefined;
+    if (!src) throw new StationError('ERR_STATION_JOB_INVALID', 'the Transaction MAC file plan names no key of the job');
+    await this.withKey(src, async (k) => {
+      const tmk = deriveTmacKey(k);
+      try {
+        await step({ op: 'CreateFile', aid, fileNo: h.fileNo }, () => c.createTransactionMacFile({ ...h, key: tmk, keyVersion: src.version }));
+      } finally {
+        wipe(tmk);
+      }
     });
   }
 

@@ -33,21 +33,26 @@ function checkTmacAccess(a: AccessRights): void {
   if (a.write !== ACCESS_NEVER) throw new ValueRangeError('access.write', 'must be F (never) for a Transaction MAC file');
 }
 
-/** The plain header (5 bytes) and the data to encipher (17 bytes) of CreateTransactionMACFile. */
-export function encodeCreateTransactionMacFile(p: CreateTransactionMacFileParams): { header: Uint8Array; data: Uint8Array } {
+/** The 5-byte plain header of CreateTransactionMACFile: fileNo option access(2) TMKeyOption. */
+export function encodeCreateTransactionMacHeader(p: Pick<CreateTransactionMacFileParams, 'fileNo' | 'comm' | 'access'>): Uint8Array {
   checkInt('fileNo', p.fileNo, 0, MAX_FILE_NO);
   checkTmacAccess(p.access);
+  return Uint8Array.of(p.fileNo, encodeCommMode(p.comm), ...encodeAccessRights(p.access), TMAC_KEY_OPTION_AES);
+}
+
+/** The plain header (5 bytes) and the data to encipher (17 bytes) of CreateTransactionMACFile. */
+export function encodeCreateTransactionMacFile(p: CreateTransactionMacFileParams): { header: Uint8Array; data: Uint8Array } {
+  const header = encodeCreateTransactionMacHeader(p);
   if (!(p.key instanceof Uint8Array) || p.key.length !== 16) throw new ValueRangeError('key', 'a Transaction MAC key is 16 bytes (AES)');
   checkInt('keyVersion', p.keyVersion, 0, 0xff);
-  const header = Uint8Array.of(p.fileNo, encodeCommMode(p.comm), ...encodeAccessRights(p.access), TMAC_KEY_OPTION_AES);
   const data = new Uint8Array(17);
   data.set(p.key);
   data[16] = p.keyVersion;
   return { header, data };
 }
 
-/** Decode (card side) the header and deciphered data of CreateTransactionMACFile. FrameError when malformed. */
-export function decodeCreateTransactionMacFile(header: Uint8Array, data: Uint8Array): CreateTransactionMacFileParams {
+/** Decode the 5-byte CreateTransactionMACFile header. FrameError when malformed. */
+export function decodeCreateTransactionMacHeader(header: Uint8Array): Pick<CreateTransactionMacFileParams, 'fileNo' | 'comm' | 'access'> {
   const r = new ByteReader(header, 'CreateTransactionMACFile header');
   const fileNo = r.u8();
   if (fileNo > MAX_FILE_NO) throw new FrameError('file number out of range');
@@ -57,8 +62,14 @@ export function decodeCreateTransactionMacFile(header: Uint8Array, data: Uint8Ar
   r.end();
   if (keyOption !== TMAC_KEY_OPTION_AES) throw new FrameError('TMKeyOption must be 02 (AES)');
   if (access.write !== ACCESS_NEVER) throw new FrameError('a Transaction MAC file has no write right');
+  return { fileNo, comm, access };
+}
+
+/** Decode (card side) the header and deciphered data of CreateTransactionMACFile. FrameError when malformed. */
+export function decodeCreateTransactionMacFile(header: Uint8Array, data: Uint8Array): CreateTransactionMacFileParams {
+  const h = decodeCreateTransactionMacHeader(header);
   if (data.length !== 17) throw new FrameError('CreateTransactionMACFile data is key (16) and version (1)');
-  return { fileNo, comm, access, key: copyBytes(data, 0, 16), keyVersion: data[16]! };
+  return { ...h, key: copyBytes(data, 0, 16), keyVersion: data[16]! };
 }
 
 export interface TransactionMacState {
