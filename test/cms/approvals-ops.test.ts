@@ -193,6 +193,15 @@ describe('operations under approval (API)', () => {
       code: 'ERR_CUSTODY_VERSION',
     });
     expect((await custody.getKey(CTX, 'kek.issuer')).versions.every((v) => v.state === 'active')).toBe(true);
+    // the rows stay for the removal jobs until the last card is cleaned; then a DELETE drops them
+    r = await call(tok.alice!, 'DELETE', `/v1/tenants/${TENANT}`);
+    expect([r.status, r.body.error?.code, r.body.error?.details]).toEqual([409, 'ERR_TENANT_HAS_CARDS', { cards: 12, deleted: true }]);
+    expect((await db.selectFrom('applications').select('aid').where('tenant_id', '=', TENANT).execute()).length).toBe(1);
+    await db.deleteFrom('card_applications').where('aid', '=', AID).execute(); // what the scheduled removal jobs do, card by card
+    r = await call(tok.alice!, 'DELETE', `/v1/tenants/${TENANT}`);
+    expect([r.status, r.body]).toEqual([200, { tenantId: TENANT, purged: true, applications: [AID] }]);
+    expect(await db.selectFrom('applications').selectAll().where('tenant_id', '=', TENANT).execute()).toEqual([]);
+    expect(await db.selectFrom('card_keys').selectAll().where('aid', '=', AID).execute()).toEqual([]);
     // used once: the same approval again finds no tenant; the audit log keeps the deletion
     r = await call(tok.alice!, 'DELETE', `/v1/tenants/${TENANT}?approvalId=${id}&scheduleRemoval=true`);
     expect(r.status).toBe(404);

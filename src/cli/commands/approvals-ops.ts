@@ -5,7 +5,7 @@
 //   critical export-key NAME --recipient-jwk FILE --approval ID [--version N] [--out FILE]
 //                                               the key sealed (JWE ECDH-ES) to the recipient; --out writes it 0600
 //   critical open-export FILE --private-key FILE  recipient side: what the export holds (name, version, alg; never the bytes)
-//   critical delete-tenant ID --approval ID [--schedule-removal]
+//   critical delete-tenant ID --approval ID [--schedule-removal]   (again, without --approval, once the scheduled removals are done: drops the rows kept for them)
 //   critical vault-status
 //   critical unseal (--passphrase-file FILE --approval ID | --share-file FILE)   one share per operator
 //   critical seal --reason TEXT
@@ -85,8 +85,10 @@ async function run(args: string[], io: CliIO): Promise<number> {
     }
     case 'delete-tenant': {
       const id = idArg(o, 1, 'delete-tenant ID');
-      const q = new URLSearchParams({ approvalId: need(o, '--approval'), ...(scheduleRemoval ? { scheduleRemoval: 'true' } : {}) });
-      return show(io, o, await apiClient(o, io).call('DELETE', `/v1/tenants/${id}?${q.toString()}`), (b) => [
+      const approval = one(o, '--approval');
+      const q = new URLSearchParams({ ...(approval ? { approvalId: approval } : {}), ...(scheduleRemoval ? { scheduleRemoval: 'true' } : {}) });
+      return show(io, o, await apiClient(o, io).call('DELETE', `/v1/tenants/${id}?${q.toString()}`), (b) =>
+        b.purged ? [`tenant ${String(b.tenantId)}: removals done, its remaining rows dropped (${((b.applications as string[]) ?? []).join(', ') || 'no applications'})`] : [
         `tenant ${String(b.tenantId)} deleted (approval ${String(b.approvalId)}): ${String(b.readerRolesRemoved)} reader roles removed, ${String(b.cardsPending)} cards with scheduled removal`,
         `custody keys retired: ${((b.keysRetired as { key: string }[]) ?? []).map((k) => k.key).join(', ') || 'none'}`,
         ...((b.keysFailed as { key: string; code: string }[]) ?? []).map((k) => `  NOT retired: ${k.key} (${k.code})`),

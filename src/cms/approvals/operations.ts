@@ -66,6 +66,8 @@ export class CriticalOperations {
    * every version that ever protected data destroyed (the fresh latest version never did).
    */
   async deleteTenant(ctx: CallerContext, id: string, approvalId: string | undefined, o: { scheduleRemoval?: boolean } = {}) {
+    const gone = await this.d.tenants.deletion(id);
+    if (gone?.rowsKept) return this.finishDeletion(ctx, id);
     requireApprovalId('tenant_deletion', approvalId, { tenantId: id });
     const t = await this.d.tenants.tenant(id);
     if (!t) throw new OperationError('ERR_TENANT_NOT_FOUND', 404, `tenant ${id} not found`);
@@ -121,5 +123,18 @@ export class CriticalOperations {
       details: { readerRolesRemoved: r.readerRolesRemoved, cardsPending: r.cardsPending, applications: r.applications, keysRetired: retired.map((x) => x.key), keysFailed: failed.map((x) => `${x.key}:${x.code}`) },
     });
     return out;
+  }
+
+  /**
+   * A tenant deleted with scheduled removals: once the last card has lost its applications, drop
+   * the rows kept for the removal jobs (no new approval: the deletion was approved). Until then
+   * ERR_TENANT_HAS_CARDS with the number of cards still to be cleaned.
+   */
+  private async finishDeletion(ctx: CallerContext, id: string) {
+    const cards = new Set((await this.d.tenants.holdings(id)).map((h) => h.uid)).size;
+    if (cards > 0) throw new OperationError('ERR_TENANT_HAS_CARDS', 409, `tenant ${id} is deleted; ${cards} cards still hold its applications (removal scheduled)`, { cards, deleted: true });
+    const r = await this.d.tenants.purgeDeleted(id);
+    await this.d.audit.record({ actor: ctx.actor, operation: 'tenant.purge', result: 'ok', tenant: id, details: { applications: r.applications } });
+    return { tenantId: id, purged: true, applications: r.applications };
   }
 }

@@ -158,6 +158,31 @@ export class TenantRepository {
       .execute();
   }
 
+  /** The tombstone of a deleted tenant (undefined: not deleted). */
+  async deletion(id: string): Promise<{ approvalId: string; deletedBy: string; deletedAt: number; rowsKept: boolean } | undefined> {
+    const t = await this.db.selectFrom('tenant_deletions').selectAll().where('tenant_id', '=', id).executeTakeFirst();
+    if (!t) return undefined;
+    const row = await this.db.selectFrom('tenants').select('id').where('id', '=', id).executeTakeFirst();
+    return { approvalId: t.approval_id, deletedBy: t.deleted_by, deletedAt: Number(t.deleted_at), rowsKept: row !== undefined };
+  }
+
+  /**
+   * Finish a deletion whose removals were scheduled: once no card holds any of the tenant's
+   * applications, drop the rows kept for the removal jobs (in one transaction). ERR_DOMAIN_STATE
+   * (details.cards) while cards still hold one.
+   */
+  async purgeDeleted(id: string): Promise<{ applications: string[] }> {
+    return atomic(this.db, async (tx) => {
+      if (!(await tx.selectFrom('tenant_deletions').select('tenant_id').where('tenant_id', '=', id).executeTakeFirst())) throw new DomainError('ERR_DOMAIN_NOT_FOUND', `tenant ${id} was not deleted`);
+      const holdings = await new TenantRepository(tx).holdings(id);
+      const cards = new Set(holdings.map((h) => h.uid)).size;
+      if (cards > 0) throw new DomainError('ERR_DOMAIN_STATE', `${cards} cards still hold applications of deleted tenant ${id}`, { cards });
+      const apps = (await tx.selectFrom('applications').select('aid').where('tenant_id', '=', id).orderBy('aid').execute()).map((a) => a.aid);
+      await dropRows(tx, id, apps);
+      return { applications: apps };
+    });
+  }
+
   /**
    * Delete a tenant (its approval was consumed by the caller), in one transaction: a tombstone (the
    * id is never reused; the tenant disappears from every listing), its readers' roles removed, and
@@ -182,15 +207,20 @@ export class TenantRepository {
       }
       const roles = await tx.deleteFrom('reader_roles').where('tenant_id', '=', id).executeTakeFirst();
       await tx.insertInto('tenant_deletions').values({ tenant_id: id, approval_id: o.approvalId, deleted_by: o.actor, cards_pending: cardsPending, deleted_at: o.now ?? Date.now() }).execute();
-      if (holdings.length === 0 && apps.length > 0) {
-        await tx.deleteFrom('card_keys').where('aid', 'in', apps).execute();
-        await tx.deleteFrom('card_key_blobs').where('aid', 'in', apps).execute();
-        await tx.deleteFrom('applications').where('tenant_id', '=', id).execute();
-      }
-      if (holdings.length === 0) await tx.deleteFrom('tenants').where('id', '=', id).execute();
+      if (holdings.length === 0) await dropRows(tx, id, apps);
       return { readerRolesRemoved: Number(roles.numDeletedRows ?? 0n), cardsPending, applications: apps };
     });
   }
+}
+
+/** The rows of a deleted tenant that nothing references any more: applications, per-card key rows and blobs, the tenant. */
+async function dropRows(tx: Db, id: string, apps: string[]): Promise<void> {
+  if (apps.length > 0) {
+    await tx.deleteFrom('card_keys').where('aid', 'in', apps).execute();
+    await tx.deleteFrom('card_key_blobs').where('aid', 'in', apps).execute();
+    await tx.deleteFrom('applications').where('tenant_id', '=', id).execute();
+  }
+  await tx.deleteFrom('tenants').where('id', '=', id).execute();
 }
 
 /** Tenants without a tombstone (src/cms/approvals/tables.ts). */

@@ -6,6 +6,7 @@
 //   DELETE /v1/tenants/:id?approvalId=…[&scheduleRemoval=true]
 //          needs a consumed tenant_deletion approval naming the tenant; 409 ERR_TENANT_HAS_CARDS
 //          (details.cards) while cards hold its applications, unless scheduleRemoval
+//          again on a tenant deleted with scheduled removals: drops its kept rows once no card holds them
 //   GET    /v1/custody/status              sealed or not, vault id, share ceremony progress
 //   POST   /v1/custody/unseal              {passphrase, approvalId} | {share}
 //   POST   /v1/custody/seal                {reason}
