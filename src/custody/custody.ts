@@ -10,6 +10,7 @@ import { CustodyError, AadMismatchError, AuditRefusedError, CustodyInputError, T
 import { checkDecryptVersion, type CustodyEngine, materialLength } from './engine.js';
 import { type ExportRecipient, type KeyExport, type KeyExportOptions, NotExtractableError, recipientThumbprint, sealExport } from './export.js';
 import { bindingFingerprint, Sealer } from './seal.js';
+import { type MasterRequest, type MasterSealOptions, type SealedMaster, sealMasterWith } from './seal-master.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
 import type { CallerContext, CardKeyAlg, CustodyErrorLike, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
 
@@ -459,7 +460,7 @@ export class Custody implements KeyCustody {
    * Seal an AN10922 master itself to a reader for offline use (seal-master.ts): nothing derived,
    * audited as 'seal_master'; ERR_CUSTODY_NOT_EXTRACTABLE on backends whose masters cannot leave.
    */
-  sealMaster(ctx: CallerContext, req: import('./seal-master.js').MasterRequest, recipient: ReaderRecipient, opts: import('./seal-master.js').MasterSealOptions = {}): Promise<import('./seal-master.js').SealedMaster> {
-    return this.run(ctx, 'seal_master', { key: req?.master, keyVersion: req?.masterVersion, recipient: recipient?.readerId }, async (d) => (await import('./seal-master.js')).sealMasterWith(this.engine, req, recipient, opts, d, this.now));
+  sealMaster(ctx: CallerContext, req: MasterRequest, recipient: ReaderRecipient, opts: MasterSealOptions = {}): Promise<SealedMaster> {
+    return this.run(ctx, 'seal_master', { key: req?.master, keyVersion: req?.masterVersion, recipient: recipient?.readerId }, (d) => sealMasterWith(this.engine, req, recipient, opts, d, this.now));
   }
 }

@@ -14,6 +14,7 @@
 //   operation is refused and nothing is released (see audit.ts).
 import type { DiversifyAlg } from '../core/crypto/an10922.js';
 import type { ExportRecipient, KeyExport, KeyExportOptions } from './export.js';
+import type { MasterRequest, MasterSealOptions, SealedMaster } from './seal-master.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
 
 export type { DiversifyAlg } from '../core/crypto/an10922.js';
@@ -152,7 +153,7 @@ export interface KeyCustody {
    * than a per-card key: callers gate it (src/cms/delivery/masters.ts: role flag 'offline-master').
    * ERR_CUSTODY_NOT_EXTRACTABLE on PKCS#11, and on Vault Transit unless exportableMasters.
    */
-  sealMaster(ctx: CallerContext, req: import('./seal-master.js').MasterRequest, recipient: ReaderRecipient, opts?: import('./seal-master.js').MasterSealOptions): Promise<import('./seal-master.js').SealedMaster>;
+  sealMaster(ctx: CallerContext, req: MasterRequest, recipient: ReaderRecipient, opts?: MasterSealOptions): Promise<SealedMaster>;
 
   /**
    * Export a key version sealed to a recipient public key (JWE ECDH-ES, export.ts). Audited as
