@@ -129,6 +129,8 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   // metadata (versions, campaigns, approvals, runs) — never key material
   'GET /v1/key-versions/:tenant/:aid/:keyNo': { issuer: 'all', auditorA: 'own' },
   'GET /v1/readers/self/key-versions/:aid/:keyNo': own(READERS),
+  'POST /v1/readers/self/rotations': own(READERS), // field rotation: with a role granting 'rotate' (the matrix readers hold one on key 1)
+  'POST /v1/readers/self/rotations/:id/receipt': all(READERS),
   'GET /v1/rotation/campaigns': all(['issuer', 'auditorA']),
   'POST /v1/rotation/campaigns': all(['issuer']),
   'GET /v1/rotation/campaigns/:id': all(['issuer', 'auditorA']),
@@ -228,6 +230,8 @@ function body(key: string, t: Tn): unknown {
       return { uid: x.uid, aid: x.aid, keyNo: 1 };
     case 'POST /v1/keys/master':
       return { aid: x.aid, keyNo: 2 };
+    case 'POST /v1/readers/self/rotations':
+      return { uid: x.uid, aid: x.aid, keyNo: 1, cardVersion: 1 };
     case 'POST /v1/remote/sessions':
       return { op: 'read', uid: x.uid, aid: x.aid, keyNo: 1, fileNo: 1 };
     default:
@@ -239,7 +243,7 @@ async function readerCert(id: string, tenant: Tn): Promise<{ cert: string; key: 
   x509.cryptoProvider.set(webcrypto as never);
   expect((await h.call('POST', '/v1/readers', { token: h.admin, body: { id, name: id } })).status).toBe(201);
   const x = TEN[tenant];
-  expect((await h.call('POST', `/v1/readers/${id}/roles`, { token: h.admin, body: { tenantId: x.tenant, aid: x.aid, keyNo: 1, operations: ['deliver'] } })).status).toBe(201);
+  expect((await h.call('POST', `/v1/readers/${id}/roles`, { token: h.admin, body: { tenantId: x.tenant, aid: x.aid, keyNo: 1, operations: ['deliver', 'rotate'] } })).status).toBe(201);
   expect((await h.call('POST', `/v1/readers/${id}/roles`, { token: h.admin, body: { tenantId: x.tenant, aid: x.aid, keyNo: 0, operations: ['install'] } })).status).toBe(201);
   expect((await h.call('POST', `/v1/readers/${id}/roles`, { token: h.admin, body: { tenantId: x.tenant, aid: x.aid, keyNo: 2, operations: ['offline-master'] } })).status).toBe(201);
   const code = await h.call('POST', `/v1/readers/${id}/enrolment-codes`, { token: h.admin, body: {} });

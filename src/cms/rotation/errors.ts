@@ -7,6 +7,10 @@ export type RotationErrorCode =
   | 'ERR_ROTATION_GRACE_OVER' // rollback after the grace period
   | 'ERR_ROTATION_OUTSIDE_WINDOW'
   | 'ERR_ROTATION_RETIRE' // the version is retired in the CMS but custody failed to disable it: retry
+  | 'ERR_ROTATION_FIELD_FORBIDDEN' // field rotation: the reader has no 'rotate' role for this key
+  | 'ERR_ROTATION_FIELD_NOT_PENDING' // field rotation: the card is not a pending item of a running campaign on that version
+  | 'ERR_ROTATION_FIELD_TOKEN' // field rotation: unknown, expired, used or another reader's operation token
+  | 'ERR_ROTATION_FIELD_RECEIPT' // field rotation: the receipt is malformed, not signed by the reader, or for another operation
   | 'ERR_APPROVAL_REQUIRED' // the operation waits for its M-of-N approvals
   | 'ERR_APPROVAL_NOT_FOUND'
   | 'ERR_APPROVAL_SELF' // the requester cannot approve
@@ -45,6 +49,10 @@ export function rotationErrorStatus(code: RotationErrorCode): number {
       return 428;
     case 'ERR_ROTATION_RETIRE':
       return 502;
+    case 'ERR_ROTATION_FIELD_FORBIDDEN':
+      return 403;
+    case 'ERR_ROTATION_FIELD_RECEIPT':
+      return 400;
     default:
       return 409;
   }

@@ -176,43 +176,56 @@ export class CampaignRunner {
       if (cur.state === 'paused') return 'paused';
     }
   }
-
-  /** Commit a group of card outcomes in one transaction (items + the CardUID <-> key version mapping). */
   private async settle(c: Campaign, group: { uid: string; attempt: number; rep: CardRotationReport }[], wanted: string, to: number): Promise<void> {
-    const now = Date.now();
-    const failedNow: { uid: string; rep: CardRotationReport }[] = [];
-    await this.db.transaction().execute(async (tx) => {
-      for (const { uid, attempt, rep } of group) {
-        if (!rep.ok && attempt >= c.maxAttempts) failedNow.push({ uid, rep });
-        const state = rep.ok ? (wanted === 'revert_pending' ? 'reverted' : 'done') : attempt >= c.maxAttempts ? 'failed' : wanted;
-        const version = rep.ok ? to : rep.cardVersion;
-        await tx
-          .updateTable('rotation_items')
-          .set({ state, attempts: attempt, card_version: version, error: rep.ok ? null : (rep.code ?? 'ERR_ROTATION_CARD').slice(0, 100), updated_at: now })
-          .where('campaign_id', '=', c.id)
-          .where('uid', '=', uid)
-          .where('state', '=', wanted)
-          .execute();
-        if (version !== null) {
-          await tx.updateTable('card_keys').set({ key_version: version, updated_at: now }).where('uid', '=', uid).where('aid', '=', c.aid).where('key_no', '=', c.keyNo).execute();
-        }
-      }
-    });
-    // every card that ends failed is in the audit log with its verified version (successes are
-    // counted per batch; the readers' batons carry each ChangeKey)
-    for (const f of failedNow) {
-      await this.audit.record({
-        actor: 'system',
-        operation: 'rotation.card',
-        result: 'error',
-        correlationId: c.id,
-        cardUid: f.uid,
-        tenant: c.tenantId,
-        aid: c.aid,
-        keyNo: c.keyNo,
-        keyVersion: f.rep.cardVersion,
-        details: { code: f.rep.code ?? 'ERR_ROTATION_CARD' },
-      });
-    }
+    await settleOutcomes(this.db, this.audit, c, group, wanted, to);
   }
+}
+
+/**
+ * Commit a group of card outcomes in one transaction (items + the CardUID <-> key version mapping):
+ * ok -> 'done' ('reverted' when reverting) on `to`; a failure -> 'failed' with the card's verified
+ * version once the attempts are used up, else back to `wanted` for a retry. An item no longer in
+ * state `wanted` is left alone. Shared by the runner and the field rotations of runtime readers.
+ * Returns how many items changed.
+ */
+export async function settleOutcomes(db: Db, audit: AuditRecorder, c: Campaign, group: { uid: string; attempt: number; rep: CardRotationReport }[], wanted: string, to: number, actor = 'system'): Promise<number> {
+  const now = Date.now();
+  const failedNow: { uid: string; rep: CardRotationReport }[] = [];
+  let changed = 0;
+  await db.transaction().execute(async (tx) => {
+    for (const { uid, attempt, rep } of group) {
+      const state = rep.ok ? (wanted === 'revert_pending' ? 'reverted' : 'done') : attempt >= c.maxAttempts ? 'failed' : wanted;
+      const version = rep.ok ? to : rep.cardVersion;
+      const u = await tx
+        .updateTable('rotation_items')
+        .set({ state, attempts: attempt, card_version: version, error: rep.ok ? null : (rep.code ?? 'ERR_ROTATION_CARD').slice(0, 100), updated_at: now })
+        .where('campaign_id', '=', c.id)
+        .where('uid', '=', uid)
+        .where('state', '=', wanted)
+        .executeTakeFirst();
+      if ((u.numUpdatedRows ?? 0n) === 0n) continue;
+      changed++;
+      if (!rep.ok && attempt >= c.maxAttempts) failedNow.push({ uid, rep });
+      if (version !== null) {
+        await tx.updateTable('card_keys').set({ key_version: version, updated_at: now }).where('uid', '=', uid).where('aid', '=', c.aid).where('key_no', '=', c.keyNo).execute();
+      }
+    }
+  });
+  // every card that ends failed is in the audit log with its verified version (successes are
+  // counted per batch; the readers' batons carry each ChangeKey)
+  for (const f of failedNow) {
+    await audit.record({
+      actor,
+      operation: 'rotation.card',
+      result: 'error',
+      correlationId: c.id,
+      cardUid: f.uid,
+      tenant: c.tenantId,
+      aid: c.aid,
+      keyNo: c.keyNo,
+      keyVersion: f.rep.cardVersion,
+      details: { code: f.rep.code ?? 'ERR_ROTATION_CARD' },
+    });
+  }
+  return changed;
 }

@@ -103,6 +103,24 @@ export interface CompromiseCaseTable {
   created_at: number;
 }
 
+/** A field rotation: a runtime reader upgrading one card of a running campaign (single use). */
+export interface FieldRotationOpTable {
+  id: string;
+  /** SHA-256 (hex) of the operation token given to the reader. */
+  token_hash: string;
+  campaign_id: string;
+  uid: string;
+  reader_id: string;
+  from_version: number;
+  to_version: number;
+  /** issued | done | failed */
+  state: string;
+  card_version: number | null;
+  expires_at: number;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface RotationTables {
   key_versions: KeyVersionTable;
   rotation_campaigns: RotationCampaignTable;
@@ -111,4 +129,5 @@ export interface RotationTables {
   approval_votes: ApprovalVoteTable;
   kek_rewrap_runs: KekRewrapRunTable;
   compromise_cases: CompromiseCaseTable;
+  rotation_field_ops: FieldRotationOpTable;
 }

@@ -2,6 +2,8 @@
 //
 //   GET  /v1/key-versions/:tenant/:aid/:keyNo          versions + the accepted list [current, previous]
 //   GET  /v1/readers/self/key-versions/:aid/:keyNo     reader (mTLS): accepted versions of a key its role covers
+//   POST /v1/readers/self/rotations                    reader (mTLS, role 'rotate'): field rotation of a pending card: old + new key sealed, single-use token
+//   POST /v1/readers/self/rotations/:id/receipt        reader (mTLS): the signed receipt; the item is recorded like the runner does
 //   GET  /v1/rotation/campaigns                        list
 //   POST /v1/rotation/campaigns                        plan a campaign (approval requested over the threshold)
 //   GET  /v1/rotation/campaigns/:id                    progress per batch, failures with their true version
@@ -29,6 +31,7 @@ import { CompromiseService } from '../../compromise/service.js';
 import { masterKeyName } from '../../jobs/keys.js';
 import { KekService, type KekServiceOptions } from '../../kek/rewrap.js';
 import { disableRetiredVersion } from '../../rotation/versions.js';
+import { FieldRotationService } from '../../rotation/field.js';
 import { CampaignService, type CampaignServiceOptions, type CampaignSpec } from '../../rotation/campaigns.js';
 import { RotationError, rotationErrorStatus } from '../../rotation/errors.js';
 import { acceptedVersions, listVersions, readerAcceptedVersions } from '../../rotation/versions.js';
@@ -71,6 +74,11 @@ const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern:
 const KeyParams = Type.Object({ tenant: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), aid: Type.String({ pattern: '^[0-9A-Fa-f]{6}$' }), keyNo: Type.Integer({ minimum: 0, maximum: 13 }) });
 const Name = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }) });
 const Uid = Type.Object({ uid: Type.String({ pattern: '^([0-9A-Fa-f]{2}){4,10}$' }) });
+const FieldBody = Type.Object(
+  { uid: Uid.properties.uid, aid: Type.String({ pattern: '^[0-9A-Fa-f]{6}$' }), keyNo: Type.Integer({ minimum: 0, maximum: 13 }), cardVersion: Type.Integer({ minimum: 0, maximum: 255 }) },
+  { additionalProperties: false },
+);
+const FieldReceipt = Type.Object({ token: Type.String({ minLength: 1, maxLength: 128 }), receipt: Type.String({ minLength: 1, maxLength: 65_536 }) }, { additionalProperties: false });
 const Action = Type.Object({ id: Id.properties.id, action: Type.Union(['start', 'pause', 'resume', 'rollback', 'complete', 'cancel'].map((a) => Type.Literal(a))) });
 const CampaignBody = Type.Object(
   {
@@ -140,6 +148,7 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
     return info.latestVersion;
   };
   const campaigns = new CampaignService({ db: d.db, audit: d.audit, approvals, newVersion, retireVersion: disableRetiredVersion(d.custody, masterOf), ...(d.authorise ? { authorise: d.authorise } : {}) });
+  const field = new FieldRotationService({ db: d.db, custody: d.custody, audit: d.audit, campaigns });
   const kek = new KekService({ db: d.db, custody: d.custody, audit: d.audit, approvals, ...(d.sqlite ? { sqlite: d.sqlite } : {}) });
   const compromise = new CompromiseService({ db: d.db, audit: d.audit, campaigns, kek });
   const background = (p: Promise<unknown>, app: FastifyInstance) => p.catch((e: unknown) => app.log.error({ code: (e as { code?: string }).code }, 'KEK rewrap run stopped'));
@@ -175,6 +184,17 @@ export function rotationModule(d: RotationRouteDeps): ApiModule {
           if (!r) throw new ApiError(403, 'ERR_FORBIDDEN', 'no role for this key');
           return r;
         },
+      );
+      const READER = { auth: { reader: true } };
+      app.post<{ Body: Static<typeof FieldBody> }>(
+        '/readers/self/rotations',
+        { config: READER, schema: { tags: ['rotation'], summary: "reader: field rotation of a card still on the old version (role 'rotate', pending card of a running campaign): old and new keys sealed to the reader, single-use token", security: [{ readerCertificate: [] }], body: FieldBody, response: ERROR_RESPONSES } },
+        async (req, reply) => reply.code(201).send(await wrap(() => field.request(req.principal?.id ?? '', req.body))),
+      );
+      app.post<{ Params: Static<typeof Id>; Body: Static<typeof FieldReceipt> }>(
+        '/readers/self/rotations/:id/receipt',
+        { config: READER, schema: { tags: ['rotation'], summary: 'reader: the signed receipt of a field rotation (token used once); the campaign item is recorded with the verified card version', security: [{ readerCertificate: [] }], params: Id, body: FieldReceipt, response: ERROR_RESPONSES } },
+        async (req) => wrap(() => field.report(req.principal?.id ?? '', req.params.id, req.body)),
       );
       app.get('/rotation/campaigns', { config: READ, schema: { tags: ['rotation'], summary: 'rotation campaigns', security: sec, response: ERROR_RESPONSES } }, async (req) => ({ campaigns: (await campaigns.list()).filter((c) => canSeeTenant(req, c.tenantId)) }));
       app.post<{ Body: Static<typeof CampaignBody> }>(

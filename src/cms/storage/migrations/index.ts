@@ -10,6 +10,7 @@ import * as m0020 from '../../api/migrations/0020_api_tokens.js';
 import * as m0030 from '../../jobs/migrations/0030_station.js';
 import * as m0040 from '../../baton/migrations/0040_baton.js';
 import * as m0050 from '../../rotation/migrations/0050_rotation.js';
+import * as m0051 from '../../rotation/migrations/0051_field_rotation.js';
 import * as m0060 from '../../consent/migrations/0060_consent.js';
 import * as m0061 from '../../consent/migrations/0061_card_profile.js';
 import * as m0070 from '../../approvals/migrations/0070_approvals.js';
@@ -23,6 +24,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0030_station': m0030, // 0030-0039: station jobs, delivery, remote mode (engineer H)
   '0040_baton': m0040, // 0040-0049: reader baton, card denylist (engineer I)
   '0050_rotation': m0050, // 0050-0059: key rotation, approvals, KEK rewrap, compromise (engineer J)
+  '0051_field_rotation': m0051, // field rotations by runtime readers
   '0060_consent': m0060, // 0060-0069: tenant consent and authorisation (engineer K)
   '0061_card_profile': m0061, // card profiles for standing-policy authorisations
   '0070_approvals': m0070, // 0070-0079: operations under approval: tenant deletion (engineer A)
