@@ -26,6 +26,7 @@ import { alertsModule } from './api/routes/alerts.js';
 import { rotationModule } from './api/routes/rotation.js';
 import { criticalModule } from './api/routes/critical.js';
 import { type VaultControl, vaultGate } from './approvals/unseal.js';
+import type { UnsealedVault } from './approvals/sealed-start.js';
 import { consentModule } from './api/routes/consent.js';
 import { ConsentService } from './consent/index.js';
 import type { ApiDeps, HealthCheck, RateLimiter, ReaderAuthenticator } from './api/ports.js';
@@ -81,11 +82,13 @@ export interface BuildAppOptions {
    * (test/cms/consent-jobs.test.ts); nothing else may set it.
    */
   unsafeSkipConsent?: boolean;
+  /** An embedded vault already unsealed (a sealed start, src/cms/approvals/sealed-start.ts): used instead of opening one. */
+  unsealedVault?: UnsealedVault;
 }
 
 const SYSTEM_CTX = (purpose: string): CallerContext => ({ actor: 'system:cms-server', purpose, correlationId: `startup-${process.pid}` });
 
-async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: AuditSink): Promise<{ custody: KeyCustody; vault?: VaultControl; sealed: () => boolean; close: () => Promise<void> }> {
+async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: AuditSink, unsealed?: UnsealedVault): Promise<{ custody: KeyCustody; vault?: VaultControl; sealed: () => boolean; close: () => Promise<void> }> {
   const cu = config.custody;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   if (cu.kind === 'pkcs11') {
@@ -106,6 +109,11 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
     const engine = await VaultTransitEngine.open({ addr: cu.addr, auth, mount: cu.mount, ...(cu.namespace ? { namespace: cu.namespace } : {}), masterStore });
     const custody = engine.custody(audit);
     return { custody, sealed: () => false, close: () => custody.close() };
+  }
+  if (unsealed) {
+    unsealed.setAudit(audit);
+    const custody = unsealed.vault.custody(audit);
+    return { custody, vault: unsealed.vault, sealed: () => unsealed.vault.status().sealed, close: async () => (await custody.close(), await unsealed.close()) };
   }
   const { SqliteVaultStore } = await import('../custody/store-sqlite.js');
   const { EmbeddedVault } = await import('../custody/embedded.js');
@@ -258,7 +266,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
     const metrics = new PromMetrics({ onlineWindowMs: config.metrics.onlineWindowSeconds * 1000 });
     const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit'), checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000, observe: auditObserver(metrics) });
     cleanups.push(() => audit.close());
-    const cus = await openCustody(config, secrets, audit.log);
+    const cus = await openCustody(config, secrets, audit.log, opts.unsealedVault);
     cleanups.push(cus.close);
     cus.custody = timedCustody(vaultGate(cus.custody), config.custody.kind, metrics); // custody latency by backend; sealed vault → 503 ERR_VAULT_SEALED
 

@@ -15,6 +15,7 @@ import { ROLES, type Role } from '../../cms/api/tokens/service.js';
 import { OperatorTokens } from '../../cms/api/tokens/service.js';
 import { ConfigError, type LoadOptions, loadConfig, postgresUrl, resolveSecrets, resolveStoragePassword, wipeSecrets } from '../../cms/config/index.js';
 import { openDatabase } from '../../cms/storage/index.js';
+import { waitForUnseal } from '../../cms/approvals/sealed-start.js';
 import { type CliIO, type Command, UsageError } from '../io.js';
 import { parseFlags } from './config.js';
 
@@ -53,7 +54,11 @@ export async function runServer(args: string[], io: CliIO, stop: AbortSignal, on
     const { config } = loadConfig(loadOptions(f.values, io));
     const secrets = resolveSecrets(config, io.env);
     try {
-      cms = await buildCmsApp(config, secrets);
+      // custody.unseal 'api': serve approvals and the unseal route until the vault is opened
+      const sealedStart = config.custody.kind === 'embedded' && config.custody.unseal === 'api';
+      const unsealedVault = sealedStart ? await waitForUnseal(config, secrets, { log: io.out, signal: stop }) : undefined;
+      if (sealedStart && !unsealedVault) return 0; // stopped while sealed
+      cms = await buildCmsApp(config, secrets, unsealedVault ? { unsealedVault } : {});
     } finally {
       wipeSecrets(secrets);
     }

@@ -48,6 +48,12 @@ export const EmbeddedCustody = Type.Object(
     file: Type.String({ minLength: 1, default: 'vault.sqlite' }),
     passphraseFile: Type.Optional(FilePath),
     passphraseEnv: Type.String({ ...EnvName, default: 'DESFIRE_VAULT_PASSPHRASE' }),
+    /**
+     * secrets (default): unseal at start from the passphrase or share files; api: start SEALED, read
+     * no vault secret, and wait for an unseal through the API (passphrase + approval, or one share
+     * per operator; needs http.tls.mode files or off) — src/cms/approvals/sealed-start.ts.
+     */
+    unseal: Type.Union([Type.Literal('secrets'), Type.Literal('api')], { default: 'secrets' }),
     /** Shamir shares instead of a passphrase: M of the listed files. */
     shares: Type.Optional(
       Type.Object(

@@ -57,7 +57,9 @@ export function resolveSecrets(c: ServerConfig, env: NodeJS.ProcessEnv = process
   const s: ServerSecrets = {};
   const cu = c.custody;
   if (cu.kind === 'embedded') {
-    if (cu.shares) {
+    if (cu.unseal === 'api') {
+      /* started sealed: the vault is unsealed through the API, no secret is read here */
+    } else if (cu.shares) {
       s.vaultShares = [];
       cu.shares.files.forEach((f, i) => {
         const b = readSecret('vault share', `/custody/shares/files/${i}`, { file: f }, env, issues, false);
