@@ -100,11 +100,11 @@ export class KeyDelivery {
   }
 
   async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest): Promise<Delivery> {
-    const d = { readerId, uid: String(req?.uid ?? '').slice(0, 20).toUpperCase(), aid: String(req?.aid ?? '').slice(0, 6).toUpperCase(), keyNo: typeof req?.keyNo === 'number' ? req.keyNo : -1 };
     try {
-      const out = await this.deliverUnchecked(ctx, readerId, req);
-      return out;
+      return await this.deliverUnchecked(ctx, readerId, req);
     } catch (e) {
+      // the refusal's identifiers (as presented, bounded), built only for a refusal
+      const d = { readerId, uid: String(req?.uid ?? '').slice(0, 20).toUpperCase(), aid: String(req?.aid ?? '').slice(0, 6).toUpperCase(), keyNo: typeof req?.keyNo === 'number' ? req.keyNo : -1 };
       const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
       await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'key_delivery', outcome: 'refused', actor: ctx.actor, correlationId: ctx.correlationId, ...d, code });
       throw e;
