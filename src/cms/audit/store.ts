@@ -97,13 +97,14 @@ export function fromRow(r: AuditEntryTable): AuditEntry {
 
 /**
  * Makes a committed WAL frame durable: fsync of the `-wal` file, in libuv's thread pool (off the
- * event loop). Injectable for tests (ordering, failure).
+ * event loop). Opened read-write without create/truncate ('r+'): some platforms (Windows'
+ * FlushFileBuffers) refuse to flush a read-only handle. Injectable for tests (ordering, failure).
  */
 export type WalSync = (walPath: string) => Promise<void>;
 
 export const fsyncFile: WalSync = (path) =>
   new Promise<void>((resolve, reject) => {
-    fsOpen(path, 'r', (err, fd) => {
+    fsOpen(path, 'r+', (err, fd) => {
       if (err) return reject(err);
       fsync(fd, (e1) => fsClose(fd, (e2) => (e1 || e2 ? reject(e1 ?? e2) : resolve())));
     });
