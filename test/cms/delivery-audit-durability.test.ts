@@ -120,6 +120,30 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
   });
 
+  it('the durability mode is read under the connection lock (not while another writer has synchronous relaxed)', async () => {
+    const { h, g, fx, fsyncRequested } = await gatedLog();
+    // another writer (like the station jobs' group commit) holds the connection with synchronous relaxed
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let relaxed!: () => void;
+    const isRelaxed = new Promise<void>((r) => (relaxed = r));
+    const other = h.db.connection().execute(async () => {
+      h.sqlite!.pragma('synchronous = NORMAL');
+      relaxed();
+      await gate;
+      h.sqlite!.pragma('synchronous = FULL');
+    });
+    await isRelaxed;
+    const p = fx.log.record(sampleEntry(0)); // the store's first append: it sets itself up now
+    await turns(20);
+    release();
+    await other;
+    await fsyncRequested(); // the configured FULL was seen: the WAL is fsynced before the ack
+    g.waiting.shift()!.resolve();
+    expect((await p).index).toBe(0);
+    expect(synchronous(h)).toBe(2);
+  });
+
   it('no WAL fsync when per-commit durability is off by configuration (NORMAL) or the inline fsync is chosen', async () => {
     const normal = await sqliteFile('NORMAL');
     const g1 = gatedSync();

@@ -157,6 +157,28 @@ export class SqlAuditStore implements AuditStore {
     });
   }
 
+  private prepareNative(n: NonNullable<DatabaseHandle['sqlite']>): void {
+    if (this.native) return;
+    const cols = '(idx, time, actor, reader_id, card_uid, tenant, aid, key_no, key_version, operation, result, correlation_id, details)';
+    const row = '(?,?,?,?,?,?,?,?,?,?,?,?,?)';
+    this.native = {
+      max: n.prepare('select max(idx) as m from audit_leaves'),
+      entry: n.prepare(`insert into audit_entries ${cols} values ${row}`),
+      entries: n.prepare(`insert into audit_entries ${cols} values ${Array(SQLITE_ROWS).fill(row).join(',')}`),
+      leaf: n.prepare('insert into audit_leaves (idx, leaf_hash) values (?, ?)'),
+      leaves: n.prepare(`insert into audit_leaves (idx, leaf_hash) values ${Array(SQLITE_ROWS).fill('(?,?)').join(',')}`),
+      lock: n.prepare("update meta_settings set value = value where name = 'lock:audit-append'"),
+    };
+    const sync = Number(n.pragma('synchronous', { simple: true }));
+    const wal = String(n.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
+    // FULL (2) or EXTRA (3) in WAL mode on a file: fsync off the event loop; otherwise as configured
+    if ((this.so.offloopSync ?? true) && wal && sync >= 2 && !n.memory && n.name) {
+      this.wal = `${n.name}-wal`;
+      this.native.relax = n.prepare('pragma synchronous = NORMAL');
+      this.native.restore = n.prepare(`pragma synchronous = ${sync}`);
+    } else this.wal = null;
+  }
+
   /**
    * SQLite hot path: prepared statements on the native connection, in one BEGIN IMMEDIATE
    * transaction, while holding Kysely's connection lock so no Kysely transaction interleaves.
@@ -170,27 +192,11 @@ export class SqlAuditStore implements AuditStore {
    */
   private async appendSqlite(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
     const n = this.h.sqlite!;
-    if (!this.native) {
-      const cols = '(idx, time, actor, reader_id, card_uid, tenant, aid, key_no, key_version, operation, result, correlation_id, details)';
-      const row = '(?,?,?,?,?,?,?,?,?,?,?,?,?)';
-      this.native = {
-        max: n.prepare('select max(idx) as m from audit_leaves'),
-        entry: n.prepare(`insert into audit_entries ${cols} values ${row}`),
-        entries: n.prepare(`insert into audit_entries ${cols} values ${Array(SQLITE_ROWS).fill(row).join(',')}`),
-        leaf: n.prepare('insert into audit_leaves (idx, leaf_hash) values (?, ?)'),
-        leaves: n.prepare(`insert into audit_leaves (idx, leaf_hash) values ${Array(SQLITE_ROWS).fill('(?,?)').join(',')}`),
-        lock: n.prepare("update meta_settings set value = value where name = 'lock:audit-append'"),
-      };
-      const sync = Number(n.pragma('synchronous', { simple: true }));
-      const wal = String(n.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
-      // FULL (2) or EXTRA (3) in WAL mode on a file: fsync off the event loop; otherwise as configured
-      if ((this.so.offloopSync ?? true) && wal && sync >= 2 && !n.memory && n.name) {
-        this.wal = `${n.name}-wal`;
-        this.native.relax = n.prepare('pragma synchronous = NORMAL');
-        this.native.restore = n.prepare(`pragma synchronous = ${sync}`);
-      } else this.wal = null;
-    }
-    const st = this.native;
+    // Statements and the durability mode are set up under Kysely's connection lock: another writer
+    // (the station jobs' group commit) may hold the connection with synchronous relaxed for its own
+    // transaction, and the setting read here must be the configured one.
+    if (!this.native) await this.h.db.connection().execute(async () => this.prepareNative(n));
+    const st = this.native!;
     const tx = n.transaction(() => {
       st.lock.run();
       const m = (st.max.get() as { m: number | null }).m;
