@@ -4,6 +4,8 @@
 //   desfire_reader_cache_keys             offline key cache entries
 //   desfire_reader_cache_age_seconds      age of the oldest cached key
 //   desfire_reader_baton_pending_entries  audit baton entries not yet acknowledged by the CMS
+//   desfire_reader_offline_masters        AN10922 masters held in memory for offline use (role flag
+//                                         'offline-master'; each one is the key of every card of its key)
 //   desfire_reader_stopped                1 once the agent stopped (revoked)
 // No key material, no card UID: only counts and durations, labelled with the reader id.
 import { renameSync, writeFileSync } from 'node:fs';
@@ -13,6 +15,8 @@ export interface ReaderMetricsSource {
   offlineForMs: number;
   stopped: string | undefined;
   cache: { size: number; oldestAgeMs: number };
+  /** Offline diversification masters held (absent: 0). */
+  masters?: { size: number };
   baton: { head: { seq: number }; acknowledged: number };
 }
 
@@ -27,6 +31,7 @@ export function readerMetricsText(a: ReaderMetricsSource): string {
     fam('desfire_reader_cache_keys', 'keys in the offline cache', a.cache.size) +
     fam('desfire_reader_cache_age_seconds', 'age of the oldest key in the offline cache', a.cache.oldestAgeMs / 1000) +
     fam('desfire_reader_baton_pending_entries', 'audit baton entries not yet acknowledged by the CMS', Math.max(0, a.baton.head.seq - a.baton.acknowledged)) +
+    fam('desfire_reader_offline_masters', 'AN10922 masters held in memory for offline use (each derives the key of every card of its AID and key number)', a.masters?.size ?? 0) +
     fam('desfire_reader_stopped', '1 once the agent stopped (certificate revoked)', a.stopped ? 1 : 0)
   );
 }

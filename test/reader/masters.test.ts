@@ -12,6 +12,7 @@ import { AuditBaton } from '../../src/reader/baton.js';
 import { CmsClient } from '../../src/reader/cms-client.js';
 import { HttpKeySource } from '../../src/reader/http-keys.js';
 import { HttpMasterSource } from '../../src/reader/masters.js';
+import { readerMetricsText } from '../../src/reader/metrics.js';
 import { accessCheck } from '../../src/reader/transactions.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { type StationCms, startStationCms } from './e2e-helpers.js';
@@ -51,6 +52,7 @@ describe('offline diversification masters (role flag offline-master)', () => {
     const { agent, cms, make } = await agentFor('door-m', ['deliver', 'offline-master'], clock);
     expect(await agent.refreshMasters()).toBe(1);
     expect(agent.masters.size).toBe(1);
+    expect(readerMetricsText(agent)).toContain('desfire_reader_offline_masters{reader="door-m"} 1\n');
     expect(await agent.refreshMasters()).toBe(0); // fresh: not asked again
     expect(agent.baton.all().map((e) => [e.op, e.aid, e.keyNo, e.keyVersion, e.result])).toEqual([['master-received', 'A1C001', 1, 1, 'ok']]);
     // the CMS audited the release: custody's seal_master (key name, version, reader) and the delivery
@@ -98,6 +100,7 @@ describe('offline diversification masters (role flag offline-master)', () => {
     await s.cms.deps.domain!.readers.setState('door-m', 'revoked');
     await expect(again.sync()).rejects.toMatchObject({ code: 'ERR_READER_REVOKED' });
     expect(again.masters.size).toBe(0);
+    expect(readerMetricsText(again)).toContain('desfire_reader_offline_masters{reader="door-m"} 0\n');
     expect(again.stopped).toBeTruthy();
     again.close();
     cms.close();
