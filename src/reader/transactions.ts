@@ -4,7 +4,7 @@
 //
 //   access-check   A1C001 file 1 (32-byte credential, comm full, read key 1): decode and decide
 //   purse-debit    CAFE01 file 1 (value file, comm full, debit key 1): GetValue, Debit, Commit;
-//                  then the TMAC counter of file 2 (free read) as the clone check (src/reader/tmac.ts)
+//                  the TMAC counter of file 2 (free read) before and after: clone check (src/reader/tmac.ts)
 //   library-loan   11B001 file 1 (cyclic records of 16 bytes, comm mac): read the newest record
 //                  with key 1 (loan sequence number: the clone check), append with key 2, Commit
 import type { Transport } from '../core/transport.js';
@@ -178,13 +178,22 @@ export async function purseDebit(agent: ReaderAgent, t: Transport, amount: numbe
     const [k] = (await selectAndObtain(client, agent, uid, aid, [keyNo])) as [ObtainedKey];
     ver.v = k.version;
     ver.mode = k.mode;
+    // TMAC counter before (a stale copy of the card is refused untouched) and after the commit
+    const tm = await tmacCloneCheck(agent, client, uid, aid, CAMPUS.purse.tmacFileNo, 'before').catch((e: unknown) => {
+      wipe(k.key);
+      throw e;
+    });
+    if (tm.kind === 'clone') {
+      wipe(k.key);
+      return { result: `clone-suspected:tmc:${tm.tmc}`, ok: false };
+    }
     await authenticate(client, keyNo, k);
     const before = await client.getValue(fileNo, { comm: 'full' });
     if (before < amount) return { result: `denied:insufficient:${before}`, ok: false, value: before };
     await client.debit(fileNo, amount, { comm: 'full' });
     await client.commitTransaction();
-    const tm = await tmacCloneCheck(agent, client, uid, aid, CAMPUS.purse.tmacFileNo);
-    if (tm.kind === 'clone') return { result: `clone-suspected:tmc:${tm.tmc}`, ok: false, value: before - amount };
+    const after = tm.kind === 'absent' ? tm : await tmacCloneCheck(agent, client, uid, aid, CAMPUS.purse.tmacFileNo, 'after');
+    if (after.kind === 'clone') return { result: `clone-suspected:tmc:${after.tmc}`, ok: false, value: before - amount };
     return { result: `ok:${amount}:${before - amount}`, ok: true, value: before - amount };
   });
 }

@@ -1,7 +1,7 @@
 // The EV2 Transaction MAC counter as the purse's clone check: a virtual card whose purse
 // application has a TMAC file, copied (image) and used after the original advanced -> the copy's
-// TMC repeats one already seen -> clone-suspected in the result and the baton. Cards without the
-// TMAC file keep working; the counter rule itself on its own.
+// TMC is below one already seen -> clone-suspected in the result and the baton, nothing debited.
+// A twin taken at the current TMC, cards without the TMAC file, the counter rules on their own.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { DesfireClient } from '../../src/core/client/client.js';
 import { generateReaderKeyPair, ReaderUnsealer } from '../../src/custody/sealed.js';
 import { ReaderAgent } from '../../src/reader/agent.js';
 import { AuditBaton } from '../../src/reader/baton.js';
-import { checkTmc } from '../../src/reader/tmac.js';
+import { checkTmc, checkTmcBefore } from '../../src/reader/tmac.js';
 import { CAMPUS, purseDebit } from '../../src/reader/transactions.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { CAMPUS_ROLES, makeCard, SealingKeySource, type TestCard } from './fixture.js';
@@ -51,31 +51,43 @@ describe('TMAC clone check (purse)', () => {
     expect(await purseDebit(agent, tc.transport, 100)).toMatchObject({ ok: true, value: 800 });
     expect(await tmcOf(tc.card)).toBe(2);
 
-    const clone = new InProcessTransport(VirtualCard.fromImage(copy));
+    const cloneCard = VirtualCard.fromImage(copy);
+    const clone = new InProcessTransport(cloneCard);
+    // before any change: the copy's TMC (1) is below what the genuine card showed after its last
+    // transaction (2) -> refused, nothing debited
     const r = await purseDebit(agent, clone, 100);
-    expect(r).toMatchObject({ ok: false, result: 'clone-suspected:tmc:2', uid: tc.uid });
-    expect(baton.all().at(-1)).toMatchObject({ op: 'purse-debit', result: 'clone-suspected:tmc:2', aid: 'CAFE01' });
-    // The counter shows that two cards share one history, not which one is genuine: whichever
-    // reaches a TMC already seen is flagged (the CMS's clone alert on the baton denylists the UID).
-    expect((await purseDebit(agent, clone, 1)).result).toBe('ok:1:799'); // clone at TMC 3: new to this reader
-    expect((await purseDebit(agent, tc.transport, 1)).result).toBe('clone-suspected:tmc:3');
+    expect(r).toMatchObject({ ok: false, result: 'clone-suspected:tmc:1', uid: tc.uid });
+    expect(baton.all().at(-1)).toMatchObject({ op: 'purse-debit', result: 'clone-suspected:tmc:1', aid: 'CAFE01' });
+    expect(JSON.stringify(cloneCard.toImage())).toBe(JSON.stringify(copy));
+    // it stays refused; the genuine card goes on
+    expect((await purseDebit(agent, clone, 1)).result).toBe('clone-suspected:tmc:1');
+    expect(await purseDebit(agent, tc.transport, 1)).toMatchObject({ ok: true, result: 'ok:1:799' });
     agent.close();
   }, 60_000);
 
-  it('a copy older than what the reader saw (TMC lower) is flagged too; a card without a TMAC file is not checked', async () => {
+  it('a copy taken at the current TMC: whichever card next shows an already-seen TMC is flagged; a card without a TMAC file is not checked', async () => {
     const tc = await makeCard({ balance: 500 });
     await addPurseTmac(tc);
-    const old = tc.card.toImage(); // TMC 0
     const plain = await makeCard({ balance: 500 });
     const { agent } = agentFor(() => [tc, plain]);
-    for (let i = 0; i < 3; i++) expect((await purseDebit(agent, tc.transport, 10)).ok).toBe(true);
-    expect((await purseDebit(agent, new InProcessTransport(VirtualCard.fromImage(old)), 10)).result).toBe('clone-suspected:tmc:1');
+    expect((await purseDebit(agent, tc.transport, 10)).ok).toBe(true); // TMC 1
+    const twin = new InProcessTransport(VirtualCard.fromImage(tc.card.toImage())); // same history
+    // The counter shows that two cards share one history, not which one is genuine: the twin
+    // transacts first (TMC 2, new to this reader), then the genuine card's TMC 1 is a step back.
+    expect(await purseDebit(agent, twin, 10)).toMatchObject({ ok: true, result: 'ok:10:480' });
+    expect((await purseDebit(agent, tc.transport, 10)).result).toBe('clone-suspected:tmc:1');
+    // the after-commit read records the genuine card's new TMC, so a twin taken before it is refused untouched
+    const t2 = new InProcessTransport(VirtualCard.fromImage(tc.card.toImage())); // TMC 1 again
+    const { agent: fresh } = agentFor(() => [tc]);
+    expect((await purseDebit(fresh, tc.transport, 1)).ok).toBe(true); // genuine: TMC 2
+    expect((await purseDebit(fresh, t2, 1)).result).toBe('clone-suspected:tmc:1'); // before: 1 < 2
     expect(await purseDebit(agent, plain.transport, 10)).toMatchObject({ ok: true, result: 'ok:10:490' });
     expect(await purseDebit(agent, plain.transport, 10)).toMatchObject({ ok: true, result: 'ok:10:480' });
+    fresh.close();
     agent.close();
   }, 60_000);
 
-  it('checkTmc: growing counters pass, a repeat or a step back fails, per card and application', () => {
+  it('checkTmc / checkTmcBefore: after a commit a repeat or a step back fails; before one, only a step back', () => {
     const seen = new Map<string, number>();
     const agent = {
       checkCounter(uid: string, aid: string, name: string, v: number): boolean {
@@ -93,5 +105,8 @@ describe('TMAC clone check (purse)', () => {
     expect(checkTmc(agent, 'U1', 'CAFE01', 9)).toBe(true);
     expect(checkTmc(agent, 'U2', 'CAFE01', 1)).toBe(true);
     expect(checkTmc(agent, 'U1', 'A1C001', 1)).toBe(true);
+    expect(checkTmcBefore(agent, 'U1', 'CAFE01', 9)).toBe(true); // seen 9 after a commit: 9 again before one is fine
+    expect(checkTmcBefore(agent, 'U1', 'CAFE01', 8)).toBe(false);
+    expect(checkTmc(agent, 'U1', 'CAFE01', 10)).toBe(true);
   });
 });
