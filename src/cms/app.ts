@@ -29,7 +29,8 @@ import { type VaultControl, vaultGate } from './approvals/unseal.js';
 import type { UnsealedVault } from './approvals/sealed-start.js';
 import { consentModule } from './api/routes/consent.js';
 import { ConsentService } from './consent/index.js';
-import type { ApiDeps, HealthCheck, RateLimiter, ReaderAuthenticator } from './api/ports.js';
+import type { ApiDeps, HealthCheck, RateLimiter } from './api/ports.js';
+import type { DeferringReaderAuthenticator } from './api/auth.js';
 import { issueServerCertificate, serverNames, type TlsMaterial } from './api/tls.js';
 import { OperatorTokens } from './api/tokens/service.js';
 import type { ServerConfig } from './config/schema.js';
@@ -147,7 +148,7 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
  * suspension made by any CMS process refuses the reader's next request — revocation of the
  * certificate's serial and the reader's state.
  */
-function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository, db: Kysely<Database>, sqlite?: DatabaseHandle['sqlite']): ReaderAuthenticator {
+function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository, db: Kysely<Database>, sqlite?: DatabaseHandle['sqlite']): DeferringReaderAuthenticator {
   const cache = new Map<string, VerifiedReader & { normSerial: string }>();
   const current = prepare<Database, [string, string], { state: string; revoked: string | null }>(db, 2, (readerId, serial) =>
     db
@@ -158,6 +159,16 @@ function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocatio
     sqlite,
   );
   return {
+    /**
+     * For routes whose own lookup re-checks the reader (the key delivery): a cached, unexpired
+     * certificate is identified without a query and its serial handed to that lookup (one
+     * round trip per request instead of two); a first-seen one is fully verified by authenticate.
+     */
+    async authenticateDeferred(der) {
+      const hit = cache.get(createHash('sha256').update(der).digest('hex'));
+      if (!hit || Date.now() > hit.notAfter.getTime()) return this.authenticate(der);
+      return { readerId: hit.readerId, recheckSerial: hit.normSerial };
+    },
     async authenticate(der) {
       const key = createHash('sha256').update(der).digest('hex');
       try {

@@ -4,33 +4,44 @@
 // very next request after a suspension, a certificate revocation, a reader revocation — also
 // when the change is written straight to the database (as another CMS process on the same
 // PostgreSQL would).
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualCard } from '../../src/card/virtual-card.js';
 import { SqlRevocationList } from '../../src/cms/domain/pki-stores.js';
 import { type CmsClient, StationClient } from '../../src/reader/station/client.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { CAMPUS, type E2e, startE2e } from '../e2e/harness.js';
+import { PG_URL, REDIS_URL, requireComponent, tcpReachable } from '../helpers/system.js';
 
-let h: E2e;
-let uid: string;
+/** SQLite + memory sessions, and PostgreSQL + Redis (own schema and key prefix) when reachable. */
+async function backends(): Promise<{ name: string; env: Record<string, string> }[]> {
+  const up = requireComponent('PostgreSQL (delivery)', await tcpReachable('127.0.0.1', 5432)) && requireComponent('Redis (delivery)', await tcpReachable('127.0.0.1', 6379));
+  const tag = `drev_${randomBytes(4).toString('hex')}`;
+  const pg = { DESFIRE_CMS_STORAGE: 'postgres', DESFIRE_CMS_POSTGRES_URL: PG_URL, DESFIRE_CMS_POSTGRES_SCHEMA: tag };
+  const redis = { DESFIRE_CMS_SESSIONS: 'redis', DESFIRE_CMS_REDIS_URL: REDIS_URL, DESFIRE_CMS_REDIS_KEY_PREFIX: `${tag}:` };
+  return [{ name: 'sqlite + memory sessions', env: {} }, ...(up ? [{ name: 'postgresql + redis', env: { ...pg, ...redis } }] : [])];
+}
 
-beforeAll(async () => {
-  h = await startE2e();
-  expect((await h.op('POST', '/v1/layouts', CAMPUS, 'application/yaml')).status).toBe(201);
-  const st = await h.reader('station-r', [{ aid: 'A1C001', keyNo: 0, operations: ['install', 'issue'] }]);
-  const p = await new StationClient(st, { readerId: 'station-r' }).personalise(new InProcessTransport(VirtualCard.create()), ['A1C001']);
-  uid = p.uid;
-  await h.cms.deps.domain!.cards.transition(uid, 'active');
-}, 120_000);
+describe.each(await backends())('key delivery: revocation and suspension on an open connection ($name)', ({ env }) => {
+  let h: E2e;
+  let uid: string;
 
-afterAll(async () => {
-  await h?.close();
-});
+  beforeAll(async () => {
+    h = await startE2e(env);
+    expect((await h.op('POST', '/v1/layouts', CAMPUS, 'application/yaml')).status).toBe(201);
+    const st = await h.reader('station-r', [{ aid: 'A1C001', keyNo: 0, operations: ['install', 'issue'] }]);
+    const p = await new StationClient(st, { readerId: 'station-r' }).personalise(new InProcessTransport(VirtualCard.create()), ['A1C001']);
+    uid = p.uid;
+    await h.cms.deps.domain!.cards.transition(uid, 'active');
+  }, 120_000);
 
-const deliver = (c: CmsClient) => c.call('POST', '/v1/keys/deliver', { uid, aid: 'A1C001', keyNo: 1 });
-const door = (id: string) => h.reader(id, [{ aid: 'A1C001', keyNo: 1, operations: ['deliver'] }]);
+  afterAll(async () => {
+    await h?.close();
+  });
 
-describe('key delivery: revocation and suspension on an open connection', () => {
+  const deliver = (c: CmsClient) => c.call('POST', '/v1/keys/deliver', { uid, aid: 'A1C001', keyNo: 1 });
+  const door = (id: string) => h.reader(id, [{ aid: 'A1C001', keyNo: 1, operations: ['deliver'] }]);
+
   it('suspend refuses the next request; resume restores it', async () => {
     const c = await door('door-s');
     for (let i = 0; i < 3; i++) expect((await deliver(c)).status).toBe(200); // cached path warmed
@@ -57,6 +68,12 @@ describe('key delivery: revocation and suspension on an open connection', () => 
     expect(row.state).toBe('active');
     const r = await deliver(c);
     expect([r.status, r.body.error.code]).toEqual([403, 'ERR_READER_NOT_ACTIVE']);
+    // audited as a refused request, as when the API's own re-check refused
+    const refused = await h.cms.db.db.selectFrom('audit_entries').select(['actor', 'details']).where('operation', '=', 'api.refused').where('actor', '=', 'reader:door-c').execute();
+    expect(refused.map((e) => String(e.details))).toEqual([expect.stringContaining('ERR_READER_NOT_ACTIVE')]);
+    // the certificate stays refused on every later request, whatever it asks for
+    const again = await c.call('POST', '/v1/keys/deliver', { uid: '04000000000000', aid: 'A1C001', keyNo: 1 });
+    expect([again.status, again.body.error.code]).toEqual([403, 'ERR_READER_NOT_ACTIVE']);
   }, 60_000);
 
   it('a state change written by another process (straight to the database) refuses the next request', async () => {

@@ -4,17 +4,44 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, forbidden, sendError, unauthorized } from './errors.js';
-import type { ApiDeps } from './ports.js';
+import type { ApiDeps, ReaderAuthenticator } from './ports.js';
 import { ALL_TENANTS, type OperatorToken, type Role } from './tokens/service.js';
 
 export type Principal =
   | { kind: 'operator'; id: string; roles: Role[]; tenants: string[]; token: OperatorToken }
-  | { kind: 'reader'; id: string; tenant?: string };
+  | { kind: 'reader'; id: string; tenant?: string; recheck?: ReaderRecheck };
+
+/**
+ * A reader re-check (certificate revocation + reader state) handed to the route: on a route that
+ * declares `readerRecheck: 'handler'`, a reader whose certificate is already verified and cached
+ * is identified without a database read, and the route's own lookup MUST read the revocation of
+ * `serial` and the reader's state in the same query (one round trip instead of two), refuse with
+ * 403 ERR_READER_NOT_ACTIVE, and set `done`. A successful answer with `done` unset is turned into
+ * a 500 (fail closed: a route that forgets the check never answers).
+ */
+export interface ReaderRecheck {
+  /** The presented certificate's serial, in the revocation list's normal form. */
+  serial: string;
+  done: boolean;
+}
+
+/** The authenticator's variant for routes that re-check in their own lookup (see ReaderRecheck). */
+export interface DeferringReaderAuthenticator extends ReaderAuthenticator {
+  /**
+   * A cached certificate (not expired): its reader and the serial to re-check, without a database
+   * read. A certificate seen for the first time is fully verified here (revocation and state
+   * included): no recheck is returned. undefined: refused.
+   */
+  authenticateDeferred(certDer: Uint8Array): Promise<{ readerId: string; tenant?: string; recheckSerial?: string } | undefined>;
+}
 
 export type AuthSpec =
   | { public: true }
-  /** Operators with any of these roles; readers too when `reader` is set. */
-  | { operator?: Role[]; reader?: boolean };
+  /**
+   * Operators with any of these roles; readers too when `reader` is set. `readerRecheck: 'handler'`:
+   * the route's handler re-checks the reader (see ReaderRecheck) instead of this hook.
+   */
+  | { operator?: Role[]; reader?: boolean; readerRecheck?: 'handler' };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -82,6 +109,8 @@ function peerCertificate(sock: Partial<TLSSocket>): Uint8Array | null {
   return der;
 }
 
+export const READER_NOT_ACTIVE = 'the reader certificate is not (or no longer) accepted';
+
 async function identify(req: FastifyRequest, deps: ApiDeps): Promise<void> {
   const tok = bearer(req);
   if (tok !== undefined) {
@@ -94,9 +123,15 @@ async function identify(req: FastifyRequest, deps: ApiDeps): Promise<void> {
   if (deps.readers && typeof sock.getPeerCertificate === 'function' && sock.authorized) {
     const der = peerCertificate(sock);
     if (der) {
-      const r = await deps.readers.authenticate(der);
-      if (!r) throw new ApiError(403, 'ERR_READER_NOT_ACTIVE', 'the reader certificate is not (or no longer) accepted');
-      req.principal = r.tenant ? { kind: 'reader', id: r.readerId, tenant: r.tenant } : { kind: 'reader', id: r.readerId };
+      const readers = deps.readers as Partial<DeferringReaderAuthenticator> & ReaderAuthenticator;
+      const spec = req.routeOptions.config?.auth;
+      const defer = spec !== undefined && 'readerRecheck' in spec && spec.readerRecheck === 'handler' && readers.authenticateDeferred !== undefined;
+      const r = defer ? await readers.authenticateDeferred!(der) : await readers.authenticate(der);
+      if (!r) throw new ApiError(403, 'ERR_READER_NOT_ACTIVE', READER_NOT_ACTIVE);
+      const p: Principal = r.tenant ? { kind: 'reader', id: r.readerId, tenant: r.tenant } : { kind: 'reader', id: r.readerId };
+      const serial = (r as { recheckSerial?: string }).recheckSerial;
+      if (serial !== undefined) p.recheck = { serial, done: false };
+      req.principal = p;
     }
   }
 }
@@ -138,6 +173,15 @@ export function registerAuth(app: FastifyInstance, deps: ApiDeps): void {
         .then(() => done(null, payload), done);
     });
   }
+  // Fail closed: a reader re-check handed to the route (ReaderRecheck) must have been done before
+  // a successful answer is serialised.
+  app.addHook('preSerialization', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
+    const p = req.principal;
+    if (p?.kind === 'reader' && p.recheck && !p.recheck.done && reply.statusCode < 400) {
+      return done(new ApiError(500, 'ERR_INTERNAL', 'the reader was not re-checked'));
+    }
+    done(null, payload);
+  });
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     try {
       const isRoute = req.routeOptions.url !== undefined;

@@ -17,6 +17,8 @@ import { CardKeys } from '../jobs/keys.js';
 import { RecipientCache } from '../jobs/recipient.js';
 import { checkAidHex, checkUidHex } from '../jobs/service.js';
 import { type Prepared, prepare } from './prepared.js';
+import { READER_NOT_ACTIVE, type ReaderRecheck } from '../api/auth.js';
+import { ApiError } from '../api/errors.js';
 
 /** The reader (state, certificate), its role for (aid, keyNo), and the card (state, key version) in one row. */
 interface LookupRow {
@@ -27,6 +29,8 @@ interface LookupRow {
   /** null: the card is unknown. */
   card_state: string | null;
   key_version: number | string | null;
+  /** Non-null: the presented certificate's serial is revoked (read only for a ReaderRecheck). */
+  revoked: string | null;
 }
 
 export interface DeliveryRequest {
@@ -71,7 +75,7 @@ export class KeyDelivery {
    * card's state and the key's version on it. Every join is on a unique key, so at most one row;
    * no row means the reader is unknown. (Before: two lookups — on PostgreSQL a round trip each.)
    */
-  private readonly lookup: Prepared<[string, string, number, string], LookupRow>;
+  private readonly lookup: Prepared<[string, string, number, string, string], LookupRow>;
 
   constructor(private readonly o: KeyDeliveryOptions) {
     this.keys = o.keys ?? new CardKeys(o.custody);
@@ -79,13 +83,14 @@ export class KeyDelivery {
     this.ttl = o.ttlSeconds ?? 60;
     this.now = o.now ?? Date.now;
     const db = o.db;
-    this.lookup = prepare<Database, [string, string, number, string], LookupRow>(db, 4, (readerId, aid, keyNo, uid) =>
+    this.lookup = prepare<Database, [string, string, number, string, string], LookupRow>(db, 5, (readerId, aid, keyNo, uid, serial) =>
       db
         .selectFrom('readers as r')
         .leftJoin('reader_roles as rr', (j) => j.onRef('rr.reader_id', '=', 'r.id').on('rr.aid', '=', aid!).on('rr.key_no', '=', keyNo as unknown as number))
         .leftJoin('cards as c', (j) => j.on('c.uid', '=', uid!))
         .leftJoin('card_keys as k', (j) => j.onRef('k.uid', '=', 'c.uid').on('k.aid', '=', aid!).on('k.key_no', '=', keyNo as unknown as number))
-        .select(['r.state', 'r.cert_pem', 'rr.tenant_id', 'rr.operations', 'c.state as card_state', 'k.key_version'])
+        .leftJoin('revoked_certificates as rc', (j) => j.on('rc.serial', '=', serial!))
+        .select(['r.state', 'r.cert_pem', 'rr.tenant_id', 'rr.operations', 'c.state as card_state', 'k.key_version', 'rc.serial as revoked'])
         .where('r.id', '=', readerId!),
       o.sqlite,
     );
@@ -99,10 +104,17 @@ export class KeyDelivery {
     return app;
   }
 
-  async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest): Promise<Delivery> {
+  /**
+   * `recheck`: the API handed this request's reader re-check (certificate revocation + reader
+   * state, src/cms/api/auth.ts ReaderRecheck) to this lookup: it is read in the same query, a
+   * refusal is 403 ERR_READER_NOT_ACTIVE (as the API's own re-check answers; audited by the API
+   * as a refused request), and `recheck.done` is set once it passed.
+   */
+  async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck?: ReaderRecheck): Promise<Delivery> {
     try {
-      return await this.deliverUnchecked(ctx, readerId, req);
+      return await this.deliverUnchecked(ctx, readerId, req, recheck);
     } catch (e) {
+      if (e instanceof ApiError) throw e; // the reader re-check: refused like the API's own check
       // the refusal's identifiers (as presented, bounded), built only for a refusal
       const d = { readerId, uid: String(req?.uid ?? '').slice(0, 20).toUpperCase(), aid: String(req?.aid ?? '').slice(0, 6).toUpperCase(), keyNo: typeof req?.keyNo === 'number' ? req.keyNo : -1 };
       const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
@@ -111,13 +123,17 @@ export class KeyDelivery {
     }
   }
 
-  private async deliverUnchecked(ctx: CallerContext, readerId: string, req: DeliveryRequest): Promise<Delivery> {
+  private async deliverUnchecked(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck: ReaderRecheck | undefined): Promise<Delivery> {
     const uid = checkUidHex(req?.uid);
     const aid = checkAidHex(req?.aid);
     const keyNo = req?.keyNo;
     if (!Number.isInteger(keyNo) || keyNo < 0 || keyNo > 13) throw new JobError('ERR_JOB_BAD_INPUT', 'keyNo must be an integer in 0..13');
     // one query: the reader's state, its certificate, its role for (aid, keyNo), the card and the key's version
-    const row = await this.lookup.first(readerId, aid, keyNo, uid);
+    const row = await this.lookup.first(readerId, aid, keyNo, uid, recheck?.serial ?? '');
+    if (recheck) {
+      if (!row || row.revoked !== null || row.state !== 'active') throw new ApiError(403, 'ERR_READER_NOT_ACTIVE', READER_NOT_ACTIVE);
+      recheck.done = true;
+    }
     if (!row || row.state !== 'active') throw new JobError('ERR_DELIVERY_READER_STATE', `reader ${readerId} is ${row?.state ?? 'unknown'}`);
     if (!row.operations || !(JSON.parse(row.operations) as string[]).includes('deliver'))
       throw new JobError('ERR_DELIVERY_FORBIDDEN', `reader ${readerId} has no role to receive key ${keyNo} of ${aid}`);

@@ -203,7 +203,7 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
     app.post<{ Body: Static<typeof DeliverBody> }>(
       '/keys/deliver',
       {
-        config: { auth: { reader: true } },
+        config: { auth: { reader: true, readerRecheck: 'handler' } }, // the delivery lookup re-checks the reader (api/auth.ts)
         schema: {
           tags: ['delivery'],
           summary: "online key delivery: the key of this reader's role for the presented card, sealed to the reader, short TTL",
@@ -217,7 +217,7 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
       },
       async (req) => {
         const rid = readerId(req);
-        return wrap(() => delivery.deliver(callerContext(req, 'key delivery'), rid, req.body));
+        return wrap(() => delivery.deliver(callerContext(req, 'key delivery'), rid, req.body, req.principal?.kind === 'reader' ? req.principal.recheck : undefined));
       },
     );
   };
