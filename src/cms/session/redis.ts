@@ -76,7 +76,10 @@ export class RedisSessionStore implements SessionStore {
     } catch (e) {
       throw new SessionStoreError('ERR_SESSION_UNAVAILABLE', 'redis: the ioredis driver is not installed', { cause: e });
     }
-    const opts: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true, connectTimeout: 5000 };
+    // enableAutoPipelining: the commands issued in one event-loop tick (e.g. the rate-limit hits of
+    // many readers' requests parsed together) leave in one socket write; each is still its own
+    // atomic command or script, answered in order. noDelay (ioredis' default) stays on.
+    const opts: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true, connectTimeout: 5000, enableAutoPipelining: true };
     const r = new Redis(options.url, opts) as Scripted;
     r.on('error', () => {
       /* reconnects by itself; commands fail with ERR_SESSION_UNAVAILABLE meanwhile */
