@@ -47,6 +47,12 @@ export interface AuditEvent {
   key?: string;
   keyVersion?: number;
   binding?: KeyBinding;
+  /**
+   * For 'seal_master': the (tenant, AID, keyNo) whose AN10922 master was released — the key of
+   * every card of it (the audit entry has no card UID), so a compromised reader's blast radius
+   * covers all those cards.
+   */
+  master?: { tenant: string; aid: string; keyNo: number };
   /** For seal: the reader the delivery was sealed to, and the sealing mode. */
   recipient?: string;
   mode?: string;

@@ -16,7 +16,7 @@ import type { CallerContext, CardKeyAlg, CustodyErrorLike, KeyBinding, KeyCustod
 
 const NL = Uint8Array.of(0x0a);
 
-type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' | 'mode'>;
+type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' | 'mode' | 'master'>;
 
 export interface CustodyOptions {
   sealer?: Sealer;

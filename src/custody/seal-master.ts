@@ -105,10 +105,11 @@ export function checkMasterRequest(req: MasterRequest, recipient: ReaderRecipien
 /**
  * Custody's side (called by Custody.sealMaster inside its audited `run`): check, read a copy of
  * the master version from the engine, seal it to the reader, wipe it. `d.keyVersion` gets the
- * master version for the audit event.
+ * master version and `d.master` the (tenant, AID, keyNo) it opens, for the audit event.
  */
-export async function sealMasterWith(engine: CustodyEngine, req: MasterRequest, recipient: ReaderRecipient, opts: MasterSealOptions, d: { keyVersion?: number }, now: () => number): Promise<SealedMaster> {
+export async function sealMasterWith(engine: CustodyEngine, req: MasterRequest, recipient: ReaderRecipient, opts: MasterSealOptions, d: { keyVersion?: number; master?: { tenant: string; aid: string; keyNo: number } }, now: () => number): Promise<SealedMaster> {
   const ttl = checkMasterRequest(req, recipient, opts);
+  d.master = { tenant: req.tenant, aid: req.aid.toUpperCase(), keyNo: req.keyNo };
   if (!hasMasterMaterial(engine)) throw new MasterNotExtractableError(`the ${engine.backend} backend's masters cannot leave it (non-extractable): no offline masters with this backend`);
   engine.assertReady();
   const { version, alg, material } = await engine.masterMaterial(req.master, req.masterVersion);

@@ -61,6 +61,11 @@ describe('offline diversification masters (role flag offline-master)', () => {
     expect(rel.map((e) => [e.operation, e.result])).toEqual(expect.arrayContaining([['custody.seal_master', 'ok'], ['station.key_delivery', 'ok']]));
     expect(rel.find((e) => e.operation === 'station.key_delivery')!.details).toContain('"master"');
     expect(rel.find((e) => e.operation === 'custody.seal_master')!.details).toContain('access.A1C001.1');
+    // a compromise of this reader exposes the key of EVERY card of (A1C001, 1): the master opens them all
+    const { token } = await s.cms.deps.tokens.create({ label: 'masters test issuer', roles: ['issuer_admin'], tenants: ['*'], createdBy: null });
+    const ks = await s.server.app.inject({ method: 'GET', url: '/v1/compromise/readers/door-m/keys', headers: { authorization: `Bearer ${token}` } });
+    expect(ks.statusCode).toBe(200);
+    expect(JSON.stringify(ks.json())).toMatch(/"aid":"A1C001","keyNo":1,"version":1,[^}]*"allCards":true/);
 
     // online as usual for a card it sees
     expect(await accessCheck(agent, new InProcessTransport(seen.card), { zone: 1 })).toMatchObject({ result: 'granted', mode: 'online' });

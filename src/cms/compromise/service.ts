@@ -67,8 +67,11 @@ export interface CompromiseServiceOptions {
   now?: () => number;
 }
 
-/** The audit operations that mean "key material was released to this reader". */
-export const RELEASE_OPERATIONS = ['custody.seal'] as const;
+/**
+ * The audit operations that mean "key material was released to this reader": a per-card sealed
+ * key, or an AN10922 master (no card UID: every card of that key is exposed).
+ */
+export const RELEASE_OPERATIONS = ['custody.seal', 'custody.seal_master'] as const;
 
 export class CompromiseService {
   private readonly now: () => number;
