@@ -2,10 +2,14 @@
 // SQL implementation over the shared Kysely database (SQLite or PostgreSQL).
 import { close as fsClose, fsync, open as fsOpen } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
-import type { DatabaseHandle } from '../storage/index.js';
+import type { Database, DatabaseHandle } from '../storage/index.js';
+import { type Kysely, sql } from 'kysely';
 import { getSetting, setSetting, withTransaction, withWriterLock } from '../storage/tx.js';
 import type { AuditEntry, Json } from './entry.js';
 import type { AuditAlertTable, AuditEntryTable } from './tables.js';
+
+/** The writer lock of the audit chain (`withWriterLock` name; SQLite: its meta_settings row). */
+const AUDIT_LOCK = 'audit-append';
 
 export interface StoredCheckpoint {
   size: number;
@@ -123,6 +127,29 @@ export interface SqlAuditStoreOptions {
   walSync?: WalSync;
 }
 
+/**
+ * Inside a transaction that holds the audit writer lock: the next index, then the bodies and leaf
+ * hashes in ONE statement per chunk (a data-modifying CTE).
+ */
+async function writeBatch(db: Kysely<Database>, entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
+  const row = await db
+    .selectFrom('audit_leaves')
+    .select((eb) => eb.fn.max('idx').as('m'))
+    .executeTakeFirst();
+  const start = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
+  const full = entries.map((e, i) => ({ ...e, index: start + i }));
+  const leaves = full.map(leafOf);
+  for (let i = 0; i < full.length; i += CHUNK) {
+    const part = full.slice(i, i + CHUNK);
+    await db
+      .with('e', (d) => d.insertInto('audit_entries').values(part.map(toRow)).returning('idx'))
+      .insertInto('audit_leaves')
+      .values(part.map((e, j) => ({ idx: e.index, leaf_hash: leaves[i + j]! })))
+      .execute();
+  }
+  return { start, leaves };
+}
+
 export class SqlAuditStore implements AuditStore {
   private native?: { max: Statement; entry: Statement; entries: Statement; leaf: Statement; leaves: Statement; lock: Statement; relax?: Statement; restore?: Statement };
   /** The WAL file to fsync after each commit, or null (inline fsync, or not durable by configuration). */
@@ -135,25 +162,32 @@ export class SqlAuditStore implements AuditStore {
 
   async append(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
     if (this.h.sqlite) return this.appendSqlite(entries, leafOf);
-    return withWriterLock(this.h.db, this.h.dialect, 'audit-append', async (tx) => {
-      const row = await tx
-        .selectFrom('audit_leaves')
-        .select((eb) => eb.fn.max('idx').as('m'))
-        .executeTakeFirst();
-      const start = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
-      const full = entries.map((e, i) => ({ ...e, index: start + i }));
-      const leaves = full.map(leafOf);
-      // bodies and leaf hashes in ONE statement per chunk (a data-modifying CTE): one round trip
-      // less per batch (the batch is BEGIN, lock, max, this, COMMIT)
-      for (let i = 0; i < full.length; i += CHUNK) {
-        const part = full.slice(i, i + CHUNK);
-        await tx
-          .with('e', (db) => db.insertInto('audit_entries').values(part.map(toRow)).returning('idx'))
-          .insertInto('audit_leaves')
-          .values(part.map((e, j) => ({ idx: e.index, leaf_hash: leaves[i + j]! })))
-          .execute();
+    if (this.h.dialect === 'postgres') return this.appendPostgres(entries, leafOf);
+    return withWriterLock(this.h.db, this.h.dialect, AUDIT_LOCK, (tx) => writeBatch(tx, entries, leafOf));
+  }
+
+  /**
+   * PostgreSQL: FOUR round trips per batch (before: five) — BEGIN and the writer lock go as one
+   * simple-protocol query string (no parameters, so pg sends both statements at once; they run in
+   * order, the lock wait inside the transaction), then the max index (its own statement: in READ
+   * COMMITTED it takes its snapshot after the lock is held, so it sees every batch committed
+   * before), the bodies and leaf hashes in one statement per chunk (a data-modifying CTE), COMMIT.
+   * The lock is the one `withWriterLock(…, 'audit-append')` takes (same key), so every other
+   * writer of the chain is still serialised with this one, in this process and in others.
+   */
+  private appendPostgres(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
+    return this.h.db.connection().execute(async (conn) => {
+      try {
+        await sql.raw(`begin; select pg_advisory_xact_lock(hashtext('${AUDIT_LOCK}'))`).execute(conn);
+        const r = await writeBatch(conn, entries, leafOf);
+        const done = await sql<{ command?: string }>`commit`.execute(conn);
+        // a COMMIT of an aborted transaction answers ROLLBACK instead of failing
+        if (done.rows[0]?.command === 'ROLLBACK') throw new Error('audit batch rolled back at commit');
+        return r;
+      } catch (e) {
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw e;
       }
-      return { start, leaves };
     });
   }
 
