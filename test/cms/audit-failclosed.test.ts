@@ -9,8 +9,8 @@ import { SqlAuditStore, type AuditStore } from '../../src/cms/audit/store.js';
 import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
 import { fromCustodyEvent } from '../../src/cms/audit/custody-event.js';
 import { type AuditInput, normalizeInput } from '../../src/cms/audit/entry.js';
-import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../../src/cms/storage/index.js';
+import { testSchema } from '../helpers/pg-schema.js';
 import { PG_URL } from '../helpers/system.js';
 import { type Backend, postgresAvailable, sqliteBackend } from './storage-backends.js';
 import { ORIGIN, openLog as openWith, sampleEntry } from './audit-fixture.js';
@@ -175,7 +175,7 @@ describe('audit fail-closed', () => {
 });
 
 describe.skipIf(!(await postgresAvailable()))('audit fail-closed on PostgreSQL', () => {
-  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const schema = testSchema('afc');
   const app = `desfire-test-${schema}`;
   let h: DatabaseHandle;
   let admin: DatabaseHandle;
@@ -184,8 +184,7 @@ describe.skipIf(!(await postgresAvailable()))('audit fail-closed on PostgreSQL',
     admin = await openDatabase({ kind: 'postgres', url: PG_URL, poolSize: 1 }, { migrate: false });
   });
   afterAll(async () => {
-    await h?.close();
-    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(admin.db);
+    await h?.close(); // the schema goes in the global teardown (test/helpers/pg-schema.ts)
     await admin?.close();
   });
 

@@ -2,7 +2,6 @@
 // on the connection the statement runs at once; while a Kysely transaction is open the read waits
 // for it (it never sees another caller's uncommitted rows), then sees what was committed.
 // Arguments are bound, never interpolated. On PostgreSQL they are named prepared statements.
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepare } from '../../src/cms/delivery/prepared.js';
 import { type Database, type DatabaseHandle, openDatabase, withTransaction } from '../../src/cms/storage/index.js';
+import { testSchema } from '../helpers/pg-schema.js';
 import { PG_URL } from '../helpers/system.js';
 import { postgresAvailable } from './storage-backends.js';
 
@@ -76,14 +76,13 @@ describe('prepared queries on the native SQLite connection', () => {
 });
 
 describe.skipIf(!(await postgresAvailable()))('prepared queries on PostgreSQL', () => {
-  const schema = `t_prep_${randomBytes(5).toString('hex')}`;
+  const schema = testSchema('prep');
   let pg: DatabaseHandle;
   beforeAll(async () => {
     pg = await openDatabase({ kind: 'postgres', url: PG_URL, schema, poolSize: 1 }); // one connection: its statements are visible
   });
   afterAll(async () => {
-    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(pg.db);
-    await pg.close();
+    await pg.close(); // the schema goes in the global teardown (test/helpers/pg-schema.ts)
   });
 
   it('run as named statements (parsed once per connection), arguments bound', async () => {

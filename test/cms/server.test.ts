@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { testSchema } from '../helpers/pg-schema.js';
 import { PG_URL, REDIS_URL, requireComponent, tcpReachable } from '../helpers/system.js';
 import { httpsJson, runCli, startServerProcess, type ServerProcess } from './server-process.js';
 
@@ -56,7 +57,7 @@ describe('desfire-cms server (process)', () => {
     const redis = await tcpReachable('127.0.0.1', Number(new URL(REDIS_URL).port || 6379));
     if (!requireComponent('PostgreSQL', pg) || !requireComponent('Redis', redis)) return;
     const tag = randomBytes(4).toString('hex');
-    const schema = `srv_${tag}`;
+    const schema = testSchema('srv');
     const dataDir = mkdtempSync(join(tmpdir(), 'srv-'));
     const env = {
       DESFIRE_VAULT_PASSPHRASE: PASS,
@@ -68,38 +69,30 @@ describe('desfire-cms server (process)', () => {
       DESFIRE_CMS_REDIS_KEY_PREFIX: `srvtest:${tag}:`,
       DESFIRE_CMS_LIMIT_OPERATOR_REQUESTS: '8',
     };
-    try {
-      const a = await startServerProcess(['--data-dir', dataDir], env);
-      started.push(a);
-      const b = await startServerProcess(['--data-dir', dataDir], env);
-      started.push(b);
-      const caFile = join(dataDir, 'pki', 'ca.pem');
-      expect(a.bootstrapToken).toMatch(/^dcms_/);
-      expect(b.bootstrapToken).toBeUndefined();
-      const admin = a.bootstrapToken!;
-      // a token created at A works at B (1 request each so far: 2 of 8)
-      const t = await httpsJson(a.url, caFile, 'POST', '/v1/tokens', { token: admin, body: { label: 'shared', roles: ['auditor'], tenants: ['*'] } });
-      expect(t.status).toBe(201);
-      expect((await httpsJson(b.url, caFile, 'GET', '/v1/tokens/self', { token: t.body.token })).status).toBe(200);
-      // a reader registered at A is known at B
-      expect((await httpsJson(a.url, caFile, 'POST', '/v1/readers', { token: admin, body: { id: 'r1', name: 'r1' } })).status).toBe(201);
-      const code = await httpsJson(b.url, caFile, 'POST', '/v1/readers/r1/enrolment-codes', { token: admin, body: {} });
-      expect(code.status).toBe(201);
-      // rate limit shared: admin has used 3 of 8; 5 more alternate between A and B, the next is refused at either
-      for (let i = 0; i < 5; i++) expect((await httpsJson(i % 2 ? a.url : b.url, caFile, 'GET', '/v1/tokens/self', { token: admin })).status).toBe(200);
-      const limited = await httpsJson(a.url, caFile, 'GET', '/v1/tokens/self', { token: admin });
-      expect([limited.status, limited.body.error.code]).toEqual([429, 'ERR_RATE_LIMITED']);
-      expect((await httpsJson(b.url, caFile, 'GET', '/v1/tokens/self', { token: admin })).status).toBe(429);
-      a.child.kill('SIGTERM');
-      b.child.kill('SIGTERM');
-      expect(await a.exit).toBe(0);
-      expect(await b.exit).toBe(0);
-    } finally {
-      const pgmod = (await import('pg')).default;
-      const c = new pgmod.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`drop schema if exists ${schema} cascade`);
-      await c.end();
-    }
+    const a = await startServerProcess(['--data-dir', dataDir], env);
+    started.push(a);
+    const b = await startServerProcess(['--data-dir', dataDir], env);
+    started.push(b);
+    const caFile = join(dataDir, 'pki', 'ca.pem');
+    expect(a.bootstrapToken).toMatch(/^dcms_/);
+    expect(b.bootstrapToken).toBeUndefined();
+    const admin = a.bootstrapToken!;
+    // a token created at A works at B (1 request each so far: 2 of 8)
+    const t = await httpsJson(a.url, caFile, 'POST', '/v1/tokens', { token: admin, body: { label: 'shared', roles: ['auditor'], tenants: ['*'] } });
+    expect(t.status).toBe(201);
+    expect((await httpsJson(b.url, caFile, 'GET', '/v1/tokens/self', { token: t.body.token })).status).toBe(200);
+    // a reader registered at A is known at B
+    expect((await httpsJson(a.url, caFile, 'POST', '/v1/readers', { token: admin, body: { id: 'r1', name: 'r1' } })).status).toBe(201);
+    const code = await httpsJson(b.url, caFile, 'POST', '/v1/readers/r1/enrolment-codes', { token: admin, body: {} });
+    expect(code.status).toBe(201);
+    // rate limit shared: admin has used 3 of 8; 5 more alternate between A and B, the next is refused at either
+    for (let i = 0; i < 5; i++) expect((await httpsJson(i % 2 ? a.url : b.url, caFile, 'GET', '/v1/tokens/self', { token: admin })).status).toBe(200);
+    const limited = await httpsJson(a.url, caFile, 'GET', '/v1/tokens/self', { token: admin });
+    expect([limited.status, limited.body.error.code]).toEqual([429, 'ERR_RATE_LIMITED']);
+    expect((await httpsJson(b.url, caFile, 'GET', '/v1/tokens/self', { token: admin })).status).toBe(429);
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    expect(await a.exit).toBe(0);
+    expect(await b.exit).toBe(0);
   }, 300_000);
 });

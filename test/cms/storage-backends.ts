@@ -1,17 +1,18 @@
 // Test helper: the storage backends every storage-dependent suite runs against. SQLite in a
-// temp directory, and a real PostgreSQL in a fresh random schema (dropped afterwards).
+// temp directory, and a real PostgreSQL in a fresh schema of this run (dropped by the global
+// teardown once every file has finished: test/helpers/pg-schema.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { openDatabase, type DatabaseHandle, type OpenOptions } from '../../src/cms/storage/index.js';
+import { testSchema } from '../helpers/pg-schema.js';
 import { PG_URL, requireComponent, tcpReachable } from '../helpers/system.js';
 
 export interface Backend {
   name: 'sqlite' | 'postgres';
   /** Open a (new, migrated) database; all handles opened by one backend share one database. */
   open(options?: OpenOptions): Promise<DatabaseHandle>;
-  /** Remove everything this backend created. */
+  /** Close what this backend opened and remove its files (a PostgreSQL schema goes in the global teardown). */
   cleanup(): Promise<void>;
 }
 
@@ -34,7 +35,7 @@ export function sqliteBackend(): Backend {
 }
 
 export function postgresBackend(): Backend {
-  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const schema = testSchema('st');
   const handles: DatabaseHandle[] = [];
   return {
     name: 'postgres',
@@ -44,11 +45,7 @@ export function postgresBackend(): Backend {
       return h;
     },
     async cleanup() {
-      for (const h of handles) await h.close();
-      const admin = await openDatabase({ kind: 'postgres', url: PG_URL, poolSize: 1 }, { migrate: false });
-      const { sql } = await import('kysely');
-      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(admin.db);
-      await admin.close();
+      for (const h of handles) await h.close(); // the schema itself goes in the global teardown
     },
   };
 }

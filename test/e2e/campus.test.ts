@@ -19,6 +19,7 @@ import { type CmsClient, StationClient, readUid, relayRemote, remoteSession } fr
 import { signStationReceipt } from '../../src/reader/station/receipt.js';
 import type { StationJob } from '../../src/reader/station/protocol.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
+import { testSchema } from '../helpers/pg-schema.js';
 import { PG_URL, REDIS_URL, requireComponent, tcpReachable } from '../helpers/system.js';
 import { CAMPUS, CAMPUS_AIDS, type E2e, startE2e } from './harness.js';
 import { createPrivateKey } from 'node:crypto';
@@ -74,7 +75,7 @@ async function backends(): Promise<{ name: string; env?: Record<string, string> 
       env: {
         DESFIRE_CMS_STORAGE: 'postgres',
         DESFIRE_CMS_POSTGRES_URL: PG_URL,
-        DESFIRE_CMS_POSTGRES_SCHEMA: `e2e_${suffix}`,
+        DESFIRE_CMS_POSTGRES_SCHEMA: testSchema('e2e'),
         DESFIRE_CMS_SESSIONS: 'redis',
         DESFIRE_CMS_REDIS_URL: REDIS_URL,
         DESFIRE_CMS_REDIS_KEY_PREFIX: `e2e:${suffix}:`,
