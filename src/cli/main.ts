@@ -7,6 +7,7 @@ import { type CliIO, type Command, UsageError, processIO } from './io.js';
 const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   // one line per command family, e.g.  crypto: () => import('./commands/crypto.js'),
   card: () => import('./commands/card.js'),
+  cards: () => import('./commands/cards.js'),
   config: () => import('./commands/config.js'),
   server: () => import('./commands/server.js'),
   crypto: () => import('./commands/crypto.js'),
