@@ -119,6 +119,45 @@ describe('station jobs', () => {
     }
   }, 60_000);
 
+  it('claim: true answers the job already claimed by the creating station (keys sealed, no token); the receipt records it; nothing can claim it again', async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    expect((await st.call('POST', '/v1/station/jobs', { kind: 'issue', uid, claim: 'yes' })).status).toBe(400);
+    const auditBefore = h.audit.events.length;
+    const created = await st.ok('POST', '/v1/station/jobs', { kind: 'issue', uid, claim: true });
+    expect(created.token).toBeUndefined();
+    const job = created.job as StationJob;
+    expect([job.kind, job.jobId, job.uid]).toEqual(['issue', created.jobId, uid]);
+    // the random CMK planned in this request is sealed from the pending blob
+    expect(job.kind === 'issue' && job.cmk.binding).toEqual({ tenant: 'issuer', aid: '000000', uid, keyNo: 0, version: 1 });
+    const row = await h.station.jobs.get(created.jobId);
+    expect([row.state, row.jti]).toEqual(['claimed', job.jti]);
+    const ev = h.audit.events.slice(auditBefore).filter((e) => e.jobId === created.jobId);
+    expect(ev.map((e) => [e.op, e.outcome, e.claimed])).toEqual([['job_create', 'ok', true]]);
+    // no token exists for it, and a second job for the card is refused while it is open
+    const claimAgain = await st.call('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: 'x.y.z' });
+    expect(claimAgain.status).toBe(403);
+    const second = await st.call('POST', '/v1/station/jobs', { kind: 'issue', uid, claim: true });
+    expect([second.status, second.body.error.code]).toEqual([409, 'ERR_JOB_BUSY']);
+    const other = await h.reader('station-y', [{ aid: 'A1C001', keyNo: 0, operations: ['install', 'issue'] }]);
+    const wrongReader = await other.call('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: 'a.b.c' });
+    expect([wrongReader.status, wrongReader.body.error.code]).toEqual([404, 'ERR_JOB_NOT_FOUND']);
+    other.close();
+    const out = await station.executor.run(job, t);
+    const r = await st.ok('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: out.jws });
+    expect([r.ok, r.job.state]).toEqual([true, 'completed']);
+    expect((await h.op('GET', `/v1/cards/${uid}`)).body.card.state).toBe('issued');
+    expect((await st.call('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: out.jws })).status).toBe(409);
+    // installation the same way, and the two-step protocol (create, token, claim) still works
+    const inst = await station.run({ kind: 'install', uid, aid: 'A1C001' }, t);
+    expect(inst.recorded).toBe(true);
+    expect(h.audit.events.filter((e) => e.jobId === inst.jobId).map((e) => e.op)).toEqual(['job_create', 'job_receipt']);
+    const t2 = new InProcessTransport(VirtualCard.create());
+    const two = await station.run({ kind: 'issue', uid: await readUid(t2) }, t2, { separateClaim: true });
+    expect(two.recorded).toBe(true);
+    expect(h.audit.events.filter((e) => e.jobId === two.jobId).map((e) => e.op)).toEqual(['job_create', 'job_claim', 'job_receipt']);
+  }, 60_000);
+
   it('a claimed job past its expiry without a receipt becomes unknown; an unclaimed one fails', async () => {
     const t = new InProcessTransport(VirtualCard.create());
     const { uid } = await station.personalise(t, []);

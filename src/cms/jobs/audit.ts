@@ -19,6 +19,8 @@ export interface StationAuditEvent {
   code?: string;
   /** The tenant authorisation an install/delete job runs under (src/cms/consent). */
   authorisation?: string;
+  /** job_create of a job handed out claimed in the same request (no separate job_claim entry). */
+  claimed?: boolean;
 }
 
 export interface StationAuditSink {
@@ -77,10 +79,11 @@ export interface AuditRecorder {
 export class AuditLogStationSink implements StationAuditSink {
   constructor(private readonly log: AuditRecorder) {}
   async append(e: StationAuditEvent): Promise<void> {
-    const details: Record<string, string> = {};
+    const details: Record<string, string | boolean> = {};
     if (e.code) details.code = e.code;
     if (e.jobId) details.jobId = e.jobId;
     if (e.authorisation) details.authorisation = e.authorisation;
+    if (e.claimed) details.claimed = true;
     await this.log.record({
       time: Date.parse(e.time),
       actor: e.actor,

@@ -155,7 +155,10 @@ export class CardKeys {
         .execute();
   }
 
-  private async blob(db: Db, uid: string, aid: string, keyNo: number, version: number): Promise<{ kek: string; blob: string }> {
+  private async blob(db: Db, uid: string, aid: string, keyNo: number, version: number, pending?: readonly BlobRow[]): Promise<{ kek: string; blob: string }> {
+    // a blob planned by this very job and not stored yet (a job created already claimed)
+    const p = pending?.find((b) => b.uid === uid && b.aid === aid && b.key_no === keyNo && b.key_version === version);
+    if (p) return p;
     const r = await db
       .selectFrom('card_key_blobs')
       .select(['kek', 'blob'])
@@ -168,19 +171,19 @@ export class CardKeys {
     return r;
   }
 
-  async cmkSource(db: Db, uid: string, version: number): Promise<KeySource> {
-    const b = await this.blob(db, uid, PICC_AID, 0, version);
+  async cmkSource(db: Db, uid: string, version: number, pending?: readonly BlobRow[]): Promise<KeySource> {
+    const b = await this.blob(db, uid, PICC_AID, 0, version, pending);
     return { kind: 'wrapped', kek: b.kek, blob: b.blob, binding: this.cmkBinding(uid, version) };
   }
 
   /** The source of key `keyNo` (at `version`) of `app` on card `uid`. */
-  async appSource(db: Db, app: Application, uid: string, keyNo: number, version: number): Promise<KeySource> {
+  async appSource(db: Db, app: Application, uid: string, keyNo: number, version: number, pending?: readonly BlobRow[]): Promise<KeySource> {
     const d = this.derivation(app, keyNo);
     const binding = this.appBinding(app, uid, keyNo, version);
     if (d.method === 'diversified') {
       return { kind: 'diversified', master: masterKeyName(d.master), masterVersion: version, input: diversificationInput(d, app.definition, uid, keyNo), binding };
     }
-    const b = await this.blob(db, uid, app.aid, keyNo, version);
+    const b = await this.blob(db, uid, app.aid, keyNo, version, pending);
     return { kind: 'wrapped', kek: b.kek, blob: b.blob, binding };
   }
 }

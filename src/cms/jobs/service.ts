@@ -184,11 +184,29 @@ export class StationJobs {
     return app;
   }
 
-  /** A reader (station) asks for a job. Checks its role, the card's state, no other open job. */
+  /**
+   * A reader (station) asks for a job. Checks its role, the card's state, no other open job.
+   * Returns the job and its single-use operation token, to be claimed (by this reader) with claim().
+   */
   async create(ctx: CallerContext, readerId: string, req: JobRequest): Promise<{ job: Job; token: string }> {
+    return (await this.createChecked(ctx, readerId, req, false)) as { job: Job; token: string };
+  }
+
+  /**
+   * create() and claim() in one for the station that executes the job itself: the job is stored
+   * 'claimed' with its keys sealed to `readerId` in the answer. No operation token is issued (no
+   * one else could redeem it; the job's jti, which the receipt must name, is a fresh nonce), so
+   * there is no second request, token sign/verify, commit or audit entry ('job_create' with
+   * claimed=true instead of 'job_create' + 'job_claim').
+   */
+  async createClaimed(ctx: CallerContext, readerId: string, req: JobRequest): Promise<{ job: Job; wire: StationJobWire }> {
+    return (await this.createChecked(ctx, readerId, req, true)) as { job: Job; wire: StationJobWire };
+  }
+
+  private async createChecked(ctx: CallerContext, readerId: string, req: JobRequest, claim: boolean): Promise<{ job: Job; token?: string; wire?: StationJobWire }> {
     const d = { readerId, uid: typeof req?.uid === 'string' ? req.uid.toUpperCase() : undefined, aid: 'aid' in (req ?? {}) ? String((req as { aid: unknown }).aid).toUpperCase() : undefined };
     try {
-      return await this.createUnchecked(ctx, readerId, req);
+      return await this.createUnchecked(ctx, readerId, req, claim);
     } catch (e) {
       return this.refuse(ctx, 'job_create', e, Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)));
     }
@@ -209,7 +227,7 @@ export class StationJobs {
     }
   }
 
-  private async createUnchecked(ctx: CallerContext, readerId: string, req: JobRequest): Promise<{ job: Job; token: string }> {
+  private async createUnchecked(ctx: CallerContext, readerId: string, req: JobRequest, claim: boolean): Promise<{ job: Job; token?: string; wire?: StationJobWire }> {
     if (!req || typeof req !== 'object' || !['issue', 'install', 'delete'].includes(req.kind)) throw new JobError('ERR_JOB_BAD_INPUT', "kind must be 'issue', 'install' or 'delete'");
     const uid = checkUidHex(req.uid);
     const aid = req.kind === 'issue' ? PICC_AID : checkAidHex(req.aid);
@@ -251,7 +269,7 @@ export class StationJobs {
     const authorisation = app && this.o.authorise ? await this.o.authorise({ tenant: app.tenantId, aid, operation: req.kind as 'install' | 'delete', cardUid: uid, at: this.now() }, { actor: ctx.actor, correlationId: ctx.correlationId }) : undefined;
     const now = this.now();
     const id = `job_${randomBytes(12).toString('base64url')}`;
-    const token = await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
+    const token = claim ? { token: undefined, jti: randomBytes(16).toString('base64url'), expiresAt: Math.floor(now / 1000) + this.ttl } : await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
     const busy = await this.q.busy.first(uid, now);
     if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
     // custody first (it audits, possibly into this database), then one transaction for the rows
@@ -268,7 +286,11 @@ export class StationJobs {
     } else {
       plan = { cmkVersion: card!.piccKeyVersion, ...(authorisation ? { authorisation } : {}) };
     }
-    const row = { id, kind: req.kind, reader_id: readerId, uid, aid, state: 'created', jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
+    const state: JobState = claim ? 'claimed' : 'created';
+    const row = { id, kind: req.kind, reader_id: readerId, uid, aid, state, jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
+    // claimed at once: every key sealed before the row is written (the random keys from the
+    // blobs planned above, not yet stored); a refused write hands nothing out
+    const wire = claim ? await this.sealJob(ctx, toJob(row), blobs, app) : undefined;
     const job = await this.commits.run(async (tx) => {
       // re-checked under the transaction: two stations racing for one card get one job
       if (dialectOf(tx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${'station-card:' + uid}))`.execute(tx);
@@ -278,8 +300,8 @@ export class StationJobs {
       await tx.insertInto('station_jobs').values(row).execute();
       return toJob(row);
     });
-    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}) });
-    return { job, token: token.token };
+    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}), ...(claim ? { claimed: true } : {}) });
+    return token.token !== undefined ? { job, token: token.token } : { job, wire: wire! };
   }
 
   /** The station redeems the token: the job with every key sealed to it. Single use. */
@@ -298,7 +320,18 @@ export class StationJobs {
     await this.o.tokens.verify(token, { readerId, jobId, now: new Date(this.now()) }, this.o.nonces);
     if (job.state !== 'created') throw new JobError('ERR_JOB_STATE', `job ${jobId} is ${job.state}`);
     if (job.expiresAt <= this.now()) throw new JobError('ERR_JOB_EXPIRED', `job ${jobId} has expired`);
-    const { recipient } = await this.recipients.of(readerId);
+    const wire = await this.sealJob(ctx, job);
+    await this.commits.run(async (tx) => {
+      const r = await tx.updateTable('station_jobs').set({ state: 'claimed', updated_at: this.now() }).where('id', '=', job.id).where('state', '=', 'created').executeTakeFirst();
+      if ((r.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+    });
+    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_claim', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
+    return wire;
+  }
+
+  /** The job as the station gets it: every key sealed to the job's reader (custody audits each release). `pending`: blobs planned but not yet stored. */
+  private async sealJob(ctx: CallerContext, job: Job, pending?: BlobRow[], known?: Application): Promise<StationJobWire> {
+    const { recipient } = await this.recipients.of(job.readerId);
     const ttlSeconds = Math.max(1, Math.ceil((job.expiresAt - this.now()) / 1000));
     const seal = async (source: Parameters<KeyCustody['seal']>[1], keyType: 'aes' | '3k3des'): Promise<JobKeyWire> => ({
       keyNo: source.binding.keyNo,
@@ -308,21 +341,20 @@ export class StationJobs {
       sealed: await this.o.custody.seal(ctx, source, recipient, { ttlSeconds }),
     });
     // every key sealed at once: concurrent custody calls share one audit commit
-    const cmkP = this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion).then((s) => seal(s, 'aes'));
+    const cmkP = this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion, pending).then((s) => seal(s, 'aes'));
     cmkP.catch(() => undefined);
     const authorisation = (job.plan as DeletePlan).authorisation;
     const common = { v: 1 as const, jobId: job.id, jti: job.jti, uid: job.uid, expiresAt: Math.floor(job.expiresAt / 1000), ...(authorisation ? { authorisation } : {}) };
-    let wire: StationJobWire;
     if (job.kind === 'issue') {
       const p = job.plan as IssuePlan;
-      wire = { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk: await cmkP, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
+      return { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk: await cmkP, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
     } else if (job.kind === 'install') {
       const p = job.plan as InstallPlan;
-      const app = await this.application(job.aid);
+      const app = known ?? (await this.application(job.aid));
       const plan = applicationPlan(app.definition as LayoutApplication);
       const keyType = app.keyType === '3k3des' ? '3k3des' : 'aes';
-      const [cmk, ...keys] = await Promise.all([cmkP, ...p.keys.map(async (k) => seal(await this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version), keyType))]);
-      wire = {
+      const [cmk, ...keys] = await Promise.all([cmkP, ...p.keys.map(async (k) => seal(await this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version, pending), keyType))]);
+      return {
         ...common,
         kind: 'install',
         cmk: cmk!,
@@ -335,15 +367,8 @@ export class StationJobs {
           files: plan.files.map((f) => ({ fileNo: f.fileNo, command: f.command, data: Buffer.from(f.data).toString('hex') })),
         },
       };
-    } else {
-      wire = { ...common, kind: 'delete', cmk: await cmkP, aid: job.aid };
     }
-    await this.commits.run(async (tx) => {
-      const r = await tx.updateTable('station_jobs').set({ state: 'claimed', updated_at: this.now() }).where('id', '=', job.id).where('state', '=', 'created').executeTakeFirst();
-      if ((r.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
-    });
-    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_claim', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
-    return wire;
+    return { ...common, kind: 'delete', cmk: await cmkP, aid: job.aid };
   }
 
   /** The station's signed receipt. A bad signature or a mismatch changes nothing. */

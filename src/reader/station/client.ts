@@ -1,6 +1,6 @@
 // The station's HTTP client to the CMS (HTTPS with the reader's certificate: mTLS) and the whole
-// personalisation flow: read the UID, ask for a job, claim it with its single-use token, run it on
-// the card, post the signed receipt. Also the remote-mode relay loop (the reader only relays
+// personalisation flow: read the UID, ask for the job already claimed by this station (one request:
+// the keys sealed to it), run it on the card, post the signed receipt. Also the remote-mode relay loop (the reader only relays
 // APDUs) for reads and reconciliation. Engineer I's reader agent and the tests share it.
 import { Agent, request } from 'node:https';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
@@ -90,7 +90,7 @@ export type JobRequest =
 export interface StationRun extends JobOutcome {
   jobId: string;
   recorded: boolean;
-  /** Milliseconds of HTTP round trips to the CMS (create, claim, receipt). */
+  /** Milliseconds of HTTP round trips to the CMS (create with claim, receipt). */
   cmsMs: number;
 }
 
@@ -110,8 +110,12 @@ export class StationClient {
     this.executor = new StationExecutor({ ...opts, privateKey: opts.privateKey ?? createPrivateKey(cms.conn.key) });
   }
 
-  /** Ask for a job, claim it, run it on the card and post the receipt. */
-  async run(req: JobRequest, t: Transport): Promise<StationRun> {
+  /**
+   * Ask for a job (claimed by this station in the same request), run it on the card and post the
+   * receipt. `separateClaim`: the two-step protocol instead (create → token → claim), as for a job
+   * created for another station.
+   */
+  async run(req: JobRequest, t: Transport, opts: { separateClaim?: boolean } = {}): Promise<StationRun> {
     let cmsMs = 0;
     const timed = async <T>(fn: () => Promise<T>): Promise<T> => {
       const t0 = performance.now();
@@ -121,8 +125,16 @@ export class StationClient {
         cmsMs += performance.now() - t0;
       }
     };
-    const created = await timed(() => this.cms.ok('POST', '/v1/station/jobs', req));
-    const { job } = (await timed(() => this.cms.ok('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: created.token }))) as { job: StationJob };
+    let created: { jobId: string; job?: StationJob; token?: string };
+    let job: StationJob;
+    if (opts.separateClaim) {
+      created = await timed(() => this.cms.ok('POST', '/v1/station/jobs', req));
+      ({ job } = (await timed(() => this.cms.ok('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: created.token }))) as { job: StationJob });
+    } else {
+      created = await timed(() => this.cms.ok('POST', '/v1/station/jobs', { ...req, claim: true }));
+      if (!created.job) throw new CmsCallError(0, 'ERR_STATION_PROTOCOL', 'the CMS did not answer the claimed job');
+      job = created.job;
+    }
     const out = await this.executor.run(job, t);
     const r = await timed(() => this.cms.ok('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: out.jws }));
     return { ...out, jobId: created.jobId, recorded: r.ok === true, cmsMs };

@@ -1,7 +1,8 @@
 // Station jobs (readers with the install/issue operations, by mTLS), their status (operators), and
 // online key delivery for runtime readers (mTLS). Every refusal is a 4xx with a stable code.
 //
-//   POST /v1/station/jobs                 reader: ask for a job {kind: issue|install|delete, uid, aid?, picc?}
+//   POST /v1/station/jobs                 reader: ask for a job {kind: issue|install|delete, uid, aid?, picc?};
+//                                         with claim: true the job comes back claimed (keys sealed), no token
 //   POST /v1/station/jobs/:id/claim       reader: redeem the single-use token → the job, keys sealed to it
 //   POST /v1/station/jobs/:id/receipt     reader: the signed receipt → mapping recorded (or job failed)
 //   GET  /v1/jobs, /v1/jobs/:id           operators: job state and outcome
@@ -29,9 +30,9 @@ const Flags = Type.Object(
   { additionalProperties: false },
 );
 const CreateBody = Type.Union([
-  Type.Object({ kind: Type.Literal('issue'), uid: Uid, profile: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })), picc: Type.Optional(Type.Object({ keySettings: Type.Optional(Flags), randomUid: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) }, { additionalProperties: false }),
-  Type.Object({ kind: Type.Literal('install'), uid: Uid, aid: Aid }, { additionalProperties: false }),
-  Type.Object({ kind: Type.Literal('delete'), uid: Uid, aid: Aid }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('issue'), uid: Uid, claim: Type.Optional(Type.Boolean()), profile: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })), picc: Type.Optional(Type.Object({ keySettings: Type.Optional(Flags), randomUid: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('install'), uid: Uid, aid: Aid, claim: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('delete'), uid: Uid, aid: Aid, claim: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
 ]);
 const JobView = Type.Object({
   id: Type.String(),
@@ -105,16 +106,21 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
         config: { auth: { reader: true } },
         schema: {
           tags: ['station'],
-          summary: 'a station asks for a job on the card in front of it (201: job id + single-use operation token)',
+          summary: 'a station asks for a job on the card in front of it (201: job id + single-use operation token; with claim: true the job itself, claimed by this reader, keys sealed to it, and no token)',
           security: readerSec,
           body: CreateBody,
-          response: { 201: Type.Object({ jobId: Type.String(), token: Type.String(), expiresAt: Type.Integer() }), ...ERROR_RESPONSES },
+          response: { 201: Type.Object({ jobId: Type.String(), token: Type.Optional(Type.String()), expiresAt: Type.Integer(), job: Type.Optional(Type.Unknown()) }), ...ERROR_RESPONSES },
         },
       },
       async (req, reply) => {
         const rid = readerId(req);
-        const { job, token } = await wrap(() => jobs.create(callerContext(req, 'station job'), rid, req.body as JobRequest));
+        const { claim, ...body } = req.body;
         reply.code(201);
+        if (claim) {
+          const { job, wire } = await wrap(() => jobs.createClaimed(callerContext(req, 'station job'), rid, body as JobRequest));
+          return { jobId: job.id, expiresAt: job.expiresAt, job: wire };
+        }
+        const { job, token } = await wrap(() => jobs.create(callerContext(req, 'station job'), rid, body as JobRequest));
         return { jobId: job.id, token, expiresAt: job.expiresAt };
       },
     );
