@@ -136,3 +136,33 @@ describe('desfire-cms layout lint', () => {
     expect(plan.applications[0].createApplicationData).toBe('01C0A10983');
   });
 });
+
+describe("the 'uid-read' key (random-UID cards)", () => {
+  const base = readFileSync(FIX + 'clean.yaml', 'utf8');
+  const withUidRead = (decl: string, text = base) => text.replace('          - { no: 2, role: write }\n', `          - { no: 2, role: write }\n          - { no: 3, role: uid-read${decl} }\n`);
+  const findings = (text: string) => lintLayout(parseLayout(text)).map((f) => `${f.rule} ${f.pointer}`);
+
+  it('by default one key per AID (diversified over aid and system from its own master), holding no right: lints clean', () => {
+    const layout = parseLayout(withUidRead(''));
+    const k = layout.tenants[0]!.applications[0]!.keys.find((x) => x.role === 'uid-read')!;
+    expect(k.derivation).toEqual({ method: 'diversified', master: 'shop/5A0001/3', masterDeclared: false, input: ['aid', 'system'] });
+    expect(lintLayout(layout)).toEqual([]);
+    expect(ALLOWED_RIGHTS['uid-read']).toEqual({ data: [], value: [], tmac: [] });
+  });
+
+  it('random, over uid, without random UIDs, holding a file right, sharing a master, or static: refused', () => {
+    const kp = '/tenants/0/applications/0/keys/3';
+    expect(findings(withUidRead(', derivation: random'))).toEqual([`ISO010 ${kp}/derivation`]);
+    expect(findings(withUidRead(', derivation: { method: diversified, input: [aid, uid] }'))).toEqual([`ISO010 ${kp}/derivation/input`]);
+    expect(findings(withUidRead(', derivation: { method: diversified, input: [system] }'))).toEqual([`ISO001 ${kp}/derivation/input`]);
+    expect(findings(withUidRead('', base.replace('randomUid: true', 'randomUid: false')))).toEqual([`ISO010 ${kp}`]);
+    expect(findings(withUidRead(', derivation: { method: static, keyRef: uidread }'))).toEqual([`ISO001 ${kp}/derivation`]);
+    // it may read nothing: GetCardUID is all it is for
+    expect(findings(withUidRead('').replace('access: { read: read, write: write,', 'access: { read: uid-read, write: write,'))).toContain('ISO003 /tenants/0/applications/0/files/0/access/read');
+    // distinct per AID: the same master for two AIDs' uid-read keys is ISO002
+    const two = withUidRead(', derivation: { method: diversified, master: uidm }').replace('          - { no: 1, role: read }\n        files:\n          - no: 1\n            type: linear', '          - { no: 1, role: read }\n          - { no: 2, role: uid-read, derivation: { method: diversified, master: uidm } }\n        files:\n          - no: 1\n            type: linear');
+    expect(findings(two)).toEqual(['ISO002 /tenants/1/applications/0/keys/2/derivation/master']);
+    // and it may not be given the ChangeKey right
+    expect(findings(withUidRead('').replace('changeKey: amk, freeCreateDelete: false', 'changeKey: uid-read, freeCreateDelete: false'))).toContain('ISO006 /tenants/0/applications/0/keySettings/changeKey');
+  });
+});

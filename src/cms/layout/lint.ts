@@ -7,6 +7,7 @@ import {
   type Layout,
   type LayoutApplication,
   type LayoutFile,
+  type LayoutKey,
   type RightName,
   type SourcePos,
 } from './types.js';
@@ -29,6 +30,7 @@ export const RULES = {
   ISO007: { severity: 'error', title: 'PICC key settings forbid free create/delete' },
   ISO008: { severity: 'error', title: 'a public file is free to read, never free to modify' },
   ISO009: { severity: 'warning', title: 'a declared key that grants nothing (needless key material)' },
+  ISO010: { severity: 'error', title: "a 'uid-read' key is one key per AID: diversified over aid, never over uid, and only with random-UID cards" },
 } as const satisfies Record<string, { severity: Severity; title: string }>;
 
 export type RuleId = keyof typeof RULES;
@@ -55,6 +57,8 @@ export const ALLOWED_RIGHTS: Record<KeyRole, Record<FileClass, readonly RightNam
   limitedcredit: { data: [], value: ['write'], tmac: TX_TMAC },
   credit: { data: [], value: ['readWrite'], tmac: TX_TMAC },
   tmac: { data: [], value: [], tmac: [] },
+  // authenticates only to run GetCardUID on a random-UID card: no right on any file
+  'uid-read': { data: [], value: [], tmac: [] },
 };
 
 const GRANTS: Record<FileClass, Record<RightName, string>> = {
@@ -115,13 +119,14 @@ class Linter {
       const kp = this.keyPointer(ap, app, k.no);
       const who = `key ${k.no} (${k.role}) of AID ${app.aid}`;
       const d = k.derivation;
+      if (k.role === 'uid-read') this.uidRead(who, kp, d);
       if (d.method === 'static') {
         this.add('ISO001', `${kp}/derivation`, `${who} is one static key for every card; use diversified or random`);
         const prev = statics.get(d.keyRef);
         if (prev) this.add('ISO002', `${kp}/derivation/keyRef`, `${who} uses static key '${d.keyRef}', already used by ${prev}`);
         else statics.set(d.keyRef, who);
       } else if (d.method === 'diversified') {
-        const missing = (['uid', 'aid'] as const).filter((i) => !d.input.includes(i));
+        const missing = (k.role === 'uid-read' ? (['aid'] as const) : (['uid', 'aid'] as const)).filter((i) => !d.input.includes(i));
         if (missing.length > 0)
           this.add('ISO001', `${kp}/derivation/input`, `${who}: diversification input lacks ${missing.join(' and ')}, so the key is not unique per card and AID`);
         const prev = masters.get(d.master);
@@ -131,6 +136,20 @@ class Linter {
         } else masters.set(d.master, who);
       }
     }
+  }
+
+  /**
+   * A 'uid-read' key authenticates a random-UID card before its real UID is known (to run
+   * GetCardUID), so it cannot be per card: it is diversified per AID (input without uid), from a
+   * master of its own (ISO002). It holds no file right (ISO003) and is needless without random UIDs.
+   */
+  uidRead(who: string, kp: string, d: LayoutKey['derivation']): void {
+    if (d.method === 'random')
+      this.add('ISO010', `${kp}/derivation`, `${who} is random per card: a reader could not know it before the card's UID; diversify it over aid (input [aid, system])`);
+    else if (d.method === 'diversified' && d.input.includes('uid'))
+      this.add('ISO010', `${kp}/derivation/input`, `${who} is diversified over uid: a reader could not derive it before the card's UID; use input [aid, system]`);
+    if (!this.layout.picc.randomUid)
+      this.add('ISO010', kp, `${who}: the layout does not issue random-UID cards (picc.randomUid), so this key has no use`);
   }
 
   keySettings(app: LayoutApplication, ap: string): void {
@@ -167,7 +186,7 @@ class Linter {
 
   unused(app: LayoutApplication, ap: string): void {
     for (const k of app.keys) {
-      if (k.role === 'amk') continue;
+      if (k.role === 'amk' || k.role === 'uid-read') continue; // uid-read: ISO010
       if (k.role === 'tmac' && app.files.some((f) => f.type === 'tmac')) continue; // the TMAC key's source
       const used =
         (app.keySettings.changeKey.kind === 'role' && app.keySettings.changeKey.role === k.role) ||

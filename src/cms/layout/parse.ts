@@ -22,6 +22,7 @@ import type {
   AppKeySettings,
   ChangeKeyAccess,
   Derivation,
+  DiversificationInput,
   KeySettingsFlags,
   Layout,
   LayoutApplication,
@@ -205,7 +206,7 @@ class Semantic {
       else byRole.set(k.role, k.no);
       if (k.role === 'amk' && k.no !== 0) this.fail(`${kp}/role`, 'the amk role belongs to key 0');
       if (k.no === 0 && k.role !== 'amk') this.fail(`${kp}/role`, 'key 0 is the application master key: its role is amk');
-      return { no: k.no, role: k.role, derivation: this.derivation(k.derivation, tenantId, aid, k.no), pos: this.locate(kp) };
+      return { no: k.no, role: k.role, derivation: this.derivation(k.derivation, tenantId, aid, k.no, k.role), pos: this.locate(kp) };
     });
     const maxNo = Math.max(...keys.map((k) => k.no));
     const keyCount = a.keyCount ?? maxNo + 1;
@@ -265,10 +266,11 @@ class Semantic {
     }
   }
 
-  derivation(d: DerivationDoc | undefined, tenantId: string, aid: string, no: number): Derivation {
+  derivation(d: DerivationDoc | undefined, tenantId: string, aid: string, no: number, role: KeyRole): Derivation {
     const dflt = `${tenantId}/${aid}/${no}`;
-    if (d === undefined || d === 'diversified')
-      return { method: 'diversified', master: dflt, masterDeclared: false, input: ['uid', 'aid', 'system'] };
+    // a 'uid-read' key opens a random-UID card before its UID is known: one key per AID, not per card
+    const input: DiversificationInput[] = role === 'uid-read' ? ['aid', 'system'] : ['uid', 'aid', 'system'];
+    if (d === undefined || d === 'diversified') return { method: 'diversified', master: dflt, masterDeclared: false, input };
     if (d === 'random') return { method: 'random' };
     if (d.method === 'random') return { method: 'random' };
     if (d.method === 'static') return { method: 'static', keyRef: d.keyRef };
@@ -276,7 +278,7 @@ class Semantic {
       method: 'diversified',
       master: d.master ?? dflt,
       masterDeclared: d.master !== undefined,
-      input: d.input ? [...d.input] : ['uid', 'aid', 'system'],
+      input: d.input ? [...d.input] : input,
     };
   }
 

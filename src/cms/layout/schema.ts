@@ -19,6 +19,7 @@ export const KEY_ROLES = [
   'credit',
   'limitedcredit',
   'tmac',
+  'uid-read',
 ] as const;
 export type KeyRole = (typeof KEY_ROLES)[number];
 
