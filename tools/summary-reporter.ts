@@ -3,28 +3,30 @@
 import type { Reporter } from 'vitest/reporters';
 
 type Task = { type: string; mode?: string; result?: { state?: string }; tasks?: Task[] };
+type Acc = { passed: number; failed: number; skipped: number };
 
-function count(tasks: Task[], acc: { passed: number; failed: number; skipped: number }): void {
+/** Counts the tests below `tasks`. A file or suite that failed by itself (it did not load, or a
+ * beforeAll/afterAll hook threw, so its tests were skipped) counts as one failure. */
+function count(tasks: Task[], acc: Acc): void {
   for (const t of tasks) {
     if (t.type === 'test') {
       const s = t.result?.state;
       if (s === 'pass') acc.passed++;
       else if (s === 'fail') acc.failed++;
       else acc.skipped++;
-    } else if (t.tasks) {
-      count(t.tasks, acc);
-      if (t.type === 'suite' && t.result?.state === 'fail' && t.tasks.length === 0) acc.failed++;
+      continue;
     }
+    const before = acc.failed;
+    count(t.tasks ?? [], acc);
+    if (t.result?.state === 'fail' && acc.failed === before) acc.failed++;
   }
 }
 
 export default class SummaryReporter implements Reporter {
   onFinished(files: Task[] = [], errors: unknown[] = []): void {
-    const acc = { passed: 0, failed: 0, skipped: 0 };
+    const acc: Acc = { passed: 0, failed: 0, skipped: 0 };
     count(files, acc);
-    // A test file that failed to load, or an unhandled error, counts as a failure.
-    for (const f of files) if (f.result?.state === 'fail' && (f.tasks ?? []).length === 0) acc.failed++;
-    acc.failed += errors.length;
+    acc.failed += errors.length; // unhandled errors
     process.stdout.write(`\ntests: ${acc.passed} passed, ${acc.failed} failed, ${acc.skipped} skipped\n`);
   }
 }
