@@ -16,7 +16,7 @@ import { HttpKeySource } from './http-keys.js';
 import { HttpMasterSource } from './masters.js';
 import { ReaderKeystore } from './keystore.js';
 import { Pkcs11ReaderKeystore } from './pkcs11-keystore.js';
-import { accessCheck, libraryLoan, purseDebit, type TxResult } from './transactions.js';
+import { accessCheck, libraryLoan, purseDebit, type TxResult, type UidRead } from './transactions.js';
 
 export interface ReaderRuntimeOptions {
   dir: string;
@@ -93,16 +93,18 @@ export async function openReader(o: ReaderRuntimeOptions): Promise<ReaderRuntime
   };
 }
 
-export type TxSpec = { kind: 'access'; zone: number } | { kind: 'purse'; amount: number } | { kind: 'loan'; item: Uint8Array };
+/** A transaction; `uidRead`: the uid-read key of its AID, so random-UID cards are read by their real UID. */
+export type TxSpec = ({ kind: 'access'; zone: number } | { kind: 'purse'; amount: number } | { kind: 'loan'; item: Uint8Array }) & { uidRead?: UidRead };
 
 export function runTx(agent: ReaderAgent, t: Transport, tx: TxSpec): Promise<TxResult> {
+  const o = tx.uidRead ? { uidRead: tx.uidRead } : {};
   switch (tx.kind) {
     case 'access':
-      return accessCheck(agent, t, { zone: tx.zone });
+      return accessCheck(agent, t, { ...o, zone: tx.zone });
     case 'purse':
-      return purseDebit(agent, t, tx.amount);
+      return purseDebit(agent, t, tx.amount, o);
     case 'loan':
-      return libraryLoan(agent, t, tx.item);
+      return libraryLoan(agent, t, tx.item, o);
   }
 }
 

@@ -90,6 +90,50 @@ export async function readUid(t: Transport): Promise<string> {
   return toHex(r.subarray(0, r.length - 2));
 }
 
+/**
+ * A random ID at anticollision: a card with random UID enabled answers a fresh 4-byte NUID whose
+ * first byte is 0x08 (ISO/IEC 14443-3 "RID") at every activation; it is no card's identity.
+ */
+export function isRandomId(uidHex: string): boolean {
+  return uidHex.length === 8 && uidHex.slice(0, 2) === '08';
+}
+
+/** Which key of an AID is its 'uid-read' key (docs/provisioning.md#random-uid-cards). */
+export interface UidRead {
+  keyNo: number;
+}
+
+/**
+ * The card's UID for the CMS. A fixed UID is what the PC/SC reader reports. A random ID (see
+ * isRandomId) is resolved on the card: select `aid`, authenticate with its 'uid-read' key — one key
+ * per AID, derived from the AN10922 master this reader holds through its 'offline-master' role
+ * on (aid, keyNo), fetched now if not held — and run GetCardUID (0x51, answered enciphered). The
+ * key opens no file; it is wiped after use. The real UID is returned to the caller only (no log).
+ */
+export async function cardUid(agent: ReaderAgent, t: Transport, client: DesfireClient, aid: string, uidRead: UidRead | undefined): Promise<string> {
+  const rf = await readUid(t);
+  if (!isRandomId(rf)) return rf;
+  if (!uidRead) throw new ReaderError('ERR_READER_CARD', `the card answers a random ID and no uid-read key is configured for AID ${aid.toUpperCase()}: its UID cannot be read`);
+  const role = agent.role(aid, uidRead.keyNo);
+  const derive = () => agent.masters.derive(role.tenantId, aid, '', uidRead.keyNo);
+  let k: ReturnType<typeof derive>;
+  try {
+    k = derive();
+  } catch (e) {
+    if (!(e instanceof ReaderError) || (e.code !== 'ERR_READER_OFFLINE_NO_KEY' && e.code !== 'ERR_READER_OFFLINE_EXPIRED')) throw e;
+    await agent.refreshMasters(true);
+    k = derive();
+  }
+  await client.selectApplication(aidNum(aid));
+  await authenticate(client, uidRead.keyNo, { ...k, mode: 'online', tenant: role.tenantId });
+  const uid = await client.getCardUid();
+  try {
+    return toHex(uid);
+  } finally {
+    uid.fill(0);
+  }
+}
+
 export interface TxResult {
   uid: string;
   op: string;
@@ -151,12 +195,20 @@ async function accounted(agent: ReaderAgent, uid: string, aid: string, keyNo: nu
   return { uid, op, result: out.result, ok: out.ok, mode: ver.mode, seq: entry.seq, ...(out.value !== undefined ? { value: out.value } : {}) };
 }
 
+/** What every transaction takes: the UID if already known, a client, the AID's uid-read key. */
+export interface TxOptions {
+  uid?: string;
+  client?: DesfireClient;
+  /** The 'uid-read' key of the transaction's AID: needed for random-UID cards. */
+  uidRead?: UidRead;
+}
+
 /** Access control: read the credential, decide for `zone`. */
-export async function accessCheck(agent: ReaderAgent, t: Transport, opts: { uid?: string; zone?: number; client?: DesfireClient } = {}): Promise<TxResult> {
-  const uid = opts.uid ?? (await readUid(t));
+export async function accessCheck(agent: ReaderAgent, t: Transport, opts: TxOptions & { zone?: number } = {}): Promise<TxResult> {
   const { aid, fileNo, keyNo } = CAMPUS.access;
+  const client = opts.client ?? new DesfireClient(t);
+  const uid = opts.uid ?? (await cardUid(agent, t, client, aid, opts.uidRead));
   return accounted(agent, uid, aid, keyNo, 'access-check', async (ver) => {
-    const client = opts.client ?? new DesfireClient(t);
     const [k] = (await selectAndObtain(client, agent, uid, aid, [keyNo])) as [ObtainedKey];
     ver.v = k.version;
     ver.mode = k.mode;
@@ -169,12 +221,12 @@ export async function accessCheck(agent: ReaderAgent, t: Transport, opts: { uid?
 }
 
 /** Cafeteria: debit `amount` (cents) from the purse and commit. */
-export async function purseDebit(agent: ReaderAgent, t: Transport, amount: number, opts: { uid?: string; client?: DesfireClient } = {}): Promise<TxResult> {
+export async function purseDebit(agent: ReaderAgent, t: Transport, amount: number, opts: TxOptions = {}): Promise<TxResult> {
   if (!Number.isInteger(amount) || amount <= 0 || amount > 0x7fffffff) throw new ReaderError('ERR_READER_CONFIG', 'amount must be a positive integer');
-  const uid = opts.uid ?? (await readUid(t));
   const { aid, fileNo, keyNo } = CAMPUS.purse;
+  const client = opts.client ?? new DesfireClient(t);
+  const uid = opts.uid ?? (await cardUid(agent, t, client, aid, opts.uidRead));
   return accounted(agent, uid, aid, keyNo, 'purse-debit', async (ver) => {
-    const client = opts.client ?? new DesfireClient(t);
     const [k] = (await selectAndObtain(client, agent, uid, aid, [keyNo])) as [ObtainedKey];
     ver.v = k.version;
     ver.mode = k.mode;
@@ -199,11 +251,11 @@ export async function purseDebit(agent: ReaderAgent, t: Transport, amount: numbe
 }
 
 /** Library: append a loan record (sequence = newest + 1, checked against the last one seen) and commit. */
-export async function libraryLoan(agent: ReaderAgent, t: Transport, item: Uint8Array, opts: { uid?: string; client?: DesfireClient } = {}): Promise<TxResult> {
-  const uid = opts.uid ?? (await readUid(t));
+export async function libraryLoan(agent: ReaderAgent, t: Transport, item: Uint8Array, opts: TxOptions = {}): Promise<TxResult> {
   const { aid, fileNo, readKeyNo, writeKeyNo } = CAMPUS.library;
+  const client = opts.client ?? new DesfireClient(t);
+  const uid = opts.uid ?? (await cardUid(agent, t, client, aid, opts.uidRead));
   return accounted(agent, uid, aid, writeKeyNo, 'library-loan', async (ver) => {
-    const client = opts.client ?? new DesfireClient(t);
     const [kr, kw] = (await selectAndObtain(client, agent, uid, aid, [readKeyNo, writeKeyNo])) as [ObtainedKey, ObtainedKey];
     ver.v = kw.version;
     ver.mode = kr.mode === 'offline' || kw.mode === 'offline' ? 'offline' : 'online';
