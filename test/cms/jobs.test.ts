@@ -158,6 +158,22 @@ describe('station jobs', () => {
     expect(h.audit.events.filter((e) => e.jobId === two.jobId).map((e) => e.op)).toEqual(['job_create', 'job_claim', 'job_receipt']);
   }, 60_000);
 
+  it('a card issued again after an expired unclaimed job: the pending CMK blob is replaced by the new job and activated by its receipt', async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    const first = await st.ok('POST', '/v1/station/jobs', { kind: 'issue', uid });
+    const blobOf = () => h.cms.db.db.selectFrom('card_key_blobs').select(['job_id', 'state', 'blob']).where('uid', '=', uid).where('aid', '=', '000000').execute();
+    const before = await blobOf();
+    expect(before.map((b) => [b.job_id, b.state])).toEqual([[first.jobId, 'pending']]);
+    await h.cms.db.db.updateTable('station_jobs').set({ expires_at: Date.now() - 1 }).where('id', '=', first.jobId).execute();
+    await h.station.jobs.sweepExpired();
+    const run = await station.run({ kind: 'issue', uid }, t);
+    expect(run.recorded).toBe(true);
+    const after = await blobOf();
+    expect(after.map((b) => [b.job_id, b.state])).toEqual([[run.jobId, 'active']]);
+    expect(after[0]!.blob).not.toBe(before[0]!.blob);
+  }, 60_000);
+
   it('a claimed job past its expiry without a receipt becomes unknown; an unclaimed one fails', async () => {
     const t = new InProcessTransport(VirtualCard.create());
     const { uid } = await station.personalise(t, []);

@@ -26,6 +26,7 @@ import { JobError } from './errors.js';
 import { type BlobRow, CardKeys, PICC_AID, type PlannedKey } from './keys.js';
 import { RecipientCache } from './recipient.js';
 import type { JobKeyWire, StationJobWire } from './wire.js';
+import { type TxStatement, txStatement } from './writes.js';
 
 export type JobKind = 'issue' | 'install' | 'delete';
 export type JobState = 'created' | 'claimed' | 'completed' | 'failed' | 'unknown' | 'reconciled';
@@ -133,6 +134,16 @@ export class StationJobs {
     /** An open (unexpired created/claimed) or unreconciled ('unknown') job of a card. */
     busy: Prepared<[string, number], { id: string }>;
   };
+  /** The statements of the job-write transactions, compiled (and on SQLite prepared) once. */
+  private readonly w: {
+    /** Under the transaction: an open job of the card (created/claimed, unexpired). */
+    open: TxStatement<[string, number], { id: string }>;
+    insertJob: TxStatement<[string, string, string, string, string, string, string, string, number, number, number], unknown>;
+    storeBlob: TxStatement<[string, string, number, number, string, string, string, number], unknown>;
+    setState: TxStatement<[string, number, string, string], unknown>;
+    setOutcome: TxStatement<[string, string, number, string, string], unknown>;
+    activateBlobs: TxStatement<[string, string], unknown>;
+  };
 
   constructor(readonly o: StationJobsOptions) {
     this.db = o.db;
@@ -155,6 +166,33 @@ export class StationJobs {
             .limit(1),
         o.sqlite,
       ),
+    };
+    const db = o.db;
+    const n = o.sqlite;
+    this.w = {
+      open: txStatement(db, 2, (uid, now) => db.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', 'in', OPEN_STATES).where('expires_at', '>', now as unknown as number).limit(1), n),
+      insertJob: txStatement(
+        db,
+        11,
+        (id, kind, reader, uid, aid, state, jti, plan, created, expires, updated) =>
+          db.insertInto('station_jobs').values({ id, kind, reader_id: reader, uid, aid, state, jti, plan, outcome: null, created_at: created as unknown as number, expires_at: expires as unknown as number, updated_at: updated as unknown as number }),
+        n,
+      ),
+      // a retry replaces an earlier pending blob (as CardKeys.storeBlobs)
+      storeBlob: txStatement(
+        db,
+        8,
+        (uid, aid, keyNo, version, kek, blob, jobId, created) =>
+          db
+            .insertInto('card_key_blobs')
+            .values({ uid, aid, key_no: keyNo as unknown as number, key_version: version as unknown as number, kek, blob, state: 'pending', job_id: jobId, created_at: created as unknown as number })
+            .onConflict((oc) => oc.columns(['uid', 'aid', 'key_no', 'key_version']).doUpdateSet((eb) => ({ kek: eb.ref('excluded.kek'), blob: eb.ref('excluded.blob'), state: 'pending', job_id: eb.ref('excluded.job_id'), created_at: eb.ref('excluded.created_at') }))),
+        n,
+      ),
+      setState: txStatement(db, 4, (state, now, id, from) => db.updateTable('station_jobs').set({ state, updated_at: now as unknown as number }).where('id', '=', id).where('state', '=', from), n),
+      setOutcome: txStatement(db, 5, (state, outcome, now, id, from) => db.updateTable('station_jobs').set({ state, outcome, updated_at: now as unknown as number }).where('id', '=', id).where('state', '=', from), n),
+      // by the card first: the primary key's prefix (no index on job_id; a scan per receipt grew with the card count)
+      activateBlobs: txStatement(db, 2, (uid, jobId) => db.updateTable('card_key_blobs').set({ state: 'active' }).where('uid', '=', uid).where('job_id', '=', jobId).where('state', '=', 'pending'), n),
     };
   }
 
@@ -294,10 +332,10 @@ export class StationJobs {
     const job = await this.commits.run(async (tx) => {
       // re-checked under the transaction: two stations racing for one card get one job
       if (dialectOf(tx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${'station-card:' + uid}))`.execute(tx);
-      const again = await tx.selectFrom('station_jobs').select('id').where('uid', '=', uid).where('state', 'in', OPEN_STATES).where('expires_at', '>', now).executeTakeFirst();
+      const again = await this.w.open.first(tx, uid, now);
       if (again) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open job (${again.id})`);
-      await CardKeys.storeBlobs(tx, blobs);
-      await tx.insertInto('station_jobs').values(row).execute();
+      for (const b of blobs) await this.w.storeBlob.run(tx, b.uid, b.aid, b.key_no, b.key_version, b.kek, b.blob, b.job_id, b.created_at);
+      await this.w.insertJob.run(tx, row.id, row.kind, row.reader_id, row.uid, row.aid, row.state, row.jti, row.plan, row.created_at, row.expires_at, row.updated_at);
       return toJob(row);
     });
     await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}), ...(claim ? { claimed: true } : {}) });
@@ -322,8 +360,7 @@ export class StationJobs {
     if (job.expiresAt <= this.now()) throw new JobError('ERR_JOB_EXPIRED', `job ${jobId} has expired`);
     const wire = await this.sealJob(ctx, job);
     await this.commits.run(async (tx) => {
-      const r = await tx.updateTable('station_jobs').set({ state: 'claimed', updated_at: this.now() }).where('id', '=', job.id).where('state', '=', 'created').executeTakeFirst();
-      if ((r.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+      if ((await this.w.setState.run(tx, 'claimed', this.now(), job.id, 'created')) === 0) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
     });
     await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_claim', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
     return wire;
@@ -394,8 +431,7 @@ export class StationJobs {
     const outcome = JSON.stringify({ source: 'receipt', at: receipt.at, results: receipt.results });
     const done = await this.commits.run(async (tx) => {
       const state = ok ? 'completed' : 'failed';
-      const u = await tx.updateTable('station_jobs').set({ state, outcome, updated_at: this.now() }).where('id', '=', job.id).where('state', '=', job.state).executeTakeFirst();
-      if ((u.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
+      if ((await this.w.setOutcome.run(tx, state, outcome, this.now(), job.id, job.state)) === 0) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
       if (ok) await this.apply(tx, job);
       return { ...job, state: state as JobState, outcome: JSON.parse(outcome) as unknown };
     });
@@ -421,8 +457,7 @@ export class StationJobs {
   }
 
   private async activateBlobs(tx: Kysely<Database>, job: Job): Promise<void> {
-    // by the card first: the primary key's prefix (no index on job_id; a scan per receipt grew with the card count)
-    await tx.updateTable('card_key_blobs').set({ state: 'active' }).where('uid', '=', job.uid).where('job_id', '=', job.id).where('state', '=', 'pending').execute();
+    await this.w.activateBlobs.run(tx, job.uid, job.id);
   }
 
   /** Claimed jobs past their expiry without a receipt become 'unknown' (to be reconciled). */
