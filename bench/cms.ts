@@ -334,7 +334,7 @@ export async function issueInstallFigures(h: E2e, cms: CmsClient, n: number): Pr
       name: 'cms.issue_install.server_latency_ms_per_app',
       value: elapsed / apps,
       unit: 'ms',
-      note: 'sum of Fastify elapsed times of create+claim+receipt / applications: includes waiting for SQLite and audit commits (fsync) under concurrency',
+      note: 'sum of Fastify elapsed times of the station job routes (create with claim, receipt) / applications: includes waiting for SQLite and audit commits (fsync) under concurrency',
     },
     { name: 'cms.issue_install.card_ms_per_app', value: cardPerApp, unit: 'ms', note: 'station executor on the in-process virtual card (host crypto + card emulation) per application, issue included, measured in the station process' },
   ];
