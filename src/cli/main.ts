@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   layout: () => import('./commands/layout.js'),
   vault: () => import('./commands/vault.js'),
   keys: () => import('./commands/keys.js'),
+  jobs: () => import('./commands/jobs.js'),
   audit: () => import('./commands/audit.js'),
   reader: () => import('./commands/reader.js'),
   demo: () => import('./commands/demo.js'),

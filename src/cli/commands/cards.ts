@@ -8,7 +8,7 @@
 //   cards state  UID --to active|suspended|revoked|destroyed
 // Common: --cms https://HOST:PORT --ca FILE [--servername NAME] [--token-file FILE] [--json]
 import { type CliIO, type Command, UsageError } from '../io.js';
-import { apiClient, intOpt, need, one, parseOpts, show } from './rotation.js';
+import { type Opts, apiClient, intOpt, need, one, parseOpts, show } from './rotation.js';
 
 const USAGE = [
   'usage: desfire-cms cards <list|show|state> --cms https://HOST:PORT --ca FILE [options]',
@@ -31,13 +31,22 @@ function uidArg(pos: string[], what: string): string {
   return v.toUpperCase();
 }
 
-async function run(args: string[], io: CliIO): Promise<number> {
+/**
+ * The parsed options and subcommand of an API command family, or its exit code after the usage
+ * was printed: with --help on stdout (0), without a subcommand on stderr (2).
+ */
+export function subcommand(args: string[], io: CliIO, usage: string[]): { o: Opts; sub: string } | number {
   const o = parseOpts(args);
   const sub = o.pos[0];
-  if (!sub || o.bools.has('--help')) {
-    for (const l of USAGE) (sub ? io.out : io.err)(l);
-    return sub ? 0 : 2;
-  }
+  if (sub && !o.bools.has('--help')) return { o, sub };
+  for (const l of usage) (sub ? io.out : io.err)(l);
+  return sub ? 0 : 2;
+}
+
+async function run(args: string[], io: CliIO): Promise<number> {
+  const s = subcommand(args, io, USAGE);
+  if (typeof s === 'number') return s;
+  const { o, sub } = s;
   switch (sub) {
     case 'list': {
       const q = new URLSearchParams();

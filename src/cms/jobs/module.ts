@@ -14,6 +14,8 @@ import type { CallerContext, KeyCustody } from '../../custody/types.js';
 import type { ApiDeps } from '../api/ports.js';
 import { stationRoutes } from '../api/routes/station.js';
 import { remoteRoutes } from '../api/routes/remote.js';
+import { reconcileRoutes } from '../api/routes/reconcile.js';
+import { MemoryRequestStore, type RequestStore } from './reconcile.js';
 import { KeyDelivery } from '../delivery/service.js';
 import { MasterDelivery } from '../delivery/masters.js';
 import { masterRoutes } from '../api/routes/masters.js';
@@ -117,6 +119,8 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
     { name: 'station', register: (app) => stationRoutes(jobs, delivery, timings)(app) },
     { name: 'remote', register: (app) => remoteRoutes(remote)(app) },
     { name: 'masters', register: (app) => masterRoutes(masters)(app) },
+    // operator-requested reconciliation: requests in the session store (shared by every CMS process)
+    { name: 'reconcile', register: (app) => reconcileRoutes(jobs, typeof (rl as Partial<RequestStore>).getValue === 'function' ? (rl as unknown as RequestStore) : new MemoryRequestStore())(app) },
   ];
   return { jobs, delivery, masters, remote, audit, tokens, timings };
 }

@@ -17,7 +17,7 @@ import type { Transport } from '../../core/transport.js';
 import type { CallerContext, KeySource } from '../../custody/types.js';
 import type { Database } from '../storage/index.js';
 import { JobError } from './errors.js';
-import type { InstallPlan, IssuePlan, Job, StationJobs } from './service.js';
+import type { InstallPlan, IssuePlan, Job, JobState, StationJobs } from './service.js';
 
 export type ReconcileVerdict = 'applied' | 'not-applied' | 'partial';
 
@@ -127,4 +127,76 @@ export async function reconcileJob(jobs: StationJobs, ctx: CallerContext, jobId:
   });
   await jobs.o.audit.append({ time: new Date().toISOString(), source: 'cms', op: 'job_reconcile', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, jobId, uid: job.uid, aid: job.aid, code: result.verdict });
   return result;
+}
+
+// ---- operator-requested reconciliation --------------------------------------------------------
+// An operator designates a station to probe the card of a job whose outcome is unknown
+// (POST /v1/jobs/:id/reconcile); the station, when that card is in front of it, asks which
+// reconciliations it was asked for (GET /v1/station/reconcile?uid=) and runs each through the
+// remote-mode relay (op 'reconcile': the CMS probes, the station only relays APDUs). The request
+// lives in the session store (memory or Redis, shared by every CMS process) for a day; nothing is
+// decided until the probe has run.
+
+/** The part of the session store a reconcile request needs. */
+export interface RequestStore {
+  setValue(key: string, value: string, ttlMs: number): Promise<void>;
+  getValue(key: string): Promise<string | undefined>;
+}
+
+/** For a CMS whose rate limiter is not a session store (tests): requests in this process's memory. */
+export class MemoryRequestStore implements RequestStore {
+  private readonly m = new Map<string, { v: string; until: number }>();
+  async setValue(key: string, value: string, ttlMs: number): Promise<void> {
+    this.m.set(key, { v: value, until: Date.now() + ttlMs });
+  }
+  async getValue(key: string): Promise<string | undefined> {
+    const e = this.m.get(key);
+    if (e && e.until <= Date.now()) this.m.delete(key);
+    return e && e.until > Date.now() ? e.v : undefined;
+  }
+}
+
+export const RECONCILE_REQUEST_TTL_MS = 24 * 3600_000;
+const requestKey = (jobId: string) => `reconcile:request:${jobId}`;
+/** Jobs whose outcome a probe settles: 'unknown' (claimed, no receipt) and 'failed'. A claimed job may still get its receipt. */
+const OPEN: readonly JobState[] = ['unknown', 'failed'];
+
+/** The station may probe the job's card: active, holding 'issue' (issue jobs) or 'install' on the job's AID. */
+export async function assertMayProbe(jobs: StationJobs, readerId: string, job: Job): Promise<void> {
+  const readers = jobs.o.readers;
+  const reader = await readers.get(readerId);
+  if (reader?.state !== 'active') throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} is ${reader?.state ?? 'unknown'}`);
+  const roles = await readers.roles(readerId);
+  const ok = job.kind === 'issue' ? roles.some((r) => r.operations.includes('issue')) : roles.some((r) => r.aid === job.aid && r.operations.includes('install'));
+  if (!ok) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} may not probe ${job.kind} jobs${job.kind === 'issue' ? '' : ` of ${job.aid}`}`);
+}
+
+export interface ReconcileRequest {
+  jobId: string;
+  readerId: string;
+  uid: string;
+  kind: Job['kind'];
+  aid: string;
+  expiresAt: number;
+}
+
+/** An operator asks `readerId` to probe the card of job `jobId` (audited); the verdict comes from the probe only. */
+export async function requestReconcile(jobs: StationJobs, store: RequestStore, ctx: CallerContext, jobId: string, readerId: string): Promise<ReconcileRequest> {
+  const job = await jobs.get(jobId);
+  if (!OPEN.includes(job.state)) throw new JobError('ERR_JOB_STATE', `job ${jobId} is ${job.state}: only unknown or failed jobs are reconciled${job.state === 'claimed' ? ' (a claimed job may still get its receipt; it becomes unknown at its expiry)' : ''}`);
+  await assertMayProbe(jobs, readerId, job);
+  await store.setValue(requestKey(job.id), readerId, RECONCILE_REQUEST_TTL_MS);
+  await jobs.o.audit.append({ time: new Date().toISOString(), source: 'cms', op: 'job_reconcile', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: job.id, uid: job.uid, aid: job.aid, code: 'requested' });
+  return { jobId: job.id, readerId, uid: job.uid, kind: job.kind, aid: job.aid, expiresAt: Date.now() + RECONCILE_REQUEST_TTL_MS };
+}
+
+/** The reconciliations `readerId` was asked to run on card `uid` (still open). */
+export async function requestedFor(jobs: StationJobs, store: RequestStore, readerId: string, uid: string): Promise<{ jobId: string; kind: Job['kind']; aid: string }[]> {
+  const out: { jobId: string; kind: Job['kind']; aid: string }[] = [];
+  for (const state of OPEN) {
+    for (const j of await jobs.list({ uid, state, limit: 100 })) {
+      if ((await store.getValue(requestKey(j.id))) === readerId) out.push({ jobId: j.id, kind: j.kind, aid: j.aid });
+    }
+  }
+  return out;
 }

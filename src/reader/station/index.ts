@@ -3,3 +3,4 @@ export * from './protocol.js';
 export * from './receipt.js';
 export * from './executor.js';
 export * from './client.js';
+export * from './reconcile.js';

@@ -1,0 +1,60 @@
+// desfire-cms jobs: station jobs through the CMS API (HTTPS, operator token from DESFIRE_CMS_TOKEN
+// or --token-file, never argv): list and show them, and ask a station to reconcile a job whose
+// outcome is unknown — the station probes the card when it is in front of it (the CMS decides from
+// the probe only, never by guessing; docs/provisioning.md#reconciliation-probe-never-guess).
+//
+//   jobs list       [--state S] [--uid UID] [--limit N]
+//   jobs show       JOB_ID
+//   jobs reconcile  JOB_ID --reader STATION_ID
+// Common: --cms https://HOST:PORT --ca FILE [--servername NAME] [--token-file FILE] [--json]
+import { type CliIO, type Command, UsageError } from '../io.js';
+import { subcommand } from './cards.js';
+import { apiClient, intOpt, need, one, show } from './rotation.js';
+
+const USAGE = [
+  'usage: desfire-cms jobs <list|show|reconcile> --cms https://HOST:PORT --ca FILE [options]',
+  '  jobs list      [--state created|claimed|completed|failed|unknown|reconciled] [--uid UID] [--limit N]',
+  '  jobs show      JOB_ID',
+  '  jobs reconcile JOB_ID --reader STATION_ID     (the station probes the card; see `desfire-cms jobs show`)',
+  '  token: DESFIRE_CMS_TOKEN or --token-file FILE',
+];
+
+const STATES = ['created', 'claimed', 'completed', 'failed', 'unknown', 'reconciled'];
+type Row = Record<string, unknown>;
+const jobLine = (j: Row): string => `${String(j.id)}  ${String(j.kind)} ${String(j.aid)}  card ${String(j.uid)}  ${String(j.state)}  reader ${String(j.readerId)}`;
+
+function jobId(pos: string[], what: string): string {
+  const v = pos[1];
+  if (!v || !/^job_[A-Za-z0-9_-]{1,40}$/.test(v)) throw new UsageError(`${what}: give the job id (job_…)`);
+  return v;
+}
+
+async function run(args: string[], io: CliIO): Promise<number> {
+  const s = subcommand(args, io, USAGE);
+  if (typeof s === 'number') return s;
+  const { o, sub } = s;
+  if (sub === 'list') {
+    const q = new URLSearchParams();
+    const state = one(o, '--state');
+    if (state !== undefined && !STATES.includes(state)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`);
+    const uid = one(o, '--uid');
+    if (uid !== undefined && !/^([0-9A-Fa-f]{2}){4,10}$/.test(uid)) throw new UsageError('--uid must be a card UID (8-20 hex digits)');
+    const limit = intOpt(o, '--limit', 1, 1000);
+    for (const [k, v] of [['state', state], ['uid', uid?.toUpperCase()], ['limit', limit?.toString()]] as const) if (v !== undefined) q.set(k, v);
+    return show(io, o, await apiClient(o, io).call('GET', `/v1/jobs${q.size ? `?${q}` : ''}`), (b) => (b.jobs as Row[]).map(jobLine));
+  }
+  if (sub === 'show') {
+    const id = jobId(o.pos, 'jobs show JOB_ID');
+    return show(io, o, await apiClient(o, io).call('GET', `/v1/jobs/${id}`), (b) => [jobLine(b), ...(b.outcome ? [`outcome: ${JSON.stringify(b.outcome)}`] : [])]);
+  }
+  if (sub === 'reconcile') {
+    const id = jobId(o.pos, 'jobs reconcile JOB_ID');
+    const reader = need(o, '--reader');
+    if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(reader)) throw new UsageError('--reader must be a reader id ([a-z0-9][a-z0-9._-]{0,62})');
+    const r = await apiClient(o, io).call('POST', `/v1/jobs/${id}/reconcile`, { readerId: reader });
+    return show(io, o, r, (b) => [`reconcile of ${String(b.jobId)} (${String(b.kind)} ${String(b.aid)}, card ${String(b.uid)}) requested of station ${String(b.readerId)}: it probes the card when it is presented`]);
+  }
+  throw new UsageError(`unknown subcommand '${sub}' (expected: list, show, reconcile)`);
+}
+
+export const command: Command = { summary: 'station jobs: list, show, ask a station to reconcile an unknown outcome (over the API)', run };
