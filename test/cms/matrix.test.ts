@@ -122,7 +122,7 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'GET /v1/jobs': all(['issuer', 'auditorA']),
   'GET /v1/jobs/:id': all(OPS),
   'POST /v1/jobs/:id/reconcile': all(['issuer']), // asks a station to probe the card of an unknown job
-  'GET /v1/station/reconcile': all(READERS), // the reconciliations asked of this station (its own only)
+  'POST /v1/station/reconcile': all(READERS), // the reconciliations asked of this station (its own only)
   'POST /v1/keys/deliver': own(READERS),
   'POST /v1/keys/master': own(READERS), // with a role granting 'offline-master' (the matrix readers hold one on key 2)
   'POST /v1/remote/sessions': own(READERS),
@@ -208,7 +208,6 @@ const QUERY: Record<string, (t: Tn) => string> = {
   'GET /v1/audit/entries': (t) => `?tenant=${TEN[t].tenant}`,
   'GET /v1/audit/proofs/inclusion': () => '?index=0',
   'GET /v1/audit/proofs/consistency': () => '?from=1&to=2',
-  'GET /v1/station/reconcile': (t) => `?uid=${TEN[t].uid}`,
 };
 
 /** Bodies where the tenant decides (valid, so a refusal cannot hide behind a 400). */
@@ -235,6 +234,8 @@ function body(key: string, t: Tn): unknown {
       return { aid: x.aid, keyNo: 2 };
     case 'POST /v1/jobs/:id/reconcile':
       return { readerId: 'matrix-no-such-reader' };
+    case 'POST /v1/station/reconcile':
+      return { uid: x.uid };
     case 'POST /v1/readers/self/rotations':
       return { uid: x.uid, aid: x.aid, keyNo: 1, cardVersion: 1 };
     case 'POST /v1/remote/sessions':

@@ -132,7 +132,7 @@ export async function reconcileJob(jobs: StationJobs, ctx: CallerContext, jobId:
 // ---- operator-requested reconciliation --------------------------------------------------------
 // An operator designates a station to probe the card of a job whose outcome is unknown
 // (POST /v1/jobs/:id/reconcile); the station, when that card is in front of it, asks which
-// reconciliations it was asked for (GET /v1/station/reconcile?uid=) and runs each through the
+// reconciliations it was asked for (POST /v1/station/reconcile {uid}) and runs each through the
 // remote-mode relay (op 'reconcile': the CMS probes, the station only relays APDUs). The request
 // lives in the session store (memory or Redis, shared by every CMS process) for a day; nothing is
 // decided until the probe has run.

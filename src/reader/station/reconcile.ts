@@ -1,5 +1,5 @@
 // Station side of operator-requested reconciliation: with a card in front of it, the station asks
-// the CMS which reconciliations it was asked to run on that card (GET /v1/station/reconcile) and
+// the CMS which reconciliations it was asked to run on that card (POST /v1/station/reconcile {uid}: no UID in a logged URL) and
 // runs each through the remote-mode relay (op 'reconcile'): the CMS probes the card itself
 // (GetApplicationIDs, GetKeyVersion, authentication with the planned keys) and records the verdict;
 // the station holds no key and decides nothing.
@@ -16,7 +16,7 @@ export interface ReconcileRun {
 
 /** Run every reconciliation requested of this station for card `uid` (the real UID). */
 export async function runRequestedReconciles(cms: CmsClient, t: Transport, uid: string): Promise<ReconcileRun[]> {
-  const { jobs } = (await cms.ok('GET', `/v1/station/reconcile?uid=${encodeURIComponent(uid)}`)) as { jobs: { jobId: string; kind: string; aid: string }[] };
+  const { jobs } = (await cms.ok('POST', '/v1/station/reconcile', { uid })) as { jobs: { jobId: string; kind: string; aid: string }[] };
   const out: ReconcileRun[] = [];
   for (const j of jobs) {
     const { result } = await relayRemote(cms, t, { op: 'reconcile', jobId: j.jobId });

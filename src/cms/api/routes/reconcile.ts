@@ -1,6 +1,6 @@
 // Operator-requested reconciliation (src/cms/jobs/reconcile.ts): an issuer admin asks a station to
 // probe the card of a job whose outcome is unknown; the station, with that card in front of it,
-// lists what it was asked for and runs each probe through the remote-mode relay
+// lists what it was asked for (POST /v1/station/reconcile {uid}) and runs each probe through the remote-mode relay
 // (POST /v1/remote/sessions {op: 'reconcile', jobId}). Nothing is decided without the probe.
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
@@ -41,7 +41,9 @@ export function reconcileRoutes(jobs: StationJobs, store: RequestStore) {
         return r;
       },
     );
-    app.get<{ Querystring: { uid: string } }>(
+    // POST with the UID in the body: request URLs are logged at info level, and the UID of a
+    // random-UID card is private (the same reason /v1/keys/deliver takes it in the body)
+    app.post<{ Body: { uid: string } }>(
       '/station/reconcile',
       {
         config: { auth: { reader: true } },
@@ -49,14 +51,14 @@ export function reconcileRoutes(jobs: StationJobs, store: RequestStore) {
           tags: ['station'],
           summary: 'the reconciliations this station was asked to run on the card in front of it (run each with POST /v1/remote/sessions {op: reconcile})',
           security: [{ readerCertificate: [] }],
-          querystring: Type.Object({ uid: Uid }, { additionalProperties: false }),
+          body: Type.Object({ uid: Uid }, { additionalProperties: false }),
           response: { 200: Type.Object({ jobs: Type.Array(Type.Object({ jobId: Type.String(), kind: Type.String(), aid: Type.String() })) }), ...ERROR_RESPONSES },
         },
       },
       async (req) => {
         const p = req.principal;
         if (p?.kind !== 'reader') throw new ApiError(403, 'ERR_FORBIDDEN', 'only readers (mTLS) call this endpoint');
-        return { jobs: await api(() => requestedFor(jobs, store, p.id, req.query.uid.toUpperCase())) };
+        return { jobs: await api(() => requestedFor(jobs, store, p.id, req.body.uid.toUpperCase())) };
       },
     );
   };
