@@ -36,11 +36,12 @@ export interface StationCms {
   close(): Promise<void>;
 }
 
-export async function startStationCms(): Promise<StationCms> {
+/** `log`: receive the CMS's log lines at info level (default: warn, discarded). */
+export async function startStationCms(opts: { log?: (line: string) => void } = {}): Promise<StationCms> {
   const env = { DESFIRE_CMS_HTTP_PORT: '0', DESFIRE_VAULT_PASSPHRASE: 'e2e vault passphrase 0123' };
   const { config } = loadConfig({ env, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'e2e-cms-')) } });
-  config.logging.level = 'warn';
-  const cms = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: new Writable({ write: (_c, _e, cb) => cb() }) });
+  config.logging.level = opts.log ? 'info' : 'warn';
+  const cms = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: new Writable({ write: (c: Buffer, _e, cb) => (opts.log?.(c.toString('utf8')), cb()) }) });
   await attachStation(cms);
   const server = await startServer(cms.deps, { host: '127.0.0.1', port: 0, ...(cms.tls ? { tls: cms.tls } : {}) });
   const url = `https://127.0.0.1:${server.port}`;

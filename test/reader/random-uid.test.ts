@@ -47,8 +47,9 @@ tenants:
 
 let s: StationCms;
 let issued = 0;
+const cmsLog: string[] = [];
 beforeAll(async () => {
-  s = await startStationCms();
+  s = await startStationCms({ log: (l) => cmsLog.push(l) });
   await s.cms.deps.domain!.tenants.registerLayout(parseLayout(GATE, 'gate.yaml'));
   const { token } = await s.cms.deps.tokens.create({ label: 'random-uid issuer', roles: ['issuer_admin'], tenants: ['*'], createdBy: null });
   await grantStandingConsent(s.server.app, token, { aids: [AID] });
@@ -99,6 +100,7 @@ describe('random-UID cards at runtime', () => {
       { aid: AID, keyNo: 1, operations: ['deliver'] },
       { aid: AID, keyNo: 2, operations: ['offline-master'] },
     ]);
+    const logFrom = cmsLog.length;
     try {
       for (const { card, uid } of [a, b]) {
         const t = new InProcessTransport(card);
@@ -139,6 +141,11 @@ describe('random-UID cards at runtime', () => {
       const rf = await readUid(tb);
       await expect(agent.obtainKey(rf, AID, 1)).rejects.toMatchObject({ code: 'ERR_READER_CMS' });
       b.card.reset();
+      // privacy (why random UIDs exist): the runtime flow — master release, deliveries by the real
+      // UID, refusals — logs at info level (lines were written) but never a card's real UID
+      const lines = cmsLog.slice(logFrom).join('');
+      expect(lines.length).toBeGreaterThan(0);
+      for (const uid of [a.uid, b.uid]) expect(lines.toUpperCase()).not.toContain(uid);
     } finally {
       close();
     }
