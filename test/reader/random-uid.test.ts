@@ -6,6 +6,7 @@
 // without it, or without the role, the reader refuses; a delivery asked by the random ID is refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualCard } from '../../src/card/virtual-card.js';
+import { attachStation } from '../../src/cms/jobs/module.js';
 import { parseLayout } from '../../src/cms/layout/index.js';
 import { DesfireClient } from '../../src/core/client/client.js';
 import { ReaderUnsealer } from '../../src/custody/sealed.js';
@@ -140,6 +141,9 @@ describe('random-UID cards at runtime', () => {
       // asking the CMS by the random ID gets nothing: no such card
       const rf = await readUid(tb);
       await expect(agent.obtainKey(rf, AID, 1)).rejects.toMatchObject({ code: 'ERR_READER_CMS' });
+      // the CMS says why: a random ID is not a UID
+      const svc = (await attachStation(s.cms)).delivery;
+      await expect(svc.deliver({ actor: 'reader:gate-door', purpose: 'test', correlationId: 't' }, 'gate-door', { uid: rf, aid: AID, keyNo: 1 })).rejects.toMatchObject({ code: 'ERR_DELIVERY_CARD_STATE', message: expect.stringContaining('random ID') });
       b.card.reset();
       // privacy (why random UIDs exist): the runtime flow — master release, deliveries by the real
       // UID, refusals — logs at info level (lines were written) but never a card's real UID

@@ -140,7 +140,8 @@ export class KeyDelivery {
     const app = await this.application(aid);
     if (!app || app.tenantId !== row.tenant_id) throw new JobError('ERR_DELIVERY_FORBIDDEN', `application ${aid} is not the role's tenant's`);
     // the card came with the same row (checked in the same order as before: reader, role, tenant, card)
-    if (row.card_state === null || row.card_state === undefined) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is unknown`);
+    // a 4-byte 08…: the random ID a random-UID card answers at anticollision, never a card's UID (GetCardUID gives it)
+    if (row.card_state === null || row.card_state === undefined) throw new JobError('ERR_DELIVERY_CARD_STATE', /^08[0-9A-F]{6}$/.test(uid) ? `${uid} is a random ID, not a card UID: send the UID GetCardUID answers` : `card ${uid} is unknown`);
     if (!(CARD_USABLE as readonly string[]).includes(row.card_state)) throw new JobError('ERR_DELIVERY_CARD_STATE', `card ${uid} is ${row.card_state as CardState}`);
     if (row.key_version === null || row.key_version === undefined) throw new JobError('ERR_DELIVERY_NOT_INSTALLED', `application ${aid} is not installed on card ${uid}`);
     const version = Number(row.key_version);
