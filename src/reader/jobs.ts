@@ -1,5 +1,5 @@
-// Station jobs run by the reader agent: ask the CMS for a job (issue / install / delete), claim it
-// with its single-use operation token, check the job's token id and expiry against the agent's
+// Station jobs run by the reader agent: ask the CMS for a job (issue / install / delete) already
+// claimed by this station (one request), check the job's token id and expiry against the agent's
 // replay guard, run it with the station executor (src/reader/station, engineer H's), post the
 // signed receipt, and account for it in the audit baton.
 import type { Transport } from '../core/transport.js';
@@ -33,12 +33,16 @@ export class JobRunner {
     this.executor = new StationExecutor({ readerId: agent.readerId, privateKey: keystore.privateKey });
   }
 
-  /** Create and claim a job: the CMS consumes the token's jti; the job (with sealed keys) comes back. */
-  async claim(spec: JobSpec): Promise<{ jobId: string; token: string; job: StationJob }> {
+  /**
+   * Ask for a job already claimed by this station (one request, `claim: true`: no operation token
+   * travels; the job's jti is single-use at the CMS, which takes one receipt per job, and in the
+   * agent's replay guard). The job (with keys sealed to this reader) comes back.
+   */
+  async claim(spec: JobSpec): Promise<{ jobId: string; job: StationJob }> {
     const req = spec.kind === 'issue' ? { kind: 'issue', uid: spec.uid, ...(spec.randomUid !== undefined ? { picc: { randomUid: spec.randomUid } } : {}), ...(spec.profile !== undefined ? { profile: spec.profile } : {}) } : spec;
-    const created = (await this.http.ok('POST', '/v1/station/jobs', req)) as { jobId: string; token: string };
-    const { job } = (await this.http.ok('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: created.token })) as { job: StationJob };
-    return { jobId: created.jobId, token: created.token, job };
+    const created = (await this.http.ok('POST', '/v1/station/jobs', { ...req, claim: true })) as { jobId: string; job?: StationJob };
+    if (!created.job || created.job.jobId !== created.jobId) throw new ReaderError('ERR_READER_CMS', 'the CMS did not answer the claimed job');
+    return { jobId: created.jobId, job: created.job };
   }
 
   /** Execute a claimed job on the card (refused when its token id was seen before or it expired). */

@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(async () => s?.close());
 
 describe('station jobs through the reader agent', () => {
-  it('issue + install recorded; a replayed job is refused by the reader and the token by the CMS; all in the baton', async () => {
+  it('issue + install recorded; a replayed job is refused by the reader, a claim of the claimed job by the CMS; all in the baton', async () => {
     const st = await s.enrolled('job-station', [{ tenantId: 'cafeteria', aid: 'CAFE01', keyNo: 0, operations: ['issue', 'install'] }]);
     const ks = ReaderKeystore.open(st.dir, new TextEncoder().encode(PASS));
     const c = ks.certificates();
@@ -44,10 +44,17 @@ describe('station jobs through the reader agent', () => {
     const before = JSON.stringify(card.toImage());
     await expect(jobs.execute(claimed.jobId, claimed.job, t)).rejects.toMatchObject({ code: 'ERR_READER_REPLAY' });
     expect(JSON.stringify(card.toImage())).toBe(before);
-    // the same token again: refused by the CMS
-    const replay = await jobs.http.call('POST', `/v1/station/jobs/${claimed.jobId}/claim`, { token: claimed.token });
+    // the job came back claimed in the create (no operation token travelled, no separate claim): the
+    // CMS's claim route refuses it (audited), and the job has exactly one receipt
+    const replay = await jobs.http.call('POST', `/v1/station/jobs/${claimed.jobId}/claim`, { token: 'x'.repeat(64) });
     expect(replay.status).toBeGreaterThanOrEqual(400);
     expect(replay.status).toBeLessThan(500);
+    const entries = (await s.cms.deps.domain!.db.selectFrom('audit_entries' as never).select(['operation', 'result', 'details'] as never).where('operation' as never, 'like', 'station.job_%' as never).execute()) as unknown as { operation: string; result: string; details: string }[];
+    expect(entries.filter((e) => e.details.includes(claimed.jobId)).map((e) => [e.operation, e.result])).toEqual([
+      ['station.job_create', 'ok'],
+      ['station.job_receipt', 'ok'],
+      ['station.job_claim', 'denied'],
+    ]);
     expect(baton.all().map((e) => [e.op, e.result])).toEqual([
       ['job:issue', 'ok'],
       ['job:install', 'ok'],
