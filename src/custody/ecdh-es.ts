@@ -5,7 +5,7 @@
 import { createDecipheriv, createHash } from 'node:crypto';
 import type { JWK } from 'jose';
 import { wipe } from '../core/crypto/bytes.js';
-import { parseCompact, SealedDeliveryError } from './sealed.js';
+import { openA256Gcm, parseCompact, SealedDeliveryError } from './sealed.js';
 
 /** A P-256 private key that can only agree: Z = ECDH(own private key, peer public key) (x-coordinate, 32 bytes). */
 export interface EcdhAgreement {
@@ -60,13 +60,7 @@ export async function decryptEcdhEsA256kw(jwe: string, key: EcdhAgreement): Prom
     try {
       const kw = createDecipheriv('id-aes256-wrap', kek, Buffer.from('A6A6A6A6A6A6A6A6', 'hex'));
       cek = Buffer.concat([kw.update(ek), kw.final()]);
-      const d = createDecipheriv('aes-256-gcm', cek, iv);
-      d.setAAD(Buffer.from(p.protectedB64, 'ascii'));
-      d.setAuthTag(tag);
-      const pt = Buffer.concat([d.update(Buffer.from(ctS, 'base64url')), d.final()]);
-      const out = new Uint8Array(pt);
-      pt.fill(0);
-      return out;
+      return openA256Gcm(cek, iv, tag, p.protectedB64, ctS);
     } catch {
       throw new SealedDeliveryError('ERR_SEALED_DECRYPT', 'JWE does not decrypt with this reader key');
     }

@@ -71,6 +71,15 @@ interface Loaded {
 }
 const loaded = new Map<string, Loaded>();
 
+/**
+ * Load and initialise a PKCS#11 module once per process (pkcs11js is an optional native
+ * dependency, imported only here). Shared by this backend and the reader's PKCS#11 keystore
+ * (src/reader/pkcs11-keystore.ts), so one process using both initialises the module once.
+ */
+export async function loadPkcs11Module(library: string): Promise<Loaded> {
+  return load(library);
+}
+
 async function load(library: string): Promise<Loaded> {
   const have = loaded.get(library);
   if (have) return have;
@@ -84,7 +93,11 @@ async function load(library: string): Promise<Loaded> {
   const pkcs11 = new mod.PKCS11();
   try {
     pkcs11.load(library);
-    pkcs11.C_Initialize();
+    try {
+      pkcs11.C_Initialize();
+    } catch (e) {
+      if (!String((e as Error).message).includes('CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw e;
+    }
   } catch (e) {
     throw new BackendError(`cannot load PKCS#11 module ${library}: ${(e as Error).message}`);
   }

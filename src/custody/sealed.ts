@@ -126,16 +126,24 @@ export function decryptDir(p: ParsedJwe, cek: KeyObject | Uint8Array): Uint8Arra
   const tag = Buffer.from(tagS, 'base64url');
   if (ek !== '' || iv.length !== 12 || tag.length !== 16) throw new SealedDeliveryError('ERR_SEALED_FORMAT', 'malformed dir JWE');
   try {
-    const d = createDecipheriv('aes-256-gcm', cek, iv);
-    d.setAAD(Buffer.from(p.protectedB64, 'ascii'));
-    d.setAuthTag(tag);
-    const pt = Buffer.concat([d.update(Buffer.from(ctS, 'base64url')), d.final()]);
-    const out = new Uint8Array(pt);
-    pt.fill(0);
-    return out;
+    return openA256Gcm(cek, iv, tag, p.protectedB64, ctS);
   } catch {
     throw new SealedDeliveryError('ERR_SEALED_DECRYPT', 'delivery does not decrypt (wrong key or modified)');
   }
+}
+
+/**
+ * The JWE A256GCM content decryption (the protected header is the AAD). Throws on a bad tag; the
+ * caller turns that into its typed error. The intermediate buffer is wiped.
+ */
+export function openA256Gcm(cek: KeyObject | Uint8Array, iv: Uint8Array, tag: Uint8Array, protectedB64: string, ciphertextB64: string): Uint8Array {
+  const d = createDecipheriv('aes-256-gcm', cek, iv);
+  d.setAAD(Buffer.from(protectedB64, 'ascii'));
+  d.setAuthTag(tag);
+  const pt = Buffer.concat([d.update(Buffer.from(ciphertextB64, 'base64url')), d.final()]);
+  const out = new Uint8Array(pt);
+  pt.fill(0);
+  return out;
 }
 
 function checkClaim(claim: unknown, expect: KeyBinding, nowSec: number): void {

@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import type { JWK } from 'jose';
 import type * as Pkcs11Types from 'pkcs11js';
 import type { EcdhAgreement } from '../custody/ecdh-es.js';
+import { loadPkcs11Module } from '../custody/pkcs11.js';
 import { ReaderError } from './errors.js';
 import { CA_FILE, CERT_FILE, KEY_FILE, readCertificates, readerIdOf } from './keystore.js';
 
@@ -73,32 +74,13 @@ export function parsePkcs11Spec(spec: string): Pkcs11KeystoreSpec {
   return { token: out.token, module: out.module ?? DEFAULT_PKCS11_MODULE, object: out.object ?? 'desfire-cms-reader' };
 }
 
-const loaded = new Map<string, { mod: P11; p: Pkcs11Types.PKCS11 }>();
-
 async function load(module: string): Promise<{ mod: P11; p: Pkcs11Types.PKCS11 }> {
-  const have = loaded.get(module);
-  if (have) return have;
-  let mod: P11;
   try {
-    const m = (await import('pkcs11js')) as unknown as P11 & { default?: P11 };
-    mod = m.default ?? m;
+    const l = await loadPkcs11Module(module);
+    return { mod: l.mod, p: l.pkcs11 };
   } catch (e) {
-    throw new ReaderError('ERR_READER_KEYSTORE', `pkcs11js is not available: ${(e as Error).message}`);
+    throw new ReaderError('ERR_READER_KEYSTORE', (e as Error).message.split('\n')[0]!);
   }
-  const p = new mod.PKCS11();
-  try {
-    p.load(module);
-    try {
-      p.C_Initialize();
-    } catch (e) {
-      if (!String((e as Error).message).includes('CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw e;
-    }
-  } catch (e) {
-    throw new ReaderError('ERR_READER_KEYSTORE', `cannot load PKCS#11 module ${module}: ${(e as Error).message.split('\n')[0]}`);
-  }
-  const l = { mod, p };
-  loaded.set(module, l);
-  return l;
 }
 
 type X509Crypto = Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[1];
