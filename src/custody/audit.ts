@@ -13,6 +13,7 @@ export type CustodyOp =
   | 'import_key'
   | 'rotate_key'
   | 'get_key'
+  | 'get_keys'
   | 'list_keys'
   | 'list_versions'
   | 'set_min_versions'
@@ -24,6 +25,7 @@ export type CustodyOp =
   | 'rewrap_batch'
   | 'verify_wrapped'
   | 'seal'
+  | 'seal_batch'
   | 'export_for_card'
   | 'export_key'
   | 'seal_master'
@@ -56,6 +58,15 @@ export interface AuditEvent {
   /** For seal: the reader the delivery was sealed to, and the sealing mode. */
   recipient?: string;
   mode?: string;
+  /**
+   * For 'seal_batch': every key sealed to `recipient` in the call, in order: its binding (tenant,
+   * AID, UID, keyNo, version) and the KEK or master (`key`) with the version used — what one
+   * 'seal' event per key would name. A compromised reader's key set reads these
+   * (src/cms/compromise).
+   */
+  seals?: { key: string; keyVersion?: number; binding: KeyBinding }[];
+  /** For 'get_keys': the key names read. */
+  keys?: string[];
   /** Stable error code when outcome is 'error'. */
   code?: string;
   /**

@@ -16,7 +16,12 @@ import type { CallerContext, CardKeyAlg, CustodyErrorLike, KeyBinding, KeyCustod
 
 const NL = Uint8Array.of(0x0a);
 
-type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' | 'mode' | 'master'>;
+type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' | 'mode' | 'master' | 'seals' | 'keys'>;
+
+/** Most keys one `sealMany` call seals (a station job: the CMK and at most 14 application keys). */
+export const MAX_SEAL_BATCH = 16;
+/** Most names one `getKeys` call reads. */
+export const MAX_GET_KEYS = 64;
 
 export interface CustodyOptions {
   sealer?: Sealer;
@@ -41,6 +46,8 @@ export class Custody implements KeyCustody {
   private event(ctx: CallerContext, op: CustodyOp, outcome: AuditEvent['outcome'], d: Details, code?: string): AuditEvent {
     const e: AuditEvent = { time: new Date(this.now()).toISOString(), source: 'custody', backend: this.backend, op, outcome, actor: ctx.actor, purpose: ctx.purpose, correlationId: ctx.correlationId, ...d };
     if (d.binding && typeof d.binding === 'object') e.binding = { ...d.binding }; // a snapshot: callers may reuse their object
+    if (d.seals) e.seals = d.seals.map((x) => ({ ...x, binding: { ...x.binding } }));
+    if (d.keys) e.keys = [...d.keys];
     if (code) e.code = code;
     return e;
   }
@@ -137,6 +144,22 @@ export class Custody implements KeyCustody {
       checkKeyName(name);
       this.engine.assertReady();
       return this.engine.getKey(name);
+    });
+  }
+
+  /**
+   * Several keys' info in one call, audited as ONE 'get_keys' event naming them all. All or
+   * nothing: an unknown name fails the call (ERR_CUSTODY_UNKNOWN_KEY, audited as an error).
+   */
+  getKeys(ctx: CallerContext, names: string[]): Promise<KeyInfo[]> {
+    const list = Array.isArray(names) ? names.slice(0, MAX_GET_KEYS) : [];
+    return this.run(ctx, 'get_keys', { keys: list }, async () => {
+      if (!Array.isArray(names) || names.length === 0 || names.length > MAX_GET_KEYS) throw new CustodyInputError(`names must be an array of 1..${MAX_GET_KEYS} key names`);
+      for (const n of names) checkKeyName(n);
+      this.engine.assertReady();
+      const out: KeyInfo[] = [];
+      for (const n of names) out.push(await this.engine.getKey(n));
+      return out;
     });
   }
 
@@ -386,6 +409,39 @@ export class Custody implements KeyCustody {
       } finally {
         wipe(key);
       }
+    });
+  }
+
+  /**
+   * Seal several keys to ONE reader (a station job's keys): all or nothing. Audited as ONE
+   * 'seal_batch' event, appended before any sealed key is returned (refused = nothing released),
+   * that names the recipient and, per key, its binding (tenant, AID, UID, keyNo, version), the
+   * KEK or master and its version — what one 'seal' event per key would say. A failure is one
+   * 'seal_batch' error event (with the bindings asked for) and nothing is returned.
+   */
+  sealMany(ctx: CallerContext, sources: KeySource[], recipient: ReaderRecipient, opts: SealOptions = {}): Promise<SealedKey[]> {
+    const list = Array.isArray(sources) ? sources.slice(0, MAX_SEAL_BATCH) : [];
+    const seals = list.map((s) => this.sourceDetails(s)).flatMap((x) => (x.binding && typeof x.binding === 'object' && x.key !== undefined ? [{ key: x.key, ...(x.keyVersion !== undefined ? { keyVersion: x.keyVersion } : {}), binding: x.binding }] : []));
+    const d: Details = { recipient: recipient?.readerId, mode: opts.mode ?? 'session', seals };
+    return this.run(ctx, 'seal_batch', d, async (dd) => {
+      if (!Array.isArray(sources) || sources.length === 0 || sources.length > MAX_SEAL_BATCH) throw new CustodyInputError(`sources must be an array of 1..${MAX_SEAL_BATCH} key sources`);
+      for (const s of sources) this.checkSource(s);
+      this.sealer.check(recipient, opts);
+      this.engine.assertReady();
+      // every key's details (the KEK/master version actually used) go into the one event
+      const per: Details[] = sources.map((s) => this.sourceDetails(s));
+      const out = await Promise.all(
+        sources.map(async (s, i) => {
+          const key = await this.obtain(s, per[i]!);
+          try {
+            return await this.sealer.seal(key, s.binding, recipient, opts);
+          } finally {
+            wipe(key);
+          }
+        }),
+      );
+      dd.seals = per.map((x) => ({ key: x.key!, ...(x.keyVersion !== undefined ? { keyVersion: x.keyVersion } : {}), binding: x.binding! }));
+      return out;
     });
   }
 

@@ -118,6 +118,8 @@ export interface KeyCustody {
   importKey(ctx: CallerContext, name: string, spec: KeySpec, material: Uint8Array): Promise<KeyInfo>;
   rotateKey(ctx: CallerContext, name: string): Promise<KeyInfo>;
   getKey(ctx: CallerContext, name: string): Promise<KeyInfo>;
+  /** Several keys' info at once (all or nothing), audited as ONE 'get_keys' event naming them. */
+  getKeys(ctx: CallerContext, names: string[]): Promise<KeyInfo[]>;
   listKeys(ctx: CallerContext): Promise<KeyInfo[]>;
   listVersions(ctx: CallerContext, name: string): Promise<KeyVersionInfo[]>;
   setMinVersions(ctx: CallerContext, name: string, min: MinVersions): Promise<KeyInfo>;
@@ -140,6 +142,13 @@ export interface KeyCustody {
 
   /** Unwrap or derive a card key and release it only sealed to a reader's P-256 key. */
   seal(ctx: CallerContext, source: KeySource, recipient: ReaderRecipient, opts?: SealOptions): Promise<SealedKey>;
+
+  /**
+   * Seal several keys to one reader (a station job's keys), all or nothing, audited as ONE
+   * 'seal_batch' event that names the reader and every key's binding (tenant, AID, UID, keyNo,
+   * version) and KEK/master version. At most 16 sources.
+   */
+  sealMany(ctx: CallerContext, sources: KeySource[], recipient: ReaderRecipient, opts?: SealOptions): Promise<SealedKey[]>;
 
   /**
    * The one plaintext path: unwrap or derive a card key for in-process station / remote-mode code

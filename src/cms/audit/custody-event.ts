@@ -10,13 +10,18 @@ export function fromCustodyEvent(ev: AuditEvent): AuditInput {
   if (ev.mode !== undefined) details.mode = ev.mode;
   if (ev.code !== undefined) details.code = ev.code;
   if (ev.batch !== undefined) details.batch = { ...ev.batch, first: { ...ev.batch.first }, last: { ...ev.batch.last } };
+  // a batch seal: every binding in the details (a compromised reader's key set reads them);
+  // the card column when every key is of one card (a station job)
+  if (ev.seals !== undefined) details.seals = ev.seals.map((x) => ({ keyName: x.key, ...(x.keyVersion !== undefined ? { kekVersion: x.keyVersion } : {}), tenant: x.binding.tenant, aid: x.binding.aid, uid: x.binding.uid, keyNo: x.binding.keyNo, version: x.binding.version }));
+  if (ev.keys !== undefined) details.keyNames = [...ev.keys];
   const t = Date.parse(ev.time);
+  const oneUid = ev.seals?.length && ev.seals.every((x) => x.binding.uid === ev.seals![0]!.binding.uid) ? ev.seals[0]!.binding.uid : undefined;
   const b = ev.binding;
   return {
     ...(Number.isFinite(t) ? { time: t } : {}),
     actor: ev.actor || null,
     readerId: ev.recipient ?? null,
-    cardUid: b?.uid ?? null,
+    cardUid: b?.uid ?? oneUid ?? null,
     tenant: b?.tenant ?? ev.master?.tenant ?? null,
     aid: b?.aid ?? ev.master?.aid ?? null,
     keyNo: b?.keyNo ?? ev.master?.keyNo ?? null,

@@ -4,7 +4,8 @@
 //   unclaimed station jobs are failed (their single-use operation tokens can no longer be
 //   claimed), and the exact set of (tenant, AID, keyNo, version) it ever received is computed
 //   from the audit log: every successful custody.seal whose recipient is the reader (with the
-//   card UIDs for per-card deliveries). For each affected key a rotation campaign is proposed,
+//   card UIDs for per-card deliveries), every binding of its successful custody.seal_batch
+//   entries (station jobs), and its custody.seal_master entries (every card). For each affected key a rotation campaign is proposed,
 //   from the key's current version, over exactly the cards whose keys the reader received, and
 //   it always needs approval.
 // - Card compromised (clone suspected): the UID goes on the denylist readers sync on every
@@ -72,6 +73,26 @@ export interface CompromiseServiceOptions {
  * key, or an AN10922 master (no card UID: every card of that key is exposed).
  */
 export const RELEASE_OPERATIONS = ['custody.seal', 'custody.seal_master'] as const;
+/** A batch of per-card keys sealed to one reader (a station job): every binding in `details.seals`. */
+export const BATCH_RELEASE_OPERATION = 'custody.seal_batch';
+
+/** The bindings a 'custody.seal_batch' entry names (details.seals); malformed items are skipped. */
+function batchBindings(details: string): { tenant: string; aid: string; uid: string; keyNo: number; version: number }[] {
+  let d: unknown;
+  try {
+    d = JSON.parse(details);
+  } catch {
+    return [];
+  }
+  const seals = (d as { seals?: unknown })?.seals;
+  if (!Array.isArray(seals)) return [];
+  return seals.flatMap((x: unknown) => {
+    const b = x as Record<string, unknown>;
+    return b && typeof b.tenant === 'string' && typeof b.aid === 'string' && typeof b.uid === 'string' && Number.isInteger(b.keyNo) && Number.isInteger(b.version)
+      ? [{ tenant: b.tenant, aid: b.aid, uid: b.uid, keyNo: b.keyNo as number, version: b.version as number }]
+      : [];
+  });
+}
 
 export class CompromiseService {
   private readonly now: () => number;
@@ -80,10 +101,10 @@ export class CompromiseService {
     this.now = o.now ?? Date.now;
   }
 
-  /** Exactly what the audit log says the reader received (successful seals to it). */
+  /** Exactly what the audit log says the reader received (successful seals to it, single or in a batch). */
   async readerKeySet(readerId: string): Promise<ReceivedKey[]> {
     if (!READER_RE.test(String(readerId))) throw new RotationError('ERR_COMPROMISE_BAD_INPUT', 'reader id is malformed');
-    const rows = await this.o.db
+    const single = await this.o.db
       .selectFrom('audit_entries')
       .select(['tenant', 'aid', 'key_no', 'key_version', 'card_uid', (eb) => eb.fn.countAll<number>().as('n')])
       .where('reader_id', '=', readerId)
@@ -91,6 +112,10 @@ export class CompromiseService {
       .where('result', '=', 'ok')
       .groupBy(['tenant', 'aid', 'key_no', 'key_version', 'card_uid'])
       .execute();
+    // batch seals (station jobs): one entry per batch, every binding in its details
+    const batches = await this.o.db.selectFrom('audit_entries').select('details').where('reader_id', '=', readerId).where('operation', '=', BATCH_RELEASE_OPERATION).where('result', '=', 'ok').execute();
+    const rows: { tenant: string | null; aid: string | null; key_no: number | null; key_version: number | null; card_uid: string | null; n: number | string | bigint }[] = [...single];
+    for (const b of batches) for (const x of batchBindings(b.details)) rows.push({ tenant: x.tenant, aid: x.aid, key_no: x.keyNo, key_version: x.version, card_uid: x.uid, n: 1 });
     const keys = new Map<string, ReceivedKey>();
     for (const r of rows) {
       if (r.tenant === null || r.aid === null || r.key_no === null || r.key_version === null) continue;
@@ -102,7 +127,7 @@ export class CompromiseService {
       else e.allCards = true;
     }
     const out = [...keys.values()];
-    for (const e of out) e.uids.sort();
+    for (const e of out) e.uids = [...new Set(e.uids)].sort();
     return out.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.aid.localeCompare(b.aid) || a.keyNo - b.keyNo || a.version - b.version);
   }
 

@@ -14,7 +14,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 import { type Prepared, prepare } from '../delivery/prepared.js';
 import { dialectOf } from '../storage/index.js';
-import type { CallerContext, KeyCustody } from '../../custody/types.js';
+import type { CallerContext, KeyCustody, KeySource } from '../../custody/types.js';
 import { CARD_INSTALLABLE, CARD_PROFILE_RE, CardRepository, type Application, type ReaderRepository, type TenantRepository } from '../domain/index.js';
 import { encodePiccKeySettings } from '../../core/protocol/codecs/index.js';
 import { applicationPlan, type KeySettingsFlags, type LayoutApplication } from '../layout/index.js';
@@ -366,31 +366,31 @@ export class StationJobs {
     return wire;
   }
 
-  /** The job as the station gets it: every key sealed to the job's reader (custody audits each release). `pending`: blobs planned but not yet stored. */
+  /** The job as the station gets it: every key sealed to the job's reader (custody audits the batch as one release event). `pending`: blobs planned but not yet stored. */
   private async sealJob(ctx: CallerContext, job: Job, pending?: BlobRow[], known?: Application): Promise<StationJobWire> {
     const { recipient } = await this.recipients.of(job.readerId);
     const ttlSeconds = Math.max(1, Math.ceil((job.expiresAt - this.now()) / 1000));
-    const seal = async (source: Parameters<KeyCustody['seal']>[1], keyType: 'aes' | '3k3des'): Promise<JobKeyWire> => ({
-      keyNo: source.binding.keyNo,
-      version: source.binding.version,
-      keyType,
-      binding: source.binding,
-      sealed: await this.o.custody.seal(ctx, source, recipient, { ttlSeconds }),
-    });
-    // every key sealed at once: concurrent custody calls share one audit commit
-    const cmkP = this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion, pending).then((s) => seal(s, 'aes'));
-    cmkP.catch(() => undefined);
+    // every key of the job sealed in ONE custody call: one audit entry naming every binding and
+    // the reader, durable before any of them is handed out
+    const sealAll = async (sources: KeySource[], keyTypes: ('aes' | '3k3des')[]): Promise<JobKeyWire[]> => {
+      const sealed = await this.o.custody.sealMany(ctx, sources, recipient, { ttlSeconds });
+      return sources.map((s, i) => ({ keyNo: s.binding.keyNo, version: s.binding.version, keyType: keyTypes[i]!, binding: s.binding, sealed: sealed[i]! }));
+    };
+    const cmkSource = this.keys.cmkSource(this.db, job.uid, job.plan.cmkVersion, pending);
+    cmkSource.catch(() => undefined);
     const authorisation = (job.plan as DeletePlan).authorisation;
     const common = { v: 1 as const, jobId: job.id, jti: job.jti, uid: job.uid, expiresAt: Math.floor(job.expiresAt / 1000), ...(authorisation ? { authorisation } : {}) };
     if (job.kind === 'issue') {
       const p = job.plan as IssuePlan;
-      return { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk: await cmkP, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
+      const [cmk] = await sealAll([await cmkSource], ['aes']);
+      return { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk: cmk!, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
     } else if (job.kind === 'install') {
       const p = job.plan as InstallPlan;
       const app = known ?? (await this.application(job.aid));
       const plan = applicationPlan(app.definition as LayoutApplication);
       const keyType = app.keyType === '3k3des' ? '3k3des' : 'aes';
-      const [cmk, ...keys] = await Promise.all([cmkP, ...p.keys.map(async (k) => seal(await this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version, pending), keyType))]);
+      const sources = await Promise.all([cmkSource, ...p.keys.map((k) => this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version, pending))]);
+      const [cmk, ...keys] = await sealAll(sources, ['aes', ...p.keys.map(() => keyType)]);
       return {
         ...common,
         kind: 'install',
@@ -405,7 +405,8 @@ export class StationJobs {
         },
       };
     }
-    return { ...common, kind: 'delete', cmk: await cmkP, aid: job.aid };
+    const [cmk] = await sealAll([await cmkSource], ['aes']);
+    return { ...common, kind: 'delete', cmk: cmk!, aid: job.aid };
   }
 
   /** The station's signed receipt. A bad signature or a mismatch changes nothing. */
