@@ -100,6 +100,22 @@ export class CardKeys {
     }
   }
 
+  /**
+   * The latest versions of an application's diversification masters in ONE custody call (one
+   * audited 'get_keys'), read anew for every plan (a rotation elsewhere is seen at once). Empty
+   * when one of them does not exist yet: `ensure` then creates it on first use, one by one.
+   */
+  private async masterVersions(ctx: CallerContext, app: Application): Promise<Map<string, number>> {
+    const names = [...new Set(app.definition.keys.flatMap((k) => (k.derivation.method === 'diversified' ? [masterKeyName(k.derivation.master)] : [])))];
+    if (!names.length) return new Map();
+    try {
+      return new Map((await this.custody.getKeys(ctx, names)).map((k) => [k.name, k.latestVersion]));
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_CUSTODY_UNKNOWN_KEY') throw e;
+      return new Map();
+    }
+  }
+
   private derivation(app: Application, keyNo: number): Derivation {
     const k = app.definition.keys.find((x) => x.no === keyNo);
     if (!k) throw new JobError('ERR_JOB_BAD_INPUT', `application ${app.aid} has no key ${keyNo}`);
@@ -109,17 +125,19 @@ export class CardKeys {
 
   /**
    * Plan the keys of a new installation: diversified keys take their master's latest version
-   * (masters are created on first use); random keys are generated now (version 1), returned as
+   * (all masters read in one audited call; created on first use); random keys are generated now (version 1), returned as
    * rows to store 'pending' for `jobId`. Custody is called here, never inside a DB transaction
    * (its audit sink may write to the same database).
    */
   async planInstall(ctx: CallerContext, app: Application, uid: string, jobId: string, now: number): Promise<{ keys: PlannedKey[]; blobs: BlobRow[] }> {
+    const latest = await this.masterVersions(ctx, app);
     // in parallel: each custody call is audited, and concurrent events share one audit commit
     const planned = await Promise.all(
       app.definition.keys.map(async (k): Promise<{ key: PlannedKey; blob?: BlobRow }> => {
         const d = this.derivation(app, k.no);
         if (d.method === 'diversified') {
-          const version = await this.ensure(ctx, masterKeyName(d.master), { purpose: 'diversify', alg: cardKeyAlg(app.keyType) });
+          const name = masterKeyName(d.master);
+          const version = latest.get(name) ?? (await this.ensure(ctx, name, { purpose: 'diversify', alg: cardKeyAlg(app.keyType) }));
           if (version > 255) throw new JobError('ERR_JOB_UNSUPPORTED', `master of key ${k.no} of ${app.aid} is past version 255`);
           return { key: { keyNo: k.no, version, method: 'diversified' } };
         }
