@@ -58,6 +58,16 @@ async function timeEach(n: number, fn: () => Promise<void>): Promise<Timing> {
   return { perSec: n / total, perCpuSec: n / ((cpu.user + cpu.system) / 1e6), mean: ms.reduce((s, x) => s + x, 0) / n, p99: percentile(ms, 99) };
 }
 
+/** The card-only transaction (the baseline): GET DATA + select + EV2 auth + 32-byte full read + decide, key in hand. */
+export async function cardOnlyTx(t: InProcessTransport, key: Uint8Array, zone: number): Promise<void> {
+  await readUid(t);
+  const c = new DesfireClient(t);
+  await c.selectApplication(0xa1c001);
+  await c.authenticate(1, key, { method: 'ev2' });
+  const d = await c.readData(1, 0, 32, { comm: 'full' });
+  if (decide(decodeCredential(d), zone, Date.now()) !== 'granted') throw new Error('bench: not granted');
+}
+
 class Down implements OnlineKeySource {
   down = false;
   constructor(private readonly inner: OnlineKeySource) {}
@@ -73,14 +83,7 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
   const key = card.keys.A1C001![1]!;
 
   // card-only baseline
-  const base = await timeEach(n, async () => {
-    await readUid(t);
-    const c = new DesfireClient(t);
-    await c.selectApplication(0xa1c001);
-    await c.authenticate(1, key, { method: 'ev2' });
-    const d = await c.readData(1, 0, 32, { comm: 'full' });
-    if (decide(decodeCredential(d), 0, Date.now()) !== 'granted') throw new Error('bench: not granted');
-  });
+  const base = await timeEach(n, () => cardOnlyTx(t, key, 0));
 
   // offline: cache filled once, then the CMS is gone; per durability mode
   const kp = generateReaderKeyPair();
@@ -130,14 +133,7 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
     // card-only on this card (same key, obtained once)
     const k = await onAgent.obtainKey(uid, 'A1C001', 1);
     const key1 = k.key.slice();
-    onBase = await timeEach(Math.floor(n / 2), async () => {
-      await readUid(st);
-      const dc = new DesfireClient(st);
-      await dc.selectApplication(0xa1c001);
-      await dc.authenticate(1, key1, { method: 'ev2' });
-      const d = await dc.readData(1, 0, 32, { comm: 'full' });
-      if (decide(decodeCredential(d), 1, Date.now()) !== 'granted') throw new Error('bench: not granted');
-    });
+    onBase = await timeEach(Math.floor(n / 2), () => cardOnlyTx(st, key1, 1));
     rtt = await timeEach(Math.floor(n / 4), async () => void (await keys.fetch({ tenant: 'access', aid: 'A1C001', uid, keyNo: 1 })));
     on = await timeEach(Math.floor(n / 2), async () => {
       const r = await accessCheck(onAgent, st, { zone: 1 });

@@ -1,7 +1,8 @@
 // The CMS side of the baton (BatonService) on SQLite and a real PostgreSQL: continuity, idempotency
 // under concurrent duplicate uploads, alerts once, denylist.
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatonService } from '../../src/cms/baton/service.js';
+import { type BatonAudit, BatonService } from '../../src/cms/baton/service.js';
+import type { AuditInput } from '../../src/cms/audit/entry.js';
 import { GENESIS, batonHash, type BatonWireEntry } from '../../src/cms/baton/chain.js';
 import { type Backend, postgresAvailable, postgresBackend, sqliteBackend } from '../cms/storage-backends.js';
 
@@ -50,5 +51,46 @@ describe.each(backends.map((b) => [b().name, b] as const))('baton service on %s'
     await expect(svc.deny('nothex', 'x', 'y')).rejects.toMatchObject({ code: 'ERR_BATON_BAD_INPUT' });
     expect(await svc.allow('04A1B2C3D4E5F6')).toBe(true);
     expect(await svc.denylist()).toEqual([]);
+  }, 60_000);
+  it('hands a batch to the audit log at once, in order (one group commit, not one per entry); a failed audit record refuses the batch and stores nothing', async () => {
+    const b = make();
+    cleanups.push(b);
+    const h = await b.open();
+    // an audit log that settles each record on a later turn of the event loop, like the real one
+    const seen: AuditInput[] = [];
+    let pending = 0;
+    let maxPending = 0;
+    let failOn: number | undefined;
+    const audit: BatonAudit = {
+      record(input) {
+        seen.push(input);
+        pending++;
+        maxPending = Math.max(maxPending, pending);
+        const fail = failOn !== undefined && (input.details as { batonSeq?: number } | undefined)?.batonSeq === failOn;
+        return new Promise((resolve, reject) =>
+          setImmediate(() => {
+            pending--;
+            if (fail) reject(new Error('audit store failed'));
+            else resolve(undefined);
+          }),
+        );
+      },
+    };
+    const svc = new BatonService(h.db, Date.now, audit);
+    const all = chain('r3', 30);
+    expect((await svc.sync('r3', all.slice(0, 20))).acked).toBe(20);
+    // all 20 operations + the batch summary were queued before the first settled
+    expect(maxPending).toBe(21);
+    expect(seen.map((x) => x.operation)).toEqual([...Array(20).fill('reader.purse-debit'), 'reader.baton']);
+    expect(seen.slice(0, 20).map((x) => (x.details as { batonSeq: number }).batonSeq)).toEqual(all.slice(0, 20).map((e) => e.seq));
+    expect(seen[20]!.details).toMatchObject({ seqFrom: 1, seqTo: 20 });
+    // fail closed: one entry's audit record fails -> the upload is refused, nothing stored or acknowledged
+    failOn = 25;
+    await expect(svc.sync('r3', all.slice(20))).rejects.toThrow('audit store failed');
+    expect(pending).toBe(0); // every record settled before the refusal
+    expect((await svc.head('r3')).seq).toBe(20);
+    failOn = undefined;
+    expect((await svc.sync('r3', all.slice(20))).acked).toBe(30);
+    expect((await svc.entries('r3')).map((e) => e.seq)).toEqual(all.map((e) => e.seq));
   }, 60_000);
 });

@@ -1,0 +1,202 @@
+// Diagnostic (not a bench module): where the online transaction's tail comes from. Runs the same
+// online access-check as bench/reader.ts (CMS in its own process, bench/reader-cms.ts) N times and
+// times each phase of every transaction: key delivery (HTTP round trip), unseal, card exchanges,
+// baton append; flags per transaction whether a background baton upload, a group-commit
+// fdatasync or a GC overlapped it; the event-loop delay. Prints percentiles per phase and the
+// p99 of the transaction split by what overlapped it.
+//   npx tsx bench/reader-phases.ts [N=3000] [--sync-ms 200]
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { loadImageSync } from '../src/card/image-file.js';
+import { VirtualCard } from '../src/card/virtual-card.js';
+import { ReaderKeystore } from '../src/reader/keystore.js';
+import { PASS } from '../test/reader/e2e-helpers.js';
+import { ReaderUnsealer } from '../src/custody/sealed.js';
+import { type KeyDelivery, type OnlineKeySource, ReaderAgent } from '../src/reader/agent.js';
+import { AuditBaton } from '../src/reader/baton.js';
+import { CmsClient } from '../src/reader/cms-client.js';
+import { accessCheck } from '../src/reader/transactions.js';
+import { HttpKeySource } from '../src/reader/http-keys.js';
+import { InProcessTransport } from '../src/transport/in-process.js';
+import type { Transport } from '../src/core/transport.js';
+import { cardOnlyTx } from './reader.js';
+import { percentile } from './types.js';
+
+const argv = process.argv.slice(2);
+const N = Number(argv.find((a) => /^\d+$/.test(a)) ?? 3000);
+const si = argv.indexOf('--sync-ms');
+const syncDelayMs = si >= 0 ? Number(argv[si + 1]) : undefined;
+
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+const child = spawn(process.execPath, ['--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] });
+const ready = await new Promise<{ url: string; uid: string; image: string; readers: Record<string, { dir: string }> }>((resolve, reject) => {
+  const rl = createInterface({ input: child.stdout! });
+  rl.once('line', (l) => resolve(JSON.parse(l) as never));
+  child.once('exit', (code) => reject(new Error(`the CMS process exited (${code})`)));
+});
+
+try {
+  const ks = ReaderKeystore.open(ready.readers['bench-on']!.dir, new TextEncoder().encode(PASS));
+  const c = ks.certificates();
+  const cms = new CmsClient({ url: ready.url, ca: c.ca, servername: 'localhost' }, { key: ks.tlsKeyPem(), cert: c.cert });
+  const card = VirtualCard.fromImage(loadImageSync(ready.image));
+  const inner = new InProcessTransport(card);
+
+  // per-transaction phase accumulators
+  let cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0 };
+  const reset = () => (cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0 });
+  const t: Transport = {
+    ...inner,
+    transmit: async (apdu: Uint8Array) => {
+      const a = now();
+      try {
+        return await inner.transmit(apdu);
+      } finally {
+        cur.card += now() - a;
+      }
+    },
+  } as Transport;
+  const http = new HttpKeySource(cms);
+  const keys: OnlineKeySource = {
+    async fetch(r): Promise<KeyDelivery> {
+      const a = now();
+      try {
+        return await http.fetch(r);
+      } finally {
+        cur.fetch += now() - a;
+      }
+    },
+  };
+  const unsealer = new ReaderUnsealer('bench-on', ks.privateKey);
+  const origUnseal = unsealer.unseal.bind(unsealer);
+  unsealer.unseal = async (s, b) => {
+    const a = now();
+    try {
+      return await origUnseal(s, b);
+    } finally {
+      cur.unseal += now() - a;
+    }
+  };
+  const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'bench-phases-')), { fsync: 'group' });
+  const origAppend = baton.append.bind(baton);
+  baton.append = (f) => {
+    const a = now();
+    try {
+      return origAppend(f);
+    } finally {
+      cur.append += now() - a;
+    }
+  };
+  let syncInFlight = 0;
+  let flushInFlight = 0;
+  const origFlush = baton.flush.bind(baton);
+  baton.flush = async () => {
+    flushInFlight++;
+    cur.flushOverlap = true;
+    try {
+      return await origFlush();
+    } finally {
+      flushInFlight--;
+    }
+  };
+  const roles = [{ tenantId: 'access', aid: 'A1C001', keyNo: 1, operations: ['deliver'] }];
+  const agent = new ReaderAgent({ readerId: 'bench-on', roles, baton, unsealer, keys, cms, ...(syncDelayMs !== undefined ? { syncDelayMs } : {}) });
+  const origSync = agent.sync.bind(agent);
+  agent.sync = () => {
+    syncInFlight++;
+    cur.syncOverlap = true;
+    return origSync().finally(() => syncInFlight--);
+  };
+  let uploads = 0;
+  const origCall = cms.call.bind(cms);
+  cms.call = (<T>(m: string, p: string, b?: unknown) => {
+    if (p.includes('baton') || p.includes('sync')) uploads++;
+    return origCall<T>(m, p, b);
+  }) as typeof cms.call;
+
+  const gcKinds = new Map<number, number[]>();
+  const gcObs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      cur.gc += e.duration;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      gcKinds.set(kind, [...(gcKinds.get(kind) ?? []), e.duration]);
+    }
+  });
+  gcObs.observe({ entryTypes: ['gc'] });
+
+  const uid = ready.uid;
+  // card-only on this card
+  const k = await agent.obtainKey(uid, 'A1C001', 1);
+  const key1 = k.key.slice();
+  const baseMs: number[] = [];
+  for (let i = 0; i < Math.min(N, 2000) + 50; i++) {
+    const a = now();
+    await cardOnlyTx(inner, key1, 1);
+    if (i >= 50) baseMs.push(now() - a);
+  }
+
+  for (let i = 0; i < 50; i++) await accessCheck(agent, t, { zone: 1 });
+  gcKinds.clear();
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const rows: { total: number; fetch: number; unseal: number; card: number; append: number; sync: boolean; flush: boolean; gc: number }[] = [];
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  uploads = 0;
+  for (let i = 0; i < N; i++) {
+    reset();
+    cur.syncOverlap = syncInFlight > 0;
+    cur.flushOverlap = flushInFlight > 0;
+    const a = now();
+    const r = await accessCheck(agent, t, { zone: 1 });
+    const total = now() - a;
+    if (r.mode !== 'online' || !r.ok) throw new Error('online tx failed');
+    rows.push({ total, fetch: cur.fetch, unseal: cur.unseal, card: cur.card, append: cur.append, sync: cur.syncOverlap || syncInFlight > 0, flush: cur.flushOverlap || flushInFlight > 0, gc: cur.gc });
+  }
+  const wall = now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  h.disable();
+  gcObs.disconnect();
+  await agent.sync();
+  agent.close();
+  cms.close();
+
+  const q = (xs: number[]) => {
+    const s = [...xs].sort((x, y) => x - y);
+    return `p50 ${percentile(s, 50).toFixed(3)}  p90 ${percentile(s, 90).toFixed(3)}  p99 ${percentile(s, 99).toFixed(3)}  p99.9 ${percentile(s, 99.9).toFixed(3)}  max ${s[s.length - 1]!.toFixed(3)}  mean ${(s.reduce((x, y) => x + y, 0) / s.length).toFixed(3)}  (n ${s.length})`;
+  };
+  const out: string[] = [];
+  out.push(`online tx: ${N} in ${(wall / 1000).toFixed(2)} s = ${((N * 1000) / wall).toFixed(0)} tx/s, reader CPU ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms/tx, ${uploads} background syncs`);
+  out.push(`card-only  ${q(baseMs)}`);
+  out.push(`total      ${q(rows.map((r) => r.total))}`);
+  out.push(`fetch      ${q(rows.map((r) => r.fetch))}`);
+  out.push(`unseal     ${q(rows.map((r) => r.unseal))}`);
+  out.push(`card       ${q(rows.map((r) => r.card))}`);
+  out.push(`append     ${q(rows.map((r) => r.append))}`);
+  out.push(`other      ${q(rows.map((r) => r.total - Math.max(r.fetch + r.unseal, 0) - r.card - r.append))}  (total - fetch - unseal - card - append; select overlaps fetch)`);
+  const withSync = rows.filter((r) => r.sync);
+  const noSync = rows.filter((r) => !r.sync);
+  out.push(`total | sync overlapped     ${withSync.length ? q(withSync.map((r) => r.total)) : '-'}`);
+  out.push(`total | no sync overlapped  ${noSync.length ? q(noSync.map((r) => r.total)) : '-'}`);
+  const withGc = rows.filter((r) => r.gc > 0);
+  out.push(`total | gc during tx        ${withGc.length ? q(withGc.map((r) => r.total)) : '-'}  gc ms in those: ${withGc.length ? q(withGc.map((r) => r.gc)) : '-'}`);
+  const withFlush = rows.filter((r) => r.flush);
+  out.push(`total | fdatasync flush     ${withFlush.length ? q(withFlush.map((r) => r.total)) : '-'}`);
+  // kinds: 1 scavenge (minor), 2 mark-sweep-compact (major), 4 incremental marking, 8 weak callbacks
+  for (const [kind, ds] of gcKinds) out.push(`gc kind ${kind}: ${ds.length} x, total ${ds.reduce((x, y) => x + y, 0).toFixed(1)} ms, max ${Math.max(...ds).toFixed(2)} ms`);
+  out.push(`heap used after: ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MiB`);
+  out.push(`event loop delay: p50 ${(h.percentile(50) / 1e6).toFixed(3)} p99 ${(h.percentile(99) / 1e6).toFixed(3)} max ${(h.max / 1e6).toFixed(3)} ms`);
+  // the slowest transactions
+  const slow = [...rows].sort((x, y) => y.total - x.total).slice(0, 12);
+  out.push('slowest: total fetch unseal card append sync flush gc');
+  for (const r of slow) out.push(`  ${r.total.toFixed(2)} ${r.fetch.toFixed(2)} ${r.unseal.toFixed(2)} ${r.card.toFixed(2)} ${r.append.toFixed(2)} ${r.sync ? 'S' : '-'} ${r.flush ? 'F' : '-'} ${r.gc.toFixed(2)}`);
+  console.log(out.join('\n'));
+} finally {
+  child.stdin!.end();
+  await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+}
