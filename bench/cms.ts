@@ -12,6 +12,7 @@ import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { VirtualCard } from '../src/card/virtual-card.js';
 import { type CmsClient, StationClient } from '../src/reader/station/client.js';
 import { InProcessTransport } from '../src/transport/in-process.js';
@@ -246,12 +247,21 @@ export async function deliveryFigures(tag: string, h: E2e, uids: string[], quick
     { kind: 'open', ms, rate: light },
   ];
   const serverCpu: number[] = [];
+  // the server's event loop delay per phase (the server runs in this process): its p99 and max
+  // are the stalls every request queued behind pays (audit commit, GC, TLS, JSON)
+  const loopDelay: { p99: number; max: number }[] = [];
+  const eld = monitorEventLoopDelay({ resolution: 1 });
   let cpu0 = process.cpuUsage();
   const res = await loadInChild({ port: h.server.port, ca: h.ca, readers, uids, aid: 'A1C001', keyNo: 1, phases }, (phase) => {
-    if (phase === 'start') cpu0 = process.cpuUsage();
-    else {
+    if (phase === 'start') {
+      cpu0 = process.cpuUsage();
+      eld.reset();
+      eld.enable();
+    } else {
       const c = process.cpuUsage(cpu0);
       serverCpu.push((c.user + c.system) / 1000);
+      eld.disable();
+      loopDelay.push({ p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 });
     }
   });
   const [closed, open, idle] = res as [PhaseResult, PhaseResult, PhaseResult];
@@ -289,6 +299,13 @@ export async function deliveryFigures(tag: string, h: E2e, uids: string[], quick
       unit: 'ms',
       note: `open loop at ${light} req/s: CMS CPU per delivery at a fixed request rate (batching as in a lightly loaded deployment; the most comparable figure between runs and machines)`,
     },
+    {
+      name: `cms.delivery.${tag}.open_loop_delay_p99`,
+      value: loopDelay[1]!.p99,
+      unit: 'ms',
+      note: `open loop at the target rate: p99 of the CMS event loop delay (perf_hooks.monitorEventLoopDelay, 1 ms resolution); max ${loopDelay[1]!.max.toFixed(1)} ms; closed loop p99 ${loopDelay[0]!.p99.toFixed(1)} / max ${loopDelay[0]!.max.toFixed(1)} ms`,
+    },
+    { name: `cms.delivery.${tag}.open_loop_delay_max`, value: loopDelay[1]!.max, unit: 'ms', note: 'open loop at the target rate: the longest event loop stall of the CMS' },
     { name: `cms.delivery.${tag}.loadgen_cpu_ms_per_req`, value: closed.clientCpuMs / closed.count, unit: 'ms', note: 'closed loop: CPU of the load generator (50 mTLS clients) per delivery — it shares the 2 cores with the CMS' },
   ];
 }

@@ -4,7 +4,7 @@
 // append resolves only after the WAL fsync of its batch), fail-closed on a failed fsync, that the
 // connection's synchronous setting is restored around the batch, and that nothing changes when
 // the database is not configured for per-commit durability.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -174,5 +174,33 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     writeFileSync(path.join(dir, 'f'), 'x');
     await expect(fsyncFile(path.join(dir, 'f'))).resolves.toBeUndefined();
     await expect(fsyncFile(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('the default WAL sync holds ONE handle on the WAL file across batches, released by close; a WAL file gone from its path fails the append closed (no fsync of a stale inode)', async () => {
+    const { h, file } = await sqliteFile();
+    const handles = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${file}-wal`);
+      } catch {
+        return false;
+      }
+    }).length;
+    const before = handles(); // better-sqlite3's own
+    const fx = await openLog(h);
+    for (let i = 0; i < 3; i++) await fx.log.record(sampleEntry(i));
+    expect(handles()).toBe(before + 1);
+    for (let i = 3; i < 6; i++) await fx.log.record(sampleEntry(i));
+    expect(handles()).toBe(before + 1); // the same handle, not one per batch
+    await fx.log.close();
+    expect(handles()).toBe(before);
+    // the WAL file's path no longer names it (nlink 0): the held handle is not trusted
+    const again = await openLog(h);
+    cleanups.push(() => again.log.close());
+    await again.log.record(sampleEntry(6));
+    const moved = `${file}-moved`;
+    renameSync(`${file}-wal`, moved);
+    rmSync(moved);
+    await expect(again.log.record(sampleEntry(7))).rejects.toMatchObject({ code: 'ERR_AUDIT_UNAVAILABLE' });
+    expect(again.log.health().status).toBe('degraded');
   });
 });

@@ -319,5 +319,6 @@ export class AuditLog implements AuditSink {
     if (this.timer) clearInterval(this.timer);
     this.closed = true;
     await this.drain();
+    this.o.store.close?.();
   }
 }
