@@ -93,6 +93,14 @@ const OPEN_STATES: JobState[] = ['created', 'claimed', 'unknown'];
 const PICC_DEFAULTS: KeySettingsFlags = { masterKeyChangeable: true, freeDirectoryListing: false, freeCreateDelete: false, configurationChangeable: true };
 
 type Row = Database['station_jobs'];
+interface TargetRow {
+  reader_state: string;
+  role_ops: string | null;
+  card_state: string | null;
+  picc_key_version: number | null;
+  installed: number | null;
+  busy_id: string | null;
+}
 
 function toJob(r: { [K in keyof Row]: Row[K] }): Job {
   return {
@@ -134,6 +142,12 @@ export class StationJobs {
     /** An open (unexpired created/claimed) or unreconciled ('unknown') job of a card. */
     busy: Prepared<[string, number], { id: string }>;
   };
+  /**
+   * The reads of an install/delete create as one lookup: the reader's state, its role's
+   * operations on (AID, key 0), the card's state and CMK version, whether the application is
+   * on the card, and an open or unreconciled job of the card. No row: the reader is unknown.
+   */
+  private readonly target: Prepared<[string, string, string, string, string, string, number], TargetRow>;
   /** The statements of the job-write transactions, compiled (and on SQLite prepared) once. */
   private readonly w: {
     /** Under the transaction: an open job of the card (created/claimed, unexpired). */
@@ -167,6 +181,30 @@ export class StationJobs {
         o.sqlite,
       ),
     };
+    this.target = prepare(
+      o.db,
+      7,
+      (reader, roleAid, cardUid, keysUid, keysAid, busyUid, now) =>
+        o.db
+          .selectFrom('readers as r')
+          .leftJoin('cards as c', (j) => j.on('c.uid', '=', cardUid))
+          .where('r.id', '=', reader)
+          .select((eb) => [
+            'r.state as reader_state',
+            eb.selectFrom('reader_roles as rr').select('rr.operations').whereRef('rr.reader_id', '=', 'r.id').where('rr.aid', '=', roleAid).where('rr.key_no', '=', 0).limit(1).as('role_ops'),
+            'c.state as card_state',
+            'c.picc_key_version as picc_key_version',
+            eb.selectFrom('card_keys as k').select(sql<number>`1`.as('one')).where('k.uid', '=', keysUid).where('k.aid', '=', keysAid).limit(1).as('installed'),
+            eb
+              .selectFrom('station_jobs as j')
+              .select('j.id')
+              .where('j.uid', '=', busyUid)
+              .where((w) => w.or([w('j.state', '=', 'unknown'), w.and([w('j.state', 'in', ['created', 'claimed']), w('j.expires_at', '>', now as unknown as number)])]))
+              .limit(1)
+              .as('busy_id'),
+          ]),
+      o.sqlite,
+    );
     const db = o.db;
     const n = o.sqlite;
     this.w = {
@@ -282,14 +320,21 @@ export class StationJobs {
         randomUid,
       };
     }
-    await this.authoriseStation(readerId, req.kind, aid);
+    // install/delete: reader, role, card, installed keys and open job in one prepared lookup
+    const target = req.kind === 'issue' ? undefined : await this.target.first(readerId, aid, uid, uid, aid, uid, this.now());
+    if (req.kind === 'issue') await this.authoriseStation(readerId, req.kind, aid);
+    else {
+      if (!target || target.reader_state !== 'active') throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} is not active`);
+      if (!(target.role_ops ? (JSON.parse(target.role_ops) as string[]) : []).includes('install')) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} has no role for install on ${aid} key 0`);
+    }
     const app = req.kind === 'issue' ? undefined : await this.application(aid);
     if (app && app.definition.keySettings.changeKey.kind !== 'amk' && app.definition.keySettings.changeKey.kind !== 'self')
       throw new JobError('ERR_JOB_UNSUPPORTED', `application ${aid}: stations install only changeKey amk or self`);
 
-    const cards = new CardRepository(this.db);
-    let card = await cards.get(uid);
+    let cmkVersion = 0;
     if (req.kind === 'issue') {
+      const cards = new CardRepository(this.db);
+      let card = await cards.get(uid);
       if (!card) card = await cards.createBlank(uid, { randomUid: piccPlan!.randomUid, ...(req.profile !== undefined ? { profile: req.profile } : {}) }).catch(async (e) => {
         if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
         throw e;
@@ -297,9 +342,10 @@ export class StationJobs {
       if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
       if (req.profile !== undefined && card.profile !== req.profile) card = await cards.setProfile(uid, req.profile);
     } else {
-      if (!card) throw new JobError('ERR_JOB_NOT_FOUND', `card ${uid} not found`);
-      if (!(CARD_INSTALLABLE as readonly string[]).includes(card.state)) throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}`);
-      const installed = (await cards.keyVersions(uid, aid)).length > 0;
+      if (target!.card_state === null) throw new JobError('ERR_JOB_NOT_FOUND', `card ${uid} not found`);
+      if (!(CARD_INSTALLABLE as readonly string[]).includes(target!.card_state)) throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${target!.card_state}`);
+      cmkVersion = Number(target!.picc_key_version);
+      const installed = target!.installed !== null;
       if (req.kind === 'install' && installed) throw new JobError('ERR_JOB_CARD_STATE', `application ${aid} is already on card ${uid}`);
       if (req.kind === 'delete' && !installed) throw new JobError('ERR_JOB_CARD_STATE', `application ${aid} is not on card ${uid}`);
     }
@@ -308,7 +354,8 @@ export class StationJobs {
     const now = this.now();
     const id = `job_${randomBytes(12).toString('base64url')}`;
     const token = claim ? { token: undefined, jti: randomBytes(16).toString('base64url'), expiresAt: Math.floor(now / 1000) + this.ttl } : await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
-    const busy = await this.q.busy.first(uid, now);
+    // install/delete: the open job read by the lookup above (re-checked under the transaction)
+    const busy = target ? (target.busy_id === null ? undefined : { id: target.busy_id }) : await this.q.busy.first(uid, now);
     if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
     // custody first (it audits, possibly into this database), then one transaction for the rows
     let plan: JobPlan;
@@ -319,10 +366,10 @@ export class StationJobs {
       blobs = [cmk.blob];
     } else if (req.kind === 'install') {
       const k = await this.keys.planInstall(ctx, app!, uid, id, now);
-      plan = { cmkVersion: card!.piccKeyVersion, keys: k.keys, files: app!.definition.files.map((f) => f.no), ...(authorisation ? { authorisation } : {}) };
+      plan = { cmkVersion, keys: k.keys, files: app!.definition.files.map((f) => f.no), ...(authorisation ? { authorisation } : {}) };
       blobs = k.blobs;
     } else {
-      plan = { cmkVersion: card!.piccKeyVersion, ...(authorisation ? { authorisation } : {}) };
+      plan = { cmkVersion, ...(authorisation ? { authorisation } : {}) };
     }
     const state: JobState = claim ? 'claimed' : 'created';
     const row = { id, kind: req.kind, reader_id: readerId, uid, aid, state, jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
