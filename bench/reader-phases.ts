@@ -113,10 +113,15 @@ try {
     return origSync().finally(() => syncInFlight--);
   };
   let uploads = 0;
+  const uploadMs: number[] = [];
+  const uploadSizes: number[] = [];
   const origCall = cms.call.bind(cms);
   cms.call = (<T>(m: string, p: string, b?: unknown) => {
-    if (p.includes('baton') || p.includes('sync')) uploads++;
-    return origCall<T>(m, p, b);
+    if (!p.startsWith('/v1/readers/self/')) return origCall<T>(m, p, b);
+    uploads++;
+    uploadSizes.push((b as { entries?: unknown[] } | undefined)?.entries?.length ?? 0);
+    const a = now();
+    return origCall<T>(m, p, b).finally(() => uploadMs.push(now() - a));
   }) as typeof cms.call;
 
   const gcKinds = new Map<number, number[]>();
@@ -148,6 +153,8 @@ try {
   const cpu0 = process.cpuUsage();
   const t0 = now();
   uploads = 0;
+  uploadMs.length = 0;
+  uploadSizes.length = 0;
   for (let i = 0; i < N; i++) {
     reset();
     cur.syncOverlap = syncInFlight > 0;
@@ -172,6 +179,7 @@ try {
   };
   const out: string[] = [];
   out.push(`online tx: ${N} in ${(wall / 1000).toFixed(2)} s = ${((N * 1000) / wall).toFixed(0)} tx/s, reader CPU ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms/tx, ${uploads} background syncs`);
+  if (uploadMs.length) out.push(`upload     ${q(uploadMs)}  entries per upload: mean ${(uploadSizes.reduce((x, y) => x + y, 0) / uploadSizes.length).toFixed(1)}`);
   out.push(`card-only  ${q(baseMs)}`);
   out.push(`total      ${q(rows.map((r) => r.total))}`);
   out.push(`fetch      ${q(rows.map((r) => r.fetch))}`);

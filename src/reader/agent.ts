@@ -55,8 +55,18 @@ export interface AgentOptions {
   offlineTtlMs?: number;
   /** Offline diversification masters (roles granted 'offline-master'); absent = none asked for. */
   masters?: MasterSource;
-  /** Delay before a background baton sync after an operation (default 200 ms; operations within it share one upload). */
+  /**
+   * Background baton sync: the upload starts once no operation has been recorded for this long
+   * (default 200 ms: a door reader uploads 200 ms after a card) ...
+   */
   syncDelayMs?: number;
+  /**
+   * ... or at the latest this long after the first entry waiting for it, while operations keep
+   * coming (default 1000 ms; >= syncDelayMs). A busy reader thus uploads about once a second
+   * instead of every 200 ms: each upload costs the CMS a fixed part (request, audit commit + fsync)
+   * and a delivery arriving meanwhile waits behind it (online p99).
+   */
+  syncMaxDelayMs?: number;
   now?: () => number;
 }
 
@@ -85,6 +95,9 @@ export class ReaderAgent {
   private readonly counters = new Map<string, number>();
   private readonly seenTokens = new Map<string, number>();
   private syncTimer: NodeJS.Timeout | undefined;
+  /** Wall-clock ms (Date.now, not the injectable clock): last operation, first entry waiting for an upload. */
+  private lastOpAt = 0;
+  private firstWaitingAt = 0;
   private refreshing: Promise<number> | undefined;
   /** When each master (tenant|AID|keyNo) was last asked for, and which were refused then. */
   private readonly masterAsked = new Map<string, number>();
@@ -321,13 +334,27 @@ export class ReaderAgent {
     return this.syncing;
   }
 
-  /** Sync soon in the background (operations close together share one upload); never throws. */
+  /**
+   * Sync soon in the background (operations close together share one upload): when no operation
+   * came for `syncDelayMs`, or `syncMaxDelayMs` after the first waiting entry; never throws.
+   */
   scheduleSync(): void {
-    if (!this.o.cms || this.syncTimer || this.stoppedReason !== undefined) return;
+    if (!this.o.cms || this.stoppedReason !== undefined) return;
+    this.lastOpAt = Date.now();
+    if (this.syncTimer) return;
+    this.firstWaitingAt = this.lastOpAt;
+    this.armSync(this.o.syncDelayMs ?? 200);
+  }
+
+  private armSync(ms: number): void {
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
+      const quiet = this.o.syncDelayMs ?? 200;
+      const max = Math.max(quiet, this.o.syncMaxDelayMs ?? 1000);
+      const wait = Math.min(this.lastOpAt + quiet, this.firstWaitingAt + max) - Date.now();
+      if (wait > 0 && this.stoppedReason === undefined) return this.armSync(wait);
       this.sync().catch(() => undefined);
-    }, this.o.syncDelayMs ?? 200);
+    }, ms);
     this.syncTimer.unref();
   }
 

@@ -3,7 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateReaderKeyPair, ReaderUnsealer } from '../../src/custody/sealed.js';
 import { type KeyDelivery, type OnlineKeySource, ReaderAgent } from '../../src/reader/agent.js';
 import { AuditBaton } from '../../src/reader/baton.js';
@@ -170,5 +170,50 @@ describe('reader agent: baton durability before upload', () => {
     expect(seen).toEqual([{ durable: 2, length: 2, sent: 2 }]);
     expect(baton.acknowledged).toBe(2);
     agent.close();
+  });
+});
+
+describe('reader agent: background sync timing', () => {
+  it('uploads once operations pause for syncDelayMs, and at the latest syncMaxDelayMs after the first waiting entry while they keep coming', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const kp = generateReaderKeyPair();
+      const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'agent-')), { fsync: 'never' });
+      const uploads: { at: number; seqs: number[] }[] = [];
+      const cms = {
+        call: (_m: string, path: string, body?: { entries: { seq: number }[] }) => {
+          if (body) uploads.push({ at: Date.now(), seqs: body.entries.map((e) => e.seq) });
+          const acked = path.endsWith('/baton') ? body!.entries[body!.entries.length - 1]!.seq : baton.acknowledged;
+          return Promise.resolve({ readerId: 'door-1', state: 'active', denylist: [], serverTime: Date.now(), acked, hash: '' });
+        },
+      } as unknown as CmsClient;
+      const agent = new ReaderAgent({ readerId: 'door-1', roles: CAMPUS_ROLES, baton, unsealer: new ReaderUnsealer('door-1', kp.privateKey), keys: new SealingKeySource('door-1', kp.publicKey, () => cards), cms, syncDelayMs: 200, syncMaxDelayMs: 1000 });
+      const op = () => {
+        agent.record({ cardUid: '04A1B2C3D4E5F6', aid: 'A1C001', keyNo: 1, keyVersion: 1, op: 'access-check', result: 'granted' });
+        agent.scheduleSync();
+      };
+      const t0 = Date.now();
+      // a door reader: two cards 100 ms apart, then quiet -> one upload 200 ms after the second
+      op();
+      await vi.advanceTimersByTimeAsync(100);
+      op();
+      await vi.advanceTimersByTimeAsync(199);
+      expect(uploads).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(uploads).toEqual([{ at: t0 + 300, seqs: [1, 2] }]);
+      // a busy reader: an operation every 50 ms for 3 s -> an upload every second, none lost
+      const t1 = Date.now();
+      for (let i = 0; i < 60; i++) {
+        op();
+        await vi.advanceTimersByTimeAsync(50);
+      }
+      expect(uploads.slice(1).map((u) => u.at - t1)).toEqual([1000, 2000, 3000]);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(uploads.flatMap((u) => u.seqs)).toEqual(Array.from({ length: 62 }, (_, i) => i + 1));
+      expect(baton.acknowledged).toBe(62);
+      agent.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
