@@ -4,7 +4,7 @@
 // append resolves only after the WAL fsync of its batch), fail-closed on a failed fsync, that the
 // connection's synchronous setting is restored around the batch, and that nothing changes when
 // the database is not configured for per-commit durability.
-import { mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -176,6 +176,43 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     await expect(fsyncFile(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('batches of every shape (1, a partial chunk, a full 64-row chunk, chunks plus a remainder) store every entry in order with its own index and body; the log verifies', async () => {
+    const { h } = await sqliteFile();
+    const fx = await openLog(h);
+    cleanups.push(() => fx.log.close());
+    let i = 0;
+    const expected: number[] = [];
+    for (const size of [1, 2, 7, 63, 64, 65, 130, 3]) {
+      const got = await Promise.all(Array.from({ length: size }, () => fx.log.record(sampleEntry(i++))));
+      expected.push(...got.map((e) => e.index));
+    }
+    expect(expected).toEqual(Array.from({ length: i }, (_, k) => k));
+    const rows = h.sqlite!.prepare('select e.idx, e.time, e.reader_id, l.idx as leaf from audit_entries e join audit_leaves l on l.idx = e.idx order by e.idx').all() as { idx: number; time: number; reader_id: string; leaf: number }[];
+    expect(rows.map((r) => r.idx)).toEqual(expected);
+    // each entry landed in its own row: the body is the one recorded with that index
+    expect(rows.map((r) => [r.time, r.reader_id])).toEqual(Array.from({ length: i }, (_, k) => [sampleEntry(k).time, sampleEntry(k).readerId]));
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+  });
+
+  it('WAL checkpoints run in a worker thread, not inside a commit on the event loop; closing the log gives the connection its automatic checkpoint back', async () => {
+    const { h, file } = await sqliteFile();
+    const auto = () => Number(h.sqlite!.pragma('wal_autocheckpoint', { simple: true }));
+    expect(auto()).toBe(1000);
+    h.sqlite!.pragma('wal_checkpoint(TRUNCATE)');
+    const dbBytes = statSync(file).size;
+    const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 20 }) });
+    for (let b = 0; b < 10; b++) await Promise.all(Array.from({ length: 50 }, (_, k) => fx.log.record(sampleEntry(b * 50 + k))));
+    expect(auto()).toBe(0); // this connection never checkpoints inside a commit
+    // the database file grows only by a checkpoint, and this connection runs none: the worker did
+    for (let i = 0; i < 200 && statSync(file).size <= dbBytes; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(statSync(file).size).toBeGreaterThan(dbBytes);
+    await fx.log.checkpoint();
+    await fx.log.close();
+    expect(auto()).toBe(1000);
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+  });
+
   it('the default WAL sync holds ONE handle on the WAL file across batches, released by close; a WAL file gone from its path fails the append closed (no fsync of a stale inode)', async () => {
     const { h, file } = await sqliteFile();
     const handles = () => readdirSync('/proc/self/fd').filter((fd) => {
@@ -185,16 +222,17 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
         return false;
       }
     }).length;
-    const before = handles(); // better-sqlite3's own
-    const fx = await openLog(h);
+    // (no checkpointer thread here: its connection holds the WAL file open too)
+    const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0 }) });
     for (let i = 0; i < 3; i++) await fx.log.record(sampleEntry(i));
-    expect(handles()).toBe(before + 1);
+    const held = handles(); // better-sqlite3's own and the store's
+    expect(held).toBeGreaterThanOrEqual(1);
     for (let i = 3; i < 6; i++) await fx.log.record(sampleEntry(i));
-    expect(handles()).toBe(before + 1); // the same handle, not one per batch
+    expect(handles()).toBe(held); // the same handle, not one per batch
     await fx.log.close();
-    expect(handles()).toBe(before);
+    expect(handles()).toBe(held - 1);
     // the WAL file's path no longer names it (nlink 0): the held handle is not trusted
-    const again = await openLog(h);
+    const again = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0 }) });
     cleanups.push(() => again.log.close());
     await again.log.record(sampleEntry(6));
     const moved = `${file}-moved`;

@@ -1,6 +1,8 @@
 // Where the audit log lives: a small interface (so tests can inject a failing store) and its
 // SQL implementation over the shared Kysely database (SQLite or PostgreSQL).
-import { close as fsClose, fstatSync, fsync, open as fsOpen } from 'node:fs';
+import { close as fsClose, closeSync, fstatSync, fsync, open as fsOpen } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import type { Statement } from 'better-sqlite3';
 import type { Database, DatabaseHandle } from '../storage/index.js';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
@@ -61,9 +63,8 @@ export interface AuditStore {
 }
 
 const CHUNK = 500;
-/** Rows per multi-row INSERT on the SQLite hot path (13 parameters a row). */
-const SQLITE_ROWS = 64;
 const PRUNED = 'audit.pruned_before';
+
 
 function toRow(e: AuditEntry): AuditEntryTable {
   return {
@@ -159,11 +160,82 @@ class WalFile {
   drop(): void {
     const fd = this.fd;
     this.fd = undefined;
-    if (fd !== undefined) fsClose(fd, () => undefined);
+    if (fd === undefined) return;
+    try {
+      closeSync(fd); // at once: a closed store holds nothing
+    } catch {
+      /* already invalid */
+    }
+  }
+}
+
+/** SQLite's default auto-checkpoint threshold (pages), restored if the background checkpointer stops. */
+const AUTOCHECKPOINT_PAGES = 1000;
+
+/** The checkpointer thread: its own connection to the file, a PASSIVE checkpoint every interval. */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.lib);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+db.pragma('synchronous = ' + workerData.sync);
+db.pragma('wal_autocheckpoint = 0');
+const ck = db.prepare('pragma wal_checkpoint(PASSIVE)');
+const timer = setInterval(() => {
+  try { ck.get(); } catch (e) { parentPort.postMessage({ error: String(e && e.message) }); }
+}, workerData.intervalMs);
+parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close(); });
+`;
+
+/**
+ * WAL checkpoints off the event loop. SQLite runs an automatic checkpoint inside the commit that
+ * takes the WAL past 1,000 pages — on the committing thread, i.e. the event loop: it copies ~4 MB
+ * of pages into the database file and fsyncs the WAL and the database (measured on this machine
+ * under load: commits of 10 rows p99.9 22 ms, max 168 ms with it; p99.9 4.4 ms without). Every
+ * request in flight waits behind such a commit. Here the connection's automatic checkpoint is
+ * turned off and a worker thread with its own connection runs a PASSIVE checkpoint every
+ * `intervalMs` (PASSIVE never blocks writers or readers; the WAL restarts from its beginning once
+ * it is fully checkpointed, so it stays bounded by what is written between two checkpoints). The
+ * worker uses the connection's `synchronous` setting, so a checkpoint is as durable as before. If
+ * the worker fails or exits, the connection's automatic checkpoint is restored.
+ */
+class WalCheckpointer {
+  private readonly worker: Worker;
+  private stopped = false;
+
+  constructor(
+    private readonly native: NonNullable<DatabaseHandle['sqlite']>,
+    sync: number,
+    intervalMs: number,
+  ) {
+    native.pragma('wal_autocheckpoint = 0');
+    this.worker = new Worker(CHECKPOINTER, { eval: true, workerData: { lib: createRequire(import.meta.url).resolve('better-sqlite3'), file: native.name, sync, intervalMs } });
+    this.worker.unref();
+    const fallBack = () => this.restore();
+    this.worker.once('error', fallBack);
+    this.worker.once('exit', fallBack);
+    this.worker.on('message', fallBack); // a failed checkpoint: let the connection checkpoint itself again
+  }
+
+  private restore(): void {
+    if (this.native.open && !this.stopped) this.native.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+    this.stopped = true;
+  }
+
+  /** Stop the thread (it closes its connection); the connection checkpoints itself again. */
+  close(): void {
+    this.restore();
+    this.worker.postMessage('close');
   }
 }
 
 export interface SqlAuditStoreOptions {
+  /**
+   * SQLite file in WAL mode: WAL checkpoints in a worker thread every this many ms instead of
+   * SQLite's automatic checkpoint inside a commit on the event loop (see WalCheckpointer).
+   * Default 250; 0 leaves SQLite's automatic checkpoint on.
+   */
+  checkpointIntervalMs?: number;
   /**
    * SQLite in WAL mode with synchronous=FULL: commit each batch without the inline fsync
    * (synchronous=NORMAL for that one transaction, on this connection only) and then fsync the
@@ -246,11 +318,12 @@ async function writeBatchPg(db: Kysely<Database>, entries: Omit<AuditEntry, 'ind
 }
 
 export class SqlAuditStore implements AuditStore {
-  private native?: { max: Statement; entry: Statement; entries: Statement; leaf: Statement; leaves: Statement; lock: Statement; relax?: Statement; restore?: Statement };
+  private native?: { max: Statement; entry: Statement; leaf: Statement; lock: Statement; relax?: Statement; restore?: Statement };
   /** The WAL file to fsync after each commit, or null (inline fsync, or not durable by configuration). */
   private wal?: string | null;
   /** The WAL file's handle (default fsync, no `walSync` given). */
   private walFile?: WalFile;
+  private checkpointer?: WalCheckpointer;
 
   constructor(
     private readonly h: DatabaseHandle,
@@ -295,9 +368,7 @@ export class SqlAuditStore implements AuditStore {
     this.native = {
       max: n.prepare('select max(idx) as m from audit_leaves'),
       entry: n.prepare(`insert into audit_entries ${cols} values ${row}`),
-      entries: n.prepare(`insert into audit_entries ${cols} values ${Array(SQLITE_ROWS).fill(row).join(',')}`),
       leaf: n.prepare('insert into audit_leaves (idx, leaf_hash) values (?, ?)'),
-      leaves: n.prepare(`insert into audit_leaves (idx, leaf_hash) values ${Array(SQLITE_ROWS).fill('(?,?)').join(',')}`),
       lock: n.prepare("update meta_settings set value = value where name = 'lock:audit-append'"),
     };
     const sync = Number(n.pragma('synchronous', { simple: true }));
@@ -309,6 +380,8 @@ export class SqlAuditStore implements AuditStore {
       this.native.relax = n.prepare('pragma synchronous = NORMAL');
       this.native.restore = n.prepare(`pragma synchronous = ${sync}`);
     } else this.wal = null;
+    const every = this.so.checkpointIntervalMs ?? 250;
+    if (every > 0 && wal && !n.memory && n.name) this.checkpointer = new WalCheckpointer(n, sync, every);
   }
 
   /**
@@ -334,26 +407,16 @@ export class SqlAuditStore implements AuditStore {
       const m = (st.max.get() as { m: number | null }).m;
       const start = m === null ? 0 : m + 1;
       const leaves: Uint8Array[] = new Array<Uint8Array>(entries.length);
-      // multi-row statements of SQLITE_ROWS rows (fewer statement executions), singles for the rest
-      const ea: unknown[] = [];
-      const la: unknown[] = [];
+      // one single-row execution per table and entry, arguments bound directly: measured cheaper
+      // than multi-row VALUES statements (CPU per entry, batches of 20: ~57 vs ~68-93 us; of 128:
+      // ~26-31 vs ~35-38 us), which bind one long array and compile to a larger program
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!;
         const idx = start + i;
         const l = leafOf({ ...e, index: idx });
         leaves[i] = l;
-        ea.push(idx, e.time, e.actor, e.readerId, e.cardUid, e.tenant, e.aid, e.keyNo, e.keyVersion, e.operation, e.result, e.correlationId, JSON.stringify(e.details));
-        la.push(idx, l);
-        if (la.length === 2 * SQLITE_ROWS) {
-          st.entries.run(ea);
-          st.leaves.run(la);
-          ea.length = 0;
-          la.length = 0;
-        }
-      }
-      for (let k = 0; k < la.length / 2; k++) {
-        st.entry.run(ea.slice(k * 13, k * 13 + 13));
-        st.leaf.run(la[2 * k], la[2 * k + 1]);
+        st.entry.run(idx, e.time, e.actor, e.readerId, e.cardUid, e.tenant, e.aid, e.keyNo, e.keyVersion, e.operation, e.result, e.correlationId, JSON.stringify(e.details));
+        st.leaf.run(idx, l);
       }
       return { start, leaves };
     });
@@ -378,6 +441,8 @@ export class SqlAuditStore implements AuditStore {
   /** Release the WAL file's handle (the database handle is closed separately). */
   close(): void {
     this.walFile?.drop();
+    this.checkpointer?.close();
+    this.checkpointer = undefined;
   }
 
   async size(): Promise<number> {
