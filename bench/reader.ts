@@ -20,7 +20,7 @@ import { loadImageSync } from '../src/card/image-file.js';
 import { VirtualCard } from '../src/card/virtual-card.js';
 import { ReaderKeystore } from '../src/reader/keystore.js';
 import { PASS } from '../test/reader/e2e-helpers.js';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DesfireClient } from '../src/core/client/client.js';
@@ -66,6 +66,16 @@ export async function cardOnlyTx(t: InProcessTransport, key: Uint8Array, zone: n
   await c.authenticate(1, key, { method: 'ev2' });
   const d = await c.readData(1, 0, 32, { comm: 'full' });
   if (decide(decodeCredential(d), zone, Date.now()) !== 'granted') throw new Error('bench: not granted');
+}
+
+/** CPU time (user + system) of another process so far, in ms (Linux /proc; NaN elsewhere). */
+function procCpuMs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (CLK_TCK 100)
+  } catch {
+    return NaN;
+  }
 }
 
 class Down implements OnlineKeySource {
@@ -126,6 +136,7 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
   let onStrict: Timing;
   let rtt: Timing;
   let onBase: Timing;
+  let cmsCpuPerTx = NaN;
   try {
     const uid = ready.uid;
     const st = new InProcessTransport(VirtualCard.fromImage(loadImageSync(ready.image)));
@@ -138,11 +149,13 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
     const key1 = k.key.slice();
     onBase = await timeEach(nOn, () => cardOnlyTx(st, key1, 1));
     rtt = await timeEach(nOn / 2, async () => void (await keys.fetch({ tenant: 'access', aid: 'A1C001', uid, keyNo: 1 })));
+    const cms0 = procCpuMs(child.pid);
     on = await timeEach(nOn, async () => {
       const r = await accessCheck(onAgent, st, { zone: 1 });
       if (r.mode !== 'online' || !r.ok) throw new Error('bench: online tx failed');
     });
     await onAgent.sync();
+    cmsCpuPerTx = (procCpuMs(child.pid) - cms0) / (nOn + 50);
     onAgent.close();
     // strict durability, same reader and connection (its own baton directory: a second chain the
     // CMS would see as a fork is avoided by a second reader identity)
@@ -185,6 +198,7 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
     { name: 'reader.offline_agent_cpu_ms_strict', value: 1000 / offStrict.perCpuSec - 1000 / base.perCpuSec, unit: 'CPU-ms', note: 'fsync=always: the same (the fdatasync system call included)' },
     { name: 'reader.online_agent_cpu_ms', value: 1000 / on!.perCpuSec - 1000 / rtt!.perCpuSec - 1000 / onBase!.perCpuSec, unit: 'CPU-ms', note: 'fsync=group: reader-process CPU per online tx minus per bare delivery round trip (TLS client, HTTP, JSON) minus per card-only tx: unseal, baton, key checks, the background baton sync (client side)' },
     { name: 'reader.online_reader_cpu_ms', value: 1000 / on!.perCpuSec - 1000 / onBase!.perCpuSec, unit: 'CPU-ms', note: 'fsync=group: reader-process CPU per online tx minus per card-only tx: everything the reader adds online, its delivery round trip (TLS, HTTP, JSON) included' },
+    { name: 'reader.online_cms_cpu_ms', value: cmsCpuPerTx, unit: 'CPU-ms', note: 'fsync=group: CPU of the CMS process per online tx (its delivery and its share of the background baton uploads; /proc, 10 ms ticks); load-independent' },
     { name: 'reader.delivery_roundtrip_p99_ms', value: rtt!.p99, unit: 'ms', note: `diagnostic: one POST /v1/keys/deliver over mTLS to the CMS process (CMS-side checks, derive + seal, audit) without the card; mean ${rtt!.mean.toFixed(3)} ms` },
     { name: 'reader.online_added_p99_ms', value: on!.p99 - onBase!.p99, unit: 'ms', baseline: onBp99, target: { op: '<=', value: 5 }, note: `fsync=group: p99 online tx time minus p99 card-only time on the same card (${nOn} tx each)` },
     { name: 'reader.online_added_p99_ms_strict', value: onStrict!.p99 - onBase!.p99, unit: 'ms', baseline: onBp99, note: 'fsync=always: the same' },
