@@ -233,7 +233,7 @@ export interface SqlAuditStoreOptions {
   /**
    * SQLite file in WAL mode: WAL checkpoints in a worker thread every this many ms instead of
    * SQLite's automatic checkpoint inside a commit on the event loop (see WalCheckpointer).
-   * Default 250; 0 leaves SQLite's automatic checkpoint on.
+   * Default 1000; 0 leaves SQLite's automatic checkpoint on.
    */
   checkpointIntervalMs?: number;
   /**
@@ -380,7 +380,7 @@ export class SqlAuditStore implements AuditStore {
       this.native.relax = n.prepare('pragma synchronous = NORMAL');
       this.native.restore = n.prepare(`pragma synchronous = ${sync}`);
     } else this.wal = null;
-    const every = this.so.checkpointIntervalMs ?? 250;
+    const every = this.so.checkpointIntervalMs ?? 1000;
     if (every > 0 && wal && !n.memory && n.name) this.checkpointer = new WalCheckpointer(n, sync, every);
   }
 
