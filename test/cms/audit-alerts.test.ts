@@ -95,6 +95,11 @@ describe('alert rules', () => {
     // an operator (no reader) is a subject too
     const op = Array.from({ length: 40 }, (_, k) => entry({ t: k * 100, readerId: null, actor: 'op-7', operation: 'custody.seal' }));
     expect(run(op).map((x) => x.subject)).toEqual(['actor:op-7']);
+    // a station's seal batches count every key they released: 8 batches x 5 keys > 30, 8 single seals are not
+    const seals = Array.from({ length: 5 }, (_, n) => ({ tenant: 'tenant-a', aid: 'F00001', uid: '04A1B2C3D4E5F6', keyNo: n, version: 1 }));
+    const batches = Array.from({ length: 8 }, (_, k) => entry({ t: k * 100, readerId: 'station-3', operation: 'custody.seal_batch', details: { seals } }));
+    expect(run(batches).map((x) => [x.rule, x.subject])).toEqual([['mass-key-release', 'reader:station-3']]);
+    expect(run(Array.from({ length: 8 }, (_, k) => entry({ t: k * 100, readerId: 'station-4', operation: 'custody.seal' })))).toEqual([]);
   });
 
   it('unexpected-address: configured allow-list and learned addresses', () => {

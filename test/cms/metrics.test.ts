@@ -66,6 +66,13 @@ describe('PromMetrics', () => {
       entry({ operation: 'custody.seal', result: 'ok', tenant: 'library', aid: 'A10001' }),
       entry({ operation: 'custody.seal', result: 'ok', tenant: 'library', aid: 'A10001' }),
       entry({ operation: 'cms.key_delivery', result: 'refused', tenant: 'transit', aid: 'B20002' }),
+      // a station job's keys sealed in one batch: every key counts, under its own tenant and AID
+      entry({ operation: 'custody.seal_batch', result: 'ok', tenant: null, aid: null, details: { seals: [
+        { tenant: 'library', aid: 'A10001', uid: '04A1B2C3D4E5F6', keyNo: 0, version: 1 },
+        { tenant: 'library', aid: 'A10001', uid: '04A1B2C3D4E5F6', keyNo: 1, version: 1 },
+        { tenant: 'transit', aid: 'B20002', uid: '04A1B2C3D4E5F6', keyNo: 0, version: 1 },
+      ] } }),
+      entry({ operation: 'custody.seal_master', result: 'ok', tenant: 'transit', aid: 'B20002' }),
     ]);
     m.auditBatch(4, 3.5);
     m.alertRaised('delivery_refusals', 'warning');
@@ -75,7 +82,8 @@ describe('PromMetrics', () => {
     expect(sample(t, 'desfire_cms_http_request_duration_seconds_count', { method: 'GET', route: '/v1/readers/:id', status: '200' })).toBe(2);
     expect(sample(t, 'desfire_cms_http_request_duration_seconds_count', { route: '/v1/keys/deliver', status: '403' })).toBe(1);
     expect(sample(t, 'desfire_cms_custody_operation_duration_seconds_count', { backend: 'pkcs11', op: 'seal', result: 'ok' })).toBe(1);
-    expect(sample(t, 'desfire_cms_key_releases_total', { tenant: 'library', aid: 'A10001', result: 'ok' })).toBe(2);
+    expect(sample(t, 'desfire_cms_key_releases_total', { tenant: 'library', aid: 'A10001', result: 'ok' })).toBe(4);
+    expect(sample(t, 'desfire_cms_key_releases_total', { tenant: 'transit', aid: 'B20002', result: 'ok' })).toBe(2);
     expect(sample(t, 'desfire_cms_key_releases_total', { tenant: 'transit', aid: 'B20002', result: 'refused' })).toBe(1);
     expect(sample(t, 'desfire_cms_audit_queue_depth')).toBe(7);
     expect(sample(t, 'desfire_cms_audit_tree_size')).toBe(42);

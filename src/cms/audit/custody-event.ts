@@ -32,3 +32,42 @@ export function fromCustodyEvent(ev: AuditEvent): AuditInput {
     details,
   };
 }
+
+/** One per-card key named by a 'custody.seal_batch' entry (its details.seals). */
+export interface SealedBinding {
+  tenant: string;
+  aid: string;
+  uid: string;
+  keyNo: number;
+  version: number;
+}
+
+/** The per-card keys a 'custody.seal_batch' entry released (details as stored: object or JSON text); malformed items are skipped. */
+export function sealBatchBindings(details: unknown): SealedBinding[] {
+  let d = details;
+  if (typeof d === 'string') {
+    try {
+      d = JSON.parse(d);
+    } catch {
+      return [];
+    }
+  }
+  const seals = (d as { seals?: unknown } | null)?.seals;
+  if (!Array.isArray(seals)) return [];
+  return seals.flatMap((x: unknown) => {
+    const b = x as Record<string, unknown> | null;
+    return b && typeof b.tenant === 'string' && typeof b.aid === 'string' && typeof b.uid === 'string' && Number.isInteger(b.keyNo) && Number.isInteger(b.version)
+      ? [{ tenant: b.tenant, aid: b.aid, uid: b.uid, keyNo: b.keyNo as number, version: b.version as number }]
+      : [];
+  });
+}
+
+/**
+ * The (tenant, AID) of every key an entry released: each binding of a seal batch, else the entry's
+ * own (one key). For counting releases (metrics, the mass-release alert) the same way whether a
+ * station job's keys were sealed one by one or in one batch.
+ */
+export function releasedKeys(e: { operation: string; tenant: string | null; aid: string | null; details?: unknown }): { tenant: string | null; aid: string | null }[] {
+  if (e.operation === 'custody.seal_batch') return sealBatchBindings(e.details).map((b) => ({ tenant: b.tenant, aid: b.aid }));
+  return [{ tenant: e.tenant, aid: e.aid }];
+}

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { CallerContext } from '../../custody/types.js';
+import { sealBatchBindings } from '../audit/custody-event.js';
 import type { Json } from '../audit/entry.js';
 import type { KekService } from '../kek/rewrap.js';
 import type { AuditRecorder } from '../rotation/audit.js';
@@ -76,24 +77,6 @@ export const RELEASE_OPERATIONS = ['custody.seal', 'custody.seal_master'] as con
 /** A batch of per-card keys sealed to one reader (a station job): every binding in `details.seals`. */
 export const BATCH_RELEASE_OPERATION = 'custody.seal_batch';
 
-/** The bindings a 'custody.seal_batch' entry names (details.seals); malformed items are skipped. */
-function batchBindings(details: string): { tenant: string; aid: string; uid: string; keyNo: number; version: number }[] {
-  let d: unknown;
-  try {
-    d = JSON.parse(details);
-  } catch {
-    return [];
-  }
-  const seals = (d as { seals?: unknown })?.seals;
-  if (!Array.isArray(seals)) return [];
-  return seals.flatMap((x: unknown) => {
-    const b = x as Record<string, unknown>;
-    return b && typeof b.tenant === 'string' && typeof b.aid === 'string' && typeof b.uid === 'string' && Number.isInteger(b.keyNo) && Number.isInteger(b.version)
-      ? [{ tenant: b.tenant, aid: b.aid, uid: b.uid, keyNo: b.keyNo as number, version: b.version as number }]
-      : [];
-  });
-}
-
 export class CompromiseService {
   private readonly now: () => number;
 
@@ -115,7 +98,7 @@ export class CompromiseService {
     // batch seals (station jobs): one entry per batch, every binding in its details
     const batches = await this.o.db.selectFrom('audit_entries').select('details').where('reader_id', '=', readerId).where('operation', '=', BATCH_RELEASE_OPERATION).where('result', '=', 'ok').execute();
     const rows: { tenant: string | null; aid: string | null; key_no: number | null; key_version: number | null; card_uid: string | null; n: number | string | bigint }[] = [...single];
-    for (const b of batches) for (const x of batchBindings(b.details)) rows.push({ tenant: x.tenant, aid: x.aid, key_no: x.keyNo, key_version: x.version, card_uid: x.uid, n: 1 });
+    for (const b of batches) for (const x of sealBatchBindings(b.details)) rows.push({ tenant: x.tenant, aid: x.aid, key_no: x.keyNo, key_version: x.version, card_uid: x.uid, n: 1 });
     const keys = new Map<string, ReceivedKey>();
     for (const r of rows) {
       if (r.tenant === null || r.aid === null || r.key_no === null || r.key_version === null) continue;

@@ -9,6 +9,7 @@ const TIMED = [
   'importKey',
   'rotateKey',
   'getKey',
+  'getKeys',
   'listKeys',
   'listVersions',
   'setMinVersions',
@@ -20,8 +21,10 @@ const TIMED = [
   'rewrapMany',
   'verifyWrapped',
   'seal',
+  'sealMany',
   'exportForCard',
   'sealMaster',
+  'exportKey',
 ] as const satisfies readonly (keyof KeyCustody)[];
 
 export function timedCustody(inner: KeyCustody, backend: string, metrics: CmsMetrics): KeyCustody {

@@ -40,8 +40,8 @@ export const NO_METRICS: CmsMetrics = {
   readerSeen() {},
 };
 
-/** Operations that release key material (sealed deliveries, exports to a station). */
-const RELEASE_OPS = new Set(['custody.seal', 'custody.export_for_card']);
+/** Operations that release key material (sealed deliveries — one key, a station job's batch, an offline master —, exports to a station). */
+const RELEASE_OPS = new Set(['custody.seal', 'custody.seal_batch', 'custody.seal_master', 'custody.export_for_card']);
 
 /**
  * The key-release outcome an audit entry stands for, or undefined when it is not a release.

@@ -6,6 +6,7 @@
 // Label values are bounded: routes are patterns, tenants/AIDs are the configured applications,
 // results are a handful of words. No label ever carries a key, a token or a card UID.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { releasedKeys } from '../audit/custody-event.js';
 import type { AuditEntry } from '../audit/entry.js';
 import { type CmsMetrics, type CustodyObservation, type HttpObservation, keyReleaseOf } from './metrics.js';
 
@@ -157,7 +158,7 @@ export class PromMetrics implements CmsMetrics {
     for (const e of entries) {
       this.auditEntries.inc({ result: e.result.slice(0, 32) });
       const r = keyReleaseOf(e);
-      if (r) this.releases.inc({ tenant: e.tenant ?? 'none', aid: e.aid ?? 'none', result: r });
+      if (r) for (const k of r === 'ok' ? releasedKeys(e) : [e]) this.releases.inc({ tenant: k.tenant ?? 'none', aid: k.aid ?? 'none', result: r });
     }
   }
 

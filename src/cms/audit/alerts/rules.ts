@@ -1,5 +1,6 @@
 // The alert rules: a pure, synchronous state machine over committed entries (in index order).
 // Time is the entries' own time, so replaying a log raises the same alerts.
+import { releasedKeys } from '../custody-event.js';
 import type { AuditEntry, Json } from '../entry.js';
 import type { AlertConfig, AlertRule } from './types.js';
 
@@ -94,7 +95,7 @@ export class AlertRules {
       s.fired = false;
       if (e.time - s.windowStart > 100 * c.windowMs) s.windowStart = e.time - ((e.time - s.windowStart) % c.windowMs);
     }
-    s.count++;
+    s.count += releasedKeys(e).length; // a station job's seal batch counts every key it released
     const limit = Math.max(c.minCount, c.factor * (s.baseline ?? 0));
     if (!s.fired && s.count > limit) {
       s.fired = true;

@@ -54,7 +54,7 @@ export interface AlertConfig {
 
 export const DEFAULT_ALERT_CONFIG: AlertConfig = {
   failedAuth: { match: 'auth', windowMs: 5 * 60_000, perCard: 5, perReader: 20 },
-  massRelease: { operations: ['key.release', 'key.deliver', 'custody.seal', 'custody.export_for_card'], windowMs: 60_000, factor: 5, minCount: 100 },
+  massRelease: { operations: ['key.release', 'key.deliver', 'custody.seal', 'custody.seal_batch', 'custody.seal_master', 'custody.export_for_card'], windowMs: 60_000, factor: 5, minCount: 100 },
   address: { expected: {}, learn: true },
   baton: { operation: 'reader.baton' },
   revoked: { codes: ['ERR_READER_REVOKED', 'reader_revoked', 'revoked'] },
