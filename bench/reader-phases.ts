@@ -5,6 +5,7 @@
 // fdatasync or a GC overlapped it; the event-loop delay. Prints percentiles per phase and the
 // p99 of the transaction split by what overlapped it.
 //   npx tsx bench/reader-phases.ts [N=3000] [--sync-ms 200]
+//   (BENCH_CMS_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the CMS process)
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdtempSync } from 'node:fs';
@@ -23,7 +24,7 @@ import { accessCheck } from '../src/reader/transactions.js';
 import { HttpKeySource } from '../src/reader/http-keys.js';
 import { InProcessTransport } from '../src/transport/in-process.js';
 import type { Transport } from '../src/core/transport.js';
-import { cardOnlyTx } from './reader.js';
+import { cardOnlyTx, procCpuMs } from './reader.js';
 import { percentile } from './types.js';
 
 const argv = process.argv.slice(2);
@@ -33,7 +34,9 @@ const syncDelayMs = si >= 0 ? Number(argv[si + 1]) : undefined;
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-const child = spawn(process.execPath, ['--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] });
+// BENCH_CMS_NODE_ARGS: extra node options for the CMS process (e.g. '--cpu-prof --cpu-prof-dir=/tmp/p')
+const cmsArgs = (process.env.BENCH_CMS_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const child = spawn(process.execPath, [...cmsArgs, '--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] });
 const ready = await new Promise<{ url: string; uid: string; image: string; readers: Record<string, { dir: string }> }>((resolve, reject) => {
   const rl = createInterface({ input: child.stdout! });
   rl.once('line', (l) => resolve(JSON.parse(l) as never));
@@ -151,6 +154,7 @@ try {
   h.enable();
   const rows: { total: number; fetch: number; unseal: number; card: number; append: number; sync: boolean; flush: boolean; gc: number }[] = [];
   const cpu0 = process.cpuUsage();
+  const cms0 = procCpuMs(child.pid);
   const t0 = now();
   uploads = 0;
   uploadMs.length = 0;
@@ -170,6 +174,7 @@ try {
   h.disable();
   gcObs.disconnect();
   await agent.sync();
+  const cmsCpu = (procCpuMs(child.pid) - cms0) / N;
   agent.close();
   cms.close();
 
@@ -178,7 +183,7 @@ try {
     return `p50 ${percentile(s, 50).toFixed(3)}  p90 ${percentile(s, 90).toFixed(3)}  p99 ${percentile(s, 99).toFixed(3)}  p99.9 ${percentile(s, 99.9).toFixed(3)}  max ${s[s.length - 1]!.toFixed(3)}  mean ${(s.reduce((x, y) => x + y, 0) / s.length).toFixed(3)}  (n ${s.length})`;
   };
   const out: string[] = [];
-  out.push(`online tx: ${N} in ${(wall / 1000).toFixed(2)} s = ${((N * 1000) / wall).toFixed(0)} tx/s, reader CPU ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms/tx, ${uploads} background syncs`);
+  out.push(`online tx: ${N} in ${(wall / 1000).toFixed(2)} s = ${((N * 1000) / wall).toFixed(0)} tx/s, reader CPU ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms/tx, ${uploads} background syncs, CMS process CPU ${cmsCpu.toFixed(3)} ms/tx`);
   if (uploadMs.length) out.push(`upload     ${q(uploadMs)}  entries per upload: mean ${(uploadSizes.reduce((x, y) => x + y, 0) / uploadSizes.length).toFixed(1)}`);
   out.push(`card-only  ${q(baseMs)}`);
   out.push(`total      ${q(rows.map((r) => r.total))}`);

@@ -69,7 +69,7 @@ export async function cardOnlyTx(t: InProcessTransport, key: Uint8Array, zone: n
 }
 
 /** CPU time (user + system) of another process so far, in ms (Linux /proc; NaN elsewhere). */
-function procCpuMs(pid: number | undefined): number {
+export function procCpuMs(pid: number | undefined): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (CLK_TCK 100)
