@@ -24,8 +24,7 @@ export class UsageError extends Error {
   }
 }
 
+/** A subcommand module's export; its one-line summary for `desfire-cms help` is in main.ts's table. */
 export interface Command {
-  /** One line for `desfire-cms help`. */
-  summary: string;
   run(args: string[], io: CliIO): Promise<number>;
 }

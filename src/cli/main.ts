@@ -1,36 +1,42 @@
 import { type CliIO, type Command, UsageError, processIO } from './io.js';
 
+/** A subcommand: its one line for `desfire-cms help`, and how to load it. */
+export interface CommandEntry {
+  summary: string;
+  load: () => Promise<{ command: Command }>;
+}
+
 /**
- * Every subcommand of the one binary, loaded lazily so that e.g. `desfire-cms crypto` never
- * loads a database driver. One file per command family under ./commands.
+ * Every subcommand of the one binary, one file per command family under ./commands. Only the
+ * module of the command being run is imported (e.g. `desfire-cms crypto` never loads a database
+ * driver); `help` imports none: the summaries live here, not in the modules.
  */
-const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
-  // one line per command family, e.g.  crypto: () => import('./commands/crypto.js'),
-  card: () => import('./commands/card.js'),
-  cards: () => import('./commands/cards.js'),
-  config: () => import('./commands/config.js'),
-  server: () => import('./commands/server.js'),
-  crypto: () => import('./commands/crypto.js'),
-  layout: () => import('./commands/layout.js'),
-  vault: () => import('./commands/vault.js'),
-  keys: () => import('./commands/keys.js'),
-  jobs: () => import('./commands/jobs.js'),
-  audit: () => import('./commands/audit.js'),
-  reader: () => import('./commands/reader.js'),
-  demo: () => import('./commands/demo.js'),
-  consent: () => import('./commands/consent.js'),
-  rotation: () => import('./commands/rotation.js'),
-  approvals: () => import('./commands/approvals.js'),
-  critical: () => import('./commands/approvals-ops.js'),
-  compromise: () => import('./commands/compromise.js'),
-  backup: () => import('./commands/backup.js'),
-  restore: () => import('./commands/restore.js'),
+export const COMMANDS: Record<string, CommandEntry> = {
+  card: { summary: 'virtual card images and the vpcd bridge (card create|show|list|serve)', load: () => import('./commands/card.js') },
+  cards: { summary: 'cards in the CMS: list, show, lifecycle state (over the API)', load: () => import('./commands/cards.js') },
+  config: { summary: 'check the server configuration (config check)', load: () => import('./commands/config.js') },
+  server: { summary: 'run the CMS server (HTTPS API); `server token` creates an operator token; `server openapi` writes the API document', load: () => import('./commands/server.js') },
+  crypto: { summary: 'CMAC, AN10922 diversification, EV1/EV2 session keys, CRC32/CRC16 (hex in, hex out)', load: () => import('./commands/crypto.js') },
+  layout: { summary: 'lint application layouts (isolation rules), print the schema or the DESFire parameters', load: () => import('./commands/layout.js') },
+  vault: { summary: 'embedded vault ceremony: init (shares or passphrase), unseal, seal, status', load: () => import('./commands/vault.js') },
+  keys: { summary: 'named keys in custody: create, rotate, list, versions, disable, destroy, set-min', load: () => import('./commands/keys.js') },
+  jobs: { summary: 'station jobs: list, show, ask a station to reconcile an unknown outcome (over the API)', load: () => import('./commands/jobs.js') },
+  audit: { summary: 'tamper-evident audit log: verify, export, checkpoint, prune, alerts', load: () => import('./commands/audit.js') },
+  reader: { summary: 'the reader agent: enrol with the CMS, run access/purse/loan transactions on PC/SC or virtual cards, sync the audit baton', load: () => import('./commands/reader.js') },
+  demo: { summary: 'run the whole story on embedded defaults: issue cards, transactions, isolation, offline, audit', load: () => import('./commands/demo.js') },
+  consent: { summary: "tenant authorisations, the issuer's requests, cardholder consent (over the API)", load: () => import('./commands/consent.js') },
+  rotation: { summary: 'key rotation campaigns, KEK rotation and rewrap (API), offline simulation', load: () => import('./commands/rotation.js') },
+  approvals: { summary: 'M-of-N approvals of critical operations (list, show, approve, reject, request)', load: () => import('./commands/approvals.js') },
+  critical: { summary: 'operations under approval: key export, tenant deletion, vault unseal/seal (API)', load: () => import('./commands/approvals-ops.js') },
+  compromise: { summary: 'compromise workflows: reader (revoke, key set, campaigns), card (denylist)', load: () => import('./commands/compromise.js') },
+  backup: { summary: 'online backup of the embedded deployment (SQLite + sealed vault + audit key) with SHA-256 manifest', load: () => import('./commands/backup.js') },
+  restore: { summary: 'restore a backup archive into a data directory (digests and audit log verified first)', load: () => import('./commands/restore.js') },
 };
 
-function help(io: CliIO, commands: Record<string, Command>): void {
+function help(io: CliIO): void {
   io.out('usage: desfire-cms <command> [options]');
   io.out('');
-  for (const [name, cmd] of Object.entries(commands)) io.out(`  ${name.padEnd(10)} ${cmd.summary}`);
+  for (const [name, cmd] of Object.entries(COMMANDS)) io.out(`  ${name.padEnd(10)} ${cmd.summary}`);
   io.out('');
   io.out('Run `desfire-cms <command> --help` for the options of a command.');
 }
@@ -38,18 +44,16 @@ function help(io: CliIO, commands: Record<string, Command>): void {
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
-    const loaded: Record<string, Command> = {};
-    for (const [n, load] of Object.entries(COMMANDS)) loaded[n] = (await load()).command;
-    help(io, loaded);
+    help(io);
     return name ? 0 : 2;
   }
-  const load = COMMANDS[name];
-  if (!load) {
+  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!entry) {
     io.err(`desfire-cms: unknown command '${name}' (try: desfire-cms help)`);
     return 2;
   }
   try {
-    const { command } = await load();
+    const { command } = await entry.load();
     return await command.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -115,4 +115,4 @@ function statusLine(b: Record<string, unknown>): string {
   return `${String(b.backend)} vault ${b.vaultId ? String(b.vaultId) + ' ' : ''}${b.sealed ? 'SEALED' : 'unsealed'}${b.sealType ? ` (${String(b.sealType)})` : ''}${shares}`;
 }
 
-export const command: Command = { summary: 'operations under approval: key export, tenant deletion, vault unseal/seal (API)', run };
+export const command: Command = { run };

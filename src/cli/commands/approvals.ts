@@ -74,4 +74,4 @@ async function run(args: string[], io: CliIO): Promise<number> {
   }
 }
 
-export const command: Command = { summary: 'M-of-N approvals of critical operations (list, show, approve, reject, request)', run };
+export const command: Command = { run };

@@ -244,7 +244,6 @@ const SUB: Record<string, { usage: string; run(args: string[], io: CliIO): Promi
 };
 
 export const command: Command = {
-  summary: 'tamper-evident audit log: verify, export, checkpoint, prune, alerts',
   async run(args, io) {
     const [sub, ...rest] = args;
     if (!sub || sub === '--help' || sub === 'help') {

@@ -9,7 +9,6 @@ import { parseFlags } from './config.js';
 const USAGE = 'usage: desfire-cms backup --data-dir DIR --out FILE.tar.gz';
 
 export const command: Command = {
-  summary: 'online backup of the embedded deployment (SQLite + sealed vault + audit key) with SHA-256 manifest',
   async run(args: string[], io: CliIO): Promise<number> {
     if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
       io.out(USAGE);

@@ -200,7 +200,6 @@ export async function serve(args: string[], io: CliIO, signal: AbortSignal): Pro
 }
 
 export const command: Command = {
-  summary: 'virtual card images and the vpcd bridge (card create|show|list|serve)',
   async run(args: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = args;
     switch (sub) {

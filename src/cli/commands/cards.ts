@@ -85,4 +85,4 @@ async function run(args: string[], io: CliIO): Promise<number> {
   }
 }
 
-export const command: Command = { summary: 'cards in the CMS: list, show, lifecycle state (over the API)', run };
+export const command: Command = { run };

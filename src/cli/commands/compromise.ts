@@ -45,4 +45,4 @@ async function run(args: string[], io: CliIO): Promise<number> {
   }
 }
 
-export const command: Command = { summary: 'compromise workflows: reader (revoke, key set, campaigns), card (denylist)', run };
+export const command: Command = { run };

@@ -38,7 +38,6 @@ export function parseFlags(args: string[], valueFlags: readonly string[], boolFl
 const USAGE = 'usage: desfire-cms config check [--config FILE] [--data-dir DIR] [--json]';
 
 export const command: Command = {
-  summary: 'check the server configuration (config check)',
   async run(args: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = args;
     if (sub === '--help' || sub === '-h' || sub === 'help') {

@@ -133,4 +133,4 @@ async function run(args: string[], io: CliIO): Promise<number> {
   return 0;
 }
 
-export const command: Command = { summary: "tenant authorisations, the issuer's requests, cardholder consent (over the API)", run };
+export const command: Command = { run };

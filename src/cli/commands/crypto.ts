@@ -138,7 +138,6 @@ function usage(io: CliIO): void {
 }
 
 export const command: Command = {
-  summary: 'CMAC, AN10922 diversification, EV1/EV2 session keys, CRC32/CRC16 (hex in, hex out)',
   async run(args: string[], io: CliIO): Promise<number> {
     const [name, ...rest] = args;
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

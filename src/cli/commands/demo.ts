@@ -24,7 +24,6 @@ export function parseDemoArgs(args: string[]): { cards: number; keep: boolean; p
 }
 
 export const command: Command = {
-  summary: 'run the whole story on embedded defaults: issue cards, transactions, isolation, offline, audit',
   async run(args: string[], io: CliIO): Promise<number> {
     if (args.includes('--help') || args.includes('-h')) {
       io.out(USAGE);

@@ -57,4 +57,4 @@ async function run(args: string[], io: CliIO): Promise<number> {
   throw new UsageError(`unknown subcommand '${sub}' (expected: list, show, reconcile)`);
 }
 
-export const command: Command = { summary: 'station jobs: list, show, ask a station to reconcile an unknown outcome (over the API)', run };
+export const command: Command = { run };

@@ -87,7 +87,6 @@ function nameArg(a: Args, sub: string): string {
 }
 
 export const command: Command = {
-  summary: 'named keys in custody: create, rotate, list, versions, disable, destroy, set-min',
   async run(args, io) {
     const [sub, ...rest] = args;
     if (!sub || sub === '--help' || sub === 'help') {

@@ -72,7 +72,6 @@ async function plan(args: string[], io: CliIO): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'lint application layouts (isolation rules), print the schema or the DESFire parameters',
   async run(args, io) {
     const [sub, ...rest] = args;
     switch (sub) {

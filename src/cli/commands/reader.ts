@@ -262,7 +262,6 @@ function cmdStatus(args: string[], io: CliIO): number {
 }
 
 export const command: Command = {
-  summary: 'the reader agent: enrol with the CMS, run access/purse/loan transactions on PC/SC or virtual cards, sync the audit baton',
   async run(args: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = args;
     try {

@@ -10,7 +10,6 @@ import { parseFlags } from './config.js';
 const USAGE = 'usage: desfire-cms restore --in FILE.tar.gz --data-dir DIR [--force] [--key VKEY | --key-file FILE]';
 
 export const command: Command = {
-  summary: 'restore a backup archive into a data directory (digests and audit log verified first)',
   async run(args: string[], io: CliIO): Promise<number> {
     if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
       io.out(USAGE);

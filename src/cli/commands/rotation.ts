@@ -431,4 +431,4 @@ export async function simulateCampaign(o: { cards: number; tornPercent: number; 
   }
 }
 
-export const command: Command = { summary: 'key rotation campaigns, KEK rotation and rewrap (API), offline simulation', run };
+export const command: Command = { run };

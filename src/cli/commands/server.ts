@@ -204,7 +204,6 @@ async function openapiCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'run the CMS server (HTTPS API); `server token` creates an operator token; `server openapi` writes the API document',
   async run(args: string[], io: CliIO): Promise<number> {
     if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
       for (const l of USAGE) io.out(l);

@@ -128,7 +128,6 @@ async function status(args: string[], io: CliIO): Promise<number> {
 const SUB: Record<string, (args: string[], io: CliIO) => Promise<number>> = { init, unseal, seal, status };
 
 export const command: Command = {
-  summary: 'embedded vault ceremony: init (shares or passphrase), unseal, seal, status',
   async run(args, io) {
     const [sub, ...rest] = args;
     if (!sub || sub === '--help' || sub === 'help') {
