@@ -31,13 +31,13 @@ export interface StationCms {
   server: RunningServer;
   url: string;
   enrolled(id: string, roles: { tenantId: string; aid: string; keyNo: number; operations: string[] }[]): Promise<{ dir: string; ks: ReaderKeystore; passFile: string }>;
-  /** A campus card (access application, credential for zones 1 and 3) personalised through station jobs; active. */
-  personalisedCard(): Promise<{ card: VirtualCard; uid: string }>;
+  /** A campus card (access application, credential for zones 1 and 3) personalised through station jobs; active. `randomUid`: issued with random UID (default: fixed). */
+  personalisedCard(opts?: { randomUid?: boolean }): Promise<{ card: VirtualCard; uid: string }>;
   close(): Promise<void>;
 }
 
-/** `log`: receive the CMS's log lines at info level (default: warn, discarded). */
-export async function startStationCms(opts: { log?: (line: string) => void } = {}): Promise<StationCms> {
+/** `log`: receive the CMS's log lines at info level (default: warn, discarded); `layout`: the campus layout's YAML (default: examples/campus.yaml). */
+export async function startStationCms(opts: { log?: (line: string) => void; layout?: string } = {}): Promise<StationCms> {
   const env = { DESFIRE_CMS_HTTP_PORT: '0', DESFIRE_VAULT_PASSPHRASE: 'e2e vault passphrase 0123' };
   const { config } = loadConfig({ env, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'e2e-cms-')) } });
   config.logging.level = opts.log ? 'info' : 'warn';
@@ -45,7 +45,7 @@ export async function startStationCms(opts: { log?: (line: string) => void } = {
   await attachStation(cms);
   const server = await startServer(cms.deps, { host: '127.0.0.1', port: 0, ...(cms.tls ? { tls: cms.tls } : {}) });
   const url = `https://127.0.0.1:${server.port}`;
-  await cms.deps.domain!.tenants.registerLayout(parseLayout(readFileSync('examples/campus.yaml', 'utf8'), 'campus.yaml'));
+  await cms.deps.domain!.tenants.registerLayout(parseLayout(opts.layout ?? readFileSync('examples/campus.yaml', 'utf8'), 'campus.yaml'));
   await grantStandingConsent(server.app, cms.bootstrapToken ?? (await cms.deps.tokens.create({ label: 'e2e issuer', roles: ['issuer_admin'], tenants: ['*'], createdBy: null })).token);
   let n = 0;
 
@@ -68,7 +68,7 @@ export async function startStationCms(opts: { log?: (line: string) => void } = {
     server,
     url,
     enrolled,
-    async personalisedCard() {
+    async personalisedCard({ randomUid = false } = {}) {
       n++;
       const st = await enrolled(`station-${n}`, [{ tenantId: 'access', aid: 'A1C001', keyNo: 0, operations: ['issue', 'install'] }]);
       const c = st.ks.certificates();
@@ -76,7 +76,7 @@ export async function startStationCms(opts: { log?: (line: string) => void } = {
       const card = VirtualCard.create();
       const t = new InProcessTransport(card);
       const station = new StationClient(scms, { readerId: `station-${n}`, privateKey: st.ks.privateKey });
-      const p = await station.personalise(t, ['A1C001'], { randomUid: false });
+      const p = await station.personalise(t, ['A1C001'], { randomUid });
       scms.close();
       if (!p.runs.every((r) => r.recorded)) throw new Error('personalisation not recorded');
       await cms.deps.domain!.cards.transition(p.uid, 'active');

@@ -3,7 +3,8 @@
 //   enrol   generate the reader's P-256 key in an encrypted keystore (0600), send a CSR with the
 //           one-time enrolment code, store the certificate and the CMS CA
 //   run     run the runtime transaction of its role on cards: PC/SC (--pcsc "READER NAME", waits
-//           for insert and removal) or a virtual card image (--image FILE, once)
+//           for insert and removal) or a virtual card image (--image FILE, once); random-UID
+//           cards are read by their real UID with --uid-read KEYNO (the AID's uid-read key)
 //   status  keystore, certificate, baton (entries, acknowledged) — offline, no passphrase needed
 //   job     run a station job (issue, install, delete) with the station executor: claim, run, receipt
 //   sync    one contact with the CMS: upload the baton, fetch state and denylist
@@ -24,7 +25,7 @@ import { ReaderKeystore } from '../../reader/keystore.js';
 import { parsePkcs11Spec, Pkcs11ReaderKeystore } from '../../reader/pkcs11-keystore.js';
 import { JobRunner, type JobSpec } from '../../reader/jobs.js';
 import { openReader, runOnImage, runPcsc, type TxSpec } from '../../reader/runtime.js';
-import { readUid, type TxResult } from '../../reader/transactions.js';
+import { CAMPUS, readUid, type TxResult } from '../../reader/transactions.js';
 import { loadImage, saveImageAtomic } from '../../card/image-file.js';
 import { VirtualCard } from '../../card/virtual-card.js';
 import { InProcessTransport } from '../../transport/in-process.js';
@@ -35,7 +36,7 @@ import { type Flags, need, parse } from '../flags.js';
 
 const USAGE = [
   'usage: desfire-cms reader enrol --dir DIR --cms https://HOST:PORT --ca FILE --id READER_ID [--code-file FILE] [--passphrase-file FILE | --keystore pkcs11:token=LABEL[;module=PATH][;object=LABEL] --pin-file FILE] [--servername NAME]',
-  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--metrics-file FILE.prom] [--passphrase-file FILE | --pin-file FILE] [--servername NAME] [--json]',
+  '       desfire-cms reader run --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --tx access|purse|loan [--zone N] [--amount CENTS] [--item TEXT] [--uid-read KEYNO] [--offline-ttl MINUTES] [--max N] [--fsync group|always] [--metrics-file FILE.prom] [--passphrase-file FILE | --pin-file FILE] [--servername NAME] [--json]',
   '       desfire-cms reader job --dir DIR --cms URL (--pcsc "READER NAME" | --image FILE) --kind issue|install|delete [--aid HEX] [--no-random-uid] [--profile NAME] [--passphrase-file FILE] [--servername NAME]',
   '       desfire-cms reader sync --dir DIR --cms URL [--passphrase-file FILE | --pin-file FILE] [--servername NAME]',
   '       desfire-cms reader status --dir DIR [--json]',
@@ -71,18 +72,34 @@ function cmsUrl(f: Flags): string {
   return u.replace(/\/$/, '');
 }
 
+/**
+ * `--uid-read KEYNO`: the key of the transaction's AID with role uid-read, for random-UID cards
+ * (docs/provisioning.md#random-uid-cards); without it a card answering a random ID is refused.
+ * A layout gives each role its own key, so the transaction's own key numbers are refused here.
+ */
+function uidRead(f: Flags, tx: TxSpec['kind']): Pick<TxSpec, 'uidRead'> {
+  const v = f.values['uid-read'];
+  if (v === undefined) return {};
+  if (!/^\d{1,2}$/.test(v) || Number(v) > 13) throw new UsageError(`--uid-read must be a key number in 0..13 (the uid-read key of the transaction's application), got '${v}'`);
+  const keyNo = Number(v);
+  const app = CAMPUS[tx === 'loan' ? 'library' : tx];
+  const own: number[] = 'keyNo' in app ? [app.keyNo] : [app.readKeyNo, app.writeKeyNo];
+  if (own.includes(keyNo)) throw new UsageError(`--uid-read ${keyNo} is a key of the --tx ${tx} transaction itself (key${own.length > 1 ? 's' : ''} ${own.join(', ')} of AID ${app.aid}); give the application's uid-read key`);
+  return { uidRead: { keyNo } };
+}
+
 function txSpec(f: Flags): TxSpec {
   const kind = need(f, 'tx');
-  if (kind === 'access') return { kind, zone: int(f, 'zone', 0, 15) ?? 0 };
+  if (kind === 'access') return { kind, zone: int(f, 'zone', 0, 15) ?? 0, ...uidRead(f, kind) };
   if (kind === 'purse') {
     const amount = int(f, 'amount', 1, 50000);
     if (amount === undefined) throw new UsageError('--amount is required for --tx purse');
-    return { kind, amount };
+    return { kind, amount, ...uidRead(f, kind) };
   }
   if (kind === 'loan') {
     const item = f.values.item;
     if (!item || item.length > 8) throw new UsageError('--item (1..8 characters) is required for --tx loan');
-    return { kind, item: new TextEncoder().encode(item.padEnd(8, ' ')) };
+    return { kind, item: new TextEncoder().encode(item.padEnd(8, ' ')), ...uidRead(f, kind) };
   }
   throw new UsageError(`--tx must be access, purse or loan (got '${kind}')`);
 }
@@ -126,7 +143,7 @@ async function cmdEnrol(args: string[], io: CliIO): Promise<number> {
 }
 
 async function cmdRun(args: string[], io: CliIO): Promise<number> {
-  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'offline-ttl', 'max', 'passphrase-file', 'pin-file', 'servername', 'timeout', 'fsync', 'metrics-file'], ['json']);
+  const f = parse(args, ['dir', 'cms', 'pcsc', 'image', 'tx', 'zone', 'amount', 'item', 'uid-read', 'offline-ttl', 'max', 'passphrase-file', 'pin-file', 'servername', 'timeout', 'fsync', 'metrics-file'], ['json']);
   const dir = resolve(io.cwd, need(f, 'dir'));
   const url = cmsUrl(f);
   const tx = txSpec(f);
