@@ -41,6 +41,8 @@ async function expectedFromJobs(readerId: string): Promise<Key[]> {
     const plan = JSON.parse(j.plan) as { cmkVersion: number; keys?: { keyNo: number; version: number }[] };
     add('issuer', '000000', 0, plan.cmkVersion, j.uid);
     if (j.kind === 'install') for (const k of plan.keys!) add(apps.get(j.aid)!, j.aid, k.keyNo, k.version, j.uid);
+    // one personalise job: the issue and every installation
+    for (const i of (plan as { installs?: { aid: string; keys: { keyNo: number; version: number }[] }[] }).installs ?? []) for (const k of i.keys) add(apps.get(i.aid)!, i.aid, k.keyNo, k.version, j.uid);
   }
   return [...m.values()].map((k) => ({ ...k, uids: k.uids.sort() })).sort((a, b) => a.tenant.localeCompare(b.tenant) || a.aid.localeCompare(b.aid) || a.keyNo - b.keyNo || a.version - b.version);
 }
@@ -58,9 +60,9 @@ describe('compromised station after batch-sealed jobs', () => {
     const pb = await b.personalise(new InProcessTransport(VirtualCard.create()), ['A1C001']);
     expect(pb.runs.every((r) => r.recorded)).toBe(true);
 
-    // one batch entry per job (2 cards x (issue + 4 installs)), no per-key seal entry for the station
+    // one batch entry per job (2 cards x one personalise job: issue + 4 installs), no per-key seal entry for the station
     const entries = await h.cms.db.db.selectFrom('audit_entries').select(['operation', 'card_uid', 'details']).where('reader_id', '=', 'station-a').where('operation', 'like', 'custody.seal%').where('result', '=', 'ok').execute();
-    expect(entries.map((e) => e.operation)).toEqual(Array(10).fill('custody.seal_batch'));
+    expect(entries.map((e) => e.operation)).toEqual(Array(2).fill('custody.seal_batch'));
     expect(new Set(entries.map((e) => e.card_uid))).toEqual(new Set(uidsA));
 
     const expected = await expectedFromJobs('station-a');
@@ -72,8 +74,8 @@ describe('compromised station after batch-sealed jobs', () => {
     const got = (r.body as { keys: (Key & { allCards: boolean; deliveries: number })[] }).keys;
     expect(got.map((k) => ({ tenant: k.tenant, aid: k.aid, keyNo: k.keyNo, version: k.version, uids: k.uids }))).toEqual(expected);
     expect(got.every((k) => !k.allCards)).toBe(true);
-    // the CMK was sealed by the issue job and by each install job (5 deliveries per card)
-    expect(got.find((k) => k.aid === '000000')!.deliveries).toBe(10);
+    // the CMK was sealed once per card (its personalise job)
+    expect(got.find((k) => k.aid === '000000')!.deliveries).toBe(2);
     expect(got.flatMap((k) => k.uids)).not.toContain(pb.uid);
 
     // the workflow itself proposes campaigns over exactly those cards

@@ -21,6 +21,10 @@ export interface StationAuditEvent {
   authorisation?: string;
   /** job_create of a job handed out claimed in the same request (no separate job_claim entry). */
   claimed?: boolean;
+  /** personalise: every step of the job in order ('issue', 'install:<AID>', ...). */
+  steps?: string[];
+  /** personalise: the tenant authorisation of each installation, in the order of `steps`' installs. */
+  authorisations?: string[];
 }
 
 export interface StationAuditSink {
@@ -84,6 +88,8 @@ export class AuditLogStationSink implements StationAuditSink {
     if (e.jobId) details.jobId = e.jobId;
     if (e.authorisation) details.authorisation = e.authorisation;
     if (e.claimed) details.claimed = true;
+    if (e.steps?.length) details.steps = e.steps.join(' ');
+    if (e.authorisations?.length) details.authorisations = e.authorisations.join(' ');
     await this.log.record({
       time: Date.parse(e.time),
       actor: e.actor,

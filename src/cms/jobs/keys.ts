@@ -105,8 +105,8 @@ export class CardKeys {
    * audited 'get_keys'), read anew for every plan (a rotation elsewhere is seen at once). Empty
    * when one of them does not exist yet: `ensure` then creates it on first use, one by one.
    */
-  private async masterVersions(ctx: CallerContext, app: Application): Promise<Map<string, number>> {
-    const names = [...new Set(app.definition.keys.flatMap((k) => (k.derivation.method === 'diversified' ? [masterKeyName(k.derivation.master)] : [])))];
+  private async masterVersions(ctx: CallerContext, ...apps: Application[]): Promise<Map<string, number>> {
+    const names = [...new Set(apps.flatMap((app) => app.definition.keys.flatMap((k) => (k.derivation.method === 'diversified' ? [masterKeyName(k.derivation.master)] : []))))];
     if (!names.length) return new Map();
     try {
       return new Map((await this.custody.getKeys(ctx, names)).map((k) => [k.name, k.latestVersion]));
@@ -129,8 +129,8 @@ export class CardKeys {
    * rows to store 'pending' for `jobId`. Custody is called here, never inside a DB transaction
    * (its audit sink may write to the same database).
    */
-  async planInstall(ctx: CallerContext, app: Application, uid: string, jobId: string, now: number): Promise<{ keys: PlannedKey[]; blobs: BlobRow[] }> {
-    const latest = await this.masterVersions(ctx, app);
+  async planInstall(ctx: CallerContext, app: Application, uid: string, jobId: string, now: number, known?: Map<string, number>): Promise<{ keys: PlannedKey[]; blobs: BlobRow[] }> {
+    const latest = known ?? (await this.masterVersions(ctx, app));
     // in parallel: each custody call is audited, and concurrent events share one audit commit
     const planned = await Promise.all(
       app.definition.keys.map(async (k): Promise<{ key: PlannedKey; blob?: BlobRow }> => {
@@ -152,6 +152,26 @@ export class CardKeys {
       }),
     );
     return { keys: planned.map((p) => p.key), blobs: planned.flatMap((p) => (p.blob ? [p.blob] : [])) };
+  }
+
+  /**
+   * Plan the keys of several installations on one card (a personalise job): every application's
+   * diversification masters read in ONE custody call (one audited 'get_keys'), then each planned
+   * as planInstall does. Refused (ISO002) when one master would serve two of the AIDs: a key never
+   * opens two applications, whatever the layouts registered them with.
+   */
+  async planInstalls(ctx: CallerContext, apps: Application[], uid: string, jobId: string, now: number): Promise<{ keys: PlannedKey[]; blobs: BlobRow[] }[]> {
+    const owner = new Map<string, string>();
+    for (const app of apps)
+      for (const k of app.definition.keys) {
+        if (k.derivation.method !== 'diversified') continue;
+        const name = masterKeyName(k.derivation.master);
+        const prev = owner.get(name);
+        if (prev !== undefined && prev !== app.aid) throw new JobError('ERR_JOB_UNSUPPORTED', `ISO002: master ${name} serves both ${prev} and ${app.aid}`);
+        owner.set(name, app.aid);
+      }
+    const latest = await this.masterVersions(ctx, ...apps);
+    return Promise.all(apps.map((app) => this.planInstall(ctx, app, uid, jobId, now, latest)));
   }
 
   /** A new random CMK for `uid` (version 1): the row to store 'pending' for `jobId`. */

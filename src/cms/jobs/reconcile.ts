@@ -10,6 +10,12 @@
 //            at its planned version, each authenticating with its new key, every file present →
 //            installed (recorded); anything else → 'partial' (nothing recorded; delete and retry)
 //   delete   AID absent → deleted (recorded); present → not deleted
+//   personalise  each step probed as its own job would be, in order: the issue first (not
+//            applied → nothing else can have happened: no installation runs without the CMK),
+//            then every AID of the plan. Recorded: the issue and each installation the probe
+//            verified ('applied'); the pending keys of an AID found absent are discarded; a
+//            'partial' AID records nothing (delete it and retry). Verdict: 'applied' when every
+//            step is, 'not-applied' when the issue is not, otherwise 'partial'.
 import type { Kysely } from 'kysely';
 import { DesfireClient } from '../../core/client/index.js';
 import { wipe } from '../../core/crypto/bytes.js';
@@ -17,7 +23,7 @@ import type { Transport } from '../../core/transport.js';
 import type { CallerContext, KeySource } from '../../custody/types.js';
 import type { Database } from '../storage/index.js';
 import { JobError } from './errors.js';
-import type { InstallPlan, IssuePlan, Job, JobState, StationJobs } from './service.js';
+import type { InstallPlan, IssuePlan, Job, JobState, PersonalisePlan, PersonaliseSteps, StationJobs } from './service.js';
 
 export type ReconcileVerdict = 'applied' | 'not-applied' | 'partial';
 
@@ -25,6 +31,8 @@ export interface ReconcileResult {
   jobId: string;
   verdict: ReconcileVerdict;
   findings: string[];
+  /** personalise: the verdict of each step ('issue', then each AID), as probed. */
+  steps?: { step: string; verdict: ReconcileVerdict }[];
 }
 
 async function withExported<T>(jobs: StationJobs, ctx: CallerContext, source: KeySource, fn: (k: Uint8Array) => Promise<T>): Promise<T> {
@@ -47,7 +55,30 @@ async function authenticates(c: DesfireClient, keyNo: number, key: Uint8Array, o
   }
 }
 
+/** A personalise job probed step by step with the probes of the separate jobs (never guessed). */
+async function probePersonalise(jobs: StationJobs, ctx: CallerContext, job: Job, transport: Transport): Promise<ReconcileResult> {
+  const p = job.plan as PersonalisePlan;
+  const issue: Job = { ...job, kind: 'issue', aid: '000000', plan: { cmkVersion: p.cmkVersion, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid } };
+  const first = await probeJob(jobs, ctx, issue, transport);
+  const findings = first.findings.map((f) => `issue: ${f}`);
+  const steps: NonNullable<ReconcileResult['steps']> = [{ step: 'issue', verdict: first.verdict }];
+  if (first.verdict !== 'applied') {
+    // no installation runs before the CMK and the PICC settings are in place
+    for (const i of p.installs) steps.push({ step: i.aid, verdict: 'not-applied' });
+    return { jobId: job.id, verdict: first.verdict, findings, steps };
+  }
+  for (const i of p.installs) {
+    const install: Job = { ...job, kind: 'install', aid: i.aid, plan: { cmkVersion: p.cmkVersion, keys: i.keys, files: i.files, ...(i.authorisation ? { authorisation: i.authorisation } : {}) } };
+    const r = await probeJob(jobs, ctx, install, transport);
+    findings.push(...r.findings.map((f) => `${i.aid}: ${f}`));
+    steps.push({ step: i.aid, verdict: r.verdict });
+  }
+  const verdict = steps.every((s) => s.verdict === 'applied') ? 'applied' : 'partial';
+  return { jobId: job.id, verdict, findings, steps };
+}
+
 export async function probeJob(jobs: StationJobs, ctx: CallerContext, job: Job, transport: Transport): Promise<ReconcileResult> {
+  if (job.kind === 'personalise') return probePersonalise(jobs, ctx, job, transport);
   const c = new DesfireClient(transport);
   const db = jobs.db;
   const findings: string[] = [];
@@ -122,7 +153,15 @@ export async function reconcileJob(jobs: StationJobs, ctx: CallerContext, jobId:
       .where('state', '=', job.state)
       .executeTakeFirst();
     if ((u.numUpdatedRows ?? 0n) === 0n) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
-    if (result.verdict === 'applied') await jobs.apply(tx, job);
+    if (job.kind === 'personalise') {
+      // the verified steps recorded; the pending keys of the steps found not applied discarded
+      const steps = result.steps ?? [];
+      const issued = steps.some((s) => s.step === 'issue' && s.verdict === 'applied');
+      const applied: PersonaliseSteps = { issue: issued, aids: issued ? steps.filter((s) => s.step !== 'issue' && s.verdict === 'applied').map((s) => s.step) : [] };
+      if (issued) await jobs.apply(tx, job, applied);
+      const absent = steps.filter((s) => s.verdict === 'not-applied').map((s) => (s.step === 'issue' ? '000000' : s.step));
+      if (absent.length) await tx.deleteFrom('card_key_blobs').where('uid', '=', job.uid).where('job_id', '=', job.id).where('state', '=', 'pending').where('aid', 'in', absent).execute();
+    } else if (result.verdict === 'applied') await jobs.apply(tx, job);
     else if (result.verdict === 'not-applied' && job.kind !== 'delete') await tx.deleteFrom('card_key_blobs').where('uid', '=', job.uid).where('job_id', '=', job.id).where('state', '=', 'pending').execute();
   });
   await jobs.o.audit.append({ time: new Date().toISOString(), source: 'cms', op: 'job_reconcile', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, jobId, uid: job.uid, aid: job.aid, code: result.verdict });
@@ -161,13 +200,19 @@ const requestKey = (jobId: string) => `reconcile:request:${jobId}`;
 /** Jobs whose outcome a probe settles: 'unknown' (claimed, no receipt) and 'failed'. A claimed job may still get its receipt. */
 const OPEN: readonly JobState[] = ['unknown', 'failed'];
 
-/** The station may probe the job's card: active, holding 'issue' (issue jobs) or 'install' on the job's AID. */
+/** The station may probe the job's card: active, holding 'issue' (issue jobs) or 'install' on the job's AID (personalise: both, on every AID of the plan). */
 export async function assertMayProbe(jobs: StationJobs, readerId: string, job: Job): Promise<void> {
   const readers = jobs.o.readers;
   const reader = await readers.get(readerId);
   if (reader?.state !== 'active') throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} is ${reader?.state ?? 'unknown'}`);
   const roles = await readers.roles(readerId);
-  const ok = job.kind === 'issue' ? roles.some((r) => r.operations.includes('issue')) : roles.some((r) => r.aid === job.aid && r.operations.includes('install'));
+  const mayInstall = (aid: string) => roles.some((r) => r.aid === aid && r.operations.includes('install'));
+  const ok =
+    job.kind === 'issue'
+      ? roles.some((r) => r.operations.includes('issue'))
+      : job.kind === 'personalise'
+        ? roles.some((r) => r.operations.includes('issue')) && (job.plan as PersonalisePlan).installs.every((i) => mayInstall(i.aid))
+        : mayInstall(job.aid);
   if (!ok) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} may not probe ${job.kind} jobs${job.kind === 'issue' ? '' : ` of ${job.aid}`}`);
 }
 

@@ -9,7 +9,7 @@
 //                  matched against the plan; success: mapping recorded, blobs 'active',
 //                  job 'completed' — all in one transaction; a card refusal: job 'failed'
 //   no receipt   → after expiry the job is 'unknown' until reconciled; never guessed
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 import { type Prepared, prepare } from '../delivery/prepared.js';
@@ -25,10 +25,10 @@ import { GroupCommit } from './commit.js';
 import { JobError } from './errors.js';
 import { type BlobRow, CardKeys, PICC_AID, type PlannedKey } from './keys.js';
 import { RecipientCache } from './recipient.js';
-import type { JobKeyWire, StationJobWire } from './wire.js';
+import type { ApplicationWire, JobKeyWire, StationJobWire } from './wire.js';
 import { type TxStatement, txStatement } from './writes.js';
 
-export type JobKind = 'issue' | 'install' | 'delete';
+export type JobKind = 'issue' | 'install' | 'delete' | 'personalise';
 export type JobState = 'created' | 'claimed' | 'completed' | 'failed' | 'unknown' | 'reconciled';
 
 export interface IssuePlan {
@@ -47,7 +47,42 @@ export interface DeletePlan {
   cmkVersion: number;
   authorisation?: string;
 }
-export type JobPlan = IssuePlan | InstallPlan | DeletePlan;
+/** One installation of a personalise job (as an install job's plan, plus its AID). */
+export interface PersonaliseInstall {
+  aid: string;
+  keys: PlannedKey[];
+  files: number[];
+  authorisation?: string;
+}
+/**
+ * The whole first personalisation of a blank card: the issue, then every installation in order
+ * (random UID enabled last). `authorisation`: the digest of the installations' authorisations
+ * (authorisationDigest) the station signs back in its ONE receipt.
+ */
+export interface PersonalisePlan extends IssuePlan {
+  installs: PersonaliseInstall[];
+  authorisation?: string;
+}
+export type JobPlan = IssuePlan | InstallPlan | DeletePlan | PersonalisePlan;
+
+/** Which steps of a personalise job to record (reconciliation records the verified ones only). */
+export interface PersonaliseSteps {
+  issue: boolean;
+  aids: string[];
+}
+
+/** Most applications a DESFire card holds (EV1..EV3: 28). */
+export const MAX_PERSONALISE_AIDS = 28;
+
+/**
+ * The authorisation a personalise receipt must name: the installations' authorisations (in the
+ * plan's order) bound into one value that fits the receipt's field. Undefined when none.
+ */
+export function authorisationDigest(installs: readonly { aid: string; authorisation?: string }[]): string | undefined {
+  if (!installs.some((i) => i.authorisation !== undefined)) return undefined;
+  const h = createHash('sha256').update(JSON.stringify(installs.map((i) => [i.aid, i.authorisation ?? null])));
+  return `sha256:${h.digest('base64url')}`;
+}
 
 export interface Job {
   id: string;
@@ -67,7 +102,8 @@ export interface Job {
 export type JobRequest =
   | { kind: 'issue'; uid: string; picc?: { keySettings?: Partial<KeySettingsFlags>; randomUid?: boolean }; /** The card's profile (standing-policy authorisations match it). */ profile?: string }
   | { kind: 'install'; uid: string; aid: string }
-  | { kind: 'delete'; uid: string; aid: string };
+  | { kind: 'delete'; uid: string; aid: string }
+  | { kind: 'personalise'; uid: string; aids: string[]; picc?: { keySettings?: Partial<KeySettingsFlags>; randomUid?: boolean }; profile?: string };
 
 export interface StationJobsOptions {
   db: Kysely<Database>;
@@ -119,6 +155,25 @@ function toJob(r: { [K in keyof Row]: Row[K] }): Job {
   };
 }
 
+/** The PICC part of an issue or personalise request: key settings byte (ISO007 enforced), random UID, profile. */
+function piccPlanOf(req: { picc?: { keySettings?: Partial<KeySettingsFlags>; randomUid?: boolean }; profile?: string }): { keySettings: number; randomUid: boolean } {
+  const flags = { ...PICC_DEFAULTS, ...(req.picc?.keySettings ?? {}) };
+  for (const [k, v] of Object.entries(flags)) if (typeof v !== 'boolean' || !(k in PICC_DEFAULTS)) throw new JobError('ERR_JOB_BAD_INPUT', `picc.keySettings.${k} must be a known boolean flag`);
+  if (flags.freeCreateDelete) throw new JobError('ERR_JOB_BAD_INPUT', 'PICC key settings must forbid free create/delete (ISO007)');
+  const randomUid = req.picc?.randomUid ?? false;
+  if (typeof randomUid !== 'boolean') throw new JobError('ERR_JOB_BAD_INPUT', 'picc.randomUid must be a boolean');
+  if (req.profile !== undefined && (typeof req.profile !== 'string' || !CARD_PROFILE_RE.test(req.profile))) throw new JobError('ERR_JOB_BAD_INPUT', 'profile: a card profile name (A-Z a-z 0-9 . _ -)');
+  return {
+    keySettings: encodePiccKeySettings({ masterKeyChangeable: flags.masterKeyChangeable, freeDirectoryList: flags.freeDirectoryListing, freeCreateDelete: false, configurationChangeable: flags.configurationChangeable }),
+    randomUid,
+  };
+}
+
+/** The steps of a personalise job as the audit entries name them. */
+export function personaliseSteps(p: PersonalisePlan): string[] {
+  return ['issue', ...p.installs.map((i) => `install:${i.aid}`)];
+}
+
 export function checkUidHex(uid: unknown): string {
   if (typeof uid !== 'string' || !UID_RE.test(uid.toUpperCase())) throw new JobError('ERR_JOB_BAD_INPUT', 'uid must be 4..10 bytes of hex');
   return uid.toUpperCase();
@@ -157,6 +212,11 @@ export class StationJobs {
     setState: TxStatement<[string, number, string, string], unknown>;
     setOutcome: TxStatement<[string, string, number, string, string], unknown>;
     activateBlobs: TxStatement<[string, string], unknown>;
+    /** personalise receipt: the blank card issued with its CMK version (no row: it is no longer blank). */
+    issueCard: TxStatement<[number, number, string], unknown>;
+    /** personalise receipt: one application on the card (no row: already recorded). */
+    cardApp: TxStatement<[string, string, number], unknown>;
+    cardKey: TxStatement<[string, string, number, number, number], unknown>;
   };
 
   constructor(readonly o: StationJobsOptions) {
@@ -231,6 +291,26 @@ export class StationJobs {
       setOutcome: txStatement(db, 5, (state, outcome, now, id, from) => db.updateTable('station_jobs').set({ state, outcome, updated_at: now as unknown as number }).where('id', '=', id).where('state', '=', from), n),
       // by the card first: the primary key's prefix (no index on job_id; a scan per receipt grew with the card count)
       activateBlobs: txStatement(db, 2, (uid, jobId) => db.updateTable('card_key_blobs').set({ state: 'active' }).where('uid', '=', uid).where('job_id', '=', jobId).where('state', '=', 'pending'), n),
+      // what CardRepository.transition(uid, 'issued') and recordInstallation write, as statements
+      // compiled once (the job's plan was checked against the registered application at create)
+      issueCard: txStatement(
+        db,
+        3,
+        (version, now, uid) => db.updateTable('cards').set({ state: 'issued', picc_key_version: version as unknown as number, updated_at: now as unknown as number }).where('uid', '=', uid).where('state', '=', 'blank'),
+        n,
+      ),
+      cardApp: txStatement(
+        db,
+        3,
+        (uid, aid, now) => db.insertInto('card_applications').values({ uid, aid, installed_at: now as unknown as number }).onConflict((oc) => oc.columns(['uid', 'aid']).doNothing()),
+        n,
+      ),
+      cardKey: txStatement(
+        db,
+        5,
+        (uid, aid, keyNo, version, now) => db.insertInto('card_keys').values({ uid, aid, key_no: keyNo as unknown as number, key_version: version as unknown as number, updated_at: now as unknown as number }),
+        n,
+      ),
     };
   }
 
@@ -304,22 +384,11 @@ export class StationJobs {
   }
 
   private async createUnchecked(ctx: CallerContext, readerId: string, req: JobRequest, claim: boolean): Promise<{ job: Job; token?: string; wire?: StationJobWire }> {
-    if (!req || typeof req !== 'object' || !['issue', 'install', 'delete'].includes(req.kind)) throw new JobError('ERR_JOB_BAD_INPUT', "kind must be 'issue', 'install' or 'delete'");
+    if (!req || typeof req !== 'object' || !['issue', 'install', 'delete', 'personalise'].includes(req.kind)) throw new JobError('ERR_JOB_BAD_INPUT', "kind must be 'issue', 'install', 'delete' or 'personalise'");
+    if (req.kind === 'personalise') return this.createPersonalise(ctx, readerId, req, claim);
     const uid = checkUidHex(req.uid);
     const aid = req.kind === 'issue' ? PICC_AID : checkAidHex(req.aid);
-    let piccPlan: { keySettings: number; randomUid: boolean } | undefined;
-    if (req.kind === 'issue') {
-      const flags = { ...PICC_DEFAULTS, ...(req.picc?.keySettings ?? {}) };
-      for (const [k, v] of Object.entries(flags)) if (typeof v !== 'boolean' || !(k in PICC_DEFAULTS)) throw new JobError('ERR_JOB_BAD_INPUT', `picc.keySettings.${k} must be a known boolean flag`);
-      if (flags.freeCreateDelete) throw new JobError('ERR_JOB_BAD_INPUT', 'PICC key settings must forbid free create/delete (ISO007)');
-      const randomUid = req.picc?.randomUid ?? false;
-      if (typeof randomUid !== 'boolean') throw new JobError('ERR_JOB_BAD_INPUT', 'picc.randomUid must be a boolean');
-      if (req.profile !== undefined && (typeof req.profile !== 'string' || !CARD_PROFILE_RE.test(req.profile))) throw new JobError('ERR_JOB_BAD_INPUT', 'profile: a card profile name (A-Z a-z 0-9 . _ -)');
-      piccPlan = {
-        keySettings: encodePiccKeySettings({ masterKeyChangeable: flags.masterKeyChangeable, freeDirectoryList: flags.freeDirectoryListing, freeCreateDelete: false, configurationChangeable: flags.configurationChangeable }),
-        randomUid,
-      };
-    }
+    const piccPlan = req.kind === 'issue' ? piccPlanOf(req) : undefined;
     // install/delete: reader, role, card, installed keys and open job in one prepared lookup
     const target = req.kind === 'issue' ? undefined : await this.target.first(readerId, aid, uid, uid, aid, uid, this.now());
     if (req.kind === 'issue') await this.authoriseStation(readerId, req.kind, aid);
@@ -333,14 +402,7 @@ export class StationJobs {
 
     let cmkVersion = 0;
     if (req.kind === 'issue') {
-      const cards = new CardRepository(this.db);
-      let card = await cards.get(uid);
-      if (!card) card = await cards.createBlank(uid, { randomUid: piccPlan!.randomUid, ...(req.profile !== undefined ? { profile: req.profile } : {}) }).catch(async (e) => {
-        if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
-        throw e;
-      });
-      if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
-      if (req.profile !== undefined && card.profile !== req.profile) card = await cards.setProfile(uid, req.profile);
+      await this.blankCard(uid, piccPlan!.randomUid, req.profile);
     } else {
       if (target!.card_state === null) throw new JobError('ERR_JOB_NOT_FOUND', `card ${uid} not found`);
       if (!(CARD_INSTALLABLE as readonly string[]).includes(target!.card_state)) throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${target!.card_state}`);
@@ -376,7 +438,15 @@ export class StationJobs {
     // claimed at once: every key sealed before the row is written (the random keys from the
     // blobs planned above, not yet stored); a refused write hands nothing out
     const wire = claim ? await this.sealJob(ctx, toJob(row), blobs, app) : undefined;
-    const job = await this.commits.run(async (tx) => {
+    const job = await this.storeJob(row, blobs);
+    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}), ...(claim ? { claimed: true } : {}) });
+    return token.token !== undefined ? { job, token: token.token } : { job, wire: wire! };
+  }
+
+  /** A new job's row and its pending key blobs, in one (group) commit. */
+  private storeJob(row: Row, blobs: readonly BlobRow[]): Promise<Job> {
+    const { uid, created_at: now } = row;
+    return this.commits.run(async (tx) => {
       // re-checked under the transaction: two stations racing for one card get one job
       if (dialectOf(tx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${'station-card:' + uid}))`.execute(tx);
       const again = await this.w.open.first(tx, uid, now);
@@ -385,7 +455,82 @@ export class StationJobs {
       await this.w.insertJob.run(tx, row.id, row.kind, row.reader_id, row.uid, row.aid, row.state, row.jti, row.plan, row.created_at, row.expires_at, row.updated_at);
       return toJob(row);
     });
-    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}), ...(claim ? { claimed: true } : {}) });
+  }
+
+  /** The card to issue: created blank on first sight; refused unless blank; its profile as asked. */
+  private async blankCard(uid: string, randomUid: boolean, profile: string | undefined): Promise<void> {
+    const cards = new CardRepository(this.db);
+    const card =
+      (await cards.get(uid)) ??
+      (await cards.createBlank(uid, { randomUid, ...(profile !== undefined ? { profile } : {}) }).catch(async (e) => {
+        if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
+        throw e;
+      }));
+    if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
+    if (profile !== undefined && card.profile !== profile) await cards.setProfile(uid, profile);
+  }
+
+  /**
+   * A personalise job: the issue of a blank card and the installation of every listed AID, in
+   * ONE job. Every check of the separate jobs, per step: the station's role holds 'issue' and
+   * 'install' on (AID, key 0) of EVERY AID (one missing refuses the whole job, nothing written),
+   * each application registered and installable by a station, each tenant's authorisation
+   * (consent) named in the plan, the card blank with no open job. Every key planned (one custody
+   * 'get_keys' for all the masters), sealed in ONE sealMany when claimed; one row, one commit,
+   * one 'job_create' entry naming every step.
+   */
+  private async createPersonalise(ctx: CallerContext, readerId: string, req: Extract<JobRequest, { kind: 'personalise' }>, claim: boolean): Promise<{ job: Job; token?: string; wire?: StationJobWire }> {
+    const uid = checkUidHex(req.uid);
+    if (!Array.isArray(req.aids) || req.aids.length > MAX_PERSONALISE_AIDS) throw new JobError('ERR_JOB_BAD_INPUT', `aids must be a list of at most ${MAX_PERSONALISE_AIDS} AIDs`);
+    const aids = req.aids.map((a) => checkAidHex(a));
+    if (new Set(aids).size !== aids.length) throw new JobError('ERR_JOB_BAD_INPUT', 'aids must not repeat an AID');
+    const piccPlan = piccPlanOf(req);
+    // the station: active, 'issue' on some role, 'install' on (AID, key 0) of every AID
+    const reader = await this.o.readers.get(readerId);
+    if (!reader || reader.state !== 'active') throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} is not active`);
+    const roles = await this.o.readers.roles(readerId);
+    if (!roles.some((r) => r.operations.includes('issue'))) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} has no role with the issue operation`);
+    for (const aid of aids)
+      if (!roles.some((r) => r.aid === aid && r.keyNo === 0 && r.operations.includes('install'))) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} has no role for install on ${aid} key 0`);
+    const apps = await Promise.all(aids.map((aid) => this.application(aid)));
+    for (const app of apps)
+      if (app.definition.keySettings.changeKey.kind !== 'amk' && app.definition.keySettings.changeKey.kind !== 'self')
+        throw new JobError('ERR_JOB_UNSUPPORTED', `application ${app.aid}: stations install only changeKey amk or self`);
+    await this.blankCard(uid, piccPlan.randomUid, req.profile);
+    const busy = await this.q.busy.first(uid, this.now());
+    if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
+    // each tenant's authorisation for its installation (concurrent: their audit entries share a commit)
+    const authorisations = this.o.authorise
+      ? await Promise.all(apps.map((app) => this.o.authorise!({ tenant: app.tenantId, aid: app.aid, operation: 'install', cardUid: uid, at: this.now() }, { actor: ctx.actor, correlationId: ctx.correlationId })))
+      : apps.map(() => undefined);
+    const now = this.now();
+    const id = `job_${randomBytes(12).toString('base64url')}`;
+    const token = claim ? { token: undefined, jti: randomBytes(16).toString('base64url'), expiresAt: Math.floor(now / 1000) + this.ttl } : await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
+    // custody first (it audits, possibly into this database), then one transaction for the rows
+    const [cmk, planned] = await Promise.all([this.keys.planCmk(ctx, uid, id, now), this.keys.planInstalls(ctx, apps, uid, id, now)]);
+    const installs: PersonaliseInstall[] = apps.map((app, i) => ({ aid: app.aid, keys: planned[i]!.keys, files: app.definition.files.map((f) => f.no), ...(authorisations[i] ? { authorisation: authorisations[i] } : {}) }));
+    const digest = authorisationDigest(installs);
+    const plan: PersonalisePlan = { cmkVersion: cmk.version, piccKeySettings: piccPlan.keySettings, randomUid: piccPlan.randomUid, installs, ...(digest ? { authorisation: digest } : {}) };
+    const blobs = [cmk.blob, ...planned.flatMap((p) => p.blobs)];
+    const state: JobState = claim ? 'claimed' : 'created';
+    const row = { id, kind: 'personalise', reader_id: readerId, uid, aid: PICC_AID, state, jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
+    const wire = claim ? await this.sealJob(ctx, toJob(row), blobs, apps) : undefined;
+    const job = await this.storeJob(row, blobs);
+    await this.o.audit.append({
+      time: new Date(now).toISOString(),
+      source: 'cms',
+      op: 'job_create',
+      outcome: 'ok',
+      actor: ctx.actor,
+      correlationId: ctx.correlationId,
+      readerId,
+      jobId: id,
+      uid,
+      aid: PICC_AID,
+      steps: personaliseSteps(plan),
+      ...(digest ? { authorisation: digest, authorisations: installs.map((i) => i.authorisation ?? '-') } : {}),
+      ...(claim ? { claimed: true } : {}),
+    });
     return token.token !== undefined ? { job, token: token.token } : { job, wire: wire! };
   }
 
@@ -414,7 +559,7 @@ export class StationJobs {
   }
 
   /** The job as the station gets it: every key sealed to the job's reader (custody audits the batch as one release event). `pending`: blobs planned but not yet stored. */
-  private async sealJob(ctx: CallerContext, job: Job, pending?: BlobRow[], known?: Application): Promise<StationJobWire> {
+  private async sealJob(ctx: CallerContext, job: Job, pending?: BlobRow[], known?: Application | Application[]): Promise<StationJobWire> {
     const { recipient } = await this.recipients.of(job.readerId);
     const ttlSeconds = Math.max(1, Math.ceil((job.expiresAt - this.now()) / 1000));
     // every key of the job sealed in ONE custody call: one audit entry naming every binding and
@@ -433,24 +578,25 @@ export class StationJobs {
       return { ...common, kind: 'issue', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk: cmk!, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid };
     } else if (job.kind === 'install') {
       const p = job.plan as InstallPlan;
-      const app = known ?? (await this.application(job.aid));
-      const plan = applicationPlan(app.definition as LayoutApplication);
+      const app = (known as Application | undefined) ?? (await this.application(job.aid));
       const keyType = app.keyType === '3k3des' ? '3k3des' : 'aes';
       const sources = await Promise.all([cmkSource, ...p.keys.map((k) => this.keys.appSource(this.db, app, job.uid, k.keyNo, k.version, pending))]);
       const [cmk, ...keys] = await sealAll(sources, ['aes', ...p.keys.map(() => keyType)]);
-      return {
-        ...common,
-        kind: 'install',
-        cmk: cmk!,
-        application: {
-          aid: app.aid,
-          createApplication: Buffer.from(plan.createApplicationData).toString('hex'),
-          keyType,
-          changeKey: app.definition.keySettings.changeKey.kind === 'self' ? 'self' : 'amk',
-          keys,
-          files: plan.files.map((f) => ({ fileNo: f.fileNo, command: f.command, data: Buffer.from(f.data).toString('hex') })),
-        },
-      };
+      return { ...common, kind: 'install', cmk: cmk!, application: applicationWire(app, keys) };
+    } else if (job.kind === 'personalise') {
+      // the CMK and every key of every application in ONE sealMany (one audited release)
+      const p = job.plan as PersonalisePlan;
+      const apps = (known as Application[] | undefined) ?? (await Promise.all(p.installs.map((i) => this.application(i.aid))));
+      const keyTypes = apps.map((app) => (app.keyType === '3k3des' ? '3k3des' : 'aes') as 'aes' | '3k3des');
+      const sources = await Promise.all([cmkSource, ...p.installs.flatMap((inst, i) => inst.keys.map((k) => this.keys.appSource(this.db, apps[i]!, job.uid, k.keyNo, k.version, pending)))]);
+      const [cmk, ...all] = await sealAll(sources, ['aes', ...p.installs.flatMap((inst, i) => inst.keys.map(() => keyTypes[i]!))]);
+      let at = 0;
+      const applications = p.installs.map((inst, i) => {
+        const keys = all.slice(at, at + inst.keys.length);
+        at += inst.keys.length;
+        return { ...applicationWire(apps[i]!, keys), ...(inst.authorisation ? { authorisation: inst.authorisation } : {}) };
+      });
+      return { ...common, kind: 'personalise', factoryKey: { keyType: 'des', hex: '0000000000000000' }, cmk: cmk!, piccKeySettings: p.piccKeySettings, randomUid: p.randomUid, applications };
     }
     const [cmk] = await sealAll([await cmkSource], ['aes']);
     return { ...common, kind: 'delete', cmk: cmk!, aid: job.aid };
@@ -487,11 +633,31 @@ export class StationJobs {
     return { job: done, ok };
   }
 
-  /** Record what a job did to the card, inside `tx` (receipt or reconciliation). */
-  async apply(tx: Kysely<Database>, job: Job): Promise<void> {
+  /**
+   * Record what a job did to the card, inside `tx` (receipt or reconciliation). A personalise job:
+   * the card issued (CMK version), every installation (mapping and key versions) and every key
+   * blob activated — what the issue and install receipts record, in one transaction; `steps`
+   * (reconciliation) limits it to the steps the probe verified.
+   */
+  async apply(tx: Kysely<Database>, job: Job, steps?: PersonaliseSteps): Promise<void> {
     const cards = new CardRepository(tx);
     const now = this.now();
-    if (job.kind === 'issue') {
+    if (job.kind === 'personalise') {
+      const p = job.plan as PersonalisePlan;
+      const only = steps ?? { issue: true, aids: p.installs.map((i) => i.aid) };
+      if (!only.issue) return;
+      if ((await this.w.issueCard.run(tx, p.cmkVersion, now, job.uid)) === 0) throw new JobError('ERR_JOB_CARD_STATE', `card ${job.uid} is no longer blank`);
+      for (const inst of p.installs) {
+        if (!only.aids.includes(inst.aid)) continue;
+        if ((await this.w.cardApp.run(tx, job.uid, inst.aid, now)) === 0) throw new JobError('ERR_JOB_CARD_STATE', `application ${inst.aid} is already recorded on card ${job.uid}`);
+        for (const k of inst.keys) await this.w.cardKey.run(tx, job.uid, inst.aid, k.keyNo, k.version, now);
+      }
+      if (!steps) await this.activateBlobs(tx, job);
+      else {
+        const aids = [PICC_AID, ...only.aids];
+        await tx.updateTable('card_key_blobs').set({ state: 'active' }).where('uid', '=', job.uid).where('job_id', '=', job.id).where('state', '=', 'pending').where('aid', 'in', aids).execute();
+      }
+    } else if (job.kind === 'issue') {
       await cards.transition(job.uid, 'issued', { piccKeyVersion: job.plan.cmkVersion, now });
       await this.activateBlobs(tx, job);
     } else if (job.kind === 'install') {
@@ -525,6 +691,19 @@ export class StationJobs {
   }
 }
 
+/** An application's installation sequence for the station, its keys already sealed. */
+function applicationWire(app: Application, keys: JobKeyWire[]): ApplicationWire {
+  const plan = applicationPlan(app.definition as LayoutApplication);
+  return {
+    aid: app.aid,
+    createApplication: Buffer.from(plan.createApplicationData).toString('hex'),
+    keyType: app.keyType === '3k3des' ? '3k3des' : 'aes',
+    changeKey: app.definition.keySettings.changeKey.kind === 'self' ? 'self' : 'amk',
+    keys,
+    files: plan.files.map((f) => ({ fileNo: f.fileNo, command: f.command, data: Buffer.from(f.data).toString('hex') })),
+  };
+}
+
 /** A successful receipt must show every step the plan requires (else ERR_JOB_RECEIPT_MISMATCH). */
 function checkSteps(job: Job, r: Receipt): void {
   const has = (op: string, f: (x: Receipt['results'][number]) => boolean = () => true) => r.results.some((x) => x.op === op && x.status === 0 && f(x));
@@ -540,6 +719,22 @@ function checkSteps(job: Job, r: Receipt): void {
     for (const k of p.keys) if (!has('ChangeKey', (x) => x.aid === job.aid && x.keyNo === k.keyNo && x.keyVersion === k.version)) missing.push(`ChangeKey ${k.keyNo}`);
     for (const f of p.files) if (!has('CreateFile', (x) => x.fileNo === f)) missing.push(`CreateFile ${f}`);
     if (!has('CommitTransaction')) missing.push('CommitTransaction');
+  } else if (job.kind === 'personalise') {
+    // every step named with its AID: the issue at PICC level, then each installation
+    const p = job.plan as PersonalisePlan;
+    if (!has('ChangeKey', (x) => x.aid === PICC_AID && x.keyNo === 0 && x.keyVersion === p.cmkVersion)) missing.push('ChangeKey CMK');
+    if (!has('ChangeKeySettings', (x) => x.aid === PICC_AID)) missing.push('ChangeKeySettings');
+    for (const inst of p.installs) {
+      if (!has('CreateApplication', (x) => x.aid === inst.aid)) missing.push(`CreateApplication ${inst.aid}`);
+      for (const k of inst.keys) if (!has('ChangeKey', (x) => x.aid === inst.aid && x.keyNo === k.keyNo && x.keyVersion === k.version)) missing.push(`ChangeKey ${inst.aid}/${k.keyNo}`);
+      for (const f of inst.files) if (!has('CreateFile', (x) => x.aid === inst.aid && x.fileNo === f)) missing.push(`CreateFile ${inst.aid}/${f}`);
+      if (!has('CommitTransaction', (x) => x.aid === inst.aid)) missing.push(`CommitTransaction ${inst.aid}`);
+    }
+    // random UID enabled last: after it the station could no longer name the card by its UID
+    if (p.randomUid) {
+      const last = r.results[r.results.length - 1];
+      if (!last || last.op !== 'SetConfiguration' || last.status !== 0) missing.push('SetConfiguration (last)');
+    }
   } else if (!has('DeleteApplication', (x) => x.aid === job.aid)) missing.push('DeleteApplication');
   if (missing.length) throw new JobError('ERR_JOB_RECEIPT_MISMATCH', `receipt lacks: ${missing.join(', ')}`, { missing });
 }

@@ -4,11 +4,11 @@
 
 export interface StationJobTable {
   id: string;
-  /** 'issue' | 'install' | 'delete'. */
+  /** 'issue' | 'install' | 'delete' | 'personalise'. */
   kind: string;
   reader_id: string;
   uid: string;
-  /** AID (6 hex digits) for install/delete; '000000' for issue. */
+  /** AID (6 hex digits) for install/delete; '000000' for issue and personalise (its AIDs are in the plan). */
   aid: string;
   /** 'created' → 'claimed' → 'completed' | 'failed' | 'unknown' → 'reconciled'. */
   state: string;

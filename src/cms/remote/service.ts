@@ -19,7 +19,7 @@ import type { CallerContext, KeyCustody, KeySource } from '../../custody/types.j
 import { CARD_USABLE } from '../domain/index.js';
 import type { StationAuditSink } from '../jobs/audit.js';
 import { JobError } from '../jobs/errors.js';
-import { reconcileJob } from '../jobs/reconcile.js';
+import { assertMayProbe, reconcileJob } from '../jobs/reconcile.js';
 import { checkAidHex, checkUidHex, type StationJobs } from '../jobs/service.js';
 import { RelayTransport, type RelayEvent } from './relay.js';
 
@@ -175,7 +175,8 @@ export class RemoteSessions {
     if (!req || typeof req !== 'object') throw new JobError('ERR_REMOTE_BAD_INPUT', 'remote request required');
     if (req.op === 'reconcile') {
       const job = await jobs.get(req.jobId);
-      if (job.kind === 'issue') {
+      if (job.kind === 'personalise') await assertMayProbe(jobs, readerId, job);
+      else if (job.kind === 'issue') {
         const roles = await readers.roles(readerId);
         const r = await readers.get(readerId);
         if (r?.state !== 'active' || !roles.some((x) => x.operations.includes('issue'))) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} may not probe issue jobs`);

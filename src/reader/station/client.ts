@@ -1,6 +1,7 @@
 // The station's HTTP client to the CMS (HTTPS with the reader's certificate: mTLS) and the whole
-// personalisation flow: read the UID, ask for the job already claimed by this station (one request:
-// the keys sealed to it), run it on the card, post the signed receipt. Also the remote-mode relay loop (the reader only relays
+// personalisation flow: read the UID, ask for ONE 'personalise' job (the issue and every
+// installation) already claimed by this station (one request: the keys sealed to it), run it on the
+// card in one session, post the one signed receipt. Also the remote-mode relay loop (the reader only relays
 // APDUs) for reads and reconciliation. Engineer I's reader agent and the tests share it.
 import { Agent, request } from 'node:https';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
@@ -85,13 +86,31 @@ export class CmsClient {
 export type JobRequest =
   | { kind: 'issue'; uid: string; picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean }; profile?: string }
   | { kind: 'install'; uid: string; aid: string }
-  | { kind: 'delete'; uid: string; aid: string };
+  | { kind: 'delete'; uid: string; aid: string }
+  | { kind: 'personalise'; uid: string; aids: string[]; picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean }; profile?: string };
 
 export interface StationRun extends JobOutcome {
   jobId: string;
   recorded: boolean;
   /** Milliseconds of HTTP round trips to the CMS (create with claim, receipt). */
   cmsMs: number;
+}
+
+/** One step of a personalise job as the card saw it: done (`ok`), and recorded by the CMS with the whole job. */
+export interface PersonaliseStepRun {
+  step: 'issue' | 'install';
+  /** '000000' for the issue. */
+  aid: string;
+  /** The card completed the step (the issue: CMK, PICC key settings and, with random UID, SetConfiguration). */
+  ok: boolean;
+  /** The CMS recorded the job (all steps or none). */
+  recorded: boolean;
+}
+
+/** A personalise job: its one run (one receipt) and what it means per step (issue, then each AID). */
+export interface Personalisation extends StationRun {
+  uid: string;
+  runs: PersonaliseStepRun[];
 }
 
 /** The PC/SC reader's UID of the card in the field (GET DATA FF CA 00 00 00). */
@@ -140,17 +159,24 @@ export class StationClient {
     return { ...out, jobId: created.jobId, recorded: r.ok === true, cmsMs };
   }
 
-  /** Issue a blank card, then install each AID: the whole personalisation of one card. */
-  async personalise(t: Transport, aids: string[], picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean }): Promise<{ uid: string; runs: StationRun[] }> {
+  /**
+   * The whole first personalisation of a blank card in ONE job: issue, then each AID in order,
+   * random UID (if asked) enabled last; one request for the job, one card session, one receipt.
+   * No fallback to separate jobs: a refusal by the CMS throws CmsCallError (its code), a local
+   * failure StationError (no receipt: the job is reconciled by probing), a card refusal comes back
+   * with `recorded: false` (nothing recorded; the CMS reconciles by probing every step).
+   */
+  async personalise(t: Transport, aids: string[], picc?: { keySettings?: Record<string, boolean>; randomUid?: boolean }, opts: { profile?: string } = {}): Promise<Personalisation> {
     const uid = await readUid(t);
-    const runs = [await this.run({ kind: 'issue', uid, ...(picc ? { picc } : {}) }, t)];
-    if (!runs[0]!.recorded) return { uid, runs };
-    for (const aid of aids) {
-      const r = await this.run({ kind: 'install', uid, aid }, t);
-      runs.push(r);
-      if (!r.recorded) break;
-    }
-    return { uid, runs };
+    const run = await this.run({ kind: 'personalise', uid, aids, ...(picc ? { picc } : {}), ...(opts.profile !== undefined ? { profile: opts.profile } : {}) }, t);
+    const res = run.receipt.results;
+    const done = (op: string, aid: string) => res.some((x) => x.op === op && x.aid === aid && x.status === 0);
+    const randomUid = picc?.randomUid === true;
+    const runs: PersonaliseStepRun[] = [
+      { step: 'issue', aid: '000000', ok: done('ChangeKeySettings', '000000') && (!randomUid || done('SetConfiguration', '000000')), recorded: run.recorded },
+      ...aids.map((aid) => ({ step: 'install' as const, aid: aid.toUpperCase(), ok: done('CommitTransaction', aid.toUpperCase()), recorded: run.recorded })),
+    ];
+    return { ...run, uid, runs };
   }
 }
 

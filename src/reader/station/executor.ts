@@ -8,6 +8,9 @@
 //            default application key, ChangeKey(AMK), authenticate with the new AMK, ChangeKey for
 //            every other key, create the files, CommitTransaction
 //   delete   authenticate with the CMK, DeleteApplication
+//   personalise  the issue (without SetConfiguration), then the install sequence for every
+//            application in order, then — random UID — authenticate with the CMK and
+//            SetConfiguration LAST (until then the card answers with its real UID)
 //
 // A card refusal stops the job: the receipt then ends with the failing step and its status, so
 // the CMS records nothing and reconciles the card by probing it. Local errors (expired job,
@@ -24,7 +27,7 @@ import { CardStatusError } from '../../core/protocol/status.js';
 import type { Transport } from '../../core/transport.js';
 import { ReaderUnsealer } from '../../custody/sealed.js';
 import type { KeyBinding } from '../../custody/types.js';
-import type { DeleteJob, InstallJob, IssueJob, JobKey, ReceiptStep, StationJob, StationReceipt } from './protocol.js';
+import type { DeleteJob, InstallJob, IssueJob, JobApplication, JobKey, PersonaliseJob, ReceiptStep, StationJob, StationReceipt } from './protocol.js';
 import { signStationReceipt } from './receipt.js';
 
 export class StationError extends Error {
@@ -122,6 +125,9 @@ export class StationExecutor {
         case 'delete':
           await this.delete(job, client, step);
           break;
+        case 'personalise':
+          await this.personalise(job, client, step);
+          break;
         default:
           throw new StationError('ERR_STATION_JOB_INVALID', 'unknown job kind');
       }
@@ -145,6 +151,21 @@ export class StationExecutor {
     }
   }
 
+  private async personalise(job: PersonaliseJob, c: DesfireClient, step: Step): Promise<void> {
+    if (!Array.isArray(job.applications)) throw new StationError('ERR_STATION_JOB_INVALID', 'personalise job without applications');
+    // every key of an application bound to this card and that application (never another AID's)
+    for (const a of job.applications)
+      if (!a || !Array.isArray(a.keys) || a.keys.some((k) => k?.binding?.aid !== a.aid || k.binding.uid !== job.uid))
+        throw new StationError('ERR_STATION_JOB_INVALID', `application ${String(a?.aid)}: a key is bound to another card or application`);
+    if (job.cmk?.binding?.uid !== job.uid || job.cmk.binding.aid !== '000000') throw new StationError('ERR_STATION_JOB_INVALID', 'the CMK is bound to another card');
+    await this.issue({ ...job, kind: 'issue', randomUid: false }, c, step);
+    for (const a of job.applications) await this.installApplication(job.cmk, a, c, step);
+    if (job.randomUid) {
+      await this.authCmk(job.cmk, c, step);
+      await step({ op: 'SetConfiguration', aid: '000000' }, () => c.setConfiguration({ option: 'picc', disableFormat: false, randomUid: true }));
+    }
+  }
+
   private async issue(job: IssueJob, c: DesfireClient, step: Step): Promise<void> {
     const factory = fromHex(job.factoryKey.hex);
     await step({ op: 'SelectApplication', aid: '000000' }, () => c.selectApplication(0));
@@ -159,13 +180,16 @@ export class StationExecutor {
     if (job.randomUid) await step({ op: 'SetConfiguration' }, () => c.setConfiguration({ option: 'picc', disableFormat: false, randomUid: true }));
   }
 
-  private async install(job: InstallJob, c: DesfireClient, step: Step): Promise<void> {
-    const a = job.application;
+  private install(job: InstallJob, c: DesfireClient, step: Step): Promise<void> {
+    return this.installApplication(job.cmk, job.application, c, step);
+  }
+
+  private async installApplication(cmk: JobKey, a: JobApplication, c: DesfireClient, step: Step): Promise<void> {
     const params = decodeCreateApplication(fromHex(a.createApplication));
     const byNo = new Map(a.keys.map((k) => [k.keyNo, k]));
     const amk = byNo.get(0);
     if (!amk || a.keys.length !== params.keyCount) throw new StationError('ERR_STATION_JOB_INVALID', 'install job must carry every key 0..n-1');
-    await this.authCmk(job.cmk, c, step);
+    await this.authCmk(cmk, c, step);
     await step({ op: 'CreateApplication', aid: a.aid }, () => c.createApplication(params));
     await step({ op: 'SelectApplication', aid: a.aid }, () => c.selectApplication(params.aid));
     const dflt = ZERO(a.keyType);

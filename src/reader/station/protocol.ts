@@ -43,23 +43,42 @@ export interface IssueJob extends JobCommon {
   randomUid: boolean;
 }
 
-/** Install one application: the seed's sequence. */
+/** One application to install: the seed's sequence. */
+export interface JobApplication {
+  /** AID as written (6 hex digits, MSB first). */
+  aid: string;
+  /** CreateApplication command data (AID LSB first, key settings 1 and 2), hex. */
+  createApplication: string;
+  keyType: 'aes' | '3k3des';
+  /** Who changes keys: 'amk' (key settings nibble 0) or 'self' (nibble E). */
+  changeKey: 'amk' | 'self';
+  /** Every key 0..n-1 (key 0 = AMK), sealed. */
+  keys: JobKey[];
+  /** Create*File commands: command byte and command data (hex). */
+  files: { fileNo: number; command: number; data: string }[];
+  /** personalise: the tenant authorisation of this installation (informative; the receipt names the job's `authorisation`). */
+  authorisation?: string;
+}
+
+/** Install one application. */
 export interface InstallJob extends JobCommon {
   kind: 'install';
   cmk: JobKey;
-  application: {
-    /** AID as written (6 hex digits, MSB first). */
-    aid: string;
-    /** CreateApplication command data (AID LSB first, key settings 1 and 2), hex. */
-    createApplication: string;
-    keyType: 'aes' | '3k3des';
-    /** Who changes keys: 'amk' (key settings nibble 0) or 'self' (nibble E). */
-    changeKey: 'amk' | 'self';
-    /** Every key 0..n-1 (key 0 = AMK), sealed. */
-    keys: JobKey[];
-    /** Create*File commands: command byte and command data (hex). */
-    files: { fileNo: number; command: number; data: string }[];
-  };
+  application: JobApplication;
+}
+
+/**
+ * A blank card's whole first personalisation in one card session: the issue (as IssueJob, but
+ * SetConfiguration deferred), every application in order (as InstallJob), then SetConfiguration
+ * (random UID) LAST. One receipt lists every step, each named with its AID.
+ */
+export interface PersonaliseJob extends JobCommon {
+  kind: 'personalise';
+  factoryKey: { keyType: 'des'; hex: string };
+  cmk: JobKey;
+  piccKeySettings: number;
+  randomUid: boolean;
+  applications: JobApplication[];
 }
 
 /** Delete one application (authenticated with the CMK). */
@@ -69,7 +88,7 @@ export interface DeleteJob extends JobCommon {
   aid: string;
 }
 
-export type StationJob = IssueJob | InstallJob | DeleteJob;
+export type StationJob = IssueJob | InstallJob | DeleteJob | PersonaliseJob;
 
 /** One step the station performed (or failed): the DESFire status byte (0x00 OK). */
 export interface ReceiptStep {

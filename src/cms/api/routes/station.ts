@@ -1,7 +1,9 @@
 // Station jobs (readers with the install/issue operations, by mTLS), their status (operators), and
 // online key delivery for runtime readers (mTLS). Every refusal is a 4xx with a stable code.
 //
-//   POST /v1/station/jobs                 reader: ask for a job {kind: issue|install|delete, uid, aid?, picc?};
+//   POST /v1/station/jobs                 reader: ask for a job {kind: issue|install|delete, uid, aid?, picc?},
+//                                         or {kind: personalise, uid, aids, picc?, profile?}: a blank card's
+//                                         issue + every installation in ONE job (one receipt);
 //                                         with claim: true the job comes back claimed (keys sealed), no token
 //   POST /v1/station/jobs/:id/claim       reader: redeem the single-use token → the job, keys sealed to it
 //   POST /v1/station/jobs/:id/receipt     reader: the signed receipt → mapping recorded (or job failed)
@@ -29,10 +31,14 @@ const Flags = Type.Object(
   },
   { additionalProperties: false },
 );
+const Profile = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
+const Picc = Type.Object({ keySettings: Type.Optional(Flags), randomUid: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 const CreateBody = Type.Union([
-  Type.Object({ kind: Type.Literal('issue'), uid: Uid, claim: Type.Optional(Type.Boolean()), profile: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })), picc: Type.Optional(Type.Object({ keySettings: Type.Optional(Flags), randomUid: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('issue'), uid: Uid, claim: Type.Optional(Type.Boolean()), profile: Type.Optional(Profile), picc: Type.Optional(Picc) }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('install'), uid: Uid, aid: Aid, claim: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('delete'), uid: Uid, aid: Aid, claim: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  // AIDs in installation order; duplicates are refused by the service (ERR_JOB_BAD_INPUT)
+  Type.Object({ kind: Type.Literal('personalise'), uid: Uid, aids: Type.Array(Aid, { maxItems: 28 }), claim: Type.Optional(Type.Boolean()), profile: Type.Optional(Profile), picc: Type.Optional(Picc) }, { additionalProperties: false }),
 ]);
 const JobView = Type.Object({
   id: Type.String(),
@@ -106,7 +112,8 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
         config: { auth: { reader: true } },
         schema: {
           tags: ['station'],
-          summary: 'a station asks for a job on the card in front of it (201: job id + single-use operation token; with claim: true the job itself, claimed by this reader, keys sealed to it, and no token)',
+          summary:
+            "a station asks for a job on the card in front of it (201: job id + single-use operation token; with claim: true the job itself, claimed by this reader, keys sealed to it, and no token); kind 'personalise': a blank card's issue and every listed installation in one job",
           security: readerSec,
           body: CreateBody,
           response: { 201: Type.Object({ jobId: Type.String(), token: Type.Optional(Type.String()), expiresAt: Type.Integer(), job: Type.Optional(Type.Unknown()) }), ...ERROR_RESPONSES },
