@@ -15,7 +15,7 @@
 // config is pg's own form for a named statement. Parameters are still bound by the server.
 import type BetterSqlite3 from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { type CompiledQuery, type Compilable, type Kysely, createQueryId } from 'kysely';
+import { type CompiledQuery, type Compilable, type Kysely, RawNode, createQueryId } from 'kysely';
 import { dialectOf } from '../storage/dialect.js';
 
 type Scalar = string | number;
@@ -71,5 +71,19 @@ export function prepare<DB, A extends Scalar[], R>(db: Kysely<DB>, arity: A['len
   return {
     all: (...args) => run(args),
     first: async (...args) => (await run(args))[0],
+  };
+}
+
+/**
+ * A statement written as SQL text (for what the query builder cannot say, e.g. `unnest(...) with
+ * ordinality`): run with these parameters, bound by the driver. On PostgreSQL a named prepared
+ * statement like `prepare`'s. The text must use the dialect's placeholders ($1, ...).
+ */
+export function preparedText<DB, R>(db: Kysely<DB>, text: string): (parameters: readonly unknown[]) => Promise<R[]> {
+  const name = dialectOf(db as unknown as Parameters<typeof dialectOf>[0]) === 'postgres' ? `${NAME_PREFIX}${named++}` : undefined;
+  const query = RawNode.createWithSql(text);
+  return async (parameters) => {
+    const q: CompiledQuery<R> = { sql: name ? ({ name, text } as unknown as string) : text, query, queryId: createQueryId(), parameters };
+    return (await db.executeQuery(q)).rows;
   };
 }

@@ -16,7 +16,9 @@ import { JobError } from '../jobs/errors.js';
 import { CardKeys } from '../jobs/keys.js';
 import { RecipientCache } from '../jobs/recipient.js';
 import { checkAidHex, checkUidHex } from '../jobs/service.js';
-import { type Prepared, prepare } from './prepared.js';
+import { type Prepared, prepare, preparedText } from './prepared.js';
+import { Coalescer } from './batch.js';
+import { dialectOf } from '../storage/dialect.js';
 import { READER_NOT_ACTIVE, type ReaderRecheck } from '../api/auth.js';
 import { ApiError } from '../api/errors.js';
 
@@ -32,6 +34,26 @@ interface LookupRow {
   /** Non-null: the presented certificate's serial is revoked (read only for a ReaderRecheck). */
   revoked: string | null;
 }
+
+/** The lookup's arguments: reader id, AID, key number, card UID, certificate serial to re-check ('' for none). */
+type LookupKey = [string, string, number, string, string];
+
+/**
+ * The same lookup for N requests in ONE PostgreSQL statement: the arguments as five parallel
+ * arrays, numbered by `with ordinality`; each request's row carries its number (`i`, from 1). The
+ * joins and conditions are those of the one-request lookup (the constructor's `prepare`) with
+ * `q.<column>` for each argument, so each request gets exactly the row it would get alone: the
+ * reader by id (inner join: an unknown reader gives no row), its role for (aid, keyNo), the card,
+ * the key's version on it, and the revocation of the presented certificate's serial. One
+ * statement is one snapshot, taken when it runs — after every request of the batch arrived.
+ */
+const LOOKUP_MANY_SQL = `select q.i::int as i, r.state, r.cert_pem, rr.tenant_id, rr.operations, c.state as card_state, k.key_version, rc.serial as revoked
+from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[]) with ordinality as q(reader_id, aid, key_no, uid, serial, i)
+join readers as r on r.id = q.reader_id
+left join reader_roles as rr on rr.reader_id = r.id and rr.aid = q.aid and rr.key_no = q.key_no
+left join cards as c on c.uid = q.uid
+left join card_keys as k on k.uid = c.uid and k.aid = q.aid and k.key_no = q.key_no
+left join revoked_certificates as rc on rc.serial = q.serial`;
 
 export interface DeliveryRequest {
   uid: string;
@@ -61,6 +83,14 @@ export interface KeyDeliveryOptions {
   now?: () => number;
   /** SQLite: the native connection, for statements prepared once (see prepared.ts). */
   sqlite?: BetterSqlite3.Database;
+  /**
+   * PostgreSQL: the lookups of one event-loop turn in one statement (default true; see batch.ts),
+   * at most `maxBatch` (default 128) per statement. A batch of one uses the one-request statement.
+   */
+  coalesce?: boolean;
+  maxBatch?: number;
+  /** Told the number of lookups of every coalesced statement (benchmark / tests). */
+  onLookupBatch?: (size: number) => void;
 }
 
 export class KeyDelivery {
@@ -75,7 +105,9 @@ export class KeyDelivery {
    * card's state and the key's version on it. Every join is on a unique key, so at most one row;
    * no row means the reader is unknown. (Before: two lookups — on PostgreSQL a round trip each.)
    */
-  private readonly lookup: Prepared<[string, string, number, string, string], LookupRow>;
+  private readonly lookup: Prepared<LookupKey, LookupRow>;
+  /** PostgreSQL: the lookups of one event-loop turn coalesced (one round trip for all of them). */
+  private readonly batched?: Coalescer<LookupKey, LookupRow>;
 
   constructor(private readonly o: KeyDeliveryOptions) {
     this.keys = o.keys ?? new CardKeys(o.custody);
@@ -83,7 +115,7 @@ export class KeyDelivery {
     this.ttl = o.ttlSeconds ?? 60;
     this.now = o.now ?? Date.now;
     const db = o.db;
-    this.lookup = prepare<Database, [string, string, number, string, string], LookupRow>(db, 5, (readerId, aid, keyNo, uid, serial) =>
+    this.lookup = prepare<Database, LookupKey, LookupRow>(db, 5, (readerId, aid, keyNo, uid, serial) =>
       db
         .selectFrom('readers as r')
         .leftJoin('reader_roles as rr', (j) => j.onRef('rr.reader_id', '=', 'r.id').on('rr.aid', '=', aid!).on('rr.key_no', '=', keyNo as unknown as number))
@@ -94,6 +126,32 @@ export class KeyDelivery {
         .where('r.id', '=', readerId!),
       o.sqlite,
     );
+    if (!o.sqlite && (o.coalesce ?? true) && dialectOf(db) === 'postgres') {
+      const many = preparedText<Database, LookupRow & { i: number }>(db, LOOKUP_MANY_SQL);
+      const one = this.lookup;
+      this.batched = new Coalescer<LookupKey, LookupRow>(
+        async (keys) => {
+          if (keys.length === 1) return [await one.first(...keys[0]!)];
+          const cols: [string[], string[], number[], string[], string[]] = [[], [], [], [], []];
+          for (const k of keys) {
+            cols[0].push(k[0]);
+            cols[1].push(k[1]);
+            cols[2].push(k[2]);
+            cols[3].push(k[3]);
+            cols[4].push(k[4]);
+          }
+          const out: (LookupRow | undefined)[] = new Array<LookupRow | undefined>(keys.length).fill(undefined);
+          for (const row of await many(cols)) {
+            const i = row.i - 1; // at most one row per request: every join is on a unique key
+            if (!(i >= 0 && i < keys.length) || out[i] !== undefined) throw new Error('batched delivery lookup: unexpected row number');
+            out[i] = row;
+          }
+          return out;
+        },
+        o.maxBatch ?? 128,
+        o.onLookupBatch,
+      );
+    }
   }
 
   private async application(aid: string): Promise<Application | undefined> {
@@ -109,11 +167,19 @@ export class KeyDelivery {
    * state, src/cms/api/auth.ts ReaderRecheck) to this lookup: it is read in the same query, a
    * refusal is 403 ERR_READER_NOT_ACTIVE (as the API's own re-check answers; audited by the API
    * as a refused request), and `recheck.done` is set once it passed.
+   *
+   * `admitted`: the request's rate-limit decision still in flight (the API's hit started before
+   * the body was parsed and NOT awaited), so the Redis round trip overlaps the PostgreSQL lookup.
+   * It must reject (e.g. 429 ERR_RATE_LIMITED) when the request is not admitted. It is awaited
+   * before anything is derived and before ANY outcome of this call: a request that is not
+   * admitted gets the rate-limit refusal — never another refusal, never a key — as when the hook
+   * awaited it before the handler; its lookup's answer is dropped and nothing is audited here.
    */
-  async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck?: ReaderRecheck): Promise<Delivery> {
+  async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck?: ReaderRecheck, admitted?: Promise<unknown>): Promise<Delivery> {
     try {
-      return await this.deliverUnchecked(ctx, readerId, req, recheck);
+      return await this.deliverUnchecked(ctx, readerId, req, recheck, admitted);
     } catch (e) {
+      if (admitted) await admitted; // not admitted: that refusal (thrown here) wins over every other
       if (e instanceof ApiError) throw e; // the reader re-check: refused like the API's own check
       // the refusal's identifiers (as presented, bounded), built only for a refusal
       const d = { readerId, uid: String(req?.uid ?? '').slice(0, 20).toUpperCase(), aid: String(req?.aid ?? '').slice(0, 6).toUpperCase(), keyNo: typeof req?.keyNo === 'number' ? req.keyNo : -1 };
@@ -123,13 +189,16 @@ export class KeyDelivery {
     }
   }
 
-  private async deliverUnchecked(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck: ReaderRecheck | undefined): Promise<Delivery> {
+  private async deliverUnchecked(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck: ReaderRecheck | undefined, admitted: Promise<unknown> | undefined): Promise<Delivery> {
     const uid = checkUidHex(req?.uid);
     const aid = checkAidHex(req?.aid);
     const keyNo = req?.keyNo;
     if (!Number.isInteger(keyNo) || keyNo < 0 || keyNo > 13) throw new JobError('ERR_JOB_BAD_INPUT', 'keyNo must be an integer in 0..13');
     // one query: the reader's state, its certificate, its role for (aid, keyNo), the card and the key's version
-    const row = await this.lookup.first(readerId, aid, keyNo, uid, recheck?.serial ?? '');
+    const key: LookupKey = [readerId, aid, keyNo, uid, recheck?.serial ?? ''];
+    const lookup = this.batched ? this.batched.load(key) : this.lookup.first(...key);
+    // the rate-limit decision and the lookup at the same time; not admitted: refused before any check or derivation
+    const row = admitted ? (await Promise.all([lookup, admitted]))[0] : await lookup;
     if (recheck) {
       if (!row || row.revoked !== null || row.state !== 'active') throw new ApiError(403, 'ERR_READER_NOT_ACTIVE', READER_NOT_ACTIVE);
       recheck.done = true;
