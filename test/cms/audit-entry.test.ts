@@ -2,7 +2,7 @@
 // documented object, for arbitrary entries; and it round-trips through JSON.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type AuditEntry, canonicalEntry, canonicalJson, parseEntry } from '../../src/cms/audit/entry.js';
+import { type AuditEntry, AuditError, canonicalEntry, canonicalJson, normalizeInput, parseEntry, withIndex } from '../../src/cms/audit/entry.js';
 
 const ns = fc.option(fc.string({ maxLength: 20 }), { nil: null });
 const ni = fc.option(fc.nat({ max: 255 }), { nil: null });
@@ -41,6 +41,36 @@ describe('canonical entry encoding', () => {
       const e = { ...base, details: details as unknown as AuditEntry['details'] };
       expect(canonicalEntry(e)).toBe(canonicalJson({ v: 1, ...e }));
     }
+  });
+  it('the details size limit counts the canonical text (4,096 characters): JSON.stringify has its length for every accepted value', () => {
+    // normalizeInput measures JSON.stringify(details): for the plain JSON it accepts, the same
+    // characters as canonicalJson in another key order
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 3 })), (d) => {
+        expect(JSON.stringify(d).length).toBe(canonicalJson(d).length);
+      }),
+      { numRuns: 2000 },
+    );
+    // unsorted keys, escapes, integer-like keys, nested arrays: exactly at the limit and one over
+    const sized = (n: number) => {
+      const d: Record<string, unknown> = { z: 'é"\\\n', '10': [1.5, -0, { b: null, a: true }], a: '' };
+      d.a = 'x'.repeat(n - canonicalJson(d).length);
+      expect(canonicalJson(d).length).toBe(n);
+      return d as AuditEntry['details'];
+    };
+    expect(normalizeInput({ operation: 'o', result: 'r', details: sized(4096) }, 1).details).toBeDefined();
+    expect(() => normalizeInput({ operation: 'o', result: 'r', details: sized(4097) }, 1)).toThrow(AuditError);
+  });
+  it('withIndex is the entry with its index (every field, nothing else)', () => {
+    fc.assert(
+      fc.property(entryArb, (e) => {
+        const { index, ...rest } = e;
+        const w = withIndex(rest, index);
+        expect(w).toEqual(e);
+        expect(Object.keys(w).sort()).toEqual(Object.keys(e).sort());
+      }),
+      { numRuns: 500 },
+    );
   });
   it('sorts keys and escapes strings (a known answer)', () => {
     const e: AuditEntry = { index: 3, time: 10, actor: 'a"b', readerId: null, cardUid: null, tenant: 't', aid: 'F00001', keyNo: 0, keyVersion: null, operation: 'op', result: 'ok', correlationId: null, details: { z: 1, a: [true, null] } };

@@ -44,6 +44,29 @@ export interface AuditEntry {
   details: Record<string, Json>;
 }
 
+/**
+ * `e` with its index: the same fields as `{ ...e, index }`, built as one literal — V8 copies an
+ * object spread with an added property on a slow path (~2 us per entry measured here, twice per
+ * entry on the append path).
+ */
+export function withIndex(e: Omit<AuditEntry, 'index'>, index: number): AuditEntry {
+  return {
+    index,
+    time: e.time,
+    actor: e.actor,
+    readerId: e.readerId,
+    cardUid: e.cardUid,
+    tenant: e.tenant,
+    aid: e.aid,
+    keyNo: e.keyNo,
+    keyVersion: e.keyVersion,
+    operation: e.operation,
+    result: e.result,
+    correlationId: e.correlationId,
+    details: e.details,
+  };
+}
+
 export type AuditErrorCode =
   | 'ERR_AUDIT_INPUT' // malformed entry
   | 'ERR_AUDIT_KEY_MATERIAL' // an entry carried something that looks like key material
@@ -143,7 +166,10 @@ export function normalizeInput(input: AuditInput, now: number): Omit<AuditEntry,
   const details = input.details ?? {};
   if (typeof details !== 'object' || details === null || Array.isArray(details)) throw new AuditError('ERR_AUDIT_INPUT', 'details must be an object');
   checkDetails(details, '', 0);
-  if (canonicalJson(details).length > MAX_DETAILS) throw new AuditError('ERR_AUDIT_INPUT', `details exceed ${MAX_DETAILS} characters`);
+  // checkDetails admitted plain JSON only (no undefined, functions, toJSON objects, non-finite
+  // numbers), for which JSON.stringify writes exactly the characters of canonicalJson, in another
+  // key order: the same length, without sorting and joining every object's keys
+  if (JSON.stringify(details).length > MAX_DETAILS) throw new AuditError('ERR_AUDIT_INPUT', `details exceed ${MAX_DETAILS} characters`);
   return {
     time,
     actor: str('actor', input.actor),

@@ -6,7 +6,7 @@ import type { AuditEvent, AuditSink } from '../../custody/audit.js';
 import { type Checkpoint, checkpointBody, signedNote } from './checkpoint.js';
 import { hex, utf8 } from './crypto.js';
 import { fromCustodyEvent } from './custody-event.js';
-import { type AuditEntry, AuditError, type AuditInput, canonicalEntry, normalizeInput } from './entry.js';
+import { type AuditEntry, AuditError, type AuditInput, canonicalEntry, normalizeInput, withIndex } from './entry.js';
 import { leafHashOfText } from './merkle.js';
 import { nodeAuditCrypto } from './node-crypto.js';
 import type { CheckpointSigner } from './signer.js';
@@ -140,11 +140,15 @@ export class AuditLog implements AuditSink {
 
   private async flush(): Promise<void> {
     try {
+      // the first batch: flush() itself was started from setImmediate, so every append of the
+      // event-loop turn that queued it has joined (one turn, not two, before a lone entry commits)
+      let first = true;
       while (this.queue.length) {
         // Yield to the event loop between batches: with a synchronous driver (better-sqlite3)
         // the whole commit path is microtasks, and a busy writer would otherwise starve timers
         // and I/O. It also lets more appenders join the next batch (group commit).
-        await new Promise<void>((r) => setImmediate(r));
+        if (!first) await new Promise<void>((r) => setImmediate(r));
+        first = false;
         const batch = this.queue.splice(0, this.maxBatch);
         let start: number;
         let leaves: Uint8Array[];
@@ -175,7 +179,7 @@ export class AuditLog implements AuditSink {
         } catch {
           // the entries ARE durable; the in-memory tree catches up at the next sync()
         }
-        const stored = batch.map((b, i) => ({ ...b.e, index: start + i }));
+        const stored = batch.map((b, i) => withIndex(b.e, start + i));
         batch.forEach((b, i) => b.resolve(stored[i]!));
         if (this.o.onCommitted) {
           try {

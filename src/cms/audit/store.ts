@@ -3,11 +3,12 @@
 import { close as fsClose, closeSync, fstatSync, fsync, open as fsOpen } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import type { Database, DatabaseHandle } from '../storage/index.js';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { getSetting, setSetting, withTransaction, withWriterLock } from '../storage/tx.js';
-import type { AuditEntry, Json } from './entry.js';
+import { type AuditEntry, type Json, withIndex } from './entry.js';
 import type { AuditAlertTable, AuditEntryTable } from './tables.js';
 
 /** The writer lock of the audit chain (`withWriterLock` name; SQLite: its meta_settings row). */
@@ -258,7 +259,7 @@ async function writeBatch(db: Kysely<Database>, entries: Omit<AuditEntry, 'index
     .select((eb) => eb.fn.max('idx').as('m'))
     .executeTakeFirst();
   const start = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
-  const full = entries.map((e, i) => ({ ...e, index: start + i }));
+  const full = entries.map((e, i) => withIndex(e, start + i));
   const leaves = full.map(leafOf);
   for (let i = 0; i < full.length; i += CHUNK) {
     const part = full.slice(i, i + CHUNK);
@@ -305,7 +306,7 @@ async function writeBatchPg(db: Kysely<Database>, entries: Omit<AuditEntry, 'ind
     const lp: unknown[] = [];
     for (let j = 0; j < n; j++) {
       const idx = start + i + j;
-      const full = { ...entries[i + j]!, index: idx };
+      const full = withIndex(entries[i + j]!, idx);
       const l = leafOf(full);
       leaves[i + j] = l;
       const r = toRow(full);
@@ -318,7 +319,14 @@ async function writeBatchPg(db: Kysely<Database>, entries: Omit<AuditEntry, 'ind
 }
 
 export class SqlAuditStore implements AuditStore {
-  private native?: { max: Statement; entry: Statement; leaf: Statement; lock: Statement; relax?: Statement; restore?: Statement };
+  private native?: {
+    max: Statement;
+    entry: Statement;
+    leaf: Statement;
+    batch: BetterSqlite3.Transaction<(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array) => { start: number; leaves: Uint8Array[] }>;
+    relax?: Statement;
+    restore?: Statement;
+  };
   /** The WAL file to fsync after each commit, or null (inline fsync, or not durable by configuration). */
   private wal?: string | null;
   /** The WAL file's handle (default fsync, no `walSync` given). */
@@ -365,12 +373,12 @@ export class SqlAuditStore implements AuditStore {
     if (this.native) return;
     const cols = '(idx, time, actor, reader_id, card_uid, tenant, aid, key_no, key_version, operation, result, correlation_id, details)';
     const row = '(?,?,?,?,?,?,?,?,?,?,?,?,?)';
-    this.native = {
+    const st = {
       max: n.prepare('select max(idx) as m from audit_leaves'),
       entry: n.prepare(`insert into audit_entries ${cols} values ${row}`),
       leaf: n.prepare('insert into audit_leaves (idx, leaf_hash) values (?, ?)'),
-      lock: n.prepare("update meta_settings set value = value where name = 'lock:audit-append'"),
     };
+    this.native = { ...st, batch: n.transaction((entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array) => SqlAuditStore.writeNative(st, entries, leafOf)) };
     const sync = Number(n.pragma('synchronous', { simple: true }));
     const wal = String(n.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
     // FULL (2) or EXTRA (3) in WAL mode on a file: fsync off the event loop; otherwise as configured
@@ -386,7 +394,15 @@ export class SqlAuditStore implements AuditStore {
 
   /**
    * SQLite hot path: prepared statements on the native connection, in one BEGIN IMMEDIATE
-   * transaction, while holding Kysely's connection lock so no Kysely transaction interleaves.
+   * transaction. BEGIN IMMEDIATE takes the database's write lock (RESERVED) before the max index
+   * is read, so writers in this and other processes are serialised by SQLite itself (a waiting
+   * writer waits up to busy_timeout); the no-op `update meta_settings` that `withWriterLock` adds
+   * for deferred transactions took a lock already held, and is not run here. No Kysely
+   * transaction interleaves: the whole transaction (and the synchronous relax/restore around it)
+   * is one synchronous stretch; when the connection HAS a transaction open (a Kysely transaction
+   * awaiting between its statements) it runs under Kysely's connection lock, after that
+   * transaction; when it has none, nothing can begin one while this runs, so it runs at once
+   * (the lock's promise round is skipped, as for the delivery lookups, delivery/prepared.ts).
    * Durability: with synchronous=FULL the commit fsyncs inline and blocks the event loop for the
    * length of the fsync (a few ms per batch, every request waits behind it). Instead, in WAL mode
    * the batch commits with synchronous=NORMAL (set and restored around this one transaction, in
@@ -402,40 +418,44 @@ export class SqlAuditStore implements AuditStore {
     // transaction, and the setting read here must be the configured one.
     if (!this.native) await this.h.db.connection().execute(async () => this.prepareNative(n));
     const st = this.native!;
-    const tx = n.transaction(() => {
-      st.lock.run();
-      const m = (st.max.get() as { m: number | null }).m;
-      const start = m === null ? 0 : m + 1;
-      const leaves: Uint8Array[] = new Array<Uint8Array>(entries.length);
-      // one single-row execution per table and entry, arguments bound directly: measured cheaper
-      // than multi-row VALUES statements (CPU per entry, batches of 20: ~57 vs ~68-93 us; of 128:
-      // ~26-31 vs ~35-38 us), which bind one long array and compile to a larger program
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i]!;
-        const idx = start + i;
-        const l = leafOf({ ...e, index: idx });
-        leaves[i] = l;
-        st.entry.run(idx, e.time, e.actor, e.readerId, e.cardUid, e.tenant, e.aid, e.keyNo, e.keyVersion, e.operation, e.result, e.correlationId, JSON.stringify(e.details));
-        st.leaf.run(idx, l);
-      }
-      return { start, leaves };
-    });
     const wal = this.wal;
-    if (!wal) return this.h.db.connection().execute(async () => tx.immediate());
-    const out = await this.h.db.connection().execute(async () => {
-      st.relax!.run();
-      try {
-        return tx.immediate();
-      } finally {
-        st.restore!.run();
-      }
-    });
+    const commit = wal
+      ? () => {
+          st.relax!.run();
+          try {
+            return st.batch.immediate(entries, leafOf);
+          } finally {
+            st.restore!.run();
+          }
+        }
+      : () => st.batch.immediate(entries, leafOf);
+    const out = n.inTransaction ? await this.h.db.connection().execute(async () => commit()) : commit();
+    if (!wal) return out;
     if (this.walFile) {
       // the connection was closed under us: nothing to hold the WAL handle open for
       if (!n.open) this.walFile.drop();
       await this.walFile.sync();
     } else await (this.so.walSync ?? fsyncFile)(wal);
     return out;
+  }
+
+  /** The batch's transaction body (wrapped once by better-sqlite3's `transaction`: BEGIN IMMEDIATE … COMMIT). */
+  private static writeNative(st: { max: Statement; entry: Statement; leaf: Statement }, entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): { start: number; leaves: Uint8Array[] } {
+    const m = (st.max.get() as { m: number | null }).m;
+    const start = m === null ? 0 : m + 1;
+    const leaves: Uint8Array[] = new Array<Uint8Array>(entries.length);
+    // one single-row execution per table and entry, arguments bound directly: measured cheaper
+    // than multi-row VALUES statements (CPU per entry, batches of 20: ~57 vs ~68-93 us; of 128:
+    // ~26-31 vs ~35-38 us), which bind one long array and compile to a larger program
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const idx = start + i;
+      const l = leafOf(withIndex(e, idx));
+      leaves[i] = l;
+      st.entry.run(idx, e.time, e.actor, e.readerId, e.cardUid, e.tenant, e.aid, e.keyNo, e.keyVersion, e.operation, e.result, e.correlationId, JSON.stringify(e.details));
+      st.leaf.run(idx, l);
+    }
+    return { start, leaves };
   }
 
   /** Release the WAL file's handle (the database handle is closed separately). */
