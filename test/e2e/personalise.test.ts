@@ -1,0 +1,267 @@
+// The 'personalise' station job end to end (real CMS over HTTPS + mTLS, virtual cards): a blank
+// card's issue and every installation of the campus layout in ONE job — one request, one sealed
+// key batch, one receipt, everything recorded in one transaction — and every rule of the separate
+// jobs: the station's role per AID (one missing refuses the whole job, nothing written), bad input
+// typed and harmless, the single-use token, the receipt's signature and steps checked against the
+// plan, a card refusal mid-way recording nothing until reconciliation probes every step, random
+// UID enabled last.
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VirtualCard } from '../../src/card/virtual-card.js';
+import { DesfireClient } from '../../src/core/client/index.js';
+import { toHex } from '../../src/core/crypto/bytes.js';
+import { ReaderUnsealer } from '../../src/custody/sealed.js';
+import { parseLayout } from '../../src/cms/layout/index.js';
+import { type CmsClient, StationClient, readUid, relayRemote } from '../../src/reader/station/client.js';
+import { signStationReceipt } from '../../src/reader/station/receipt.js';
+import type { PersonaliseJob, StationJob } from '../../src/reader/station/protocol.js';
+import { InProcessTransport } from '../../src/transport/in-process.js';
+import { CAMPUS, CAMPUS_AIDS, type E2e, startE2e } from './harness.js';
+
+const campus = parseLayout(CAMPUS, 'campus.yaml');
+const PICC = { keySettings: { ...campus.picc.keySettings }, randomUid: true };
+const NO_RANDOM = { keySettings: { ...campus.picc.keySettings }, randomUid: false };
+
+describe('personalise: one station job per card', () => {
+  let h: E2e;
+  let stationCms: CmsClient;
+  let station: StationClient;
+  let partial: CmsClient;
+  let door: CmsClient;
+
+  const db = () => h.cms.db.db;
+  const jobsOf = (uid: string) => db().selectFrom('station_jobs').selectAll().where('uid', '=', uid).execute();
+  const blobsOf = (uid: string) => db().selectFrom('card_key_blobs').selectAll().where('uid', '=', uid).execute();
+  const card = (uid: string) => h.op('GET', `/v1/cards/${uid}`);
+
+  beforeAll(async () => {
+    h = await startE2e({});
+    expect((await h.op('POST', '/v1/layouts', CAMPUS, 'application/yaml')).status).toBe(201);
+    stationCms = await h.reader('station-1', CAMPUS_AIDS.map((aid, i) => ({ aid, keyNo: 0, operations: i === 0 ? ['install', 'issue'] : ['install'] })));
+    station = new StationClient(stationCms, { readerId: 'station-1' });
+    // issue + install on every AID but the last one
+    partial = await h.reader('station-2', CAMPUS_AIDS.slice(0, 3).map((aid, i) => ({ aid, keyNo: 0, operations: i === 0 ? ['install', 'issue'] : ['install'] })));
+    door = await h.reader('door-1', [{ aid: 'A1C001', keyNo: 1, operations: ['deliver'] }]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('one request, one sealed batch, one receipt: the card issued with every application recorded in one job', async () => {
+    const before = h.audit.events.length;
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    const p = await station.personalise(t, CAMPUS_AIDS, NO_RANDOM);
+    expect([p.ok, p.recorded]).toEqual([true, true]);
+    expect(p.runs.map((r) => [r.step, r.aid, r.ok, r.recorded])).toEqual([['issue', '000000', true, true], ...CAMPUS_AIDS.map((aid) => ['install', aid, true, true])]);
+    const jobs = await jobsOf(uid);
+    expect(jobs.map((j) => [j.kind, j.state, j.aid])).toEqual([['personalise', 'completed', '000000']]);
+    const c = await card(uid);
+    expect(c.body.card.state).toBe('issued');
+    expect(c.body.applications.map((a: { aid: string }) => a.aid).sort()).toEqual([...CAMPUS_AIDS].sort());
+    // every blob of the job active (the CMK and the random application keys)
+    const blobs = await blobsOf(uid);
+    expect(blobs.length).toBeGreaterThan(0);
+    expect(blobs.every((b) => b.state === 'active' && b.job_id === p.jobId)).toBe(true);
+    // the station events: ONE job_create naming every step (and claimed), ONE job_receipt
+    const events = h.audit.events.slice(before).filter((e) => e.jobId === p.jobId);
+    expect(events.map((e) => [e.op, e.outcome])).toEqual([
+      ['job_create', 'ok'],
+      ['job_receipt', 'ok'],
+    ]);
+    expect(events[0]!.steps).toEqual(['issue', ...CAMPUS_AIDS.map((a) => `install:${a}`)]);
+    expect(events[0]!.claimed).toBe(true);
+    // one authorisation per tenant, bound into the receipt by the job's digest
+    expect(events[0]!.authorisations).toHaveLength(CAMPUS_AIDS.length);
+    expect(events[0]!.authorisation).toMatch(/^sha256:/);
+    // ONE custody seal batch for the CMK and every application key of the job
+    const seals = await db().selectFrom('audit_entries').select(['operation', 'details']).where('card_uid', '=', uid).where('operation', 'like', 'custody.seal%').execute();
+    expect(seals.map((s) => s.operation)).toEqual(['custody.seal_batch']);
+    expect(seals[0]!.details).toContain('"aid":"000000"');
+    for (const aid of CAMPUS_AIDS) expect(seals[0]!.details).toContain(`"aid":"${aid}"`);
+    // the mapping is what the runtime delivery uses
+    await h.cms.deps.domain!.cards.transition(uid, 'active');
+    expect((await door.call('POST', '/v1/keys/deliver', { uid, aid: 'A1C001', keyNo: 1 })).status).toBe(200);
+  }, 60_000);
+
+  it('a role missing install on one AID refuses the whole job (403), nothing written', async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    const before = (await db().selectFrom('audit_entries').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst())!.n;
+    const e = await new StationClient(partial, { readerId: 'station-2' }).personalise(t, CAMPUS_AIDS, NO_RANDOM).catch((x: unknown) => x);
+    expect(e).toMatchObject({ name: 'CmsCallError', status: 403, code: 'ERR_JOB_FORBIDDEN' });
+    expect((e as Error).message).toContain('7A0001');
+    expect(await jobsOf(uid)).toEqual([]);
+    expect(await blobsOf(uid)).toEqual([]);
+    expect((await card(uid)).status).toBe(404);
+    // the refusal is audited; no key was generated, planned or sealed for it
+    const entries = await db().selectFrom('audit_entries').select(['operation', 'result']).where('idx', '>=', Number(before)).execute();
+    expect(entries.filter((x) => x.operation.startsWith('custody.') || x.operation.startsWith('consent.'))).toEqual([]);
+    expect(entries.filter((x) => x.operation === 'station.job_create').map((x) => x.result)).toEqual(['denied']);
+    // the same station may issue and install the AIDs its roles allow
+    const ok = await new StationClient(partial, { readerId: 'station-2' }).personalise(t, CAMPUS_AIDS.slice(0, 3), NO_RANDOM);
+    expect(ok.recorded).toBe(true);
+  }, 60_000);
+
+  it('bad input is refused with a typed 4xx and changes nothing', async () => {
+    const uid = await readUid(new InProcessTransport(VirtualCard.create()));
+    const cases: [unknown, number, string][] = [
+      [{ kind: 'personalise', uid, aids: ['A1C001', 'a1c001'], claim: true }, 400, 'ERR_JOB_BAD_INPUT'],
+      [{ kind: 'personalise', uid, aids: Array.from({ length: 29 }, (_, i) => (0xa00000 + i).toString(16).toUpperCase()), claim: true }, 400, 'ERR_VALIDATION'],
+      [{ kind: 'personalise', uid, aids: ['A1C001'], picc: { keySettings: { freeCreateDelete: true } }, claim: true }, 400, 'ERR_JOB_BAD_INPUT'],
+      [{ kind: 'personalise', uid, aids: ['A1C00'], claim: true }, 400, 'ERR_VALIDATION'],
+      [{ kind: 'personalise', uid, aids: ['000000'], claim: true }, 400, 'ERR_JOB_BAD_INPUT'],
+      [{ kind: 'personalise', uid, aid: 'A1C001', claim: true }, 400, 'ERR_VALIDATION'],
+    ];
+    for (const [body, status, code] of cases) {
+      const r = await stationCms.call('POST', '/v1/station/jobs', body);
+      expect([r.status, r.body.error.code === code || (code === 'ERR_VALIDATION' && r.status === 400)], JSON.stringify(body)).toEqual([status, true]);
+    }
+    expect(await jobsOf(uid)).toEqual([]);
+    expect((await card(uid)).status).toBe(404);
+  });
+
+  it('single-use token; a receipt with a bad signature or steps not as planned changes nothing; a replayed receipt is refused', async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    const created = await stationCms.ok('POST', '/v1/station/jobs', { kind: 'personalise', uid, aids: CAMPUS_AIDS, picc: PICC });
+    expect(typeof created.token).toBe('string');
+    const claim = await stationCms.call('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: created.token });
+    expect(claim.status).toBe(200);
+    const replay = await stationCms.call('POST', `/v1/station/jobs/${created.jobId}/claim`, { token: created.token });
+    expect([replay.status, replay.body.error.code]).toEqual([403, 'ERR_TOKEN_REPLAYED']);
+    const job = claim.body.job as PersonaliseJob;
+    expect(job.kind).toBe('personalise');
+    expect(job.applications.map((a) => a.aid)).toEqual(CAMPUS_AIDS);
+    // every key sealed to this station, bound to this card and its own AID
+    for (const a of job.applications) for (const k of a.keys) expect([k.binding.uid, k.binding.aid]).toEqual([uid, a.aid]);
+    const out = await station.executor.run(job, t);
+    expect(out.ok).toBe(true);
+    // random UID enabled last, after every installation
+    expect(out.receipt.results.at(-1)).toMatchObject({ op: 'SetConfiguration', status: 0 });
+    const unchanged = async () => {
+      expect((await h.op('GET', `/v1/jobs/${created.jobId}`)).body.state).toBe('claimed');
+      const c = await card(uid);
+      expect([c.body.card.state, c.body.applications]).toEqual(['blank', []]);
+      expect((await blobsOf(uid)).every((b) => b.state === 'pending')).toBe(true);
+    };
+    const forged = await signStationReceipt(out.receipt, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const bad = await stationCms.call('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: forged });
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'ERR_RECEIPT_SIGNATURE']);
+    await unchanged();
+    // signed by the station itself, but not what the plan says: one installation left out, or the
+    // random UID enabled before the installations
+    const key = createPrivateKey(stationCms.conn.key);
+    const results = out.receipt.results;
+    const lacking = { ...out.receipt, results: results.filter((r) => r.aid !== '7A0001') };
+    const early = { ...out.receipt, results: [...results.slice(0, 6), results.at(-1)!, ...results.slice(6, -1)] };
+    for (const r of [lacking, early]) {
+      const m = await stationCms.call('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: await signStationReceipt(r, key) });
+      expect([m.status, m.body.error.code]).toEqual([400, 'ERR_JOB_RECEIPT_MISMATCH']);
+      await unchanged();
+    }
+    const good = await stationCms.call('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: out.jws });
+    expect([good.status, good.body.ok, good.body.job.state]).toEqual([200, true, 'completed']);
+    const again = await stationCms.call('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: out.jws });
+    expect([again.status, again.body.error.code]).toEqual([409, 'ERR_JOB_STATE']);
+    expect((await card(uid)).body.applications).toHaveLength(CAMPUS_AIDS.length);
+  }, 60_000);
+
+  it('random UID: the whole card personalised in one job, the UID randomised only at the end', async () => {
+    const vc = VirtualCard.create();
+    const t = new InProcessTransport(vc);
+    const uid = await readUid(t);
+    const p = await station.personalise(t, CAMPUS_AIDS, PICC);
+    expect([p.ok, p.recorded, p.runs.length]).toEqual([true, true, 5]);
+    const ops = p.receipt.results.map((r) => `${r.op}:${r.aid ?? ''}`);
+    expect(ops.at(-1)).toBe('SetConfiguration:000000');
+    expect(ops.lastIndexOf('CommitTransaction:7A0001')).toBeLessThan(ops.length - 1);
+    expect((await card(uid)).body.applications).toHaveLength(CAMPUS_AIDS.length);
+    // presented again the card shows a random UID; a tenant's key reads the real one after authentication
+    vc.reset();
+    expect(await readUid(t)).not.toBe(uid);
+    await h.cms.deps.domain!.cards.transition(uid, 'active');
+    const d = await door.ok('POST', '/v1/keys/deliver', { uid, aid: 'A1C001', keyNo: 1 });
+    const unsealer = new ReaderUnsealer('door-1', createPrivateKey(door.conn.key));
+    const key = await unsealer.unseal(d.sealed, d.binding);
+    const c = new DesfireClient(t);
+    await c.selectApplication(0xa1c001);
+    await c.authenticate(1, key, { method: 'ev2' });
+    expect(toHex(await c.getCardUid()).toUpperCase()).toBe(uid);
+    unsealer.clear();
+  }, 60_000);
+
+  it('a card refusal mid-way (an AID already on the card) records nothing; reconciliation probes every step and records what it verified', async () => {
+    const vc = VirtualCard.create();
+    const t = new InProcessTransport(vc);
+    const uid = await readUid(t);
+    // someone created 11B001 on the factory card before the station saw it
+    {
+      const c = new DesfireClient(t);
+      await c.selectApplication(0);
+      await c.authenticate(0, new Uint8Array(8), { method: 'd40', keyType: 'des' });
+      await c.createApplication({ aid: 0x11b001, settings: { masterKeyChangeable: true, freeDirectoryList: true, freeCreateDelete: false, configurationChangeable: true, changeKeyAccess: 0 }, keyCount: 1, keyType: 'aes', isoFileIds: false });
+      c.dropSession();
+    }
+    const p = await station.personalise(t, CAMPUS_AIDS, PICC);
+    expect([p.ok, p.recorded]).toEqual([false, false]);
+    expect(p.runs.map((r) => [r.aid, r.ok])).toEqual([
+      ['000000', false], // the random UID was never enabled
+      ['A1C001', true],
+      ['CAFE01', true],
+      ['11B001', false],
+      ['7A0001', false],
+    ]);
+    expect(p.receipt.results.at(-1)).toMatchObject({ op: 'CreateApplication', aid: '11B001', status: 0xde });
+    const [job] = await jobsOf(uid);
+    expect([job!.kind, job!.state]).toEqual(['personalise', 'failed']);
+    let c = await card(uid);
+    expect([c.body.card.state, c.body.applications]).toEqual(['blank', []]);
+    expect((await blobsOf(uid)).every((b) => b.state === 'pending')).toBe(true);
+
+    // the station probes the card for the CMS (remote mode): every step, never guessed
+    const probe = await relayRemote(stationCms, t, { op: 'reconcile', jobId: job!.id });
+    expect(probe.result).toMatchObject({
+      verdict: 'partial',
+      steps: [
+        { step: 'issue', verdict: 'applied' },
+        { step: 'A1C001', verdict: 'applied' },
+        { step: 'CAFE01', verdict: 'applied' },
+        { step: '11B001', verdict: 'partial' },
+        { step: '7A0001', verdict: 'not-applied' },
+      ],
+    });
+    expect((await h.op('GET', `/v1/jobs/${job!.id}`)).body.state).toBe('reconciled');
+    c = await card(uid);
+    expect(c.body.card.state).toBe('issued');
+    expect(c.body.applications.map((a: { aid: string }) => a.aid).sort()).toEqual(['A1C001', 'CAFE01']);
+    // the verified steps' keys active, the absent AID's planned keys discarded
+    const blobs = await blobsOf(uid);
+    expect(blobs.filter((b) => b.aid === '000000' || b.aid === 'A1C001' || b.aid === 'CAFE01').every((b) => b.state === 'active')).toBe(true);
+    expect(blobs.filter((b) => b.aid === '7A0001')).toEqual([]);
+    // the card's state is known again: the remaining application installs with a separate job
+    const install = await station.run({ kind: 'install', uid, aid: '7A0001' }, t);
+    expect([install.ok, install.recorded]).toEqual([true, true]);
+  }, 60_000);
+
+  it('no receipt: the job is unknown, the card busy, until the probe finds every step applied', async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    const created = await stationCms.ok('POST', '/v1/station/jobs', { kind: 'personalise', uid, aids: CAMPUS_AIDS, picc: NO_RANDOM, claim: true });
+    const out = await station.executor.run(created.job as StationJob, t);
+    expect(out.ok).toBe(true);
+    await h.station.jobs.markUnknown(created.jobId);
+    const busy = await stationCms.call('POST', '/v1/station/jobs', { kind: 'personalise', uid, aids: ['A1C001'], claim: true });
+    expect([busy.status, busy.body.error.code]).toEqual([409, 'ERR_JOB_BUSY']);
+    // a station without install on every AID of the job may not probe it
+    const refused = await partial.call('POST', '/v1/remote/sessions', { op: 'reconcile', jobId: created.jobId });
+    expect([refused.status, refused.body.error.code]).toEqual([403, 'ERR_JOB_FORBIDDEN']);
+    const probe = await relayRemote(stationCms, t, { op: 'reconcile', jobId: created.jobId });
+    expect(probe.result).toMatchObject({ verdict: 'applied' });
+    const c = await card(uid);
+    expect(c.body.card.state).toBe('issued');
+    expect(c.body.applications).toHaveLength(CAMPUS_AIDS.length);
+    expect((await blobsOf(uid)).every((b) => b.state === 'active')).toBe(true);
+  }, 60_000);
+});
