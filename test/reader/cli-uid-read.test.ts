@@ -85,14 +85,16 @@ describe('desfire-cms reader run --uid-read (random-UID cards)', () => {
     expect(await baton('uid-door-2')).toEqual([]);
 
     // bad values: usage errors (exit 2) that name the flag, before the keystore is opened
-    for (const [v, re] of [
-      ['14', /--uid-read must be a key number in 0\.\.13/],
-      ['x', /--uid-read must be a key number in 0\.\.13 .*got 'x'/],
-      ['-1', /--uid-read must be a key number in 0\.\.13/],
-      ['1', /--uid-read 1 is a key of the --tx access transaction itself \(key 1 of AID A1C001\)/],
+    for (const [args, re] of [
+      [['--uid-read', '14'], /--uid-read must be a key number in 0\.\.13/],
+      [['--uid-read', 'x'], /--uid-read must be a key number in 0\.\.13 .*got 'x'/],
+      [['--uid-read', '-1'], /--uid-read must be a key number in 0\.\.13/],
+      [['--uid-read', '1'], /--uid-read 1 is a key of the --tx access transaction itself \(key 1 of AID A1C001\)/],
+      [['--tx', 'purse', '--amount', '5', '--uid-read', '1'], /--uid-read 1 is a key of the --tx purse transaction itself \(key 1 of AID CAFE01\)/],
+      [['--tx', 'loan', '--item', 'BOOK0001', '--uid-read', '2'], /--uid-read 2 is a key of the --tx loan transaction itself \(keys 1, 2 of AID 11B001\)/],
     ] as const) {
       const u = io();
-      expect(await main([...base, '--uid-read', v], u)).toBe(2);
+      expect(await main([...base, ...args], u)).toBe(2);
       expect(u.e).toEqual([expect.stringMatching(re)]);
     }
     const e = io();
