@@ -217,6 +217,9 @@ export class StationJobs {
     /** personalise receipt: one application on the card (no row: already recorded). */
     cardApp: TxStatement<[string, string, number], unknown>;
     cardKey: TxStatement<[string, string, number, number, number], unknown>;
+    /** A card seen for the first time, created blank with its job (CardRepository.createBlank's row, no profile). */
+    newCard: TxStatement<[string, number, number, number], unknown>;
+    cardState: TxStatement<[string], { state: string }>;
   };
 
   constructor(readonly o: StationJobsOptions) {
@@ -311,6 +314,17 @@ export class StationJobs {
         (uid, aid, keyNo, version, now) => db.insertInto('card_keys').values({ uid, aid, key_no: keyNo as unknown as number, key_version: version as unknown as number, updated_at: now as unknown as number }),
         n,
       ),
+      newCard: txStatement(
+        db,
+        4,
+        (uid, randomUid, created, updated) =>
+          db
+            .insertInto('cards')
+            .values({ uid, state: 'blank', random_uid: randomUid as unknown as number, picc_key_version: 0, created_at: created as unknown as number, updated_at: updated as unknown as number, profile: null })
+            .onConflict((oc) => oc.column('uid').doNothing()),
+        n,
+      ),
+      cardState: txStatement(db, 1, (uid) => db.selectFrom('cards').select('state').where('uid', '=', uid), n),
     };
   }
 
@@ -401,8 +415,9 @@ export class StationJobs {
       throw new JobError('ERR_JOB_UNSUPPORTED', `application ${aid}: stations install only changeKey amk or self`);
 
     let cmkVersion = 0;
+    let newCard: { randomUid: boolean } | undefined;
     if (req.kind === 'issue') {
-      await this.blankCard(uid, piccPlan!.randomUid, req.profile);
+      newCard = await this.blankCard(uid, piccPlan!.randomUid, req.profile);
     } else {
       if (target!.card_state === null) throw new JobError('ERR_JOB_NOT_FOUND', `card ${uid} not found`);
       if (!(CARD_INSTALLABLE as readonly string[]).includes(target!.card_state)) throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${target!.card_state}`);
@@ -438,36 +453,49 @@ export class StationJobs {
     // claimed at once: every key sealed before the row is written (the random keys from the
     // blobs planned above, not yet stored); a refused write hands nothing out
     const wire = claim ? await this.sealJob(ctx, toJob(row), blobs, app) : undefined;
-    const job = await this.storeJob(row, blobs);
+    const job = await this.storeJob(row, blobs, newCard);
     await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}), ...(claim ? { claimed: true } : {}) });
     return token.token !== undefined ? { job, token: token.token } : { job, wire: wire! };
   }
 
-  /** A new job's row and its pending key blobs, in one (group) commit. */
-  private storeJob(row: Row, blobs: readonly BlobRow[]): Promise<Job> {
+  /**
+   * A new job's row and its pending key blobs, in one (group) commit; `newCard`: the card, first
+   * seen by this job, is created blank in the same transaction (no commit and fsync of its own).
+   */
+  private storeJob(row: Row, blobs: readonly BlobRow[], newCard?: { randomUid: boolean }): Promise<Job> {
     const { uid, created_at: now } = row;
     return this.commits.run(async (tx) => {
       // re-checked under the transaction: two stations racing for one card get one job
       if (dialectOf(tx) === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${'station-card:' + uid}))`.execute(tx);
       const again = await this.w.open.first(tx, uid, now);
       if (again) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open job (${again.id})`);
+      if (newCard) {
+        await this.w.newCard.run(tx, uid, newCard.randomUid ? 1 : 0, now, now);
+        const c = await this.w.cardState.first(tx, uid);
+        if (c?.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${c?.state ?? 'unknown'}: only blank cards are issued`);
+      }
       for (const b of blobs) await this.w.storeBlob.run(tx, b.uid, b.aid, b.key_no, b.key_version, b.kek, b.blob, b.job_id, b.created_at);
       await this.w.insertJob.run(tx, row.id, row.kind, row.reader_id, row.uid, row.aid, row.state, row.jti, row.plan, row.created_at, row.expires_at, row.updated_at);
       return toJob(row);
     });
   }
 
-  /** The card to issue: created blank on first sight; refused unless blank; its profile as asked. */
-  private async blankCard(uid: string, randomUid: boolean, profile: string | undefined): Promise<void> {
+  /**
+   * The card to issue: refused unless blank; its profile as asked. A card seen for the first time
+   * is created blank — with a profile at once (the tenants' consent checks read the profile from the
+   * card's record), without one in the job's own transaction: the answer `{randomUid}` for storeJob.
+   */
+  private async blankCard(uid: string, randomUid: boolean, profile: string | undefined): Promise<{ randomUid: boolean } | undefined> {
     const cards = new CardRepository(this.db);
-    const card =
-      (await cards.get(uid)) ??
-      (await cards.createBlank(uid, { randomUid, ...(profile !== undefined ? { profile } : {}) }).catch(async (e) => {
-        if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
-        throw e;
-      }));
+    let card = await cards.get(uid);
+    if (!card && profile === undefined) return { randomUid };
+    card ??= await cards.createBlank(uid, { randomUid, ...(profile !== undefined ? { profile } : {}) }).catch(async (e) => {
+      if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
+      throw e;
+    });
     if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
     if (profile !== undefined && card.profile !== profile) await cards.setProfile(uid, profile);
+    return undefined;
   }
 
   /**
@@ -496,7 +524,7 @@ export class StationJobs {
     for (const app of apps)
       if (app.definition.keySettings.changeKey.kind !== 'amk' && app.definition.keySettings.changeKey.kind !== 'self')
         throw new JobError('ERR_JOB_UNSUPPORTED', `application ${app.aid}: stations install only changeKey amk or self`);
-    await this.blankCard(uid, piccPlan.randomUid, req.profile);
+    const newCard = await this.blankCard(uid, piccPlan.randomUid, req.profile);
     const busy = await this.q.busy.first(uid, this.now());
     if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
     // each tenant's authorisation for its installation (concurrent: their audit entries share a commit)
@@ -515,7 +543,7 @@ export class StationJobs {
     const state: JobState = claim ? 'claimed' : 'created';
     const row = { id, kind: 'personalise', reader_id: readerId, uid, aid: PICC_AID, state, jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
     const wire = claim ? await this.sealJob(ctx, toJob(row), blobs, apps) : undefined;
-    const job = await this.storeJob(row, blobs);
+    const job = await this.storeJob(row, blobs, newCard);
     await this.o.audit.append({
       time: new Date(now).toISOString(),
       source: 'cms',
