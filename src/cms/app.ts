@@ -150,6 +150,16 @@ async function openCustody(config: ServerConfig, secrets: ServerSecrets, audit: 
  */
 function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocationList, readers: ReaderRepository, db: Kysely<Database>, sqlite?: DatabaseHandle['sqlite']): DeferringReaderAuthenticator {
   const cache = new Map<string, VerifiedReader & { normSerial: string }>();
+  // The cache key (SHA-256 of the DER) per DER object: the API reads a TLS 1.3 connection's peer
+  // certificate once and hands the same bytes for every request on it (api/auth.ts), so a
+  // keep-alive reader's key is hashed once per connection, not once per request. Only the lookup
+  // key is remembered; every check below still runs on every request.
+  const keys = new WeakMap<Uint8Array, string>();
+  const keyOf = (der: Uint8Array): string => {
+    let k = keys.get(der);
+    if (k === undefined) keys.set(der, (k = createHash('sha256').update(der).digest('hex')));
+    return k;
+  };
   const current = prepare<Database, [string, string], { state: string; revoked: string | null }>(db, 2, (readerId, serial) =>
     db
       .selectFrom('readers as r')
@@ -165,12 +175,12 @@ function readerAuthenticator(ca: CertificateAuthority, revocations: SqlRevocatio
      * round trip per request instead of two); a first-seen one is fully verified by authenticate.
      */
     async authenticateDeferred(der) {
-      const hit = cache.get(createHash('sha256').update(der).digest('hex'));
+      const hit = cache.get(keyOf(der));
       if (!hit || Date.now() > hit.notAfter.getTime()) return this.authenticate(der);
       return { readerId: hit.readerId, recheckSerial: hit.normSerial };
     },
     async authenticate(der) {
-      const key = createHash('sha256').update(der).digest('hex');
+      const key = keyOf(der);
       try {
         const hit = cache.get(key);
         if (!hit) {

@@ -1,6 +1,6 @@
 // Where the audit log lives: a small interface (so tests can inject a failing store) and its
 // SQL implementation over the shared Kysely database (SQLite or PostgreSQL).
-import { close as fsClose, closeSync, fstatSync, fsync, open as fsOpen } from 'node:fs';
+import { close as fsClose, closeSync, fdatasync, fstatSync, fsync, open as fsOpen } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -125,6 +125,11 @@ export const fsyncFile: WalSync = (path) =>
  * in place) while any connection is open, and this store's connection is; if the file was
  * nevertheless unlinked (nlink 0) the handle is reopened by path, so an fsync never goes to a
  * stale inode. A failed fsync drops the handle (the next batch reopens). Closed by `close()`.
+ * The sync is `fdatasync`: it flushes the written frames and the metadata needed to read them
+ * back (the file's size when the WAL grew), not a timestamp-only inode change — the WAL is
+ * overwritten in place after each checkpoint, where an `fsync` adds a journal commit for the
+ * file's mtime. (PostgreSQL syncs its WAL the same way on Linux by default, wal_sync_method =
+ * fdatasync; SQLite as built by better-sqlite3, without HAVE_FDATASYNC, calls fsync.)
  */
 class WalFile {
   private fd: number | undefined;
@@ -150,7 +155,7 @@ class WalFile {
     }
     const held = fd;
     await new Promise<void>((resolve, reject) =>
-      fsync(held, (e) => {
+      fdatasync(held, (e) => {
         if (!e) return resolve();
         if (this.fd === held) this.drop();
         reject(e);
