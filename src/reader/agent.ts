@@ -67,6 +67,13 @@ export interface AgentOptions {
    * and a delivery arriving meanwhile waits behind it (online p99).
    */
   syncMaxDelayMs?: number;
+  /**
+   * Entries per upload request (1..500, default 500). Each request costs the CMS a fixed part
+   * (~2-3 ms of CPU, an audit commit, a store commit) on top of ~0.07 ms per entry, and a key
+   * delivery that reaches the CMS during one waits for about half of it: fewer, larger requests
+   * delay fewer deliveries (measured: 32-entry requests made ~4x as many deliveries wait).
+   */
+  syncBatchMax?: number;
   now?: () => number;
 }
 
@@ -99,6 +106,10 @@ export class ReaderAgent {
   private lastOpAt = 0;
   private firstWaitingAt = 0;
   private refreshing: Promise<number> | undefined;
+  /** Key deliveries (CMS requests) in flight, and the uploads waiting for none to be. */
+  private deliveries = 0;
+  private deliveryWaiters: (() => void)[] = [];
+  private readonly syncBatchMax: number;
   /** When each master (tenant|AID|keyNo) was last asked for, and which were refused then. */
   private readonly masterAsked = new Map<string, number>();
   private readonly masterRefused = new Set<string>();
@@ -110,6 +121,8 @@ export class ReaderAgent {
     this.now = o.now ?? Date.now;
     this.cache = new OfflineKeyCache(o.offlineTtlMs ?? DEFAULT_OFFLINE_TTL_MS, this.now);
     this.masters = new OfflineMasters(this.cache.ttlMs, this.now);
+    this.syncBatchMax = o.syncBatchMax ?? 500;
+    if (!Number.isInteger(this.syncBatchMax) || this.syncBatchMax < 1 || this.syncBatchMax > 500) throw new ReaderError('ERR_READER_CONFIG', 'syncBatchMax must be an integer 1..500');
   }
 
   get stopped(): string | undefined {
@@ -188,6 +201,7 @@ export class ReaderAgent {
     const A = aid.toUpperCase();
     if (this.isDenied(U)) throw new ReaderError('ERR_READER_DENYLISTED', `card ${U} is on the CMS denylist`);
     let d: KeyDelivery;
+    this.deliveries++;
     try {
       d = await this.o.keys.fetch({ tenant: role.tenantId, aid: A, uid: U, keyNo });
     } catch (e) {
@@ -196,6 +210,8 @@ export class ReaderAgent {
         return this.offlineKey(role, U, A, keyNo, e.message);
       }
       return this.handleCmsError(e);
+    } finally {
+      if (--this.deliveries === 0 && this.deliveryWaiters.length) for (const w of this.deliveryWaiters.splice(0)) w();
     }
     this.contact();
     const b = d.binding;
@@ -358,21 +374,49 @@ export class ReaderAgent {
     this.syncTimer.unref();
   }
 
+  /**
+   * Resolves once none of this reader's key deliveries is in flight (at once when none is), or
+   * after `maxWaitMs` at the latest (a reader whose deliveries overlap without pause still syncs:
+   * the sync brings the denylist and the reader's state).
+   */
+  private noDeliveryInFlight(maxWaitMs: number): Promise<void> {
+    if (this.deliveries === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        const i = this.deliveryWaiters.indexOf(done);
+        if (i >= 0) this.deliveryWaiters.splice(i, 1);
+        resolve();
+      };
+      const t = setTimeout(done, maxWaitMs);
+      t.unref();
+      this.deliveryWaiters.push(done);
+    });
+  }
+
   private async doSync(): Promise<SyncAnswer | undefined> {
     const cms = this.o.cms!;
+    const baton = this.o.baton;
+    const max = this.syncBatchMax;
     let last: SyncAnswer | undefined;
     try {
       for (;;) {
         // group commit: nothing goes to the CMS that a power loss could still take from the
         // reader's log (the CMS would then hold entries the reader's chain no longer has)
-        await this.o.baton.flush();
-        const pending = this.o.baton.pending(500);
+        await baton.flush();
+        // a key delivery in flight goes first: the upload reaches the CMS after it has been
+        // answered, never in front of it (the CMS stores an upload before it serves what came after)
+        await this.noDeliveryInFlight(this.o.syncMaxDelayMs ?? 1000);
+        // only entries already durable (those appended while waiting go in the next request)
+        const pending = baton.pending(Math.min(max, Math.max(0, baton.durable - baton.acknowledged)));
         const ans = pending.length ? await cms.call<SyncAnswer>('POST', '/v1/readers/self/baton', { entries: pending }) : await cms.call<SyncAnswer>('GET', '/v1/readers/self/sync');
         this.contact();
         this.apply(ans);
         last = ans;
-        if (ans.acked > this.o.baton.acknowledged && ans.acked <= this.o.baton.length) this.o.baton.acknowledge(ans.acked);
-        if (pending.length < 500) break;
+        const before = baton.acknowledged;
+        if (ans.acked > baton.acknowledged && ans.acked <= baton.length) baton.acknowledge(ans.acked);
+        // a full request went: more may wait (stop if the CMS took none of it: the next sync retries)
+        if (pending.length < max || baton.acknowledged === before) break;
       }
       this.onEvent?.({ type: 'synced', acked: this.o.baton.acknowledged });
       // masters due for renewal: fetched in the background after the contact (never delays it)

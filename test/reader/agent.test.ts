@@ -171,6 +171,65 @@ describe('reader agent: baton durability before upload', () => {
     expect(baton.acknowledged).toBe(2);
     agent.close();
   });
+
+  it('an upload waits while a key delivery is in flight (never in front of it at the CMS) and carries only entries already durable', async () => {
+    const kp = generateReaderKeyPair();
+    const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'agent-')), { fsync: 'group', groupMs: 10_000 });
+    const inner = new SealingKeySource('door-1', kp.publicKey, () => cards);
+    // deliveries answer only when the test releases them
+    const held: (() => void)[] = [];
+    let inFlight = 0;
+    const keys: OnlineKeySource = {
+      async fetch(r) {
+        inFlight++;
+        try {
+          const d = await inner.fetch(r);
+          await new Promise<void>((res) => held.push(res));
+          return d;
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const calls: { sent: number[]; durable: number; deliveriesInFlight: number }[] = [];
+    const cms = {
+      call: (_m: string, path: string, body?: { entries: { seq: number }[] }) => {
+        calls.push({ sent: body?.entries.map((e) => e.seq) ?? [], durable: baton.durable, deliveriesInFlight: inFlight });
+        const acked = path.endsWith('/baton') ? body!.entries[body!.entries.length - 1]!.seq : baton.acknowledged;
+        return Promise.resolve({ readerId: 'door-1', state: 'active', denylist: [], serverTime: Date.now(), acked, hash: '' });
+      },
+    } as unknown as CmsClient;
+    const agent = new ReaderAgent({ readerId: 'door-1', roles: CAMPUS_ROLES, baton, unsealer: new ReaderUnsealer('door-1', kp.privateKey), keys, cms, syncMaxDelayMs: 5000 });
+    const op = (result: string) => agent.record({ cardUid: cards[0]!.uid, aid: 'A1C001', keyNo: 1, keyVersion: 1, op: 'access-check', result });
+    op('granted');
+    op('granted');
+    const tx = accessCheck(agent, cards[0]!.transport); // its delivery is now in flight
+    await vi.waitFor(() => expect(inFlight).toBe(1));
+    const synced = agent.sync();
+    await vi.waitFor(() => expect(baton.durable).toBe(2)); // flushed first ...
+    op('denied:zone'); // ... an entry written after the flush: not durable yet
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toEqual([]); // ... but nothing sent while the delivery is in flight
+    held.shift()!();
+    await synced;
+    await tx;
+    // sent after the delivery answered, and only what was durable (entry 3 waits for the next upload)
+    expect(calls).toEqual([{ sent: [1, 2], durable: 2, deliveriesInFlight: 0 }]);
+    expect(baton.acknowledged).toBe(2);
+    await agent.sync();
+    expect(calls.slice(1)).toEqual([{ sent: [3, 4], durable: 4, deliveriesInFlight: 0 }]);
+    // a delivery that never answers does not hold the upload back for longer than syncMaxDelayMs
+    const agent2 = new ReaderAgent({ readerId: 'door-1', roles: CAMPUS_ROLES, baton, unsealer: new ReaderUnsealer('door-1', kp.privateKey), keys, cms, syncMaxDelayMs: 100 });
+    void agent2.obtainKey(cards[0]!.uid, 'A1C001', 1).catch(() => undefined);
+    await vi.waitFor(() => expect(inFlight).toBe(1));
+    agent2.record({ cardUid: cards[0]!.uid, aid: 'A1C001', keyNo: 1, keyVersion: 1, op: 'access-check', result: 'granted' });
+    const t0 = Date.now();
+    await agent2.sync();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(95);
+    expect(calls.at(-1)).toEqual({ sent: [5], durable: 5, deliveriesInFlight: 1 });
+    held.shift()!();
+    agent.close();
+  });
 });
 
 describe('reader agent: background sync timing', () => {
