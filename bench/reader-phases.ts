@@ -4,7 +4,7 @@
 // baton append; flags per transaction whether a background baton upload, a group-commit
 // fdatasync or a GC overlapped it; the event-loop delay. Prints percentiles per phase and the
 // p99 of the transaction split by what overlapped it.
-//   npx tsx bench/reader-phases.ts [N=3000] [--sync-ms 200]
+//   npx tsx bench/reader-phases.ts [N=3000] [--sync-ms 200] [--fsync group|always|never] [--batch N]
 //   (BENCH_CMS_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the CMS process)
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -31,6 +31,10 @@ const argv = process.argv.slice(2);
 const N = Number(argv.find((a) => /^\d+$/.test(a)) ?? 3000);
 const si = argv.indexOf('--sync-ms');
 const syncDelayMs = si >= 0 ? Number(argv[si + 1]) : undefined;
+const fi = argv.indexOf('--fsync');
+const bi = argv.indexOf('--batch');
+const syncBatchMax = bi >= 0 ? Number(argv[bi + 1]) : undefined;
+const fsyncMode = (fi >= 0 ? argv[fi + 1] : 'group') as 'group' | 'always' | 'never';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -51,8 +55,12 @@ try {
   const inner = new InProcessTransport(card);
 
   // per-transaction phase accumulators
-  let cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0 };
-  const reset = () => (cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0 });
+  // fetchUp / fetchFlush: the delivery request itself overlapped an upload request / a baton fdatasync
+  let cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0, fetchUp: false, fetchFlush: false };
+  const reset = () => (cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0, fetchUp: false, fetchFlush: false });
+  let fetchInFlight = 0;
+  let upInFlight = 0;
+  let fsyncInFlight = 0;
   const t: Transport = {
     ...inner,
     transmit: async (apdu: Uint8Array) => {
@@ -68,9 +76,13 @@ try {
   const keys: OnlineKeySource = {
     async fetch(r): Promise<KeyDelivery> {
       const a = now();
+      fetchInFlight++;
+      if (upInFlight > 0) cur.fetchUp = true;
+      if (fsyncInFlight > 0) cur.fetchFlush = true;
       try {
         return await http.fetch(r);
       } finally {
+        fetchInFlight--;
         cur.fetch += now() - a;
       }
     },
@@ -85,7 +97,7 @@ try {
       cur.unseal += now() - a;
     }
   };
-  const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'bench-phases-')), { fsync: 'group' });
+  const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'bench-phases-')), { fsync: fsyncMode });
   const origAppend = baton.append.bind(baton);
   baton.append = (f) => {
     const a = now();
@@ -107,8 +119,34 @@ try {
       flushInFlight--;
     }
   };
+  // every fdatasync of the baton (group commit timer, entry threshold, before an upload)
+  const bAny = baton as unknown as { inflight?: { done: Promise<void> } };
+  let fsyncs = 0;
+  let lastInflight: unknown;
+  const watchInflight = () => {
+    const f = bAny.inflight;
+    if (f && f !== lastInflight) {
+      lastInflight = f;
+      fsyncs++;
+      fsyncInFlight++;
+      if (fetchInFlight > 0) cur.fetchFlush = true;
+      void f.done.finally(() => fsyncInFlight--);
+    }
+  };
+  const origAppend2 = baton.append;
+  baton.append = (f) => {
+    const e = origAppend2(f);
+    queueMicrotask(watchInflight);
+    return e;
+  };
+  const origFlush2 = baton.flush;
+  baton.flush = () => {
+    const p = origFlush2();
+    watchInflight();
+    return p;
+  };
   const roles = [{ tenantId: 'access', aid: 'A1C001', keyNo: 1, operations: ['deliver'] }];
-  const agent = new ReaderAgent({ readerId: 'bench-on', roles, baton, unsealer, keys, cms, ...(syncDelayMs !== undefined ? { syncDelayMs } : {}) });
+  const agent = new ReaderAgent({ readerId: 'bench-on', roles, baton, unsealer, keys, cms, ...(syncDelayMs !== undefined ? { syncDelayMs } : {}), ...(syncBatchMax !== undefined ? { syncBatchMax } : {}) });
   const origSync = agent.sync.bind(agent);
   agent.sync = () => {
     syncInFlight++;
@@ -124,7 +162,12 @@ try {
     uploads++;
     uploadSizes.push((b as { entries?: unknown[] } | undefined)?.entries?.length ?? 0);
     const a = now();
-    return origCall<T>(m, p, b).finally(() => uploadMs.push(now() - a));
+    upInFlight++;
+    if (fetchInFlight > 0) cur.fetchUp = true;
+    return origCall<T>(m, p, b).finally(() => {
+      upInFlight--;
+      uploadMs.push(now() - a);
+    });
   }) as typeof cms.call;
 
   const gcKinds = new Map<number, number[]>();
@@ -152,13 +195,14 @@ try {
   gcKinds.clear();
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  const rows: { total: number; fetch: number; unseal: number; card: number; append: number; sync: boolean; flush: boolean; gc: number }[] = [];
+  const rows: { total: number; fetch: number; unseal: number; card: number; append: number; sync: boolean; flush: boolean; gc: number; fetchUp: boolean; fetchFlush: boolean }[] = [];
   const cpu0 = process.cpuUsage();
   const cms0 = procCpuMs(child.pid);
   const t0 = now();
   uploads = 0;
   uploadMs.length = 0;
   uploadSizes.length = 0;
+  fsyncs = 0;
   for (let i = 0; i < N; i++) {
     reset();
     cur.syncOverlap = syncInFlight > 0;
@@ -167,8 +211,9 @@ try {
     const r = await accessCheck(agent, t, { zone: 1 });
     const total = now() - a;
     if (r.mode !== 'online' || !r.ok) throw new Error('online tx failed');
-    rows.push({ total, fetch: cur.fetch, unseal: cur.unseal, card: cur.card, append: cur.append, sync: cur.syncOverlap || syncInFlight > 0, flush: cur.flushOverlap || flushInFlight > 0, gc: cur.gc });
+    rows.push({ total, fetch: cur.fetch, unseal: cur.unseal, card: cur.card, append: cur.append, sync: cur.syncOverlap || syncInFlight > 0, flush: cur.flushOverlap || flushInFlight > 0, gc: cur.gc, fetchUp: cur.fetchUp, fetchFlush: cur.fetchFlush });
   }
+  const fsyncsInRun = fsyncs;
   const wall = now() - t0;
   const cpu = process.cpuUsage(cpu0);
   h.disable();
@@ -192,6 +237,11 @@ try {
   out.push(`card       ${q(rows.map((r) => r.card))}`);
   out.push(`append     ${q(rows.map((r) => r.append))}`);
   out.push(`other      ${q(rows.map((r) => r.total - Math.max(r.fetch + r.unseal, 0) - r.card - r.append))}  (total - fetch - unseal - card - append; select overlaps fetch)`);
+  const fq = (label: string, rs: typeof rows) => out.push(`${label.padEnd(34)}${rs.length ? q(rs.map((r) => r.fetch)) : '-'}`);
+  out.push(`baton fdatasyncs during the run: ${fsyncsInRun}`);
+  fq('fetch | upload request in flight', rows.filter((r) => r.fetchUp));
+  fq('fetch | baton fdatasync in flight', rows.filter((r) => r.fetchFlush && !r.fetchUp));
+  fq('fetch | neither', rows.filter((r) => !r.fetchFlush && !r.fetchUp));
   const withSync = rows.filter((r) => r.sync);
   const noSync = rows.filter((r) => !r.sync);
   out.push(`total | sync overlapped     ${withSync.length ? q(withSync.map((r) => r.total)) : '-'}`);
