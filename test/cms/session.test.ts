@@ -93,6 +93,39 @@ for (const kind of ['memory', 'redis'] as const) {
       });
     }
 
+    it('rate limit (fixed): hits made in one turn are each counted as alone, in the order made', async () => {
+      // the same sequence of hits, one by one and all in one turn (one script call on Redis), on fresh keys
+      const seq: [string, number][] = [['x', 3], ['y', 1], ['x', 3], ['x', 3], ['z', 2], ['y', 1], ['x', 3], ['x', 3], ['z', 2], ['z', 2]];
+      const shape = (r: { allowed: boolean; remaining: number; resetMs: number }) => [r.allowed, r.remaining, r.remaining === 0 ? r.resetMs > 0 && r.resetMs <= 60_000 : r.resetMs === 0];
+      const alone = [];
+      for (const [k, limit] of seq) alone.push(shape(await a.hit(`turn-alone-${k}`, limit, 60_000)));
+      const counted: string[] = [];
+      const client = kind === 'redis' ? (a as unknown as { r: { sendCommand(c: { name: string }): unknown } }).r : undefined;
+      const orig = client?.sendCommand;
+      if (client) {
+        client.sendCommand = function (this: unknown, c: { name: string }, ...rest: unknown[]) {
+          counted.push(c.name);
+          return (orig as (...x: unknown[]) => unknown).call(this, c, ...rest);
+        };
+      }
+      let together;
+      try {
+        together = (await Promise.all(seq.map(([k, limit]) => a.hit(`turn-together-${k}`, limit, 60_000)))).map(shape);
+      } finally {
+        if (client) client.sendCommand = orig!;
+      }
+      expect(together).toEqual(alone);
+      expect(alone.map((r) => r[0])).toEqual([true, true, true, true, true, false, false, false, true, false]);
+      if (kind === 'redis') expect(counted.filter((n) => n === 'evalsha' || n === 'eval')).toHaveLength(1);
+    });
+
+    it.skipIf(kind !== 'redis')('rate limit (fixed): an unusable counter fails its own hit only, in a turn with others', async () => {
+      const r = (a as unknown as { r: { set(k: string, v: string): Promise<unknown> } }).r;
+      await r.set(`${prefix}rl:f:5:60000:broken`, 'not a counter');
+      const out = await Promise.allSettled([a.hit('ok-1', 5, 60_000), a.hit('broken', 5, 60_000), a.hit('ok-1', 5, 60_000)]);
+      expect(out.map((o) => (o.status === 'fulfilled' ? o.value.remaining : (o.reason as SessionStoreError).code))).toEqual([4, 'ERR_SESSION_UNAVAILABLE', 3]);
+    });
+
     it('sets (denylist): add, test, remove, expire', async () => {
       await a.addToSet('revoked-readers', 'r-1');
       await a.addToSet('revoked:readers', 'x'); // names with separators do not collide
