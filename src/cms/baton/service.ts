@@ -6,7 +6,7 @@
 //
 // Also the card denylist readers fetch on every contact.
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../storage/index.js';
 import { dialectOf } from '../storage/dialect.js';
 import { lockWriters, withTransaction } from '../storage/tx.js';
@@ -59,12 +59,26 @@ export interface BatonAudit {
   record(input: AuditInput): Promise<unknown>;
 }
 
+/**
+ * Runs the storing transaction: by default one transaction of its own; the composition root gives
+ * the station jobs' group commit (src/cms/jobs/commit.ts) on SQLite, whose COMMIT does not fsync
+ * on the event loop (synchronous=NORMAL for that transaction, the WAL fsynced in the thread pool
+ * before the caller is answered: the durability of FULL) — the inline fsync of an upload's COMMIT
+ * stalled every key delivery arriving meanwhile.
+ */
+export type BatonCommit = <T>(fn: (tx: Transaction<Database>) => Promise<T>) => Promise<T>;
+
 export class BatonService {
+  private readonly commit: BatonCommit;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
     private readonly audit?: BatonAudit,
-  ) {}
+    commit?: BatonCommit,
+  ) {
+    this.commit = commit ?? ((fn) => withTransaction(this.db, fn));
+  }
 
   async head(readerId: string): Promise<{ seq: number; hash: string }> {
     const r = await this.db.selectFrom('reader_baton').select(['seq', 'hash']).where('reader_id', '=', readerId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
@@ -184,7 +198,7 @@ export class BatonService {
           if (bad) throw bad.reason;
         }
       }
-      result = await withTransaction(this.db, async (tx) => {
+      result = await this.commit(async (tx) => {
         await lockWriters(tx, dialectOf(this.db), `baton:${readerId}`);
         const p = await this.plan(tx, readerId, batch, alerts);
         const at = this.now();

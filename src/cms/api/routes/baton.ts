@@ -12,10 +12,12 @@
 // A revoked or suspended reader never reaches these handlers: mTLS authentication refuses it with
 // 403 ERR_READER_NOT_ACTIVE, which the agent takes as "stop and wipe".
 import { type Static, Type } from '@sinclair/typebox';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type BatonAudit, BatonError, BatonService, MAX_BATCH } from '../../baton/service.js';
 import type { ReaderRepository } from '../../domain/index.js';
+import { GroupCommit } from '../../jobs/commit.js';
 import type { Database } from '../../storage/index.js';
 import { ANY_OPERATOR, actorOf, tenantScope } from '../auth.js';
 import { ApiError, ERROR_RESPONSES, notFound } from '../errors.js';
@@ -63,10 +65,13 @@ export interface BatonRouteDeps {
   now?: () => number;
   /** The audit log: accepted baton entries are recorded in it (tamper-evident), before they are acknowledged. */
   audit?: BatonAudit;
+  /** SQLite: the native connection; uploads are stored through a group commit with the WAL fsync off the event loop. */
+  sqlite?: BetterSqlite3.Database;
 }
 
 export function batonModule(d: BatonRouteDeps): ApiModule {
-  const svc = new BatonService(d.db, d.now, d.audit);
+  const gc = d.sqlite ? new GroupCommit(d.db, { native: d.sqlite }) : undefined;
+  const svc = new BatonService(d.db, d.now, d.audit, gc ? (fn) => gc.run(fn) : undefined);
   const now = d.now ?? Date.now;
   return {
     name: 'baton',
