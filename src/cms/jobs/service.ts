@@ -14,6 +14,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 import { type Prepared, prepare } from '../delivery/prepared.js';
 import { dialectOf } from '../storage/index.js';
+import type { ReaderRecipient } from '../../custody/sealed.js';
 import type { CallerContext, KeyCustody, KeySource } from '../../custody/types.js';
 import { CARD_INSTALLABLE, CARD_PROFILE_RE, CardRepository, type Application, type ReaderRepository, type TenantRepository } from '../domain/index.js';
 import { encodePiccKeySettings } from '../../core/protocol/codecs/index.js';
@@ -194,6 +195,12 @@ export class StationJobs {
   private readonly commits: GroupCommit;
   private readonly q: {
     job: Prepared<[string], Row>;
+    /** A reader's state and certificate (the sealing recipient, the receipt's verification key). */
+    reader: Prepared<[string], { state: string; cert_pem: string | null }>;
+    /** Every role of a reader (personalise: issue + install on each AID). */
+    roles: Prepared<[string], { aid: string; key_no: number; operations: string }>;
+    card: Prepared<[string], { state: string; profile: string | null }>;
+    app: Prepared<[string], Database['applications']>;
     /** An open (unexpired created/claimed) or unreconciled ('unknown') job of a card. */
     busy: Prepared<[string, number], { id: string }>;
   };
@@ -231,6 +238,10 @@ export class StationJobs {
     this.commits = new GroupCommit(o.db, o.sqlite ? { native: o.sqlite } : {});
     this.q = {
       job: prepare(o.db, 1, (id) => o.db.selectFrom('station_jobs').selectAll().where('id', '=', id), o.sqlite),
+      reader: prepare(o.db, 1, (id) => o.db.selectFrom('readers').select(['state', 'cert_pem']).where('id', '=', id), o.sqlite),
+      roles: prepare(o.db, 1, (id) => o.db.selectFrom('reader_roles').select(['aid', 'key_no', 'operations']).where('reader_id', '=', id), o.sqlite),
+      card: prepare(o.db, 1, (uid) => o.db.selectFrom('cards').select(['state', 'profile']).where('uid', '=', uid), o.sqlite),
+      app: prepare(o.db, 1, (aid) => o.db.selectFrom('applications').selectAll().where('aid', '=', aid), o.sqlite),
       busy: prepare(
         o.db,
         2,
@@ -348,10 +359,26 @@ export class StationJobs {
     return (await q.orderBy('created_at').limit(Math.min(filter.limit ?? 100, 1000)).execute()).map(toJob);
   }
 
+  /**
+   * A registered application, read anew on every call (a re-registered layout is seen at once);
+   * its layout JSON parsed once per stored text (TenantRepository.application's conversion).
+   */
   private async application(aid: string): Promise<Application> {
-    const app = await this.o.tenants.application(aid);
-    if (!app) throw new JobError('ERR_JOB_NOT_FOUND', `application ${aid} is not registered`);
+    const r = await this.q.app.first(aid);
+    if (!r) throw new JobError('ERR_JOB_NOT_FOUND', `application ${aid} is not registered`);
+    const hit = this.apps.get(aid);
+    if (hit && hit.row.definition === r.definition && hit.row.tenant_id === r.tenant_id && hit.row.key_type === r.key_type && Number(hit.row.key_count) === Number(r.key_count) && hit.row.name === r.name && hit.row.layout_name === r.layout_name && Number(hit.row.created_at) === Number(r.created_at)) return hit.app;
+    const app: Application = { aid: r.aid, tenantId: r.tenant_id, name: r.name, keyType: r.key_type, keyCount: Number(r.key_count), layoutName: r.layout_name, definition: JSON.parse(r.definition) as Application['definition'], createdAt: Number(r.created_at) };
+    if (this.apps.size >= 4096) this.apps.clear();
+    this.apps.set(aid, { row: r, app });
     return app;
+  }
+
+  private readonly apps = new Map<string, { row: Database['applications']; app: Application }>();
+
+  /** The reader's sealing recipient and certificate, read with one prepared statement. */
+  private async recipientOf(readerId: string): Promise<{ pem: string; recipient: ReaderRecipient }> {
+    return this.recipients.fromPem(readerId, (await this.q.reader.first(readerId))?.cert_pem);
   }
 
   /**
@@ -486,13 +513,17 @@ export class StationJobs {
    * card's record), without one in the job's own transaction: the answer `{randomUid}` for storeJob.
    */
   private async blankCard(uid: string, randomUid: boolean, profile: string | undefined): Promise<{ randomUid: boolean } | undefined> {
+    const seen = await this.q.card.first(uid);
+    if (seen && seen.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${seen.state}: only blank cards are issued`);
+    if (profile === undefined) return seen ? undefined : { randomUid };
+    if (seen && seen.profile === profile) return undefined;
     const cards = new CardRepository(this.db);
-    let card = await cards.get(uid);
-    if (!card && profile === undefined) return { randomUid };
-    card ??= await cards.createBlank(uid, { randomUid, ...(profile !== undefined ? { profile } : {}) }).catch(async (e) => {
-      if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
-      throw e;
-    });
+    const card =
+      (await cards.get(uid)) ??
+      (await cards.createBlank(uid, { randomUid, ...(profile !== undefined ? { profile } : {}) }).catch(async (e) => {
+        if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
+        throw e;
+      }));
     if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
     if (profile !== undefined && card.profile !== profile) await cards.setProfile(uid, profile);
     return undefined;
@@ -514,9 +545,9 @@ export class StationJobs {
     if (new Set(aids).size !== aids.length) throw new JobError('ERR_JOB_BAD_INPUT', 'aids must not repeat an AID');
     const piccPlan = piccPlanOf(req);
     // the station: active, 'issue' on some role, 'install' on (AID, key 0) of every AID
-    const reader = await this.o.readers.get(readerId);
+    const [reader, rows] = await Promise.all([this.q.reader.first(readerId), this.q.roles.all(readerId)]);
     if (!reader || reader.state !== 'active') throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} is not active`);
-    const roles = await this.o.readers.roles(readerId);
+    const roles = rows.map((r) => ({ aid: r.aid, keyNo: Number(r.key_no), operations: JSON.parse(r.operations) as string[] }));
     if (!roles.some((r) => r.operations.includes('issue'))) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} has no role with the issue operation`);
     for (const aid of aids)
       if (!roles.some((r) => r.aid === aid && r.keyNo === 0 && r.operations.includes('install'))) throw new JobError('ERR_JOB_FORBIDDEN', `reader ${readerId} has no role for install on ${aid} key 0`);
@@ -588,7 +619,7 @@ export class StationJobs {
 
   /** The job as the station gets it: every key sealed to the job's reader (custody audits the batch as one release event). `pending`: blobs planned but not yet stored. */
   private async sealJob(ctx: CallerContext, job: Job, pending?: BlobRow[], known?: Application | Application[]): Promise<StationJobWire> {
-    const { recipient } = await this.recipients.of(job.readerId);
+    const { recipient } = await this.recipientOf(job.readerId);
     const ttlSeconds = Math.max(1, Math.ceil((job.expiresAt - this.now()) / 1000));
     // every key of the job sealed in ONE custody call: one audit entry naming every binding and
     // the reader, durable before any of them is handed out
@@ -643,7 +674,7 @@ export class StationJobs {
     const job = await this.get(jobId);
     if (job.readerId !== readerId) throw new JobError('ERR_JOB_NOT_FOUND', `job ${jobId} not found`);
     if (job.state !== 'claimed' && job.state !== 'unknown') throw new JobError('ERR_JOB_STATE', `job ${jobId} is ${job.state}`);
-    const { pem } = await this.recipients.of(readerId);
+    const { pem } = await this.recipientOf(readerId);
     const receipt = await verifyReceipt(jws, pem, { jobId: job.id, jti: job.jti });
     if (receipt.uid !== job.uid) throw new JobError('ERR_JOB_RECEIPT_MISMATCH', `receipt is for card ${receipt.uid}, the job for ${job.uid}`);
     const authorisation = (job.plan as DeletePlan).authorisation;
