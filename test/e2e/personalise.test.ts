@@ -16,6 +16,7 @@ import { type CmsClient, StationClient, readUid, relayRemote } from '../../src/r
 import { signStationReceipt } from '../../src/reader/station/receipt.js';
 import type { PersonaliseJob, StationJob } from '../../src/reader/station/protocol.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
+import { personaliseStepCount } from '../../src/cms/jobs/service.js';
 import { CAMPUS, CAMPUS_AIDS, type E2e, startE2e } from './harness.js';
 
 const campus = parseLayout(CAMPUS, 'campus.yaml');
@@ -54,6 +55,9 @@ describe('personalise: one station job per card', () => {
     const uid = await readUid(t);
     const p = await station.personalise(t, CAMPUS_AIDS, NO_RANDOM);
     expect([p.ok, p.recorded]).toEqual([true, true]);
+    // the CMS's count of the receipt's steps (its bound at create) is the station's sequence
+    const apps = await Promise.all(CAMPUS_AIDS.map(async (aid) => (await h.cms.deps.domain!.tenants.application(aid))!));
+    expect(p.receipt.results).toHaveLength(personaliseStepCount(apps, false));
     expect(p.runs.map((r) => [r.step, r.aid, r.ok, r.recorded])).toEqual([['issue', '000000', true, true], ...CAMPUS_AIDS.map((aid) => ['install', aid, true, true])]);
     const jobs = await jobsOf(uid);
     expect(jobs.map((j) => [j.kind, j.state, j.aid])).toEqual([['personalise', 'completed', '000000']]);
@@ -174,6 +178,8 @@ describe('personalise: one station job per card', () => {
     const uid = await readUid(t);
     const p = await station.personalise(t, CAMPUS_AIDS, PICC);
     expect([p.ok, p.recorded, p.runs.length]).toEqual([true, true, 5]);
+    const apps = await Promise.all(CAMPUS_AIDS.map(async (aid) => (await h.cms.deps.domain!.tenants.application(aid))!));
+    expect(p.receipt.results).toHaveLength(personaliseStepCount(apps, true));
     const ops = p.receipt.results.map((r) => `${r.op}:${r.aid ?? ''}`);
     expect(ops.at(-1)).toBe('SetConfiguration:000000');
     expect(ops.lastIndexOf('CommitTransaction:7A0001')).toBeLessThan(ops.length - 1);

@@ -170,6 +170,25 @@ function piccPlanOf(req: { picc?: { keySettings?: Partial<KeySettingsFlags>; ran
   };
 }
 
+/** Most steps a receipt may list (src/cms/pki/receipts.ts): a personalise job with more is refused at create. */
+export const MAX_RECEIPT_STEPS = 256;
+
+/**
+ * The card steps a personalise job's receipt lists when every step succeeds (the station's sequence,
+ * src/reader/station/executor.ts): the issue (5), each installation (CMK authentication 2,
+ * CreateApplication + select + default-key authentication + ChangeKey AMK + AMK authentication 5,
+ * every other key 1 — 2 with changeKey self, then one more AMK authentication —, every file 1,
+ * CommitTransaction 1), and with random UID the CMK authentication + SetConfiguration at the end (3).
+ */
+export function personaliseStepCount(apps: readonly Pick<Application, 'definition'>[], randomUid: boolean): number {
+  let n = 5 + (randomUid ? 3 : 0);
+  for (const a of apps) {
+    const self = a.definition.keySettings.changeKey.kind === 'self';
+    n += 7 + (a.definition.keys.length - 1) * (self ? 2 : 1) + (self ? 1 : 0) + a.definition.files.length + 1;
+  }
+  return n;
+}
+
 /** The steps of a personalise job as the audit entries name them. */
 export function personaliseSteps(p: PersonalisePlan): string[] {
   return ['issue', ...p.installs.map((i) => `install:${i.aid}`)];
@@ -555,6 +574,9 @@ export class StationJobs {
     for (const app of apps)
       if (app.definition.keySettings.changeKey.kind !== 'amk' && app.definition.keySettings.changeKey.kind !== 'self')
         throw new JobError('ERR_JOB_UNSUPPORTED', `application ${app.aid}: stations install only changeKey amk or self`);
+    // the one receipt must be able to list every step
+    const steps = personaliseStepCount(apps, piccPlan.randomUid);
+    if (steps > MAX_RECEIPT_STEPS) throw new JobError('ERR_JOB_UNSUPPORTED', `a personalise job of these ${aids.length} applications has ${steps} card steps, more than a receipt lists (${MAX_RECEIPT_STEPS}): personalise fewer and install the others with install jobs`);
     const newCard = await this.blankCard(uid, piccPlan.randomUid, req.profile);
     const busy = await this.q.busy.first(uid, this.now());
     if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
