@@ -22,6 +22,9 @@
 //   (written to a temporary file, fsync'd, renamed). A crash after the CMS stored a batch but
 //   before the ack was written only means the batch is sent again; the CMS is idempotent by
 //   sequence number (same seq + same hash = already stored), so nothing is lost or doubled.
+// - Memory: only entries the CMS has not acknowledged stay in memory (plus the hash of the last
+//   acknowledged one); `all()` reads the file. A reader running for months holds its unsent tail,
+//   not every operation it ever did (the heap, and with it every major GC pause, stays small).
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -127,8 +130,13 @@ function markerState(marker: string): 'absent' | 'live' | 'stale' {
 
 export class AuditBaton {
   private fd: number;
+  /** The entries after `base` (the not yet acknowledged ones, once trimmed): entries[i].seq = base + i + 1. */
   private entries: BatonEntry[];
+  private base = 0;
+  private baseHash = GENESIS;
   private ackSeq: number;
+  /** The hash of entry `ackSeq` (GENESIS for 0). */
+  private ackHash: string;
   /** The acknowledgement the baton.ack file holds, and the background writer of newer ones. */
   private ackOnDisk: number;
   private ackWriting: Promise<void> | undefined;
@@ -159,6 +167,7 @@ export class AuditBaton {
     this.fd = fd;
     this.entries = entries;
     this.ackSeq = ackSeq;
+    this.ackHash = ackSeq > 0 ? entries[ackSeq - 1]!.hash : GENESIS;
     this.ackOnDisk = ackSeq;
     this.mode = opts.fsync === undefined ? DEFAULT_FSYNC_MODE : opts.fsync === true ? 'always' : opts.fsync === false ? 'never' : opts.fsync;
     if (!FSYNC_MODES.includes(this.mode)) throw new ReaderError('ERR_READER_CONFIG', `baton fsync mode must be one of ${FSYNC_MODES.join(', ')}`);
@@ -167,6 +176,16 @@ export class AuditBaton {
     if (!(this.groupMs >= 0 && this.groupMs <= 10_000) || !(Number.isInteger(this.groupEntries) && this.groupEntries >= 1)) throw new ReaderError('ERR_READER_CONFIG', 'baton group commit: groupMs 0..10000, groupEntries >= 1');
     this.durableSeq = entries.length;
     this.uncleanShutdown = unclean;
+    this.trim();
+  }
+
+  /** Drop acknowledged entries from memory (the file keeps them). */
+  private trim(): void {
+    const n = this.ackSeq - this.base;
+    if (n <= 0) return;
+    this.entries.splice(0, n);
+    this.base = this.ackSeq;
+    this.baseHash = this.ackHash;
   }
 
   /** Open (or create) the baton in `dir`: verify the chain, drop a torn last line. */
@@ -224,12 +243,12 @@ export class AuditBaton {
   }
 
   get length(): number {
-    return this.entries.length;
+    return this.base + this.entries.length;
   }
 
   get head(): { seq: number; hash: string } {
     const last = this.entries[this.entries.length - 1];
-    return last ? { seq: last.seq, hash: last.hash } : { seq: 0, hash: GENESIS };
+    return last ? { seq: last.seq, hash: last.hash } : { seq: this.base, hash: this.baseHash };
   }
 
   get acknowledged(): number {
@@ -288,7 +307,7 @@ export class AuditBaton {
   async flush(): Promise<void> {
     for (;;) {
       this.throwIfSyncFailed();
-      const target = this.entries.length;
+      const target = this.length;
       if (this.durableSeq >= target) return;
       if (this.fd < 0) throw new ReaderError('ERR_BATON_IO', 'baton is closed');
       if (this.inflight) {
@@ -307,10 +326,10 @@ export class AuditBaton {
           if (this.closeFd === fd) {
             this.closeFd = -1;
             closeSync(fd);
-          } else if (!err && this.fd >= 0 && this.entries.length - this.durableSeq >= this.groupEntries) {
+          } else if (!err && this.fd >= 0 && this.length - this.durableSeq >= this.groupEntries) {
             // a full group was appended while this flush ran: flush it now
             void this.flush().catch(() => undefined);
-          } else if (!err && this.fd >= 0 && this.entries.length > this.durableSeq && !this.timer) {
+          } else if (!err && this.fd >= 0 && this.length > this.durableSeq && !this.timer) {
             // entries appended while this flush ran: they get their own window
             this.timer = setTimeout(() => {
               this.timer = undefined;
@@ -328,7 +347,7 @@ export class AuditBaton {
 
   /** Make every entry appended so far durable, synchronously (shutdown). */
   flushSync(): void {
-    if (this.fd < 0 || this.durableSeq >= this.entries.length) return;
+    if (this.fd < 0 || this.durableSeq >= this.length) return;
     this.throwIfSyncFailed();
     try {
       fdatasyncSync(this.fd);
@@ -336,17 +355,24 @@ export class AuditBaton {
       this.syncError = err;
       this.throwIfSyncFailed();
     }
-    this.durableSeq = this.entries.length;
+    this.durableSeq = this.length;
   }
 
   /** Entries not yet acknowledged by the CMS (oldest first), at most `max`. */
   pending(max = 500): BatonEntry[] {
-    return this.entries.slice(this.ackSeq, this.ackSeq + max);
+    const from = this.ackSeq - this.base;
+    return this.entries.slice(from, from + max);
   }
 
-  /** Every entry (copies). */
+  /** Every entry, acknowledged ones included (read from the file: diagnostics, tests). */
   all(): BatonEntry[] {
-    return this.entries.map((e) => ({ ...e }));
+    const out: BatonEntry[] = [];
+    for (const line of readFileSync(join(this.dir, 'baton.log'), 'utf8').split('\n')) {
+      if (out.length === this.length) break;
+      const e = line ? parseEntry(line) : undefined;
+      if (e) out.push(e);
+    }
+    return out;
   }
 
   /**
@@ -358,9 +384,11 @@ export class AuditBaton {
    * `close()` writes the last one synchronously.
    */
   acknowledge(seq: number): void {
-    if (!Number.isSafeInteger(seq) || seq < this.ackSeq || seq > this.entries.length) throw new ReaderError('ERR_BATON_CORRUPT', `acknowledgement ${seq} outside the log (acked ${this.ackSeq}, head ${this.entries.length})`);
+    if (!Number.isSafeInteger(seq) || seq < this.ackSeq || seq > this.length) throw new ReaderError('ERR_BATON_CORRUPT', `acknowledgement ${seq} outside the log (acked ${this.ackSeq}, head ${this.length})`);
     if (seq === this.ackSeq) return;
+    this.ackHash = this.entries[seq - this.base - 1]!.hash;
     this.ackSeq = seq;
+    this.trim();
     if (!this.ackWriting) this.ackWriting = this.writeAcks().finally(() => (this.ackWriting = undefined));
   }
 
@@ -369,8 +397,9 @@ export class AuditBaton {
     while (this.ackWriting) await this.ackWriting;
   }
 
-  private ackBody(seq: number): string {
-    return JSON.stringify({ seq, hash: seq > 0 ? this.entries[seq - 1]!.hash : GENESIS });
+  /** The acknowledgement file's content for the current acknowledgement. */
+  private ackBody(): { seq: number; body: string } {
+    return { seq: this.ackSeq, body: JSON.stringify({ seq: this.ackSeq, hash: this.ackHash }) };
   }
 
   /** Write acknowledgements until the file holds the latest (one at a time; intermediate ones are skipped). */
@@ -378,11 +407,11 @@ export class AuditBaton {
     const file = join(this.dir, 'baton.ack');
     const tmp = file + '.tmp';
     while (this.ackOnDisk < this.ackSeq) {
-      const seq = this.ackSeq;
+      const { seq, body } = this.ackBody();
       try {
         const fh = await fsp.open(tmp, 'w', 0o600);
         try {
-          await fh.writeFile(this.ackBody(seq));
+          await fh.writeFile(body);
           await fh.sync();
         } finally {
           await fh.close();
@@ -411,7 +440,7 @@ export class AuditBaton {
     const tmp = file + '.sync.tmp';
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, this.ackBody(this.ackSeq));
+      writeSync(fd, this.ackBody().body);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

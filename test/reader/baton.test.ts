@@ -52,6 +52,32 @@ describe('audit baton (reader side)', () => {
     r2.close();
   });
 
+  it('holds only unacknowledged entries in memory; the chain, pending(), all(), the ack file and a reopen are unchanged', async () => {
+    const d = dir();
+    const b = AuditBaton.open(d, { fsync: 'never' });
+    const held = () => (b as unknown as { entries: unknown[] }).entries.length;
+    const ops = Array.from({ length: 1000 }, (_, i) => `op${i}`);
+    for (const op of ops.slice(0, 600)) b.append(f(op));
+    b.acknowledge(400);
+    expect(held()).toBe(200); // 400 acknowledged: left memory (the file keeps them)
+    expect(b.pending(3).map((e) => e.seq)).toEqual([401, 402, 403]);
+    b.acknowledge(600);
+    expect([held(), b.length, b.pending().length]).toEqual([0, 600, 0]);
+    const head = b.head;
+    const next = b.append(f(ops[600]!));
+    expect([next.seq, next.prev]).toEqual([601, head.hash]); // chains to an entry no longer in memory
+    for (const op of ops.slice(601)) b.append(f(op));
+    expect(held()).toBe(400);
+    expect(b.all().map((e) => e.op)).toEqual(ops); // every entry, from the file
+    await b.ackDurable();
+    expect(JSON.parse(readFileSync(join(d, 'baton.ack'), 'utf8'))).toEqual({ seq: 600, hash: head.hash });
+    b.close();
+    const r = AuditBaton.open(d); // the whole chain verifies
+    expect([r.length, r.acknowledged, (r as unknown as { entries: unknown[] }).entries.length]).toEqual([1000, 600, 400]);
+    expect(r.pending(1)[0]!.prev).toBe(head.hash);
+    r.close();
+  });
+
   it('acknowledgements reach the file in the background (never a synchronous fsync on the hot path); close writes the last one', async () => {
     const d = dir();
     const b = AuditBaton.open(d);
