@@ -156,6 +156,14 @@ try {
   let uploads = 0;
   const uploadMs: number[] = [];
   const uploadSizes: number[] = [];
+  // TLS connections opened (a delivery that finds both keep-alive sockets busy opens one: a handshake)
+  let connections = 0;
+  const httpsAgent = (cms as unknown as { agent: { createConnection: (...a: unknown[]) => unknown } }).agent;
+  const origConnect = httpsAgent.createConnection.bind(httpsAgent);
+  httpsAgent.createConnection = (...a: unknown[]) => {
+    connections++;
+    return origConnect(...a);
+  };
   const origCall = cms.call.bind(cms);
   cms.call = (<T>(m: string, p: string, b?: unknown) => {
     if (!p.startsWith('/v1/readers/self/')) return origCall<T>(m, p, b);
@@ -203,6 +211,7 @@ try {
   uploadMs.length = 0;
   uploadSizes.length = 0;
   fsyncs = 0;
+  const connections0 = connections;
   for (let i = 0; i < N; i++) {
     reset();
     cur.syncOverlap = syncInFlight > 0;
@@ -214,6 +223,7 @@ try {
     rows.push({ total, fetch: cur.fetch, unseal: cur.unseal, card: cur.card, append: cur.append, sync: cur.syncOverlap || syncInFlight > 0, flush: cur.flushOverlap || flushInFlight > 0, gc: cur.gc, fetchUp: cur.fetchUp, fetchFlush: cur.fetchFlush });
   }
   const fsyncsInRun = fsyncs;
+  const connectionsInRun = connections - connections0;
   const wall = now() - t0;
   const cpu = process.cpuUsage(cpu0);
   h.disable();
@@ -238,7 +248,7 @@ try {
   out.push(`append     ${q(rows.map((r) => r.append))}`);
   out.push(`other      ${q(rows.map((r) => r.total - Math.max(r.fetch + r.unseal, 0) - r.card - r.append))}  (total - fetch - unseal - card - append; select overlaps fetch)`);
   const fq = (label: string, rs: typeof rows) => out.push(`${label.padEnd(34)}${rs.length ? q(rs.map((r) => r.fetch)) : '-'}`);
-  out.push(`baton fdatasyncs during the run: ${fsyncsInRun}`);
+  out.push(`baton fdatasyncs during the run: ${fsyncsInRun}; TLS connections opened during the run: ${connectionsInRun} (${connections} in all)`);
   fq('fetch | upload request in flight', rows.filter((r) => r.fetchUp));
   fq('fetch | baton fdatasync in flight', rows.filter((r) => r.fetchFlush && !r.fetchUp));
   fq('fetch | neither', rows.filter((r) => !r.fetchFlush && !r.fetchUp));
