@@ -156,23 +156,31 @@ try {
   let uploads = 0;
   const uploadMs: number[] = [];
   const uploadSizes: number[] = [];
-  // TLS connections opened (a delivery that finds both keep-alive sockets busy opens one: a handshake)
+  // TLS connections opened by the client's delivery pool (a delivery that finds its keep-alive
+  // sockets busy opens one: a full handshake inside a timed transaction) and by its background
+  // (upload) pool where it has one
   let connections = 0;
-  const httpsAgent = (cms as unknown as { agent: { createConnection: (...a: unknown[]) => unknown } }).agent;
-  const origConnect = httpsAgent.createConnection.bind(httpsAgent);
-  httpsAgent.createConnection = (...a: unknown[]) => {
-    connections++;
-    return origConnect(...a);
-  };
+  let bgConnections = 0;
+  const pools = cms as unknown as Record<'agent' | 'background', { createConnection: (...a: unknown[]) => unknown } | undefined>;
+  for (const k of ['agent', 'background'] as const) {
+    const pool = pools[k];
+    if (!pool) continue;
+    const origConnect = pool.createConnection.bind(pool);
+    pool.createConnection = (...a: unknown[]) => {
+      if (k === 'agent') connections++;
+      else bgConnections++;
+      return origConnect(...a);
+    };
+  }
   const origCall = cms.call.bind(cms);
-  cms.call = (<T>(m: string, p: string, b?: unknown) => {
-    if (!p.startsWith('/v1/readers/self/')) return origCall<T>(m, p, b);
+  cms.call = (<T>(m: string, p: string, b?: unknown, o?: Parameters<typeof origCall>[3]) => {
+    if (!p.startsWith('/v1/readers/self/')) return origCall<T>(m, p, b, o);
     uploads++;
     uploadSizes.push((b as { entries?: unknown[] } | undefined)?.entries?.length ?? 0);
     const a = now();
     upInFlight++;
     if (fetchInFlight > 0) cur.fetchUp = true;
-    return origCall<T>(m, p, b).finally(() => {
+    return origCall<T>(m, p, b, o).finally(() => {
       upInFlight--;
       uploadMs.push(now() - a);
     });
@@ -248,7 +256,7 @@ try {
   out.push(`append     ${q(rows.map((r) => r.append))}`);
   out.push(`other      ${q(rows.map((r) => r.total - Math.max(r.fetch + r.unseal, 0) - r.card - r.append))}  (total - fetch - unseal - card - append; select overlaps fetch)`);
   const fq = (label: string, rs: typeof rows) => out.push(`${label.padEnd(34)}${rs.length ? q(rs.map((r) => r.fetch)) : '-'}`);
-  out.push(`baton fdatasyncs during the run: ${fsyncsInRun}; TLS connections opened during the run: ${connectionsInRun} (${connections} in all)`);
+  out.push(`baton fdatasyncs during the run: ${fsyncsInRun}; TLS connections opened during the run: ${connectionsInRun} by the delivery pool (${connections} in all), ${bgConnections} by the upload pool in all`);
   fq('fetch | upload request in flight', rows.filter((r) => r.fetchUp));
   fq('fetch | baton fdatasync in flight', rows.filter((r) => r.fetchFlush && !r.fetchUp));
   fq('fetch | neither', rows.filter((r) => !r.fetchFlush && !r.fetchUp));

@@ -409,7 +409,8 @@ export class ReaderAgent {
         await this.noDeliveryInFlight(this.o.syncMaxDelayMs ?? 1000);
         // only entries already durable (those appended while waiting go in the next request)
         const pending = baton.pending(Math.min(max, Math.max(0, baton.durable - baton.acknowledged)));
-        const ans = pending.length ? await cms.call<SyncAnswer>('POST', '/v1/readers/self/baton', { entries: pending }) : await cms.call<SyncAnswer>('GET', '/v1/readers/self/sync');
+        // uploads on the client's background connection; a plain contact on the delivery one (keeps it warm)
+        const ans = pending.length ? await cms.call<SyncAnswer>('POST', '/v1/readers/self/baton', { entries: pending }, { background: true }) : await cms.call<SyncAnswer>('GET', '/v1/readers/self/sync');
         this.contact();
         this.apply(ans);
         last = ans;

@@ -26,8 +26,14 @@ export interface CmsResponse<T> {
 
 const NETWORK = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|ECONNABORTED|ERR_READER_TIMEOUT|UND_ERR_.*)$/;
 
+/** Per call: `background` = the reader's own baton uploads (their own connection, see the constructor). */
+export interface CallOptions {
+  background?: boolean;
+}
+
 export class CmsClient {
   private readonly agent: Agent;
+  private readonly background: Agent;
   private readonly base: URL;
 
   constructor(
@@ -41,11 +47,17 @@ export class CmsClient {
     // per connection, not per request; at most two (a key delivery never queues behind a baton
     // upload), kept open between requests (LIFO: the warm one first), TLS sessions cached for a
     // cheap resumption when the CMS closes an idle one.
-    this.agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 2, maxFreeSockets: 2, scheduling: 'lifo', ca: ep.ca, ...(tls ?? {}), ...(ep.servername ? { servername: ep.servername } : {}) });
+    const opts = { keepAlive: true, keepAliveMsecs: 1000, ca: ep.ca, ...(tls ?? {}), ...(ep.servername ? { servername: ep.servername } : {}) };
+    this.agent = new Agent({ ...opts, maxSockets: 2, maxFreeSockets: 2, scheduling: 'lifo' });
+    // Background baton uploads on a connection of their own: they never take the connection a key
+    // delivery would use (a delivery then never waits for a socket behind an upload, nor opens a
+    // new connection — a full mTLS handshake inside a card transaction — because an upload holds
+    // the warm one). The periodic GET /sync stays on the delivery connection and keeps it warm.
+    this.background = new Agent({ ...opts, maxSockets: 1, maxFreeSockets: 1 });
   }
 
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const r = await this.raw<T>(method, path, body);
+  async call<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<T> {
+    const r = await this.raw<T>(method, path, body, o);
     if (r.status >= 200 && r.status < 300) return r.body;
     const err = (r.body as { error?: { code?: string; message?: string } } | undefined)?.error;
     const code = err?.code ?? `HTTP_${r.status}`;
@@ -58,7 +70,7 @@ export class CmsClient {
     throw e;
   }
 
-  raw<T>(method: string, path: string, body?: unknown): Promise<CmsResponse<T>> {
+  raw<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<CmsResponse<T>> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (payload !== undefined) {
@@ -68,7 +80,7 @@ export class CmsClient {
     const timeout = this.ep.timeoutMs ?? 5000;
     return new Promise<CmsResponse<T>>((resolve, reject) => {
       const req = request(
-        { protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, method, path, headers, agent: this.agent, timeout, ...(this.ep.servername ? { servername: this.ep.servername } : {}) },
+        { protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, method, path, headers, agent: o.background ? this.background : this.agent, timeout, ...(this.ep.servername ? { servername: this.ep.servername } : {}) },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -95,6 +107,7 @@ export class CmsClient {
 
   close(): void {
     this.agent.destroy();
+    this.background.destroy();
   }
 }
 

@@ -140,6 +140,33 @@ describe('reader agent with the CMS (HTTPS + mTLS)', () => {
     cms.close();
   });
 
+  it('connections: baton uploads go over their own keep-alive connection; an upload never takes the delivery connection (no handshake inside a transaction)', async () => {
+    const { ks, cms } = await enrolReader('door-conn');
+    let handshakes = 0;
+    const onConnection = () => handshakes++;
+    server.app.server.on('secureConnection', onConnection);
+    try {
+      const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'baton-')), { fsync: 'never' });
+      // the key source makes one CMS request per key (GET /sync) on the delivery connection
+      const agent = new ReaderAgent({ readerId: 'door-conn', roles: CAMPUS_ROLES, baton, unsealer: new ReaderUnsealer('door-conn', ks.privateKey), keys: new SealingKeySource('door-conn', ks.publicJwk, () => cards, cms), cms });
+      await accessCheck(agent, cards[0]!.transport);
+      await agent.sync();
+      expect(handshakes).toBe(2); // one connection for deliveries, one for uploads
+      // an upload and a transaction at the same time, again and again: each on its warm connection
+      for (let i = 0; i < 5; i++) {
+        agent.record({ cardUid: cards[0]!.uid, aid: 'A1C001', keyNo: 1, keyVersion: 1, op: 'access-check', result: 'granted' });
+        await Promise.all([agent.sync(), accessCheck(agent, cards[1]!.transport)]);
+      }
+      expect(handshakes).toBe(2);
+      await agent.sync();
+      expect([baton.acknowledged, baton.length]).toEqual([11, 11]);
+      agent.close();
+    } finally {
+      server.app.server.off('secureConnection', onConnection);
+      cms.close();
+    }
+  });
+
   it('denylist: synced on contact; a denied card is refused before any key is fetched', async () => {
     const { ks, cms } = await enrolReader('door-3');
     const baton = AuditBaton.open(mkdtempSync(join(tmpdir(), 'baton-')));
