@@ -21,6 +21,7 @@ export type CustodyOp =
   | 'destroy_version'
   | 'wrap'
   | 'generate_key'
+  | 'generate_batch'
   | 'rewrap'
   | 'rewrap_batch'
   | 'verify_wrapped'
@@ -62,7 +63,9 @@ export interface AuditEvent {
    * For 'seal_batch': every key sealed to `recipient` in the call, in order: its binding (tenant,
    * AID, UID, keyNo, version) and the KEK or master (`key`) with the version used — what one
    * 'seal' event per key would name. A compromised reader's key set reads these
-   * (src/cms/compromise).
+   * (src/cms/compromise). For 'generate_batch': every key generated in the call, in order (its
+   * KEK as `key`, the KEK version used, its binding); no recipient — nothing is released, the keys
+   * exist only wrapped.
    */
   seals?: { key: string; keyVersion?: number; binding: KeyBinding }[];
   /** For 'get_keys': the key names read. */

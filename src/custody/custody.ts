@@ -12,7 +12,7 @@ import { type ExportRecipient, type KeyExport, type KeyExportOptions, NotExtract
 import { bindingFingerprint, Sealer } from './seal.js';
 import { type MasterRequest, type MasterSealOptions, type SealedMaster, sealMasterWith } from './seal-master.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
-import type { CallerContext, CardKeyAlg, CustodyErrorLike, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
+import type { CallerContext, CardKeyAlg, CustodyErrorLike, GenerateItem, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
 
 const NL = Uint8Array.of(0x0a);
 
@@ -20,6 +20,8 @@ type Details = Pick<AuditEvent, 'key' | 'keyVersion' | 'binding' | 'recipient' |
 
 /** Most keys one `sealMany` call seals (a station job: the CMK and at most 14 application keys). */
 export const MAX_SEAL_BATCH = 16;
+/** Most keys one `generateKeys` call generates (a personalise job: the CMK and the random keys of its applications). */
+export const MAX_GENERATE_BATCH = 64;
 /** Most names one `getKeys` call reads. */
 export const MAX_GET_KEYS = 64;
 
@@ -219,24 +221,57 @@ export class Custody implements KeyCustody {
     });
   }
 
+  /** One random card key of `alg`, wrapped under `kek` for `binding` (the plaintext, if the engine makes one here, is wiped). */
+  private async generateOne(kek: string, alg: CardKeyAlg, binding: KeyBinding, d: Details): Promise<WrappedKey> {
+    const aad = encodeBinding(binding);
+    const g = this.engine.generate ? await this.engine.generate(kek, CARD_KEY_LENGTH[alg], aad) : undefined;
+    if (g) {
+      d.keyVersion = g.version;
+      return { blob: formatBlob(this.engine.blobTag, g.version, aad, g.payload), kek, kekVersion: g.version };
+    }
+    const k = await this.engine.random(CARD_KEY_LENGTH[alg]);
+    try {
+      return await this.wrapBytes(kek, k, binding, d);
+    } finally {
+      wipe(k);
+    }
+  }
+
   generateKey(ctx: CallerContext, kek: string, alg: CardKeyAlg, binding: KeyBinding): Promise<WrappedKey> {
     return this.run(ctx, 'generate_key', { key: kek, binding }, async (d) => {
       checkKeyName(kek);
       checkBinding(binding);
       checkCardKeyAlg(alg);
       this.engine.assertReady();
-      const aad = encodeBinding(binding);
-      const g = this.engine.generate ? await this.engine.generate(kek, CARD_KEY_LENGTH[alg], aad) : undefined;
-      if (g) {
-        d.keyVersion = g.version;
-        return { blob: formatBlob(this.engine.blobTag, g.version, aad, g.payload), kek, kekVersion: g.version };
+      return this.generateOne(kek, alg, binding, d);
+    });
+  }
+
+  /**
+   * Several random card keys (a card's CMK and its random application keys) in ONE call: all or
+   * nothing, audited as ONE 'generate_batch' event, appended before any blob is returned, naming
+   * per key its KEK and the version used and its binding (`seals`, no recipient: nothing is
+   * released, the keys exist only wrapped) — what one 'generate_key' event per key would say.
+   * Every item is checked before anything is generated; a failure is one 'generate_batch' error
+   * event (with the bindings asked for) and nothing is returned. Items in any order; each gets a
+   * fresh key (two items with the same binding get two different keys, as two calls would).
+   */
+  generateKeys(ctx: CallerContext, items: GenerateItem[]): Promise<WrappedKey[]> {
+    const list = Array.isArray(items) ? items.slice(0, MAX_GENERATE_BATCH) : [];
+    const seals = list.flatMap((x) => (x && typeof x === 'object' && typeof x.kek === 'string' && x.binding && typeof x.binding === 'object' ? [{ key: x.kek, binding: x.binding }] : []));
+    return this.run(ctx, 'generate_batch', { seals }, async (dd) => {
+      if (!Array.isArray(items) || items.length === 0 || items.length > MAX_GENERATE_BATCH) throw new CustodyInputError(`items must be an array of 1..${MAX_GENERATE_BATCH} { kek, alg, binding }`);
+      for (const x of items) {
+        if (!x || typeof x !== 'object') throw new CustodyInputError('each item is { kek, alg, binding }');
+        checkKeyName(x.kek);
+        checkBinding(x.binding);
+        checkCardKeyAlg(x.alg);
       }
-      const k = await this.engine.random(CARD_KEY_LENGTH[alg]);
-      try {
-        return await this.wrapBytes(kek, k, binding, d);
-      } finally {
-        wipe(k);
-      }
+      this.engine.assertReady();
+      const per: Details[] = items.map(() => ({}));
+      const out = await Promise.all(items.map((x, i) => this.generateOne(x.kek, x.alg, x.binding, per[i]!)));
+      dd.seals = items.map((x, i) => ({ key: x.kek, ...(per[i]!.keyVersion !== undefined ? { keyVersion: per[i]!.keyVersion } : {}), binding: x.binding }));
+      return out;
     });
   }
 

@@ -101,6 +101,13 @@ export interface SealOptions {
   mode?: 'session' | 'ecdh-es';
 }
 
+/** One key of a `generateKeys` batch: a random card key of `alg` wrapped under `kek` for `binding`. */
+export interface GenerateItem {
+  kek: string;
+  alg: CardKeyAlg;
+  binding: KeyBinding;
+}
+
 /** A per-item failure in a batch: the typed error's code and message. */
 export interface CustodyErrorLike {
   error: { code: string; message: string };
@@ -130,6 +137,12 @@ export interface KeyCustody {
   wrap(ctx: CallerContext, kek: string, plaintext: Uint8Array, binding: KeyBinding): Promise<WrappedKey>;
   /** Generate a random card key inside custody; only its wrapped form is returned. */
   generateKey(ctx: CallerContext, kek: string, alg: CardKeyAlg, binding: KeyBinding): Promise<WrappedKey>;
+  /**
+   * Several random card keys in one call (e.g. a card's CMK and its random application keys, each
+   * under its own KEK): all or nothing, one WrappedKey per item in order, audited as ONE
+   * 'generate_batch' event naming every key's KEK, KEK version and binding. At most 64 items.
+   */
+  generateKeys(ctx: CallerContext, items: GenerateItem[]): Promise<WrappedKey[]>;
   /** Re-wrap a blob under the latest version of its KEK; the plaintext never leaves custody. */
   rewrap(ctx: CallerContext, kek: string, blob: string, binding: KeyBinding): Promise<WrappedKey>;
   /**

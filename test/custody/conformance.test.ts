@@ -180,6 +180,56 @@ for (const f of factories) {
         expect(await codeOf(c.generateKey(ctx, 'kek', 'aes512' as never, bind))).toBe('ERR_CUSTODY_INPUT');
       }));
 
+    it('generates a batch of random card keys in one call, all or nothing, audited as one event naming every binding', () =>
+      withBackend(async ({ custody: c, audit }) => {
+        await c.createKey(ctx, 'kek-issuer', { purpose: 'wrap' });
+        await c.createKey(ctx, 'kek', { purpose: 'wrap' });
+        await c.rotateKey(ctx, 'kek'); // the batch wraps under each KEK's latest version
+        const cmk: KeyBinding = { tenant: 'issuer', aid: '000000', uid: bind.uid, keyNo: 0, version: 1 };
+        const items = [
+          { kek: 'kek-issuer', alg: 'aes128' as const, binding: cmk },
+          { kek: 'kek', alg: 'aes128' as const, binding: bind },
+          { kek: 'kek', alg: '3k3des' as const, binding: { ...bind, keyNo: 2 } },
+        ];
+        audit.clear();
+        const out = await c.generateKeys(ctx, items);
+        expect(out.map((w) => [w.kek, w.kekVersion])).toEqual([
+          ['kek-issuer', 1],
+          ['kek', 2],
+          ['kek', 2],
+        ]);
+        const keys = await Promise.all(out.map((w, i) => c.exportForCard(ctx, { kind: 'wrapped', kek: items[i]!.kek, blob: w.blob, binding: items[i]!.binding })));
+        expect(keys.map((k) => k.length)).toEqual([16, 16, 24]);
+        expect(new Set(keys.map((k) => toHex(k))).size).toBe(3);
+        // bound: a blob opens only under its own binding
+        expect(await codeOf(c.exportForCard(ctx, { kind: 'wrapped', kek: 'kek', blob: out[1]!.blob, binding: { ...bind, keyNo: 2 } }))).toBe('ERR_CUSTODY_AAD_MISMATCH');
+        const ev = audit.events.filter((e) => e.op === 'generate_batch');
+        expect(ev.map((e) => e.outcome)).toEqual(['ok']);
+        expect(ev[0]!.seals).toEqual([
+          { key: 'kek-issuer', keyVersion: 1, binding: cmk },
+          { key: 'kek', keyVersion: 2, binding: bind },
+          { key: 'kek', keyVersion: 2, binding: { ...bind, keyNo: 2 } },
+        ]);
+        expect(ev[0]!.recipient).toBeUndefined();
+        expect(audit.events.filter((e) => e.op === 'generate_key')).toHaveLength(0);
+        expect(JSON.stringify(audit.events)).not.toContain(toHex(keys[0]!));
+        // all or nothing: one unknown KEK, one bad item or a refusing sink returns nothing
+        audit.clear();
+        expect(await codeOf(c.generateKeys(ctx, [items[0]!, { ...items[1]!, kek: 'kek-missing' }]))).toBe('ERR_CUSTODY_UNKNOWN_KEY');
+        expect(await codeOf(c.generateKeys(ctx, [items[0]!, { ...items[1]!, alg: 'aes512' as never }]))).toBe('ERR_CUSTODY_INPUT');
+        expect(await codeOf(c.generateKeys(ctx, [items[0]!, { ...items[1]!, binding: { ...bind, aid: 'F0001' } }]))).toBe('ERR_CUSTODY_INPUT');
+        expect(await codeOf(c.generateKeys(ctx, []))).toBe('ERR_CUSTODY_INPUT');
+        expect(await codeOf(c.generateKeys(ctx, new Array(65).fill(items[1]!)))).toBe('ERR_CUSTODY_INPUT');
+        expect(await codeOf(c.generateKeys({ actor: '', purpose: 'x', correlationId: 'y' }, items))).toBe('ERR_CUSTODY_INPUT');
+        audit.failing = true;
+        expect(await codeOf(c.generateKeys(ctx, items))).toBe('ERR_CUSTODY_AUDIT');
+        audit.failing = false;
+        const errs = audit.events.filter((e) => e.op === 'generate_batch');
+        expect(errs.map((e) => e.outcome)).toEqual(['error', 'error', 'error', 'error', 'error']);
+        expect(errs[0]!.code).toBe('ERR_CUSTODY_UNKNOWN_KEY');
+        expect(errs[0]!.seals?.map((x) => x.binding)).toEqual([cmk, bind]);
+      }));
+
     it('diversifies per AN10922 inside the backend (NXP vector) and releases the card key only sealed', () =>
       withBackend(async ({ custody: c }) => {
         const input = diversificationInput(fromHex(AN10922.uid), fromHex(AN10922.aid), fromHex(AN10922.si));

@@ -84,6 +84,13 @@ describe('personalise: one station job per card', () => {
     expect(seals.map((s) => s.operation)).toEqual(['custody.seal_batch']);
     expect(seals[0]!.details).toContain('"aid":"000000"');
     for (const aid of CAMPUS_AIDS) expect(seals[0]!.details).toContain(`"aid":"${aid}"`);
+    // ONE custody generate batch for the card's random keys (the CMK and every random application
+    // key): its bindings are exactly the job's stored blobs, each under the KEK it names
+    const gens = await db().selectFrom('audit_entries').select(['operation', 'result', 'details']).where('card_uid', '=', uid).where('operation', 'like', 'custody.generate%').execute();
+    expect(gens.map((g) => [g.operation, g.result])).toEqual([['custody.generate_batch', 'ok']]);
+    const generated = (JSON.parse(gens[0]!.details!) as { seals: { keyName: string; aid: string; keyNo: number; version: number; uid: string }[] }).seals;
+    expect(generated.map((x) => [x.aid, x.keyNo, x.version, x.keyName, x.uid]).sort()).toEqual(blobs.map((b) => [b.aid, b.key_no, b.key_version, b.kek, uid]).sort());
+    expect(generated[0]).toMatchObject({ aid: '000000', keyNo: 0, keyName: 'kek.issuer' });
     // the mapping is what the runtime delivery uses
     await h.cms.deps.domain!.cards.transition(uid, 'active');
     expect((await door.call('POST', '/v1/keys/deliver', { uid, aid: 'A1C001', keyNo: 1 })).status).toBe(200);

@@ -11,7 +11,7 @@
 // Nothing here ever holds key bytes: it builds KeySource descriptions custody resolves.
 import type { Kysely } from 'kysely';
 import { fromHex } from '../../core/crypto/bytes.js';
-import type { CallerContext, CardKeyAlg, KeyBinding, KeyCustody, KeySource } from '../../custody/types.js';
+import type { CallerContext, CardKeyAlg, GenerateItem, KeyBinding, KeyCustody, KeySource } from '../../custody/types.js';
 import type { Application } from '../domain/index.js';
 import type { Derivation } from '../layout/index.js';
 import type { Database } from '../storage/index.js';
@@ -155,12 +155,13 @@ export class CardKeys {
   }
 
   /**
-   * Plan the keys of several installations on one card (a personalise job): every application's
-   * diversification masters read in ONE custody call (one audited 'get_keys'), then each planned
-   * as planInstall does. Refused (ISO002) when one master would serve two of the AIDs: a key never
-   * opens two applications, whatever the layouts registered them with.
+   * Plan a personalise job's keys: the CMK and every application's keys as planInstall plans each
+   * (every diversification master read in ONE audited 'get_keys'; refused, ISO002, when one master
+   * would serve two of the AIDs: a key never opens two applications). The card's random keys — the
+   * CMK under the issuer KEK, each `derivation: random` key under its tenant's KEK — are generated
+   * in ONE custody call (one audited 'generate_batch' naming every binding; all or nothing).
    */
-  async planInstalls(ctx: CallerContext, apps: Application[], uid: string, jobId: string, now: number): Promise<{ keys: PlannedKey[]; blobs: BlobRow[] }[]> {
+  async planPersonalise(ctx: CallerContext, apps: Application[], uid: string, jobId: string, now: number): Promise<{ cmk: { version: number; blob: BlobRow }; installs: { keys: PlannedKey[]; blobs: BlobRow[] }[] }> {
     const owner = new Map<string, string>();
     for (const app of apps)
       for (const k of app.definition.keys) {
@@ -171,7 +172,34 @@ export class CardKeys {
         owner.set(name, app.aid);
       }
     const latest = await this.masterVersions(ctx, ...apps);
-    return Promise.all(apps.map((app) => this.planInstall(ctx, app, uid, jobId, now, latest)));
+    const version = 1;
+    const items: GenerateItem[] = [{ kek: this.naming.issuerKek, alg: 'aes128', binding: this.cmkBinding(uid, version) }];
+    const slots: { app: number; key: number; item: number }[] = [];
+    const installs = await Promise.all(
+      apps.map(async (app, a) => ({
+        keys: await Promise.all(
+          app.definition.keys.map(async (k, i): Promise<PlannedKey> => {
+            const d = this.derivation(app, k.no);
+            if (d.method === 'diversified') {
+              const name = masterKeyName(d.master);
+              const v = latest.get(name) ?? (await this.ensure(ctx, name, { purpose: 'diversify', alg: cardKeyAlg(app.keyType) }));
+              if (v > 255) throw new JobError('ERR_JOB_UNSUPPORTED', `master of key ${k.no} of ${app.aid} is past version 255`);
+              return { keyNo: k.no, version: v, method: 'diversified' };
+            }
+            slots.push({ app: a, key: i, item: items.length });
+            items.push({ kek: this.naming.tenantKek(app.tenantId), alg: cardKeyAlg(app.keyType), binding: this.appBinding(app, uid, k.no, version) });
+            return { keyNo: k.no, version, method: 'random' };
+          }),
+        ),
+        blobs: [] as BlobRow[],
+      })),
+    );
+    await Promise.all([...new Set(items.map((x) => x.kek))].map((kek) => this.ensure(ctx, kek, { purpose: 'wrap' })));
+    const wrapped = await this.custody.generateKeys(ctx, items);
+    const row = (x: GenerateItem, blob: string): BlobRow => ({ uid, aid: x.binding.aid, key_no: x.binding.keyNo, key_version: x.binding.version, kek: x.kek, blob, state: 'pending', job_id: jobId, created_at: now });
+    // blobs in key order, per application (as planInstall returns them)
+    for (const s of [...slots].sort((x, y) => x.app - y.app || x.key - y.key)) installs[s.app]!.blobs.push(row(items[s.item]!, wrapped[s.item]!.blob));
+    return { cmk: { version, blob: row(items[0]!, wrapped[0]!.blob) }, installs };
   }
 
   /** A new random CMK for `uid` (version 1): the row to store 'pending' for `jobId`. */

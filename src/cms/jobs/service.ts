@@ -588,7 +588,8 @@ export class StationJobs {
     const id = `job_${randomBytes(12).toString('base64url')}`;
     const token = claim ? { token: undefined, jti: randomBytes(16).toString('base64url'), expiresAt: Math.floor(now / 1000) + this.ttl } : await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
     // custody first (it audits, possibly into this database), then one transaction for the rows
-    const [cmk, planned] = await Promise.all([this.keys.planCmk(ctx, uid, id, now), this.keys.planInstalls(ctx, apps, uid, id, now)]);
+    // the card's random keys (CMK + random application keys) in one audited custody call
+    const { cmk, installs: planned } = await this.keys.planPersonalise(ctx, apps, uid, id, now);
     const installs: PersonaliseInstall[] = apps.map((app, i) => ({ aid: app.aid, keys: planned[i]!.keys, files: app.definition.files.map((f) => f.no), ...(authorisations[i] ? { authorisation: authorisations[i] } : {}) }));
     const digest = authorisationDigest(installs);
     const plan: PersonalisePlan = { cmkVersion: cmk.version, piccKeySettings: piccPlan.keySettings, randomUid: piccPlan.randomUid, installs, ...(digest ? { authorisation: digest } : {}) };
