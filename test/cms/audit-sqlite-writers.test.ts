@@ -7,8 +7,9 @@
 //   joined: the append waits for it, and its rollback does not take the audit entry with it;
 // - with no transaction open, the append commits without waiting for Kysely's connection lock;
 // - two logs on two connections to one file (two processes' writers) interleave batches with
-//   consecutive indexes (the next index is read from the file, never kept in memory).
-import { mkdtempSync, rmSync } from 'node:fs';
+//   consecutive indexes (the next index is read from the file, never kept in memory);
+// - under a steady stream of commits the checkpointer thread restarts the WAL (it stays bounded).
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -145,6 +146,27 @@ describe('SQLite audit batches and the other writers of the file', () => {
     }
     expect(asked).toBe(0);
     expect(rows(h)).toBe(4);
+  });
+
+  it('under back-to-back commits the checkpointer restarts the WAL from its beginning: the file stays bounded; nothing is lost', async () => {
+    const { h, file } = await sqliteFile();
+    // an instant WAL sync: commits follow each other as fast as the event loop turns, so a
+    // PASSIVE checkpoint alone never finds the WAL fully copied at the start of a commit
+    const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 10, walRestartFrames: 200, walSync: async () => undefined }) });
+    cleanups.push(() => fx.log.close());
+    const frames = () => statSync(`${file}-wal`).size / 4120;
+    for (let i = 0; i < 100; i++) await fx.log.record(sampleEntry(i));
+    await new Promise((r) => setTimeout(r, 300)); // the checkpointer thread is up and has caught up
+    const before = frames();
+    const n = 1500;
+    for (let i = 100; i < 100 + n; i++) await fx.log.record(sampleEntry(i));
+    // each lone commit writes several 4 KB pages (entry, its indexes, leaf): never restarted, the
+    // WAL file would grow by all of them (~3 per commit, > 4,000 frames); restarted, later commits
+    // overwrite it from its beginning and it grows by little
+    expect(frames() - before).toBeLessThan(n);
+    expect(rows(h)).toBe(100 + n);
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
   });
 
   it('two logs on two connections to one file interleave batches with consecutive indexes; both verify', async () => {
