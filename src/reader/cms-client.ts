@@ -7,6 +7,7 @@
 // ERR_READER_REVOKED (the agent wipes its cache and stops); other errors → ERR_READER_CMS with the
 // CMS's code.
 import { Agent, request } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { ReaderError } from './errors.js';
 
 export interface CmsEndpoint {
@@ -47,7 +48,11 @@ export class CmsClient {
     // per connection, not per request; at most two (a key delivery never queues behind a baton
     // upload), kept open between requests (LIFO: the warm one first), TLS sessions cached for a
     // cheap resumption when the CMS closes an idle one.
-    const opts = { keepAlive: true, keepAliveMsecs: 1000, ca: ep.ca, ...(tls ?? {}), ...(ep.servername ? { servername: ep.servername } : {}) };
+    // One TLS context (CA, client certificate and key) for every connection of both pools: built
+    // once, not per connection — a PKCS#11 engine key cannot be initialised a second time in one
+    // process ("engine routines::init failed"), and the PEMs are parsed once.
+    const secureContext = createSecureContext({ ca: ep.ca, ...(tls ?? {}) });
+    const opts = { keepAlive: true, keepAliveMsecs: 1000, secureContext, ...(ep.servername ? { servername: ep.servername } : {}) };
     this.agent = new Agent({ ...opts, maxSockets: 2, maxFreeSockets: 2, scheduling: 'lifo' });
     // Background baton uploads on a connection of their own: they never take the connection a key
     // delivery would use (a delivery then never waits for a socket behind an upload, nor opens a
