@@ -220,8 +220,10 @@ parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.cl
  *   so it runs once per `restartFrames`, not at every interval. The audit writer does not wait for the
  *   write lock on the event loop: while the worker holds it (a flag in shared memory) the batch
  *   waits asynchronously (`restarting`); other writers of the connection wait in SQLite's busy
- *   handler as for any lock. The RESTART gives up after `restartWaitMs` (a long transaction open
- *   on the connection) and is tried again at the next interval.
+ *   handler as for any lock. The RESTART gives up after 50 ms (its busy timeout: a transaction
+ *   open on the connection across awaits) and is tried again at the next interval; a reader
+ *   transaction open across awaits can so hold the connection's other writers for up to ~50 ms,
+ *   once per `restartFrames`.
  * The worker uses the connection's `synchronous` setting, so a checkpoint is as durable as before.
  * If the worker fails or exits, the connection's automatic checkpoint is restored.
  */
@@ -248,7 +250,7 @@ class WalCheckpointer {
     native.pragma('wal_autocheckpoint = 0');
     this.worker = new Worker(CHECKPOINTER, {
       eval: true,
-      workerData: { lib: createRequire(import.meta.url).resolve('better-sqlite3'), file: native.name, sync, intervalMs, restartFrames, flag: this.flag.buffer, restartWaitMs: 200 },
+      workerData: { lib: createRequire(import.meta.url).resolve('better-sqlite3'), file: native.name, sync, intervalMs, restartFrames, flag: this.flag.buffer, restartWaitMs: 50 },
     });
     this.worker.unref();
     const fallBack = () => this.restore();
