@@ -353,7 +353,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       modules: [alertsModule({ db: db.db, audit: audit.log }), batonModule({ db: db.db, readers: domain.readers, audit: audit.log, ...(db.sqlite ? { sqlite: db.sqlite } : {}) }), consentModule({ consent: new ConsentService({ db: db.db, audit: audit.log }), readers: domain.readers, audit: audit.log }), rotationModule({ db: db.db, custody: cus.custody, audit: audit.log, work, ...(db.sqlite ? { sqlite: db.sqlite } : {}), ...(!opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCards(q, w) } : {}) }), criticalModule({ db: db.db, custody: cus.custody, audit: audit.log, tenants: domain.tenants, ...(cus.vault ? { vault: cus.vault } : {}) })],
     };
     attachMetrics(deps, metrics, { db: db.db, audit: audit.log, sealed: cus.sealed });
-    await attachStation({ deps, logger, db }, !opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
+    await attachStation({ deps, logger, db }, !opts.unsafeSkipConsent ? { authorise: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisation(q, w), authoriseCard: (q, w) => new ConsentService({ db: db.db, audit: audit.log }).requireAuthorisationForCard(q, w) } : {}); // station jobs, key delivery, remote mode (src/cms/jobs)
     const app: CmsApp = { config, logger, deps, db, custody: cus.custody, metrics, work, ca, close: closeAll };
     if (tls) app.tls = tls;
     if (bootstrapToken) app.bootstrapToken = bootstrapToken;

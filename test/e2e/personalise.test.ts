@@ -17,7 +17,8 @@ import { signStationReceipt } from '../../src/reader/station/receipt.js';
 import type { PersonaliseJob, StationJob } from '../../src/reader/station/protocol.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { personaliseStepCount } from '../../src/cms/jobs/service.js';
-import { CAMPUS, CAMPUS_AIDS, type E2e, startE2e } from './harness.js';
+import { ConsentService } from '../../src/cms/consent/index.js';
+import { CAMPUS, CAMPUS_AIDS, type E2e, TENANT_OF, startE2e } from './harness.js';
 
 const campus = parseLayout(CAMPUS, 'campus.yaml');
 const PICC = { keySettings: { ...campus.picc.keySettings }, randomUid: true };
@@ -91,6 +92,11 @@ describe('personalise: one station job per card', () => {
     const generated = (JSON.parse(gens[0]!.details!) as { seals: { keyName: string; aid: string; keyNo: number; version: number; uid: string }[] }).seals;
     expect(generated.map((x) => [x.aid, x.keyNo, x.version, x.keyName, x.uid]).sort()).toEqual(blobs.map((b) => [b.aid, b.key_no, b.key_version, b.kek, uid]).sort());
     expect(generated[0]).toMatchObject({ aid: '000000', keyNo: 0, keyName: 'kek.issuer' });
+    // the tenants' consent: decided in one query, one 'ok' entry per (tenant, AID) — each tenant's
+    // view shows its own — naming the authorisation the job_create entry lists for that AID
+    const checks = await db().selectFrom('audit_entries').select(['tenant', 'aid', 'result', 'details']).where('card_uid', '=', uid).where('operation', '=', 'consent.check').execute();
+    expect(checks.map((c) => [c.tenant, c.aid, c.result]).sort()).toEqual(CAMPUS_AIDS.map((aid) => [TENANT_OF[aid], aid, 'ok']).sort());
+    for (const c of checks) expect((JSON.parse(c.details!) as { authorisation: string }).authorisation).toBe(events[0]!.authorisations![CAMPUS_AIDS.indexOf(c.aid!)]);
     // the mapping is what the runtime delivery uses
     await h.cms.deps.domain!.cards.transition(uid, 'active');
     expect((await door.call('POST', '/v1/keys/deliver', { uid, aid: 'A1C001', keyNo: 1 })).status).toBe(200);
@@ -113,6 +119,29 @@ describe('personalise: one station job per card', () => {
     // the same station may issue and install the AIDs its roles allow
     const ok = await new StationClient(partial, { readerId: 'station-2' }).personalise(t, CAMPUS_AIDS.slice(0, 3), NO_RANDOM);
     expect(ok.recorded).toBe(true);
+  }, 60_000);
+
+  it("one tenant's missing authorisation refuses the whole job (403 ERR_CONSENT_DENIED naming its AID), nothing written or generated; each decision audited", async () => {
+    const consent = new ConsentService({ db: db() });
+    const admin = { actor: 'operator:test' };
+    const library = (await consent.authorisations({ tenant: 'library', aid: '11B001', operation: 'install', activeAt: Date.now() })).filter((a) => a.revokedAt === null);
+    expect(library.length).toBeGreaterThan(0);
+    for (const a of library) await consent.revoke(admin, a.id);
+    try {
+      const t = new InProcessTransport(VirtualCard.create());
+      const uid = await readUid(t);
+      const before = (await db().selectFrom('audit_entries').select((eb) => eb.fn.max('idx').as('n')).executeTakeFirst())!.n;
+      const e = await station.personalise(t, CAMPUS_AIDS, NO_RANDOM).catch((x: unknown) => x);
+      expect(e).toMatchObject({ name: 'CmsCallError', status: 403, code: 'ERR_CONSENT_DENIED' });
+      expect((e as Error).message).toContain('11B001');
+      expect(await jobsOf(uid)).toEqual([]);
+      expect(await blobsOf(uid)).toEqual([]);
+      const entries = await db().selectFrom('audit_entries').select(['operation', 'result', 'tenant', 'aid']).where('idx', '>', Number(before ?? -1)).where('card_uid', '=', uid).execute();
+      expect(entries.filter((x) => x.operation.startsWith('custody.'))).toEqual([]);
+      expect(entries.filter((x) => x.operation === 'consent.check').map((x) => [x.tenant, x.aid, x.result]).sort()).toEqual(CAMPUS_AIDS.map((aid) => [TENANT_OF[aid], aid, aid === '11B001' ? 'denied' : 'ok']).sort());
+    } finally {
+      for (const a of library) await consent.grant(admin, { tenant: 'library', aid: '11B001', operation: 'install', ...(a.cardUids ? { cards: a.cardUids } : { profile: a.cardProfile! }), ttlSeconds: 3600 });
+    }
   }, 60_000);
 
   it('bad input is refused with a typed 4xx and changes nothing', async () => {

@@ -106,6 +106,8 @@ const AID_RE = /^[0-9A-F]{6}$/;
 const PROFILE_RE = /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
 const REF_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const MAX_BATCH = 10_000;
+/** Most applications one requireAuthorisationForCard decides (a personalise job lists at most 28). */
+const MAX_CARD_APPS = 64;
 const DELETION_TTL_S = 366 * 24 * 3600;
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
@@ -315,7 +317,7 @@ export class ConsentService {
       if (!Number.isFinite(q.at)) throw invalid('at: ms since the epoch');
       const owner = await this.applicationTenant(aid);
       if (owner !== q.tenant) throw new ConsentError('ERR_CONSENT_DENIED', `application ${aid} belongs to another tenant`, { reason: 'tenant' });
-      const candidates = (await this.db.selectFrom('consent_authorisations').selectAll().where('tenant_id', '=', q.tenant).where('aid', '=', aid).where('operation', '=', q.operation).execute()).map(toAuth);
+      const candidates = (await this.db.selectFrom('consent_authorisations').selectAll().where('tenant_id', '=', q.tenant).where('aid', '=', aid).where('operation', '=', q.operation).orderBy('created_at').orderBy('id').execute()).map(toAuth);
       // a standing policy matches the profile on the card record, never one the caller names
       const profile = (await this.cardProfiles([uid])).get(uid);
       const query: AuthorisationQuery = { tenant: q.tenant, operation: q.operation, at: q.at, aid, cardUid: uid, ...(profile ? { cardProfile: profile } : {}) };
@@ -345,6 +347,113 @@ export class ConsentService {
     }
     await this.audit(who, { ...base, result: 'ok', details: { op: q.operation, authorisation: chosen!.id, scope: chosen!.scope } });
     return chosen!.id;
+  }
+
+  /**
+   * THE policy check for several applications on ONE card at once (a personalise job's installs):
+   * every (tenant, AID) decided exactly as requireAuthorisation decides it alone (same validation,
+   * ownership, candidates, precedence, validity window, revocation, scope, card profile from the
+   * card record, cardholder consent when required) from ONE query — the applications joined with
+   * their tenant's authorisations of the operation, the card's profile and (when required) the
+   * cardholder consents as sub-selects. The authorisation ids in the order asked, or the refusal
+   * of the first AID (in that order) that is not authorised: ERR_CONSENT_DENIED (→ 403) naming it,
+   * details { reason, aid, refused: every refused AID } — then nothing may start.
+   *
+   * Audit: one 'consent.check' entry per (tenant, AID), each as requireAuthorisation writes it
+   * ('ok' with the authorisation id and scope, or 'denied' with code and reason), recorded
+   * together: the audit views (a tenant's view, an export by AIDs) select an entry by its one
+   * tenant and its one AID column, so an entry naming two tenants or two AIDs would be missing
+   * from a view that should show it.
+   */
+  async requireAuthorisationForCard(
+    q: { cardUid: string; operation: ConsentOperation; at: number; apps: { tenant: string; aid: string }[] },
+    who: ConsentActor = { actor: 'system' },
+  ): Promise<string[]> {
+    const apps = Array.isArray(q?.apps) ? q.apps : [];
+    if (apps.length === 0 || apps.length > MAX_CARD_APPS) throw invalid(`apps: 1..${MAX_CARD_APPS} (tenant, aid)`);
+    let uid = String(q?.cardUid ?? '');
+    // per item: the refusal, or the chosen authorisation
+    const out: { tenant: string; aid: string; refusal?: ConsentError; chosen?: Authorisation }[] = apps.map((a) => ({ tenant: typeof a?.tenant === 'string' ? a.tenant : '', aid: String(a?.aid ?? '') }));
+    const refuse = (e: unknown): ConsentError => {
+      if (!(e instanceof ConsentError)) throw e;
+      return e.code === 'ERR_CONSENT_DENIED' ? e : new ConsentError('ERR_CONSENT_DENIED', e.message, { reason: e.code });
+    };
+    try {
+      uid = checkUid(q.cardUid);
+    } catch {
+      /* refused below, item by item, as the single check refuses it */
+    }
+    const pending: typeof out = [];
+    for (const it of out) {
+      // the single check's validation, in its order
+      try {
+        checkUid(q.cardUid);
+        it.aid = checkAid(it.aid);
+        checkOperation(q.operation);
+        if (it.tenant.length === 0) throw invalid('tenant is required');
+        if (!Number.isFinite(q.at)) throw invalid('at: ms since the epoch');
+        pending.push(it);
+      } catch (e) {
+        it.refusal = refuse(e);
+      }
+    }
+    if (pending.length) {
+      const requireConsent = q.operation === 'install' && this.o.requireCardholderConsent === true;
+      const rows = await this.db
+        .selectFrom('applications as a')
+        .leftJoin('consent_authorisations as c', (j) => j.onRef('c.aid', '=', 'a.aid').onRef('c.tenant_id', '=', 'a.tenant_id').on('c.operation', '=', q.operation))
+        .select(['a.aid as app_aid', 'a.tenant_id as owner'])
+        .select(['c.id', 'c.tenant_id', 'c.aid', 'c.operation', 'c.scope', 'c.card_uids', 'c.card_profile', 'c.valid_from', 'c.expires_at', 'c.granted_by', 'c.request_id', 'c.created_at', 'c.revoked_at', 'c.revoked_by'])
+        .select((eb) => eb.selectFrom('cards').select('profile').where('uid', '=', uid).as('profile'))
+        .$if(requireConsent, (qb) =>
+          qb.select((eb) =>
+            eb.selectFrom('cardholder_consents as h').select('h.id').whereRef('h.aid', '=', 'a.aid').where('h.uid', '=', uid).where('h.state', '=', 'given').where('h.given_at', '<=', q.at).limit(1).as('consent_id'),
+          ),
+        )
+        .where('a.aid', 'in', [...new Set(pending.map((p) => p.aid))])
+        // candidates in the single check's order (its refusal names their mismatches in order)
+        .orderBy('a.aid')
+        .orderBy('c.created_at')
+        .orderBy('c.id')
+        .execute();
+      const byAid = new Map<string, { owner: string; candidates: Authorisation[]; profile: string | null; consent: boolean }>();
+      for (const r of rows) {
+        let e = byAid.get(r.app_aid);
+        if (!e) byAid.set(r.app_aid, (e = { owner: r.owner, candidates: [], profile: r.profile ?? null, consent: (r as { consent_id?: string | null }).consent_id != null }));
+        if (r.id !== null) e.candidates.push(toAuth(r as AuthRow));
+      }
+      for (const it of pending) {
+        try {
+          const e = byAid.get(it.aid);
+          if (!e) throw new ConsentError('ERR_CONSENT_NOT_FOUND', `application ${it.aid} is not registered`);
+          if (e.owner !== it.tenant) throw new ConsentError('ERR_CONSENT_DENIED', `application ${it.aid} belongs to another tenant`, { reason: 'tenant' });
+          const query: AuthorisationQuery = { tenant: it.tenant, operation: q.operation, at: q.at, aid: it.aid, cardUid: uid, ...(e.profile ? { cardProfile: e.profile } : {}) };
+          it.chosen = decide(e.candidates, query);
+          if (!it.chosen) {
+            const why = e.candidates.length === 0 ? 'no authorisation' : [...new Set(e.candidates.map((c) => mismatch(c, query)))].join(', ');
+            throw new ConsentError('ERR_CONSENT_DENIED', `no valid ${q.operation} authorisation of tenant '${it.tenant}' for application ${it.aid} on card ${uid}`, { reason: why });
+          }
+          if (requireConsent && !e.consent) throw new ConsentError('ERR_CONSENT_DENIED', `no cardholder consent recorded for application ${it.aid} on card ${uid}`, { reason: 'cardholder consent' });
+        } catch (e) {
+          it.chosen = undefined;
+          it.refusal = refuse(e);
+        }
+      }
+    }
+    await Promise.all(
+      out.map((it) => {
+        const base = { operation: 'consent.check', ...(it.tenant ? { tenant: it.tenant } : {}), ...(AID_RE.test(it.aid) ? { aid: it.aid } : {}), ...(UID_RE.test(uid) ? { cardUid: uid } : {}) };
+        return it.refusal
+          ? this.audit(who, { ...base, result: 'denied', details: { code: it.refusal.code, op: String(q?.operation ?? ''), reason: String(it.refusal.details?.reason ?? '') } })
+          : this.audit(who, { ...base, result: 'ok', details: { op: q.operation, authorisation: it.chosen!.id, scope: it.chosen!.scope } });
+      }),
+    );
+    const refused = out.filter((it) => it.refusal);
+    if (refused.length) {
+      const first = refused[0]!.refusal!;
+      throw new ConsentError('ERR_CONSENT_DENIED', first.message, { ...first.details, aid: refused[0]!.aid, refused: refused.map((it) => it.aid) });
+    }
+    return out.map((it) => it.chosen!.id);
   }
 
   /**

@@ -89,6 +89,8 @@ export interface AttachOptions {
   deliveryTtlSeconds?: number;
   /** Tenant consent: install/delete jobs run only under an authorisation, e.g. `(q, w) => consent.requireAuthorisation(q, w)` (src/cms/consent). */
   authorise?: StationJobsOptions['authorise'];
+  /** The same for every installation of a personalise job in one query, e.g. `(q, w) => consent.requireAuthorisationForCard(q, w)`; only with `authorise`. */
+  authoriseCard?: StationJobsOptions['authoriseCard'];
   /** How often expired claimed jobs are marked 'unknown' (default 30 s). */
   sweepIntervalMs?: number;
 }
@@ -106,7 +108,7 @@ export async function buildStation(deps: ApiDeps, logger: Logger, opts: AttachOp
   if (opts.audit) audit.add(opts.audit);
   const keys = new CardKeys(custody);
   const recipients = new RecipientCache(readers);
-  const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(sqlite ? { sqlite } : {}), ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise } : {}) });
+  const jobs = new StationJobs({ db, custody, tenants, readers, tokens, nonces, audit, keys, ...(sqlite ? { sqlite } : {}), ...(opts.jobTtlSeconds ? { ttlSeconds: opts.jobTtlSeconds } : {}), ...(opts.authorise ? { authorise: opts.authorise, ...(opts.authoriseCard ? { authoriseCard: opts.authoriseCard } : {}) } : {}) });
   const delivery = new KeyDelivery({ db, custody, readers, tenants, audit, keys, recipients, ...(sqlite ? { sqlite } : {}), ...(opts.deliveryTtlSeconds ? { ttlSeconds: opts.deliveryTtlSeconds } : {}) });
   const masters = new MasterDelivery({ custody, readers, tenants, audit, recipients });
   const remote = new RemoteSessions({ jobs, custody, audit });

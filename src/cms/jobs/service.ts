@@ -120,6 +120,12 @@ export interface StationJobsOptions {
   now?: () => number;
   /** Tenant consent (src/cms/consent ConsentService.requireAuthorisation): install/delete run only under an authorisation, named in the plan and the audit entries. */
   authorise?: (q: { tenant: string; aid: string; operation: 'install' | 'delete'; cardUid: string; at: number }, who: { actor: string; correlationId?: string }) => Promise<string>;
+  /**
+   * The same check for every installation of a personalise job at once (ConsentService.requireAuthorisationForCard:
+   * one query; the ids in order, or the refusal naming the first AID not authorised). Used only together with
+   * `authorise` (without it no job checks consent); without it a personalise job checks each AID with `authorise`.
+   */
+  authoriseCard?: (q: { cardUid: string; operation: 'install'; at: number; apps: { tenant: string; aid: string }[] }, who: { actor: string; correlationId?: string }) => Promise<string[]>;
   /** The native SQLite connection behind `db`, if any: hot reads run as statements prepared once. */
   sqlite?: BetterSqlite3.Database;
 }
@@ -580,10 +586,16 @@ export class StationJobs {
     const newCard = await this.blankCard(uid, piccPlan.randomUid, req.profile);
     const busy = await this.q.busy.first(uid, this.now());
     if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
-    // each tenant's authorisation for its installation (concurrent: their audit entries share a commit)
-    const authorisations = this.o.authorise
-      ? await Promise.all(apps.map((app) => this.o.authorise!({ tenant: app.tenantId, aid: app.aid, operation: 'install', cardUid: uid, at: this.now() }, { actor: ctx.actor, correlationId: ctx.correlationId })))
-      : apps.map(() => undefined);
+    // each tenant's authorisation for its installation: all decided in one query when the consent
+    // service offers it (else concurrently, one check per AID: their audit entries share a commit)
+    const who = { actor: ctx.actor, correlationId: ctx.correlationId };
+    const at = this.now();
+    const authorisations: (string | undefined)[] = !this.o.authorise
+      ? apps.map(() => undefined)
+      : this.o.authoriseCard
+        ? await this.o.authoriseCard({ cardUid: uid, operation: 'install', at, apps: apps.map((app) => ({ tenant: app.tenantId, aid: app.aid })) }, who)
+        : await Promise.all(apps.map((app) => this.o.authorise!({ tenant: app.tenantId, aid: app.aid, operation: 'install', cardUid: uid, at }, who)));
+    if (this.o.authorise && (authorisations.length !== apps.length || !authorisations.every((a) => typeof a === 'string'))) throw new Error('the consent check answered no authorisation for an application');
     const now = this.now();
     const id = `job_${randomBytes(12).toString('base64url')}`;
     const token = claim ? { token: undefined, jti: randomBytes(16).toString('base64url'), expiresAt: Math.floor(now / 1000) + this.ttl } : await this.o.tokens.issue({ readerId, jobId: id, ttlSeconds: this.ttl, now: new Date(now) });
