@@ -159,6 +159,7 @@ export class Custody implements KeyCustody {
       if (!Array.isArray(names) || names.length === 0 || names.length > MAX_GET_KEYS) throw new CustodyInputError(`names must be an array of 1..${MAX_GET_KEYS} key names`);
       for (const n of names) checkKeyName(n);
       this.engine.assertReady();
+      if (this.engine.getKeys) return this.engine.getKeys(names);
       const out: KeyInfo[] = [];
       for (const n of names) out.push(await this.engine.getKey(n));
       return out;

@@ -591,6 +591,13 @@ export class EmbeddedVault implements CustodyEngine {
     return info(this.rec(st, name));
   }
 
+  /** Several keys' info after ONE store refresh (one manifest read, not one per name): a consistent snapshot. */
+  async getKeys(names: string[]): Promise<KeyInfo[]> {
+    const st = this.ready();
+    await this.serialise(() => this.refresh(st));
+    return names.map((n) => info(this.rec(st, n)));
+  }
+
   /** A copy of a usable master version, for sealing to a reader (seal-master.ts); the caller wipes it. */
   async masterMaterial(name: string, version: number | undefined): Promise<{ version: number; alg: DiversifyAlg; material: Uint8Array }> {
     return this.fresh((st) => {

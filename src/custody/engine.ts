@@ -16,6 +16,8 @@ export interface CustodyEngine {
   importKey(name: string, spec: KeySpec, material: Uint8Array): Promise<KeyInfo>;
   rotateKey(name: string): Promise<KeyInfo>;
   getKey(name: string): Promise<KeyInfo>;
+  /** Optional: several keys' info from one look at the backend's state (the embedded vault: one store refresh for all); otherwise getKey per name. Unknown name: UnknownKeyError. */
+  getKeys?(names: string[]): Promise<KeyInfo[]>;
   listKeys(): Promise<KeyInfo[]>;
   setMinVersions(name: string, min: MinVersions): Promise<KeyInfo>;
   disableVersion(name: string, version: number): Promise<KeyInfo>;

@@ -11,10 +11,21 @@ export interface SqliteVaultStoreOptions {
 }
 
 export class SqliteVaultStore implements VaultStore {
+  // prepared once (the table exists before the constructor runs): a row read is the vault's
+  // hottest statement (the manifest, on every refresh)
+  private readonly st: { get: BetterSqlite3.Statement; list: BetterSqlite3.Statement; put: BetterSqlite3.Statement; del: BetterSqlite3.Statement };
+
   private constructor(
     private readonly db: BetterSqlite3.Database,
     private readonly table: string,
-  ) {}
+  ) {
+    this.st = {
+      get: db.prepare(`SELECT data FROM ${table} WHERE id = ?`),
+      list: db.prepare(`SELECT id, data FROM ${table} WHERE substr(id, 1, ?) = ? ORDER BY id`),
+      put: db.prepare(`INSERT INTO ${table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data`),
+      del: db.prepare(`DELETE FROM ${table} WHERE id = ?`),
+    };
+  }
 
   static async open(file: string, opts: SqliteVaultStoreOptions = {}): Promise<SqliteVaultStore> {
     const table = opts.table ?? 'custody_vault';
@@ -33,19 +44,17 @@ export class SqliteVaultStore implements VaultStore {
   }
 
   async get(id: string): Promise<Uint8Array | undefined> {
-    const row = this.db.prepare(`SELECT data FROM ${this.table} WHERE id = ?`).get(id) as { data: Buffer } | undefined;
+    const row = this.st.get.get(id) as { data: Buffer } | undefined;
     return row ? new Uint8Array(row.data) : undefined;
   }
 
   async list(prefix: string): Promise<VaultRow[]> {
-    const rows = this.db.prepare(`SELECT id, data FROM ${this.table} WHERE substr(id, 1, ?) = ? ORDER BY id`).all(prefix.length, prefix) as { id: string; data: Buffer }[];
+    const rows = this.st.list.all(prefix.length, prefix) as { id: string; data: Buffer }[];
     return rows.map((r) => ({ id: r.id, data: new Uint8Array(r.data) }));
   }
 
   async commit(guard: string, expected: Uint8Array | undefined, puts: VaultRow[], deletes: string[]): Promise<boolean> {
-    const get = this.db.prepare(`SELECT data FROM ${this.table} WHERE id = ?`);
-    const put = this.db.prepare(`INSERT INTO ${this.table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data`);
-    const del = this.db.prepare(`DELETE FROM ${this.table} WHERE id = ?`);
+    const { get, put, del } = this.st;
     const tx = this.db.transaction(() => {
       const cur = get.get(guard) as { data: Buffer } | undefined;
       const ok = cur === undefined || expected === undefined ? cur === undefined && expected === undefined : equalCT(new Uint8Array(cur.data), expected);

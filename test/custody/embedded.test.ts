@@ -223,3 +223,45 @@ describe('embedded vault on SQLite', () => {
     await s2.close();
   });
 });
+
+describe('embedded vault: reads of the store', () => {
+  it("getKeys reads the store's manifest once for all names (getKey once per name), and still sees another process's change", async () => {
+    const store = new MemoryVaultStore();
+    const reads: string[] = [];
+    const get = store.get.bind(store);
+    store.get = async (id: string) => (reads.push(id), get(id));
+    const v = await passphraseVault(store);
+    const c = v.custody(new MemoryAuditSink());
+    const names = ['m.a', 'm.b', 'm.c', 'm.d', 'm.e'];
+    for (const n of names) await c.createKey(ctx, n, { purpose: 'diversify', alg: 'aes128' });
+    reads.length = 0;
+    expect((await c.getKeys(ctx, names)).map((k) => [k.name, k.latestVersion])).toEqual(names.map((n) => [n, 1]));
+    expect(reads).toEqual(['manifest']);
+    // another process rotates one: the next batch read sees it (one refresh, then the snapshot)
+    const other = await EmbeddedVault.open(store);
+    await other.unsealWithPassphrase('a long enough passphrase');
+    await other.custody(new MemoryAuditSink()).rotateKey(ctx, 'm.c');
+    expect((await c.getKeys(ctx, names)).find((k) => k.name === 'm.c')!.latestVersion).toBe(2);
+    expect(await codeOf(c.getKeys(ctx, ['m.a', 'm.nope']))).toBe('ERR_CUSTODY_UNKNOWN_KEY');
+    reads.length = 0;
+    for (const n of names) await c.getKey(ctx, n);
+    expect(reads.filter((r) => r === 'manifest')).toHaveLength(names.length);
+  });
+
+  it('the SQLite store reads, lists and commits through statements prepared once', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'vault-prep-'));
+    dirs.push(d);
+    const s = await SqliteVaultStore.open(join(d, 'v.sqlite'));
+    const prepare = s.database.prepare.bind(s.database);
+    let prepared = 0;
+    s.database.prepare = ((sql: string) => (prepared++, prepare(sql))) as typeof s.database.prepare;
+    expect(await s.commit('g', undefined, [{ id: 'g', data: Uint8Array.of(1) }, { id: 'key/x', data: Uint8Array.of(2) }], [])).toBe(true);
+    expect(await s.commit('g', Uint8Array.of(9), [{ id: 'key/y', data: Uint8Array.of(3) }], [])).toBe(false);
+    expect(await s.commit('g', Uint8Array.of(1), [{ id: 'key/y', data: Uint8Array.of(3) }], ['key/x'])).toBe(true);
+    expect(await s.get('g')).toEqual(Uint8Array.of(1));
+    expect(await s.get('key/x')).toBeUndefined();
+    expect((await s.list('key/')).map((r) => r.id)).toEqual(['key/y']);
+    expect(prepared).toBe(0);
+    await s.close();
+  });
+});
