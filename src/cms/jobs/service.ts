@@ -592,7 +592,7 @@ export class StationJobs {
     const at = this.now();
     const authorisations: (string | undefined)[] = !this.o.authorise
       ? apps.map(() => undefined)
-      : this.o.authoriseCard
+      : this.o.authoriseCard && apps.length > 0
         ? await this.o.authoriseCard({ cardUid: uid, operation: 'install', at, apps: apps.map((app) => ({ tenant: app.tenantId, aid: app.aid })) }, who)
         : await Promise.all(apps.map((app) => this.o.authorise!({ tenant: app.tenantId, aid: app.aid, operation: 'install', cardUid: uid, at }, who)));
     if (this.o.authorise && (authorisations.length !== apps.length || !authorisations.every((a) => typeof a === 'string'))) throw new Error('the consent check answered no authorisation for an application');
