@@ -78,6 +78,58 @@ export function procCpuMs(pid: number | undefined): number {
   }
 }
 
+/**
+ * Counts over an online run: key deliveries that had one of the reader's own baton upload requests
+ * in flight at some point while they were (the CMS makes those wait), uploads, and the TLS
+ * connections the client opened (one opened for a delivery is a full handshake inside a
+ * transaction). Wraps `keys` and the client's `call`; `reset()` starts a new count.
+ */
+export function watchOnline(cms: CmsClient, keys: OnlineKeySource): { keys: OnlineKeySource; reset(): void; counts(): { deliveries: number; behindUpload: number; uploads: number; connections: number; uploadConnections: number } } {
+  const zero = { deliveries: 0, behindUpload: 0, uploads: 0, connections: 0, uploadConnections: 0 };
+  const c = { ...zero };
+  const current = new Set<{ behind: boolean }>();
+  let uploading = 0;
+  const wrapped: OnlineKeySource = {
+    async fetch(r) {
+      const d = { behind: uploading > 0 };
+      current.add(d);
+      c.deliveries++;
+      try {
+        return await keys.fetch(r);
+      } finally {
+        current.delete(d);
+        if (d.behind) c.behindUpload++;
+      }
+    },
+  };
+  const call = cms.call.bind(cms);
+  cms.call = (<T>(m: string, p: string, b?: unknown, o?: Parameters<typeof call>[3]) => {
+    if (!p.endsWith('/baton')) return call<T>(m, p, b, o);
+    c.uploads++;
+    uploading++;
+    for (const d of current) d.behind = true;
+    return call<T>(m, p, b, o).finally(() => uploading--);
+  }) as typeof cms.call;
+  // the client's connection pools (private: a diagnostic of this benchmark only): 'agent' serves
+  // deliveries (and, before uploads had a pool of their own, uploads too), 'background' uploads
+  const pools = cms as unknown as Record<string, { createConnection: (...a: unknown[]) => unknown } | undefined>;
+  for (const k of ['agent', 'background']) {
+    const pool = pools[k];
+    if (!pool) continue;
+    const connect = pool.createConnection.bind(pool);
+    pool.createConnection = (...a: unknown[]) => {
+      if (k === 'agent') c.connections++;
+      else c.uploadConnections++;
+      return connect(...a);
+    };
+  }
+  return {
+    keys: wrapped,
+    reset: () => Object.assign(c, zero),
+    counts: () => ({ ...c }),
+  };
+}
+
 class Down implements OnlineKeySource {
   down = false;
   constructor(private readonly inner: OnlineKeySource) {}
@@ -137,23 +189,27 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
   let rtt: Timing;
   let onBase: Timing;
   let cmsCpuPerTx = NaN;
+  let onCounts = { deliveries: NaN, behindUpload: NaN, uploads: NaN, connections: NaN, uploadConnections: NaN };
   try {
     const uid = ready.uid;
     const st = new InProcessTransport(VirtualCard.fromImage(loadImageSync(ready.image)));
     const { ks: doorKs, cms } = enrolled('bench-on');
     const keys = new HttpKeySource(cms);
+    const watch = watchOnline(cms, keys);
     const onRoles = [{ tenantId: 'access', aid: 'A1C001', keyNo: 1, operations: ['deliver'] }];
-    const onAgent = new ReaderAgent({ readerId: 'bench-on', roles: onRoles, baton: AuditBaton.open(mkdtempSync(join(tmpdir(), 'bench-baton-')), { fsync: 'group' }), unsealer: new ReaderUnsealer('bench-on', doorKs.privateKey), keys, cms });
+    const onAgent = new ReaderAgent({ readerId: 'bench-on', roles: onRoles, baton: AuditBaton.open(mkdtempSync(join(tmpdir(), 'bench-baton-')), { fsync: 'group' }), unsealer: new ReaderUnsealer('bench-on', doorKs.privateKey), keys: watch.keys, cms });
     // card-only on this card (same key, obtained once)
     const k = await onAgent.obtainKey(uid, 'A1C001', 1);
     const key1 = k.key.slice();
     onBase = await timeEach(nOn, () => cardOnlyTx(st, key1, 1));
     rtt = await timeEach(nOn / 2, async () => void (await keys.fetch({ tenant: 'access', aid: 'A1C001', uid, keyNo: 1 })));
     const cms0 = procCpuMs(child.pid);
+    watch.reset();
     on = await timeEach(nOn, async () => {
       const r = await accessCheck(onAgent, st, { zone: 1 });
       if (r.mode !== 'online' || !r.ok) throw new Error('bench: online tx failed');
     });
+    onCounts = watch.counts();
     await onAgent.sync();
     cmsCpuPerTx = (procCpuMs(child.pid) - cms0) / (nOn + 50);
     onAgent.close();
@@ -199,6 +255,8 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
     { name: 'reader.online_agent_cpu_ms', value: 1000 / on!.perCpuSec - 1000 / rtt!.perCpuSec - 1000 / onBase!.perCpuSec, unit: 'CPU-ms', note: 'fsync=group: reader-process CPU per online tx minus per bare delivery round trip (TLS client, HTTP, JSON) minus per card-only tx: unseal, baton, key checks, the background baton sync (client side)' },
     { name: 'reader.online_reader_cpu_ms', value: 1000 / on!.perCpuSec - 1000 / onBase!.perCpuSec, unit: 'CPU-ms', note: 'fsync=group: reader-process CPU per online tx minus per card-only tx: everything the reader adds online, its delivery round trip (TLS, HTTP, JSON) included' },
     { name: 'reader.online_cms_cpu_ms', value: cmsCpuPerTx, unit: 'CPU-ms', note: 'fsync=group: CPU of the CMS process per online tx (its delivery and its share of the background baton uploads; /proc, 10 ms ticks); load-independent' },
+    { name: 'reader.online_deliveries_behind_upload', value: (onCounts.behindUpload * 1000) / onCounts.deliveries, unit: 'per 1k tx', note: `fsync=group: key deliveries with one of the reader's own baton uploads in flight at the CMS at the same time, per 1,000 online tx (${onCounts.behindUpload} of ${onCounts.deliveries}, ${onCounts.uploads} upload requests; warm-up included); the CMS stores an upload before it serves much else` },
+    { name: 'reader.online_delivery_connections', value: onCounts.connections, unit: 'count', note: `fsync=group: TLS connections the reader's delivery pool opened during the online run (the one of the runs before it is warm): each is an mTLS handshake inside a transaction; the upload pool opened ${onCounts.uploadConnections}` },
     { name: 'reader.delivery_roundtrip_p99_ms', value: rtt!.p99, unit: 'ms', note: `diagnostic: one POST /v1/keys/deliver over mTLS to the CMS process (CMS-side checks, derive + seal, audit) without the card; mean ${rtt!.mean.toFixed(3)} ms` },
     { name: 'reader.online_added_p99_ms', value: on!.p99 - onBase!.p99, unit: 'ms', baseline: onBp99, target: { op: '<=', value: 5 }, note: `fsync=group: p99 online tx time minus p99 card-only time on the same card (${nOn} tx each)` },
     { name: 'reader.online_added_p99_ms_strict', value: onStrict!.p99 - onBase!.p99, unit: 'ms', baseline: onBp99, note: 'fsync=always: the same' },
