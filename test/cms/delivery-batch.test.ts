@@ -10,7 +10,6 @@ import { Coalescer } from '../../src/cms/delivery/batch.js';
 import { type DeliveryRequest, KeyDelivery } from '../../src/cms/delivery/service.js';
 import type { Application, ReaderRepository, TenantRepository } from '../../src/cms/domain/index.js';
 import type { ReaderRecheck } from '../../src/cms/api/auth.js';
-import { ApiError } from '../../src/cms/api/errors.js';
 import { MemoryStationAudit } from '../../src/cms/jobs/audit.js';
 import type { CardKeys } from '../../src/cms/jobs/keys.js';
 import { RecipientCache } from '../../src/cms/jobs/recipient.js';
@@ -351,73 +350,5 @@ describe.skipIf(!(await postgresAvailable()))('key delivery lookups coalesced on
     expect(await Promise.all(cases.map((c) => run(d, c)))).toEqual(expected);
     expect(sizes).toEqual([4, 4, 2]);
     expect(sent.filter(isBatch)).toHaveLength(3);
-  });
-
-  describe('the rate-limit decision overlapping the lookup (admitted)', () => {
-    const limited = () => {
-      const p = Promise.reject(new ApiError(429, 'ERR_RATE_LIMITED', 'too many requests; retry later'));
-      p.catch(() => undefined); // the API's hook would hold it until the handler awaits it
-      return p;
-    };
-    const deferred = () => {
-      let resolve!: () => void;
-      const p = new Promise<void>((r) => (resolve = r));
-      return { p, resolve };
-    };
-
-    it('a request not admitted is refused 429, before every other refusal: nothing sealed, nothing audited here', async () => {
-      const { d, audit } = service();
-      seals.length = 0;
-      const cases: Case[] = [
-        ['door1', req('04AA000000000001')], // would be delivered
-        ['door2', req('04AA000000000001'), 'S2'], // would pass the re-check
-        ['nobody', req('04AA000000000001')], // would be refused: unknown reader
-        ['door3', req('04AA000000000001'), 'REVOKED3'], // would be refused: certificate revoked
-        ['door1', { uid: '04AA000000000001', aid: 'A1C001', keyNo: 14 }], // would be refused: bad input
-        ['door1', req('04AA000000000003')], // would be refused: not installed
-      ];
-      const out = await Promise.all(
-        cases.map(async (c) => {
-          const recheck = c[2] !== undefined ? { serial: c[2], done: false } : undefined;
-          return outcome(d.deliver(ctx, c[0], c[1], recheck, limited()), recheck);
-        }),
-      );
-      expect(out).toEqual(cases.map((c) => `ERR_RATE_LIMITED too many requests; retry later${c[2] !== undefined ? ' done=false' : ''}`));
-      expect(seals).toHaveLength(0);
-      expect(audit.events).toHaveLength(0);
-    });
-
-    it('an admitted request is answered as without the overlap, and nothing is derived before the decision', async () => {
-      const { d, audit } = service();
-      seals.length = 0;
-      const gates = [deferred(), deferred(), deferred()];
-      const recheck = { serial: 'S2', done: false };
-      const pending = Promise.all([
-        outcome(d.deliver(ctx, 'door1', req('04AA000000000001'), undefined, gates[0]!.p)),
-        outcome(d.deliver(ctx, 'door2', req('04AA000000000001'), recheck, gates[1]!.p), recheck),
-        outcome(d.deliver(ctx, 'door1', req('04AA000000000003'), undefined, gates[2]!.p)),
-      ]);
-      const mine = () => sentValues.filter((v, i) => isBatch(sent[i]!) && JSON.stringify((v as unknown[])[0]) === JSON.stringify(['door1', 'door2', 'door1']));
-      for (let i = 0; i < 500 && mine().length === 0; i++) await new Promise((r) => setTimeout(r, 2));
-      await new Promise((r) => setTimeout(r, 20)); // the lookup has answered by now
-      expect(mine()).toHaveLength(1); // the lookup went out while the decision was pending
-      expect(seals).toHaveLength(0);
-      expect(recheck.done).toBe(false);
-      expect(audit.events).toHaveLength(0); // the refusal (not installed) waits for the decision too
-      for (const g of gates) g.resolve();
-      expect(await pending).toEqual(['ok v3', 'ok v3 done=true', 'ERR_DELIVERY_NOT_INSTALLED application A1C001 is not installed on card 04AA000000000003']);
-      expect(seals).toHaveLength(2);
-      expect(audit.events.map((e) => e.code)).toEqual(['ERR_DELIVERY_NOT_INSTALLED']);
-    });
-
-    it('a failed rate-limit decision (store down) fails the request with its error, nothing sealed', async () => {
-      const { d, audit } = service();
-      seals.length = 0;
-      const down = Promise.reject(new Error('redis: connection closed'));
-      down.catch(() => undefined);
-      expect(await outcome(d.deliver(ctx, 'door1', req('04AA000000000001'), undefined, down))).toBe('undefined redis: connection closed');
-      expect(seals).toHaveLength(0);
-      expect(audit.events).toHaveLength(0);
-    });
   });
 });

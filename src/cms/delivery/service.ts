@@ -167,19 +167,11 @@ export class KeyDelivery {
    * state, src/cms/api/auth.ts ReaderRecheck) to this lookup: it is read in the same query, a
    * refusal is 403 ERR_READER_NOT_ACTIVE (as the API's own re-check answers; audited by the API
    * as a refused request), and `recheck.done` is set once it passed.
-   *
-   * `admitted`: the request's rate-limit decision still in flight (the API's hit started before
-   * the body was parsed and NOT awaited), so the Redis round trip overlaps the PostgreSQL lookup.
-   * It must reject (e.g. 429 ERR_RATE_LIMITED) when the request is not admitted. It is awaited
-   * before anything is derived and before ANY outcome of this call: a request that is not
-   * admitted gets the rate-limit refusal — never another refusal, never a key — as when the hook
-   * awaited it before the handler; its lookup's answer is dropped and nothing is audited here.
    */
-  async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck?: ReaderRecheck, admitted?: Promise<unknown>): Promise<Delivery> {
+  async deliver(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck?: ReaderRecheck): Promise<Delivery> {
     try {
-      return await this.deliverUnchecked(ctx, readerId, req, recheck, admitted);
+      return await this.deliverUnchecked(ctx, readerId, req, recheck);
     } catch (e) {
-      if (admitted) await admitted; // not admitted: that refusal (thrown here) wins over every other
       if (e instanceof ApiError) throw e; // the reader re-check: refused like the API's own check
       // the refusal's identifiers (as presented, bounded), built only for a refusal
       const d = { readerId, uid: String(req?.uid ?? '').slice(0, 20).toUpperCase(), aid: String(req?.aid ?? '').slice(0, 6).toUpperCase(), keyNo: typeof req?.keyNo === 'number' ? req.keyNo : -1 };
@@ -189,16 +181,14 @@ export class KeyDelivery {
     }
   }
 
-  private async deliverUnchecked(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck: ReaderRecheck | undefined, admitted: Promise<unknown> | undefined): Promise<Delivery> {
+  private async deliverUnchecked(ctx: CallerContext, readerId: string, req: DeliveryRequest, recheck: ReaderRecheck | undefined): Promise<Delivery> {
     const uid = checkUidHex(req?.uid);
     const aid = checkAidHex(req?.aid);
     const keyNo = req?.keyNo;
     if (!Number.isInteger(keyNo) || keyNo < 0 || keyNo > 13) throw new JobError('ERR_JOB_BAD_INPUT', 'keyNo must be an integer in 0..13');
     // one query: the reader's state, its certificate, its role for (aid, keyNo), the card and the key's version
     const key: LookupKey = [readerId, aid, keyNo, uid, recheck?.serial ?? ''];
-    const lookup = this.batched ? this.batched.load(key) : this.lookup.first(...key);
-    // the rate-limit decision and the lookup at the same time; not admitted: refused before any check or derivation
-    const row = admitted ? (await Promise.all([lookup, admitted]))[0] : await lookup;
+    const row = await (this.batched ? this.batched.load(key) : this.lookup.first(...key));
     if (recheck) {
       if (!row || row.revoked !== null || row.state !== 'active') throw new ApiError(403, 'ERR_READER_NOT_ACTIVE', READER_NOT_ACTIVE);
       recheck.done = true;
