@@ -16,6 +16,11 @@ export function fromCustodyEvent(ev: AuditEvent): AuditInput {
   if (ev.keys !== undefined) details.keyNames = [...ev.keys];
   const t = Date.parse(ev.time);
   const oneUid = ev.seals?.length && ev.seals.every((x) => x.binding.uid === ev.seals![0]!.binding.uid) ? ev.seals[0]!.binding.uid : undefined;
+  // the tenant and AID columns when every key is of one (tenant, AID): custody writes a batch as
+  // one event per (tenant, AID), so each tenant's view (selected by these columns) shows its part
+  const s0 = ev.seals?.[0]?.binding;
+  const oneTenant = typeof s0?.tenant === 'string' && ev.seals!.every((x) => x.binding.tenant === s0.tenant) ? s0.tenant : undefined;
+  const oneAid = typeof s0?.aid === 'string' && /^[0-9A-Fa-f]{6}$/.test(s0.aid) && ev.seals!.every((x) => x.binding.aid === s0.aid) ? s0.aid : undefined;
   const b = ev.binding;
   // built without a leading conditional spread (`...(ok ? { time } : {})`): V8 builds such a
   // literal on its slow path, ~8 us per call measured here — a few % of a key delivery's CPU
@@ -23,8 +28,8 @@ export function fromCustodyEvent(ev: AuditEvent): AuditInput {
     actor: ev.actor || null,
     readerId: ev.recipient ?? null,
     cardUid: b?.uid ?? oneUid ?? null,
-    tenant: b?.tenant ?? ev.master?.tenant ?? null,
-    aid: b?.aid ?? ev.master?.aid ?? null,
+    tenant: b?.tenant ?? ev.master?.tenant ?? oneTenant ?? null,
+    aid: b?.aid ?? ev.master?.aid ?? oneAid ?? null,
     keyNo: b?.keyNo ?? ev.master?.keyNo ?? null,
     keyVersion: b?.version ?? ev.keyVersion ?? null,
     operation: `custody.${ev.op}`,
