@@ -60,7 +60,8 @@ export interface AuditEvent {
   recipient?: string;
   mode?: string;
   /**
-   * For 'seal_batch': every key sealed to `recipient` in the call, in order: its binding (tenant,
+   * A batch call writes one event per (tenant, AID) of its keys, each listing only those keys.
+   * For 'seal_batch': every key (of the event's part) sealed to `recipient` in the call, in order: its binding (tenant,
    * AID, UID, keyNo, version) and the KEK or master (`key`) with the version used — what one
    * 'seal' event per key would name. A compromised reader's key set reads these
    * (src/cms/compromise). For 'generate_batch': every key generated in the call, in order (its

@@ -62,6 +62,41 @@ export class Custody implements KeyCustody {
     }
   }
 
+  /**
+   * A batch's events (seal_batch, generate_batch), all handed to the sink in the same turn (the
+   * CMS audit log commits them in one group-commit batch) and all awaited: any refusal refuses the
+   * operation (nothing released). Not atomic across sinks that are: a sink that accepts some and
+   * refuses others leaves 'ok' parts of a refused call (over-reporting a release, never hiding one).
+   */
+  private async appendAll(events: AuditEvent[]): Promise<void> {
+    if (events.length === 1) return this.append(events[0]!);
+    const r = await Promise.allSettled(events.map((e) => this.audit.append(e)));
+    if (r.some((x) => x.status === 'rejected')) throw new AuditRefusedError(`audit sink refused a '${events[0]!.op}' event: operation refused`);
+  }
+
+  /**
+   * The events of a call: one, or for a batch (`seals`) one per (tenant, AID) of its keys, in the
+   * order each first appears, each naming only that (tenant, AID)'s keys with the call's other
+   * details (recipient, mode). Tenant isolation of the audit log: each tenant's view selects
+   * entries by their one tenant and one AID column and every entry carries its Merkle inclusion
+   * proof (no redaction per viewer), so an event naming several tenants' keys could be shown to
+   * none of them — and a station job's batch holds the issuer's CMK and every tenant's keys.
+   */
+  private events(ctx: CallerContext, op: CustodyOp, outcome: AuditEvent['outcome'], d: Details, code?: string): AuditEvent[] {
+    const seals = d.seals;
+    if (!seals || seals.length < 2) return [this.event(ctx, op, outcome, d, code)];
+    const parts = new Map<string, NonNullable<Details['seals']>>();
+    for (const x of seals) {
+      const b = x.binding as Partial<KeyBinding> | undefined;
+      const k = `${String(b?.tenant)}\u0000${String(b?.aid)}`;
+      const part = parts.get(k);
+      if (part) part.push(x);
+      else parts.set(k, [x]);
+    }
+    if (parts.size === 1) return [this.event(ctx, op, outcome, d, code)];
+    return [...parts.values()].map((p) => this.event(ctx, op, outcome, { ...d, seals: p }, code));
+  }
+
   private checkCtx(ctx: CallerContext): void {
     if (!isCallerContext(ctx)) throw new CustodyInputError('caller context { actor, purpose, correlationId } is required');
   }
@@ -70,11 +105,8 @@ export class Custody implements KeyCustody {
   private async failed(ctx: CallerContext, op: CustodyOp, d: Details, e: unknown): Promise<never> {
     const code = e instanceof CustodyError ? e.code : ((e as { code?: string }).code ?? 'ERR_CUSTODY_BACKEND');
     if (!(e instanceof AuditRefusedError)) {
-      try {
-        await this.audit.append(this.event(ctx, op, 'error', d, code));
-      } catch {
-        /* the operation failed anyway; nothing was released */
-      }
+      // a batch: one error event per (tenant, AID) asked for (each tenant's view shows its part)
+      await Promise.allSettled(this.events(ctx, op, 'error', d, code).map((x) => this.audit.append(x))); // the operation failed anyway; nothing was released
     }
     throw e;
   }
@@ -89,7 +121,7 @@ export class Custody implements KeyCustody {
       return this.failed(ctx, op, d, e);
     }
     try {
-      await this.append(this.event(ctx, op, 'ok', d));
+      await this.appendAll(this.events(ctx, op, 'ok', d));
     } catch (e) {
       discard?.(r);
       throw e;
@@ -250,11 +282,12 @@ export class Custody implements KeyCustody {
 
   /**
    * Several random card keys (a card's CMK and its random application keys) in ONE call: all or
-   * nothing, audited as ONE 'generate_batch' event, appended before any blob is returned, naming
-   * per key its KEK and the version used and its binding (`seals`, no recipient: nothing is
-   * released, the keys exist only wrapped) — what one 'generate_key' event per key would say.
-   * Every item is checked before anything is generated; a failure is one 'generate_batch' error
-   * event (with the bindings asked for) and nothing is returned. Items in any order; each gets a
+   * nothing, audited as 'generate_batch' events — one per (tenant, AID) of the keys (`events`),
+   * handed to the sink together and all durable before any blob is returned — naming per key its
+   * KEK and the version used and its binding (`seals`, no recipient: nothing is released, the keys
+   * exist only wrapped) — what one 'generate_key' event per key would say. Every item is checked
+   * before anything is generated; a failure is a 'generate_batch' error event per (tenant, AID)
+   * (with the bindings asked for) and nothing is returned. Items in any order; each gets a
    * fresh key (two items with the same binding get two different keys, as two calls would).
    */
   generateKeys(ctx: CallerContext, items: GenerateItem[]): Promise<WrappedKey[]> {
@@ -449,11 +482,13 @@ export class Custody implements KeyCustody {
   }
 
   /**
-   * Seal several keys to ONE reader (a station job's keys): all or nothing. Audited as ONE
-   * 'seal_batch' event, appended before any sealed key is returned (refused = nothing released),
-   * that names the recipient and, per key, its binding (tenant, AID, UID, keyNo, version), the
-   * KEK or master and its version — what one 'seal' event per key would say. A failure is one
-   * 'seal_batch' error event (with the bindings asked for) and nothing is returned.
+   * Seal several keys to ONE reader (a station job's keys): all or nothing. Audited as
+   * 'seal_batch' events — one per (tenant, AID) of the keys (`events`: the issuer's CMK in its
+   * own, each tenant's application keys in theirs), handed to the sink together, all durable
+   * before any sealed key is returned (one refused = nothing released) — each naming the recipient
+   * and, per key, its binding (tenant, AID, UID, keyNo, version), the KEK or master and its
+   * version — what one 'seal' event per key would say. A failure is a 'seal_batch' error event per
+   * (tenant, AID) (with the bindings asked for) and nothing is returned.
    */
   sealMany(ctx: CallerContext, sources: KeySource[], recipient: ReaderRecipient, opts: SealOptions = {}): Promise<SealedKey[]> {
     const list = Array.isArray(sources) ? sources.slice(0, MAX_SEAL_BATCH) : [];

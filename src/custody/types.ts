@@ -140,7 +140,8 @@ export interface KeyCustody {
   /**
    * Several random card keys in one call (e.g. a card's CMK and its random application keys, each
    * under its own KEK): all or nothing, one WrappedKey per item in order, audited as ONE
-   * 'generate_batch' event naming every key's KEK, KEK version and binding. At most 64 items.
+   * 'generate_batch' event per (tenant, AID) of the keys (each naming only those keys' KEK, KEK
+   * version and binding; all durable before anything is returned). At most 64 items.
    */
   generateKeys(ctx: CallerContext, items: GenerateItem[]): Promise<WrappedKey[]>;
   /** Re-wrap a blob under the latest version of its KEK; the plaintext never leaves custody. */
@@ -158,8 +159,10 @@ export interface KeyCustody {
 
   /**
    * Seal several keys to one reader (a station job's keys), all or nothing, audited as ONE
-   * 'seal_batch' event that names the reader and every key's binding (tenant, AID, UID, keyNo,
-   * version) and KEK/master version. At most 16 sources.
+   * 'seal_batch' event per (tenant, AID) of the keys, each naming the reader and those keys'
+   * bindings (tenant, AID, UID, keyNo, version) and KEK/master versions — so each tenant's audit
+   * view shows the release of its keys and nothing of another tenant's; all durable before any
+   * sealed key is returned. At most 16 sources.
    */
   sealMany(ctx: CallerContext, sources: KeySource[], recipient: ReaderRecipient, opts?: SealOptions): Promise<SealedKey[]>;
 

@@ -180,7 +180,7 @@ for (const f of factories) {
         expect(await codeOf(c.generateKey(ctx, 'kek', 'aes512' as never, bind))).toBe('ERR_CUSTODY_INPUT');
       }));
 
-    it('generates a batch of random card keys in one call, all or nothing, audited as one event naming every binding', () =>
+    it('generates a batch of random card keys in one call, all or nothing, audited as one event per (tenant, AID) naming its bindings', () =>
       withBackend(async ({ custody: c, audit }) => {
         await c.createKey(ctx, 'kek-issuer', { purpose: 'wrap' });
         await c.createKey(ctx, 'kek', { purpose: 'wrap' });
@@ -203,14 +203,17 @@ for (const f of factories) {
         expect(new Set(keys.map((k) => toHex(k))).size).toBe(3);
         // bound: a blob opens only under its own binding
         expect(await codeOf(c.exportForCard(ctx, { kind: 'wrapped', kek: 'kek', blob: out[1]!.blob, binding: { ...bind, keyNo: 2 } }))).toBe('ERR_CUSTODY_AAD_MISMATCH');
+        // one event per (tenant, AID): the issuer's CMK, the tenant's two keys — each names only its own
         const ev = audit.events.filter((e) => e.op === 'generate_batch');
-        expect(ev.map((e) => e.outcome)).toEqual(['ok']);
-        expect(ev[0]!.seals).toEqual([
-          { key: 'kek-issuer', keyVersion: 1, binding: cmk },
-          { key: 'kek', keyVersion: 2, binding: bind },
-          { key: 'kek', keyVersion: 2, binding: { ...bind, keyNo: 2 } },
+        expect(ev.map((e) => e.outcome)).toEqual(['ok', 'ok']);
+        expect(ev.map((e) => e.seals)).toEqual([
+          [{ key: 'kek-issuer', keyVersion: 1, binding: cmk }],
+          [
+            { key: 'kek', keyVersion: 2, binding: bind },
+            { key: 'kek', keyVersion: 2, binding: { ...bind, keyNo: 2 } },
+          ],
         ]);
-        expect(ev[0]!.recipient).toBeUndefined();
+        expect(ev.map((e) => e.recipient)).toEqual([undefined, undefined]);
         expect(audit.events.filter((e) => e.op === 'generate_key')).toHaveLength(0);
         expect(JSON.stringify(audit.events)).not.toContain(toHex(keys[0]!));
         // all or nothing: one unknown KEK, one bad item or a refusing sink returns nothing
@@ -225,9 +228,13 @@ for (const f of factories) {
         expect(await codeOf(c.generateKeys(ctx, items))).toBe('ERR_CUSTODY_AUDIT');
         audit.failing = false;
         const errs = audit.events.filter((e) => e.op === 'generate_batch');
-        expect(errs.map((e) => e.outcome)).toEqual(['error', 'error', 'error', 'error', 'error']);
-        expect(errs[0]!.code).toBe('ERR_CUSTODY_UNKNOWN_KEY');
-        expect(errs[0]!.seals?.map((x) => x.binding)).toEqual([cmk, bind]);
+        // per call an error event per (tenant, AID) asked for (the empty and the oversize call: one)
+        expect(errs.map((e) => [e.outcome, e.code])).toEqual([
+          ['error', 'ERR_CUSTODY_UNKNOWN_KEY'],
+          ['error', 'ERR_CUSTODY_UNKNOWN_KEY'],
+          ...new Array(6).fill(['error', 'ERR_CUSTODY_INPUT']),
+        ]);
+        expect(errs.slice(0, 2).map((e) => e.seals?.map((x) => x.binding))).toEqual([[cmk], [bind]]);
       }));
 
     it('diversifies per AN10922 inside the backend (NXP vector) and releases the card key only sealed', () =>

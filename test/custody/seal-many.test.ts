@@ -1,6 +1,7 @@
-// Custody.sealMany (a station job's keys in one call) and getKeys: one audit event per batch that
-// names every binding and the recipient; all or nothing; a refused audit releases nothing; the
-// batch event converts to an audit log entry that keeps every binding.
+// Custody.sealMany (a station job's keys in one call) and getKeys: one audit event per (tenant,
+// AID) of the batch, each naming only its bindings and the recipient (tenant isolation of the audit
+// views); all or nothing; a refused audit (any part) releases nothing; each event converts to an
+// audit log entry with its tenant and AID columns and keeps its bindings.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fromCustodyEvent } from '../../src/cms/audit/custody-event.js';
 import { generateReaderKeyPair, ReaderUnsealer } from '../../src/custody/sealed.js';
@@ -38,7 +39,7 @@ afterEach(async () => {
 });
 
 describe('Custody.sealMany', () => {
-  it('seals every key to the reader and audits ONE event naming every binding, the master/KEK versions and the reader', async () => {
+  it('seals every key to the reader and audits one event per (tenant, AID), each naming only its keys, the master/KEK versions and the reader', async () => {
     const sealed = await b.custody.sealMany(ctx, sources, recipient, { ttlSeconds: 60 });
     expect(sealed).toHaveLength(3);
     // each delivery opens for its own binding, and equals what a single seal releases
@@ -49,30 +50,54 @@ describe('Custody.sealMany', () => {
       expect(k).toEqual(one);
     }
     const batch = b.audit.events.filter((e) => e.op === 'seal_batch');
-    expect(batch).toHaveLength(1);
-    const ev = batch[0]!;
-    expect([ev.outcome, ev.recipient, ev.mode]).toEqual(['ok', 'station-1', 'session']);
-    expect(ev.seals).toEqual([
-      { key: 'kek.issuer', keyVersion: 1, binding: cmkBind },
+    // the issuer's CMK and the library's application keys: two events, in the order of the sources
+    expect(batch.map((e) => [e.outcome, e.recipient, e.mode, e.correlationId])).toEqual([
+      ['ok', 'station-1', 'session', 'job-1'],
+      ['ok', 'station-1', 'session', 'job-1'],
+    ]);
+    expect(batch[0]!.seals).toEqual([{ key: 'kek.issuer', keyVersion: 1, binding: cmkBind }]);
+    expect(batch[1]!.seals).toEqual([
       { key: 'library.11B001.1', keyVersion: 2, binding: appBind(0, 2) },
       { key: 'library.11B001.1', keyVersion: 2, binding: appBind(1, 2) },
     ]);
-    // as an audit log entry: the reader and card columns, every binding in the details
-    const entry = fromCustodyEvent(ev);
-    expect(entry).toMatchObject({ operation: 'custody.seal_batch', result: 'ok', readerId: 'station-1', cardUid: UID, tenant: null, aid: null });
-    expect((entry.details as { seals: unknown[] }).seals).toEqual([
-      { keyName: 'kek.issuer', kekVersion: 1, tenant: 'issuer', aid: '000000', uid: UID, keyNo: 0, version: 1 },
+    // as audit log entries: the reader and card columns, the part's tenant and AID, its bindings in the details
+    const entries = batch.map((e) => fromCustodyEvent(e));
+    expect(entries[0]).toMatchObject({ operation: 'custody.seal_batch', result: 'ok', readerId: 'station-1', cardUid: UID, tenant: 'issuer', aid: '000000' });
+    expect(entries[1]).toMatchObject({ operation: 'custody.seal_batch', result: 'ok', readerId: 'station-1', cardUid: UID, tenant: 'library', aid: '11B001' });
+    expect((entries[1]!.details as { seals: unknown[] }).seals).toEqual([
       { keyName: 'library.11B001.1', kekVersion: 2, tenant: 'library', aid: '11B001', uid: UID, keyNo: 0, version: 2 },
       { keyName: 'library.11B001.1', kekVersion: 2, tenant: 'library', aid: '11B001', uid: UID, keyNo: 1, version: 2 },
     ]);
   });
 
-  it('all or nothing: one bad source fails the batch, audited as one error event with the bindings asked for', async () => {
+  it("several tenants' keys in one batch: no event names another (tenant, AID)'s key; together they name every key once", async () => {
+    await b.custody.createKey(ctx, 'access.A1C001.1', { purpose: 'diversify', alg: 'aes128' });
+    const access = (keyNo: number): KeyBinding => ({ tenant: 'access', aid: 'A1C001', uid: UID, keyNo, version: 1 });
+    const mixed: KeySource[] = [
+      sources[0]!,
+      { kind: 'diversified', master: 'access.A1C001.1', input: Uint8Array.of(9), binding: access(0) },
+      sources[1]!,
+      { kind: 'diversified', master: 'access.A1C001.1', input: Uint8Array.of(8), binding: access(1) },
+      sources[2]!,
+    ];
+    b.audit.clear();
+    expect(await b.custody.sealMany(ctx, mixed, recipient)).toHaveLength(5);
+    const batch = b.audit.events.filter((e) => e.op === 'seal_batch');
+    expect(batch.map((e) => e.seals!.map((x) => `${x.binding.tenant}/${x.binding.aid}/${x.binding.keyNo}`))).toEqual([['issuer/000000/0'], ['access/A1C001/0', 'access/A1C001/1'], ['library/11B001/0', 'library/11B001/1']]);
+    for (const e of batch) {
+      const entry = fromCustodyEvent(e);
+      expect(e.seals!.every((x) => x.binding.tenant === entry.tenant && x.binding.aid === entry.aid)).toBe(true);
+    }
+  });
+
+  it('all or nothing: one bad source fails the batch, audited as one error event per (tenant, AID) with the bindings asked for', async () => {
     const bad = [...sources, { kind: 'diversified', master: 'library.11B001.1', masterVersion: 9, input: Uint8Array.of(1), binding: appBind(2, 9) } as KeySource];
     await expect(b.custody.sealMany(ctx, bad, recipient)).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_CUSTODY_/) });
-    expect(b.audit.events.map((e) => [e.op, e.outcome])).toEqual([['seal_batch', 'error']]);
-    expect(b.audit.events[0]!.seals).toHaveLength(4);
-    expect(b.audit.events[0]!.code).toMatch(/^ERR_CUSTODY_/);
+    expect(b.audit.events.map((e) => [e.op, e.outcome, e.seals!.length])).toEqual([
+      ['seal_batch', 'error', 1],
+      ['seal_batch', 'error', 3],
+    ]);
+    for (const e of b.audit.events) expect(e.code).toMatch(/^ERR_CUSTODY_/);
   });
 
   it('bad input is refused with a typed error: empty, too many, a malformed source, no recipient', async () => {
@@ -86,6 +111,17 @@ describe('Custody.sealMany', () => {
   it('a refusing audit sink: nothing is released', async () => {
     b.audit.failing = true;
     await expect(b.custody.sealMany(ctx, sources, recipient)).rejects.toMatchObject({ code: 'ERR_CUSTODY_AUDIT' });
+  });
+
+  it("a sink refusing one (tenant, AID)'s event refuses the whole call: nothing is released", async () => {
+    const append = b.audit.append.bind(b.audit);
+    b.audit.append = async (e) => {
+      if (e.op === 'seal_batch' && e.seals?.some((x) => x.binding.tenant === 'library')) throw new Error('refused');
+      return append(e);
+    };
+    await expect(b.custody.sealMany(ctx, sources, recipient)).rejects.toMatchObject({ code: 'ERR_CUSTODY_AUDIT' });
+    // the issuer's part was accepted by this sink: nothing was released all the same
+    expect(b.audit.events.map((e) => [e.op, e.outcome, e.seals![0]!.binding.tenant])).toEqual([['seal_batch', 'ok', 'issuer']]);
   });
 });
 
