@@ -1,5 +1,6 @@
 // A compromised station's key set after installations through the batch seal path
-// (custody.sealMany: one 'custody.seal_batch' audit entry per job): every (tenant, AID, keyNo,
+// (custody.sealMany: one call per job, its 'custody.seal_batch' audit entries one per (tenant,
+// AID) of the job's keys): every (tenant, AID, keyNo,
 // version, UID) of every job it ran is in its key set — through the real CMS, its audit log and
 // the compromise route — and nothing of another reader's jobs is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,10 +61,14 @@ describe('compromised station after batch-sealed jobs', () => {
     const pb = await b.personalise(new InProcessTransport(VirtualCard.create()), ['A1C001']);
     expect(pb.runs.every((r) => r.recorded)).toBe(true);
 
-    // one batch entry per job (2 cards x one personalise job: issue + 4 installs), no per-key seal entry for the station
-    const entries = await h.cms.db.db.selectFrom('audit_entries').select(['operation', 'card_uid', 'details']).where('reader_id', '=', 'station-a').where('operation', 'like', 'custody.seal%').where('result', '=', 'ok').execute();
-    expect(entries.map((e) => e.operation)).toEqual(Array(2).fill('custody.seal_batch'));
+    // one batch seal per job (2 cards x one personalise job: issue + 4 installs), written as one
+    // entry per (tenant, AID) — the CMK's and each application's, each naming only its own keys
+    // (the tenants' audit views) —, no per-key seal entry for the station
+    const entries = await h.cms.db.db.selectFrom('audit_entries').select(['operation', 'card_uid', 'tenant', 'aid', 'details']).where('reader_id', '=', 'station-a').where('operation', 'like', 'custody.seal%').where('result', '=', 'ok').execute();
+    expect(entries.map((e) => e.operation)).toEqual(Array(2 * (1 + CAMPUS_AIDS.length)).fill('custody.seal_batch'));
     expect(new Set(entries.map((e) => e.card_uid))).toEqual(new Set(uidsA));
+    for (const uid of uidsA) expect(entries.filter((e) => e.card_uid === uid).map((e) => e.aid)).toEqual(['000000', ...CAMPUS_AIDS]);
+    for (const e of entries) for (const x of (JSON.parse(e.details!) as { seals: { tenant: string; aid: string }[] }).seals) expect([x.tenant, x.aid]).toEqual([e.tenant, e.aid]);
 
     const expected = await expectedFromJobs('station-a');
     // 4 applications' keys plus the CMK, every one for both cards

@@ -18,6 +18,9 @@ import type { PersonaliseJob, StationJob } from '../../src/reader/station/protoc
 import { InProcessTransport } from '../../src/transport/in-process.js';
 import { personaliseStepCount } from '../../src/cms/jobs/service.js';
 import { ConsentService } from '../../src/cms/consent/index.js';
+import { type AuditEntry, canonicalEntry, parseEntry } from '../../src/cms/audit/entry.js';
+import { leafHashOfText, verifyInclusion } from '../../src/cms/audit/merkle.js';
+import { nodeAuditCrypto } from '../../src/cms/audit/node-crypto.js';
 import { CAMPUS, CAMPUS_AIDS, type E2e, TENANT_OF, startE2e } from './harness.js';
 
 const campus = parseLayout(CAMPUS, 'campus.yaml');
@@ -69,28 +72,35 @@ describe('personalise: one station job per card', () => {
     const blobs = await blobsOf(uid);
     expect(blobs.length).toBeGreaterThan(0);
     expect(blobs.every((b) => b.state === 'active' && b.job_id === p.jobId)).toBe(true);
-    // the station events: ONE job_create naming every step (and claimed), ONE job_receipt
+    // the station events: ONE card-wide job_create naming every step (and claimed), ONE card-wide
+    // job_receipt — each followed by one entry per installation for its tenant's view
     const events = h.audit.events.slice(before).filter((e) => e.jobId === p.jobId);
-    expect(events.map((e) => [e.op, e.outcome])).toEqual([
-      ['job_create', 'ok'],
-      ['job_receipt', 'ok'],
+    expect(events.map((e) => [e.op, e.outcome, e.tenant ?? null, e.aid])).toEqual([
+      ['job_create', 'ok', null, '000000'],
+      ...CAMPUS_AIDS.map((aid) => ['job_create', 'ok', TENANT_OF[aid], aid]),
+      ['job_receipt', 'ok', null, '000000'],
+      ...CAMPUS_AIDS.map((aid) => ['job_receipt', 'ok', TENANT_OF[aid], aid]),
     ]);
     expect(events[0]!.steps).toEqual(['issue', ...CAMPUS_AIDS.map((a) => `install:${a}`)]);
+    expect(events.slice(1, 5).map((e) => [e.steps, e.authorisation, e.claimed])).toEqual(CAMPUS_AIDS.map((aid, i) => [[`install:${aid}`], events[0]!.authorisations![i], true]));
     expect(events[0]!.claimed).toBe(true);
     // one authorisation per tenant, bound into the receipt by the job's digest
     expect(events[0]!.authorisations).toHaveLength(CAMPUS_AIDS.length);
     expect(events[0]!.authorisation).toMatch(/^sha256:/);
-    // ONE custody seal batch for the CMK and every application key of the job
-    const seals = await db().selectFrom('audit_entries').select(['operation', 'details']).where('card_uid', '=', uid).where('operation', 'like', 'custody.seal%').execute();
-    expect(seals.map((s) => s.operation)).toEqual(['custody.seal_batch']);
-    expect(seals[0]!.details).toContain('"aid":"000000"');
-    for (const aid of CAMPUS_AIDS) expect(seals[0]!.details).toContain(`"aid":"${aid}"`);
+    // ONE custody seal batch (one call) for the CMK and every application key of the job, audited
+    // as one entry per (tenant, AID): the issuer's CMK, then each application's keys
+    const seals = await db().selectFrom('audit_entries').select(['operation', 'tenant', 'aid', 'details']).where('card_uid', '=', uid).where('operation', 'like', 'custody.seal%').execute();
+    expect(seals.map((s) => [s.operation, s.tenant, s.aid])).toEqual([['custody.seal_batch', 'issuer', '000000'], ...CAMPUS_AIDS.map((aid) => ['custody.seal_batch', TENANT_OF[aid], aid])]);
+    for (const s of seals) for (const x of (JSON.parse(s.details!) as { seals: { tenant: string; aid: string }[] }).seals) expect([x.tenant, x.aid]).toEqual([s.tenant, s.aid]);
     // ONE custody generate batch for the card's random keys (the CMK and every random application
-    // key): its bindings are exactly the job's stored blobs, each under the KEK it names
-    const gens = await db().selectFrom('audit_entries').select(['operation', 'result', 'details']).where('card_uid', '=', uid).where('operation', 'like', 'custody.generate%').execute();
-    expect(gens.map((g) => [g.operation, g.result])).toEqual([['custody.generate_batch', 'ok']]);
-    const generated = (JSON.parse(gens[0]!.details!) as { seals: { keyName: string; aid: string; keyNo: number; version: number; uid: string }[] }).seals;
+    // key), one entry per (tenant, AID): together their bindings are exactly the job's stored
+    // blobs, each under the KEK it names
+    const gens = await db().selectFrom('audit_entries').select(['operation', 'result', 'tenant', 'aid', 'details']).where('card_uid', '=', uid).where('operation', 'like', 'custody.generate%').execute();
+    expect(gens.every((g) => g.operation === 'custody.generate_batch' && g.result === 'ok')).toBe(true);
+    const generated = gens.flatMap((g) => (JSON.parse(g.details!) as { seals: { keyName: string; tenant: string; aid: string; keyNo: number; version: number; uid: string }[] }).seals.map((x) => ({ ...x, entry: [g.tenant, g.aid] })));
     expect(generated.map((x) => [x.aid, x.keyNo, x.version, x.keyName, x.uid]).sort()).toEqual(blobs.map((b) => [b.aid, b.key_no, b.key_version, b.kek, uid]).sort());
+    expect(generated.every((x) => x.entry[0] === x.tenant && x.entry[1] === x.aid)).toBe(true);
+    expect(gens[0]).toMatchObject({ tenant: 'issuer', aid: '000000' });
     expect(generated[0]).toMatchObject({ aid: '000000', keyNo: 0, keyName: 'kek.issuer' });
     // the tenants' consent: decided in one query, one 'ok' entry per (tenant, AID) — each tenant's
     // view shows its own — naming the authorisation the job_create entry lists for that AID
@@ -100,6 +110,77 @@ describe('personalise: one station job per card', () => {
     // the mapping is what the runtime delivery uses
     await h.cms.deps.domain!.cards.transition(uid, 'active');
     expect((await door.call('POST', '/v1/keys/deliver', { uid, aid: 'A1C001', keyNo: 1 })).status).toBe(200);
+  }, 60_000);
+
+  it("each tenant's audit view shows the generation, release, job creation and outcome of its own application on the card — nothing of another tenant's — every entry's proof verifies; the issuer sees all", async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    const p = await station.personalise(t, CAMPUS_AIDS, NO_RANDOM);
+    expect([p.ok, p.recorded]).toEqual([true, true]);
+    const crypto = nodeAuditCrypto;
+    const get = async (token: string, url: string) => {
+      const r = await h.server.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+      return { status: r.statusCode, body: r.json() };
+    };
+    for (const tenant of [...new Set(Object.values(TENANT_OF))]) {
+      const mine = CAMPUS_AIDS.filter((a) => TENANT_OF[a] === tenant);
+      const others = CAMPUS_AIDS.filter((a) => TENANT_OF[a] !== tenant);
+      const otherTenants = [...new Set(others.map((a) => TENANT_OF[a]!))];
+      const { token } = await h.cms.deps.tokens.create({ label: `auditor ${tenant}`, roles: ['auditor'], tenants: [tenant], createdBy: null });
+      // a tenant-scoped operator: its own view only
+      expect((await get(token, `/v1/audit/tenants/${otherTenants[0]}/view`)).status).toBe(403);
+      const view: { entry: AuditEntry; leafHash: string; proof: { index: number; treeSize: number; hashes: string[] } }[] = [];
+      let checkpoint: { size: number; rootHash: string } | undefined;
+      for (let from = 0; ; ) {
+        const r = await get(token, `/v1/audit/tenants/${tenant}/view?limit=1000&from=${from}`);
+        expect(r.status).toBe(200);
+        checkpoint ??= r.body.checkpoint;
+        if (r.body.checkpoint.size !== checkpoint!.size) throw new Error('the log grew while paging: no concurrent writer expected here');
+        view.push(...r.body.entries);
+        if (r.body.entries.length < 1000) break;
+        from = r.body.entries.at(-1).entry.index + 1;
+      }
+      // every entry: this tenant's, naming no other tenant's AID or tenant id, its proof verifying
+      // against the signed checkpoint, its leaf the hash of the entry as shown
+      const root = Buffer.from(checkpoint!.rootHash, 'hex');
+      for (const v of view) {
+        const text = JSON.stringify(v.entry);
+        expect(v.entry.tenant, text).toBe(tenant);
+        expect(v.entry.aid === null || mine.includes(v.entry.aid), text).toBe(true);
+        for (const a of others) expect(text.toUpperCase(), text).not.toContain(a);
+        for (const o of otherTenants) expect(text, text).not.toMatch(new RegExp(`"${o}"|\\b(kek\\.)?${o}\\.`));
+        const entry = parseEntry(v.entry);
+        expect(typeof entry).toBe('object');
+        expect(Buffer.from(leafHashOfText(crypto, canonicalEntry(entry as AuditEntry))).toString('hex')).toBe(v.leafHash);
+        expect(verifyInclusion(crypto, v.entry.index, checkpoint!.size, Buffer.from(v.leafHash, 'hex'), v.proof.hashes.map((x) => Buffer.from(x, 'hex')), root)).toBe(true);
+      }
+      // this card's entries in the view: the consent check, the generation and the release
+      // (sealing) of its keys, the job's creation and its recorded outcome — for each of its AIDs
+      // (generation: only an application with random keys has any; its diversified keys are derived)
+      const card = view.filter((v) => v.entry.cardUid === uid).map((v) => v.entry);
+      for (const aid of mine) {
+        const app = (await h.cms.deps.domain!.tenants.application(aid))!;
+        const random = app.definition.keys.filter((k) => k.derivation.method === 'random').map((k) => k.no);
+        const ops = card.filter((e) => e.aid === aid).map((e) => `${e.operation}:${e.result}`);
+        expect(ops.sort(), `${tenant} ${aid}`).toEqual(['consent.check:ok', ...(random.length ? ['custody.generate_batch:ok'] : []), 'custody.seal_batch:ok', 'station.job_create:ok', 'station.job_receipt:ok']);
+        if (random.length) expect((card.find((e) => e.aid === aid && e.operation === 'custody.generate_batch')!.details as { seals: { keyNo: number }[] }).seals.map((x) => x.keyNo)).toEqual(random);
+        const seal = card.find((e) => e.aid === aid && e.operation === 'custody.seal_batch')!;
+        expect(seal.readerId).toBe('station-1');
+        const sealed = (seal.details as { seals: { aid: string; keyNo: number }[] }).seals;
+        expect(sealed.map((x) => [x.aid, x.keyNo])).toEqual(app.definition.keys.map((k) => [aid, k.no]));
+        const receipt = card.find((e) => e.aid === aid && e.operation === 'station.job_receipt')!;
+        expect((receipt.details as { jobId: string }).jobId).toBe(p.jobId);
+      }
+    }
+    // the issuer (a token for every tenant) sees everything of the card: the card-wide entries
+    // (tenant null or 'issuer': the CMK, every step) and every tenant's parts
+    const all = await get(h.admin, `/v1/audit/entries?cardUid=${uid}&limit=1000`);
+    expect(all.status).toBe(200);
+    const ops = (all.body.entries as AuditEntry[]).map((e) => `${e.operation}|${e.tenant}|${e.aid}`);
+    for (const op of ['custody.generate_batch', 'custody.seal_batch']) expect(ops).toContain(`${op}|issuer|000000`);
+    for (const op of ['station.job_create', 'station.job_receipt']) expect(ops).toContain(`${op}|null|000000`);
+    for (const aid of CAMPUS_AIDS) for (const op of ['consent.check', 'custody.seal_batch', 'station.job_create', 'station.job_receipt']) expect(ops).toContain(`${op}|${TENANT_OF[aid]}|${aid}`);
+    expect(ops).toContain('custody.generate_batch|transit|7A0001');
   }, 60_000);
 
   it('a role missing install on one AID refuses the whole job (403), nothing written', async () => {
@@ -258,6 +339,15 @@ describe('personalise: one station job per card', () => {
     expect(p.receipt.results.at(-1)).toMatchObject({ op: 'CreateApplication', aid: '11B001', status: 0xde });
     const [job] = await jobsOf(uid);
     expect([job!.kind, job!.state]).toEqual(['personalise', 'failed']);
+    // each tenant's outcome entry: nothing recorded ('failed'), with what the receipt says of its own steps only
+    const byTenant = (op: string) => h.audit.events.filter((e) => e.jobId === job!.id && e.op === op).map((e) => [e.tenant ?? null, e.aid, e.outcome, e.code]);
+    expect(byTenant('job_receipt')).toEqual([
+      [null, '000000', 'failed', undefined],
+      ['access', 'A1C001', 'failed', 'card-ok'],
+      ['cafeteria', 'CAFE01', 'failed', 'card-ok'],
+      ['library', '11B001', 'failed', 'card-refused'],
+      ['transit', '7A0001', 'failed', 'not-run'],
+    ]);
     let c = await card(uid);
     expect([c.body.card.state, c.body.applications]).toEqual(['blank', []]);
     expect((await blobsOf(uid)).every((b) => b.state === 'pending')).toBe(true);
@@ -275,6 +365,14 @@ describe('personalise: one station job per card', () => {
       ],
     });
     expect((await h.op('GET', `/v1/jobs/${job!.id}`)).body.state).toBe('reconciled');
+    // the recorded outcome per tenant: its step's verdict
+    expect(byTenant('job_reconcile')).toEqual([
+      [null, '000000', 'ok', 'partial'],
+      ['access', 'A1C001', 'ok', 'applied'],
+      ['cafeteria', 'CAFE01', 'ok', 'applied'],
+      ['library', '11B001', 'ok', 'partial'],
+      ['transit', '7A0001', 'ok', 'not-applied'],
+    ]);
     c = await card(uid);
     expect(c.body.card.state).toBe('issued');
     expect(c.body.applications.map((a: { aid: string }) => a.aid).sort()).toEqual(['A1C001', 'CAFE01']);

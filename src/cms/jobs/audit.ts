@@ -13,6 +13,11 @@ export interface StationAuditEvent {
   readerId?: string;
   jobId?: string;
   uid?: string;
+  /**
+   * The tenant whose part of a job the event records (a personalise job's per-installation
+   * entries: each tenant's audit view selects by this column and shows only its own part).
+   */
+  tenant?: string;
   aid?: string;
   keyNo?: number;
   keyVersion?: number;
@@ -69,6 +74,7 @@ export interface AuditRecorder {
     actor?: string | null;
     readerId?: string | null;
     cardUid?: string | null;
+    tenant?: string | null;
     aid?: string | null;
     keyNo?: number | null;
     keyVersion?: number | null;
@@ -95,6 +101,7 @@ export class AuditLogStationSink implements StationAuditSink {
       actor: e.actor,
       readerId: e.readerId ?? null,
       cardUid: e.uid ?? null,
+      tenant: e.tenant ?? null,
       aid: e.aid && /^[0-9A-F]{6}$/.test(e.aid) ? e.aid : null,
       keyNo: e.keyNo !== undefined && e.keyNo >= 0 && e.keyNo <= 13 ? e.keyNo : null,
       keyVersion: e.keyVersion ?? null,

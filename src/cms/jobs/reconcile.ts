@@ -164,7 +164,7 @@ export async function reconcileJob(jobs: StationJobs, ctx: CallerContext, jobId:
     } else if (result.verdict === 'applied') await jobs.apply(tx, job);
     else if (result.verdict === 'not-applied' && job.kind !== 'delete') await tx.deleteFrom('card_key_blobs').where('uid', '=', job.uid).where('job_id', '=', job.id).where('state', '=', 'pending').execute();
   });
-  await jobs.o.audit.append({ time: new Date().toISOString(), source: 'cms', op: 'job_reconcile', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, jobId, uid: job.uid, aid: job.aid, code: result.verdict });
+  await jobs.auditReconciled(ctx, job, result);
   return result;
 }
 

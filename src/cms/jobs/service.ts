@@ -21,7 +21,7 @@ import { encodePiccKeySettings } from '../../core/protocol/codecs/index.js';
 import { applicationPlan, type KeySettingsFlags, type LayoutApplication } from '../layout/index.js';
 import { type NonceStore, type OperationTokens, verifyReceipt, type Receipt } from '../pki/index.js';
 import type { Database } from '../storage/index.js';
-import type { StationAuditSink } from './audit.js';
+import type { StationAuditEvent, StationAuditSink } from './audit.js';
 import { GroupCommit } from './commit.js';
 import { JobError } from './errors.js';
 import { type BlobRow, CardKeys, PICC_AID, type PlannedKey } from './keys.js';
@@ -43,14 +43,19 @@ export interface InstallPlan {
   files: number[];
   /** The tenant authorisation it runs under (src/cms/consent). */
   authorisation?: string;
+  /** The application's tenant when the job was created (its audit entries carry it; absent in jobs stored before). */
+  tenant?: string;
 }
 export interface DeletePlan {
   cmkVersion: number;
   authorisation?: string;
+  tenant?: string;
 }
 /** One installation of a personalise job (as an install job's plan, plus its AID). */
 export interface PersonaliseInstall {
   aid: string;
+  /** The application's tenant when the job was created (its audit entries carry it; absent in jobs stored before). */
+  tenant?: string;
   keys: PlannedKey[];
   files: number[];
   authorisation?: string;
@@ -495,10 +500,10 @@ export class StationJobs {
       blobs = [cmk.blob];
     } else if (req.kind === 'install') {
       const k = await this.keys.planInstall(ctx, app!, uid, id, now);
-      plan = { cmkVersion, keys: k.keys, files: app!.definition.files.map((f) => f.no), ...(authorisation ? { authorisation } : {}) };
+      plan = { cmkVersion, keys: k.keys, files: app!.definition.files.map((f) => f.no), ...(authorisation ? { authorisation } : {}), tenant: app!.tenantId };
       blobs = k.blobs;
     } else {
-      plan = { cmkVersion, ...(authorisation ? { authorisation } : {}) };
+      plan = { cmkVersion, ...(authorisation ? { authorisation } : {}), tenant: app!.tenantId };
     }
     const state: JobState = claim ? 'claimed' : 'created';
     const row = { id, kind: req.kind, reader_id: readerId, uid, aid, state, jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
@@ -506,7 +511,8 @@ export class StationJobs {
     // blobs planned above, not yet stored); a refused write hands nothing out
     const wire = claim ? await this.sealJob(ctx, toJob(row), blobs, app) : undefined;
     const job = await this.storeJob(row, blobs, newCard);
-    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, aid, ...(authorisation ? { authorisation } : {}), ...(claim ? { claimed: true } : {}) });
+    // an install/delete job is one tenant's: its entries carry the tenant (its view selects by it)
+    await this.o.audit.append({ time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, ...(app ? { tenant: app.tenantId } : {}), aid, ...(authorisation ? { authorisation } : {}), ...(claim ? { claimed: true } : {}) });
     return token.token !== undefined ? { job, token: token.token } : { job, wire: wire! };
   }
 
@@ -602,7 +608,7 @@ export class StationJobs {
     // custody first (it audits, possibly into this database), then one transaction for the rows
     // the card's random keys (CMK + random application keys) in one audited custody call
     const { cmk, installs: planned } = await this.keys.planPersonalise(ctx, apps, uid, id, now);
-    const installs: PersonaliseInstall[] = apps.map((app, i) => ({ aid: app.aid, keys: planned[i]!.keys, files: app.definition.files.map((f) => f.no), ...(authorisations[i] ? { authorisation: authorisations[i] } : {}) }));
+    const installs: PersonaliseInstall[] = apps.map((app, i) => ({ aid: app.aid, tenant: app.tenantId, keys: planned[i]!.keys, files: app.definition.files.map((f) => f.no), ...(authorisations[i] ? { authorisation: authorisations[i] } : {}) }));
     const digest = authorisationDigest(installs);
     const plan: PersonalisePlan = { cmkVersion: cmk.version, piccKeySettings: piccPlan.keySettings, randomUid: piccPlan.randomUid, installs, ...(digest ? { authorisation: digest } : {}) };
     const blobs = [cmk.blob, ...planned.flatMap((p) => p.blobs)];
@@ -610,21 +616,12 @@ export class StationJobs {
     const row = { id, kind: 'personalise', reader_id: readerId, uid, aid: PICC_AID, state, jti: token.jti, plan: JSON.stringify(plan), outcome: null, created_at: now, expires_at: token.expiresAt * 1000, updated_at: now };
     const wire = claim ? await this.sealJob(ctx, toJob(row), blobs, apps) : undefined;
     const job = await this.storeJob(row, blobs, newCard);
-    await this.o.audit.append({
-      time: new Date(now).toISOString(),
-      source: 'cms',
-      op: 'job_create',
-      outcome: 'ok',
-      actor: ctx.actor,
-      correlationId: ctx.correlationId,
-      readerId,
-      jobId: id,
-      uid,
-      aid: PICC_AID,
-      steps: personaliseSteps(plan),
-      ...(digest ? { authorisation: digest, authorisations: installs.map((i) => i.authorisation ?? '-') } : {}),
-      ...(claim ? { claimed: true } : {}),
-    });
+    // the card's entry (every step) and one per installation for its tenant's view
+    const created: StationAuditEvent = { time: new Date(now).toISOString(), source: 'cms', op: 'job_create', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId: id, uid, ...(claim ? { claimed: true } : {}) };
+    await this.appendAll([
+      { ...created, aid: PICC_AID, steps: personaliseSteps(plan), ...(digest ? { authorisation: digest, authorisations: installs.map((i) => i.authorisation ?? '-') } : {}) },
+      ...installs.map((inst) => ({ ...created, tenant: inst.tenant!, aid: inst.aid, steps: [`install:${inst.aid}`], ...(inst.authorisation ? { authorisation: inst.authorisation } : {}) })),
+    ]);
     return token.token !== undefined ? { job, token: token.token } : { job, wire: wire! };
   }
 
@@ -648,7 +645,8 @@ export class StationJobs {
     await this.commits.run(async (tx) => {
       if ((await this.w.setState.run(tx, 'claimed', this.now(), job.id, 'created')) === 0) throw new JobError('ERR_JOB_STATE', `job ${jobId} changed state concurrently`);
     });
-    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_claim', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid });
+    const tenant = (job.plan as DeletePlan).tenant;
+    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_claim', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, ...(tenant ? { tenant } : {}), aid: job.aid });
     return wire;
   }
 
@@ -723,8 +721,57 @@ export class StationJobs {
       if (ok) await this.apply(tx, job);
       return { ...job, state: state as JobState, outcome: JSON.parse(outcome) as unknown };
     });
-    await this.o.audit.append({ time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_receipt', outcome: ok ? 'ok' : 'failed', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, aid: job.aid, ...(authorisation ? { authorisation } : {}) });
+    const tenant = job.kind === 'install' || job.kind === 'delete' ? (job.plan as DeletePlan).tenant : undefined;
+    const recorded: StationAuditEvent = { time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_receipt', outcome: ok ? 'ok' : 'failed', actor: ctx.actor, correlationId: ctx.correlationId, readerId, jobId, uid: job.uid, ...(tenant ? { tenant } : {}), aid: job.aid, ...(authorisation ? { authorisation } : {}) };
+    if (job.kind !== 'personalise') await this.o.audit.append(recorded);
+    else {
+      // one entry per installation: its tenant's view shows the outcome recorded for its
+      // application (ok: installed and recorded; failed: nothing recorded, with what the receipt
+      // says of its own steps only: card-ok / card-refused / not-run)
+      const parts = await this.personaliseParts(job);
+      await this.appendAll([
+        recorded,
+        ...parts.map((x) => {
+          const mine = receipt.results.filter((r) => r.aid === x.aid);
+          const code = ok ? undefined : mine.length === 0 ? 'not-run' : mine.every((r) => r.status === 0) ? 'card-ok' : 'card-refused';
+          return { ...recorded, tenant: x.tenant, aid: x.aid, ...(x.authorisation ? { authorisation: x.authorisation } : {}), ...(code ? { code } : {}) };
+        }),
+      ]);
+    }
     return { job: done, ok };
+  }
+
+  /**
+   * Station events written together: handed to the sink in one turn (the CMS audit log commits
+   * them in one group-commit batch), all awaited.
+   */
+  async appendAll(events: StationAuditEvent[]): Promise<void> {
+    await Promise.all(events.map((e) => this.o.audit.append(e)));
+  }
+
+  /**
+   * The audit entries of a reconciled job (the probe's verdict, in `code`): the job's own and, for
+   * a personalise job, one per installation with its step's verdict (applied / partial /
+   * not-applied: what was recorded for that application), for its tenant's view.
+   */
+  async auditReconciled(ctx: CallerContext, job: Job, result: { verdict: string; steps?: { step: string; verdict: string }[] }): Promise<void> {
+    const tenant = job.kind === 'install' || job.kind === 'delete' ? (job.plan as DeletePlan).tenant : undefined;
+    const e: StationAuditEvent = { time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_reconcile', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, jobId: job.id, uid: job.uid, ...(tenant ? { tenant } : {}), aid: job.aid, code: result.verdict };
+    if (job.kind !== 'personalise') return this.o.audit.append(e);
+    const parts = await this.personaliseParts(job);
+    await this.appendAll([e, ...parts.map((x) => ({ ...e, tenant: x.tenant, aid: x.aid, code: result.steps?.find((st) => st.step === x.aid)?.verdict ?? 'not-probed' }))]);
+  }
+
+  /**
+   * A personalise job's installations as its per-tenant audit entries name them: tenant, AID and
+   * the authorisation it ran under (the tenant from the plan; jobs stored before it was there: the
+   * registered application's).
+   */
+  async personaliseParts(job: Job): Promise<{ tenant: string; aid: string; authorisation?: string }[]> {
+    const p = job.plan as PersonalisePlan;
+    return Promise.all(
+      (p.installs ?? []).map(async (i) => ({ tenant: i.tenant ?? (await this.application(i.aid)).tenantId, aid: i.aid, ...(i.authorisation ? { authorisation: i.authorisation } : {}) })),
+    );
   }
 
   /**
