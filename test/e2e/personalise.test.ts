@@ -183,6 +183,22 @@ describe('personalise: one station job per card', () => {
     expect(ops).toContain('custody.generate_batch|transit|7A0001');
   }, 60_000);
 
+  it("a job stored before its plan named each installation's tenant: the outcome entries take the registered application's tenant", async () => {
+    const t = new InProcessTransport(VirtualCard.create());
+    const uid = await readUid(t);
+    const created = await stationCms.ok('POST', '/v1/station/jobs', { kind: 'personalise', uid, aids: CAMPUS_AIDS, picc: NO_RANDOM, claim: true });
+    const row = (await jobsOf(uid))[0]!;
+    const plan = JSON.parse(row.plan) as { installs: { tenant?: string }[] };
+    expect(plan.installs.map((i) => i.tenant)).toEqual(CAMPUS_AIDS.map((a) => TENANT_OF[a]));
+    for (const i of plan.installs) delete i.tenant;
+    await db().updateTable('station_jobs').set({ plan: JSON.stringify(plan) }).where('id', '=', created.jobId).execute();
+    const out = await station.executor.run(created.job as StationJob, t);
+    const r = await stationCms.ok('POST', `/v1/station/jobs/${created.jobId}/receipt`, { receipt: out.jws });
+    expect(r.ok).toBe(true);
+    const parts = h.audit.events.filter((e) => e.jobId === created.jobId && e.op === 'job_receipt').map((e) => [e.tenant ?? null, e.aid, e.outcome]);
+    expect(parts).toEqual([[null, '000000', 'ok'], ...CAMPUS_AIDS.map((aid) => [TENANT_OF[aid], aid, 'ok'])]);
+  }, 60_000);
+
   it('a role missing install on one AID refuses the whole job (403), nothing written', async () => {
     const t = new InProcessTransport(VirtualCard.create());
     const uid = await readUid(t);

@@ -734,7 +734,7 @@ export class StationJobs {
         ...parts.map((x) => {
           const mine = receipt.results.filter((r) => r.aid === x.aid);
           const code = ok ? undefined : mine.length === 0 ? 'not-run' : mine.every((r) => r.status === 0) ? 'card-ok' : 'card-refused';
-          return { ...recorded, tenant: x.tenant, aid: x.aid, ...(x.authorisation ? { authorisation: x.authorisation } : {}), ...(code ? { code } : {}) };
+          return { ...recorded, ...(x.tenant ? { tenant: x.tenant } : {}), aid: x.aid, ...(x.authorisation ? { authorisation: x.authorisation } : {}), ...(code ? { code } : {}) };
         }),
       ]);
     }
@@ -759,18 +759,22 @@ export class StationJobs {
     const e: StationAuditEvent = { time: new Date(this.now()).toISOString(), source: 'cms', op: 'job_reconcile', outcome: 'ok', actor: ctx.actor, correlationId: ctx.correlationId, jobId: job.id, uid: job.uid, ...(tenant ? { tenant } : {}), aid: job.aid, code: result.verdict };
     if (job.kind !== 'personalise') return this.o.audit.append(e);
     const parts = await this.personaliseParts(job);
-    await this.appendAll([e, ...parts.map((x) => ({ ...e, tenant: x.tenant, aid: x.aid, code: result.steps?.find((st) => st.step === x.aid)?.verdict ?? 'not-probed' }))]);
+    await this.appendAll([e, ...parts.map((x) => ({ ...e, ...(x.tenant ? { tenant: x.tenant } : {}), aid: x.aid, code: result.steps?.find((st) => st.step === x.aid)?.verdict ?? 'not-probed' }))]);
   }
 
   /**
    * A personalise job's installations as its per-tenant audit entries name them: tenant, AID and
    * the authorisation it ran under (the tenant from the plan; jobs stored before it was there: the
-   * registered application's).
+   * registered application's, none if it is no longer registered — the entry then has its AID only:
+   * the job's outcome is already committed, its audit must not fail on a lookup).
    */
-  async personaliseParts(job: Job): Promise<{ tenant: string; aid: string; authorisation?: string }[]> {
+  async personaliseParts(job: Job): Promise<{ tenant?: string; aid: string; authorisation?: string }[]> {
     const p = job.plan as PersonalisePlan;
     return Promise.all(
-      (p.installs ?? []).map(async (i) => ({ tenant: i.tenant ?? (await this.application(i.aid)).tenantId, aid: i.aid, ...(i.authorisation ? { authorisation: i.authorisation } : {}) })),
+      (p.installs ?? []).map(async (i) => {
+        const tenant = i.tenant ?? (await this.application(i.aid).then((a) => a.tenantId, () => undefined));
+        return { ...(tenant ? { tenant } : {}), aid: i.aid, ...(i.authorisation ? { authorisation: i.authorisation } : {}) };
+      }),
     );
   }
 
