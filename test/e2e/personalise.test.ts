@@ -20,7 +20,10 @@ import { personaliseStepCount } from '../../src/cms/jobs/service.js';
 import { ConsentService } from '../../src/cms/consent/index.js';
 import { type AuditEntry, canonicalEntry, parseEntry } from '../../src/cms/audit/entry.js';
 import { leafHashOfText, verifyInclusion } from '../../src/cms/audit/merkle.js';
+import { exportLog } from '../../src/cms/audit/export.js';
 import { nodeAuditCrypto } from '../../src/cms/audit/node-crypto.js';
+import { verifierKey } from '../../src/cms/audit/signer.js';
+import { verifyJsonl } from '../../src/cms/audit/verify.js';
 import { CAMPUS, CAMPUS_AIDS, type E2e, TENANT_OF, startE2e } from './harness.js';
 
 const campus = parseLayout(CAMPUS, 'campus.yaml');
@@ -147,8 +150,10 @@ describe('personalise: one station job per card', () => {
         const text = JSON.stringify(v.entry);
         expect(v.entry.tenant, text).toBe(tenant);
         expect(v.entry.aid === null || mine.includes(v.entry.aid), text).toBe(true);
-        for (const a of others) expect(text.toUpperCase(), text).not.toContain(a);
-        for (const o of otherTenants) expect(text, text).not.toMatch(new RegExp(`"${o}"|\\b(kek\\.)?${o}\\.`));
+        // as a token (AIDs are upper-case hex in every field that names one; random hex or base64
+        // ids around it would be other characters' neighbours)
+        for (const a of others) expect(text, text).not.toMatch(new RegExp(`(^|[^0-9A-Fa-f])${a}([^0-9A-Fa-f]|$)`));
+        for (const o of otherTenants) expect(text, text).not.toMatch(new RegExp(`"${o}"|\\b${o}\\.|\\bkek\\.${o}\\b`));
         const entry = parseEntry(v.entry);
         expect(typeof entry).toBe('object');
         expect(Buffer.from(leafHashOfText(crypto, canonicalEntry(entry as AuditEntry))).toString('hex')).toBe(v.leafHash);
@@ -172,6 +177,24 @@ describe('personalise: one station job per card', () => {
         expect((receipt.details as { jobId: string }).jobId).toBe(p.jobId);
       }
     }
+    // the exports verify offline against the pinned checkpoint key: each tenant's view (naming
+    // no other tenant's AID) and the whole log
+    const log = h.cms.deps.audit!;
+    const exportLines = async (o: { tenant?: string }) => {
+      const lines: string[] = [];
+      await exportLog(log, { ...o, write: (l) => void lines.push(l) });
+      return lines;
+    };
+    const key = verifierKey(log.vkey);
+    for (const tenant of [...new Set(Object.values(TENANT_OF))]) {
+      const lines = await exportLines({ tenant });
+      expect(verifyJsonl(lines, { crypto, key, origin: log.origin })).toMatchObject({ ok: true, mode: 'view' });
+      const entries = lines.map((l) => JSON.parse(l) as { type: string; entry?: AuditEntry }).filter((l) => l.type === 'entry');
+      expect(entries.length).toBeGreaterThan(0);
+      for (const e of entries) expect(e.entry!.tenant).toBe(tenant);
+      for (const a of CAMPUS_AIDS.filter((x) => TENANT_OF[x] !== tenant)) expect(entries.some((e) => new RegExp(`(^|[^0-9A-Fa-f])${a}([^0-9A-Fa-f]|$)`).test(JSON.stringify(e.entry)))).toBe(false);
+    }
+    expect(verifyJsonl(await exportLines({}), { crypto, key, origin: log.origin })).toMatchObject({ ok: true });
     // the issuer (a token for every tenant) sees everything of the card: the card-wide entries
     // (tenant null or 'issuer': the CMK, every step) and every tenant's parts
     const all = await get(h.admin, `/v1/audit/entries?cardUid=${uid}&limit=1000`);
