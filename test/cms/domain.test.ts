@@ -120,6 +120,17 @@ for (const make of [sqliteBackend, postgresBackend]) {
       await expectDomain(tenants.createTenant('Bad Id', 'x'), 'ERR_DOMAIN_BAD_INPUT');
     });
 
+    it("the issuer's pseudo-tenant id is reserved: no tenant (created or from a layout) may take it, nothing written", async () => {
+      // the CMK's custody bindings and audit entries carry tenant 'issuer': a tenant of that name
+      // would see them in its audit view
+      await expectDomain(tenants.createTenant('issuer', 'Issuer'), 'ERR_DOMAIN_BAD_INPUT');
+      const text = readFileSync(FIX + 'clean.yaml', 'utf8').replace(/5A000/g, '6C000').replace('id: shop', 'id: issuer').replace('id: gym', 'id: gym3');
+      await expectDomain(tenants.registerLayout(parseLayout(text)), 'ERR_DOMAIN_BAD_INPUT');
+      expect(await tenants.tenant('issuer')).toBeUndefined();
+      expect(await tenants.tenant('gym3')).toBeUndefined();
+      expect(await tenants.application('6C0001')).toBeUndefined();
+    });
+
     it('card lifecycle: only allowed transitions, compare-and-set, typed errors', async () => {
       const uid = '04A1B2C3D4E5F6';
       const c = await cards.createBlank(uid.toLowerCase(), { randomUid: true, now: 5 });

@@ -11,6 +11,19 @@ export function atomic<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T> {
 }
 
 export const TENANT_ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/**
+ * The pseudo-tenant of the card issuer: custody bindings and audit entries of a card's CMK (AID
+ * 000000) carry it, so a real tenant may never be called that (it would see the issuer's entries
+ * in its audit view and own the CMK's key bindings).
+ */
+export const ISSUER_TENANT = 'issuer';
+
+/** A tenant id a tenant may have: the pattern, and not the issuer's reserved id. */
+export function checkTenantId(id: unknown): string {
+  if (typeof id !== 'string' || !TENANT_ID_RE.test(id)) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'tenant id must match [a-z0-9][a-z0-9-]{0,62}');
+  if (id === ISSUER_TENANT) throw new DomainError('ERR_DOMAIN_BAD_INPUT', `tenant id '${ISSUER_TENANT}' is reserved for the card issuer`);
+  return id;
+}
 export const AID_RE = /^[0-9A-F]{6}$/;
 export const UID_RE = /^([0-9A-F]{2}){4,10}$/;
 

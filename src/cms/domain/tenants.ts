@@ -5,7 +5,9 @@ import { applicationsOf, lintLayout, type Layout, type LayoutApplication } from 
 import { DomainError } from './errors.js';
 import { lockWriters } from '../storage/tx.js';
 import { dialectOf } from '../storage/dialect.js';
-import { TENANT_ID_RE, atomic, checkAid, inserted, type Db } from './db.js';
+import { ISSUER_TENANT, atomic, checkAid, checkTenantId, inserted, type Db } from './db.js';
+
+export { ISSUER_TENANT };
 
 export interface Tenant {
   id: string;
@@ -58,7 +60,7 @@ export class TenantRepository {
   constructor(private readonly db: Db) {}
 
   async createTenant(id: string, name: string, now = Date.now()): Promise<Tenant> {
-    if (typeof id !== 'string' || !TENANT_ID_RE.test(id)) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'tenant id must match [a-z0-9][a-z0-9-]{0,62}');
+    checkTenantId(id);
     if (typeof name !== 'string' || name.length < 1 || name.length > 128) throw new DomainError('ERR_DOMAIN_BAD_INPUT', 'tenant name must be 1..128 characters');
     if (await this.db.selectFrom('tenant_deletions').select('tenant_id').where('tenant_id', '=', id).executeTakeFirst()) throw new DomainError('ERR_DOMAIN_CONFLICT', `tenant ${id} was deleted; a deleted tenant's id is not reused`);
     const r = await this.db.insertInto('tenants').values({ id, name, created_at: now }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
@@ -102,6 +104,7 @@ export class TenantRepository {
         findings: errors.map((f) => ({ rule: f.rule, pointer: f.pointer, line: f.line, col: f.col, message: f.message })),
       });
     }
+    for (const t of layout.tenants) checkTenantId(t.id);
     return atomic(this.db, async (tx) => {
       // Serialise layout registrations across processes (PostgreSQL advisory lock / SQLite
       // RESERVED lock), so two registering the same layout see each other's rows, not a PK error.

@@ -12,13 +12,12 @@
 import type { Kysely } from 'kysely';
 import { fromHex } from '../../core/crypto/bytes.js';
 import type { CallerContext, CardKeyAlg, GenerateItem, KeyBinding, KeyCustody, KeySource } from '../../custody/types.js';
-import type { Application } from '../domain/index.js';
+import { type Application, ISSUER_TENANT } from '../domain/index.js';
 import type { Derivation } from '../layout/index.js';
 import type { Database } from '../storage/index.js';
 import { JobError } from './errors.js';
 
 export const PICC_AID = '000000';
-export const ISSUER_TENANT = 'issuer';
 
 export interface KeyNaming {
   /** KEK wrapping CMKs (default 'kek.issuer'). */

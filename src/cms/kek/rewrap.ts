@@ -14,13 +14,13 @@ import { dialectOf } from '../storage/dialect.js';
 import { parseBlob } from '../../custody/binding.js';
 import type { CallerContext, KeyBinding, KeyCustody } from '../../custody/types.js';
 import type { ApprovalService } from '../approvals/service.js';
+import { ISSUER_TENANT } from '../domain/index.js';
 import type { Database } from '../storage/index.js';
 import type { AuditRecorder } from '../rotation/audit.js';
 import { RotationError } from '../rotation/errors.js';
 
 type Db = Kysely<Database>;
 
-export const ISSUER_TENANT = 'issuer';
 export const PICC_AID = '000000';
 const KEK_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
