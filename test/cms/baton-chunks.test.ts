@@ -1,0 +1,120 @@
+// A reader's baton upload hands its audit records to the audit log in chunks (AUDIT_CHUNK), each
+// settled before the next is queued, so a key delivery's audit entry queued during the upload's
+// audit phase is committed behind at most one chunk, not behind the whole upload (issue #6).
+// The audit log here is a FIFO group commit like src/cms/audit/log.ts: each flush takes every
+// record queued so far, commits them on a later turn, in queue order. Also: a failure in a later
+// chunk refuses the batch — the rest is never queued, nothing is stored or acknowledged.
+import { afterAll, describe, expect, it } from 'vitest';
+import type { AuditInput } from '../../src/cms/audit/entry.js';
+import { GENESIS, batonHash, type BatonWireEntry } from '../../src/cms/baton/chain.js';
+import { AUDIT_CHUNK, type BatonAudit, BatonService } from '../../src/cms/baton/service.js';
+import { type Backend, postgresAvailable, postgresBackend, sqliteBackend } from './storage-backends.js';
+
+function chain(readerId: string, n: number): BatonWireEntry[] {
+  const out: BatonWireEntry[] = [];
+  let prev = GENESIS;
+  for (let seq = 1; seq <= n; seq++) {
+    const e = { seq, time: 1_700_000_000_000 + seq, readerId, cardUid: '04A1B2C3D4E5F6', aid: 'CAFE01', keyNo: 1, keyVersion: 1, op: 'access-check', result: 'granted', prev };
+    const hash = batonHash(e);
+    out.push({ ...e, hash });
+    prev = hash;
+  }
+  return out;
+}
+
+/** A FIFO group-commit audit log: `committed` is the log's order. */
+function groupCommitLog(opts: { failSeq?: number } = {}) {
+  const queue: { input: AuditInput; resolve: () => void; reject: (e: Error) => void }[] = [];
+  const committed: AuditInput[] = [];
+  const queued: AuditInput[] = [];
+  let flushing = false;
+  const flush = () => {
+    const batch = queue.splice(0);
+    setImmediate(() => {
+      for (const q of batch) {
+        if (opts.failSeq !== undefined && (q.input.details as { batonSeq?: number } | undefined)?.batonSeq === opts.failSeq) q.reject(new Error('audit store failed'));
+        else {
+          committed.push(q.input);
+          q.resolve();
+        }
+      }
+      if (queue.length) setImmediate(flush);
+      else flushing = false;
+    });
+  };
+  const log: BatonAudit & { committed: AuditInput[]; queued: AuditInput[]; onQueue?: (n: number) => void } = {
+    committed,
+    queued,
+    record(input) {
+      queued.push(input);
+      const p = new Promise<void>((resolve, reject) => queue.push({ input, resolve, reject }));
+      if (!flushing) {
+        flushing = true;
+        setImmediate(flush);
+      }
+      log.onQueue?.(queued.length);
+      return p;
+    },
+  };
+  return log;
+}
+
+const pg = await postgresAvailable();
+const backends: (() => Backend)[] = [sqliteBackend, ...(pg ? [postgresBackend] : [])];
+const cleanups: Backend[] = [];
+afterAll(async () => {
+  for (const b of cleanups) await b.cleanup();
+});
+
+describe.each(backends.map((b) => [b().name, b] as const))('baton upload audit chunks on %s', (_name, make) => {
+  const N = 340; // a large background upload: 6 chunks of 64
+  const chunks = Math.ceil(N / AUDIT_CHUNK);
+
+  it("a delivery's audit entry queued during the upload's audit phase is committed before the upload's last chunk", async () => {
+    const b = make();
+    cleanups.push(b);
+    const h = await b.open();
+    const log = groupCommitLog();
+    // a delivery arrives while the upload's first chunk is being committed
+    log.onQueue = (n) => {
+      if (n === 1) setImmediate(() => void log.record({ operation: 'key.deliver', result: 'ok', readerId: 'door-1' }));
+    };
+    const svc = new BatonService(h.db, Date.now, log);
+    const all = chain('door-1', N);
+    const r = await svc.sync('door-1', all);
+    expect(r).toMatchObject({ acked: N, stored: N });
+    const ops = log.committed.map((x) => x.operation);
+    expect(ops.length).toBe(N + 2);
+    const delivery = ops.indexOf('key.deliver');
+    // every baton entry in order, the summary last
+    const seqs = log.committed.filter((x) => x.operation === 'reader.access-check').map((x) => (x.details as { batonSeq: number }).batonSeq);
+    expect(seqs).toEqual(all.map((e) => e.seq));
+    expect(ops[ops.length - 1]).toBe('reader.baton');
+    // behind at most one chunk of the upload (handed all at once it was behind all N + 1)
+    expect(delivery).toBeGreaterThan(0);
+    expect(delivery).toBeLessThanOrEqual(AUDIT_CHUNK);
+    const lastChunkFirst = log.committed.findIndex((x) => (x.details as { batonSeq?: number } | undefined)?.batonSeq === (chunks - 1) * AUDIT_CHUNK + 1);
+    expect(delivery).toBeLessThan(lastChunkFirst);
+    expect((await svc.head('door-1')).seq).toBe(N);
+  }, 60_000);
+
+  it('a failure in a later chunk acknowledges nothing and stores nothing; the rest of the upload is not handed to the audit log', async () => {
+    const b = make();
+    cleanups.push(b);
+    const h = await b.open();
+    const failSeq = 2 * AUDIT_CHUNK + 5; // in the third chunk
+    const log = groupCommitLog({ failSeq });
+    const svc = new BatonService(h.db, Date.now, log);
+    const all = chain('door-2', N);
+    await expect(svc.sync('door-2', all)).rejects.toThrow('audit store failed');
+    expect((await svc.head('door-2')).seq).toBe(0);
+    expect(await svc.entries('door-2')).toEqual([]);
+    // chunks 1..3 were queued, nothing after the failing chunk, no batch summary
+    expect(log.queued.length).toBe(3 * AUDIT_CHUNK);
+    expect(log.queued.some((x) => x.operation === 'reader.baton')).toBe(false);
+    // the same upload goes through once the audit log works again
+    const ok = new BatonService(h.db, Date.now, groupCommitLog());
+    expect(await ok.sync('door-2', all)).toMatchObject({ acked: N, stored: N });
+    expect((await ok.entries('door-2', { limit: 1000 })).map((e) => e.seq)).toEqual(all.map((e) => e.seq));
+  }, 60_000);
+});
