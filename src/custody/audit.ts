@@ -85,6 +85,13 @@ export interface AuditEvent {
 export interface AuditSink {
   /** Durable when it resolves. A rejection refuses the operation. */
   append(event: AuditEvent): Promise<void>;
+  /**
+   * Optional, all or nothing: every event durable when it resolves (the CMS audit log: one
+   * transaction), none of them when it rejects. Custody hands a batch's per-(tenant, AID) events
+   * to it as one unit; sinks without it get one append per event (a sink accepting some and
+   * refusing others keeps the accepted parts of a refused call).
+   */
+  appendAll?(events: AuditEvent[]): Promise<void>;
 }
 
 /** An in-memory sink for tests and the CLI's local runs; `failing = true` makes it refuse. */

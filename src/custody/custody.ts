@@ -63,15 +63,30 @@ export class Custody implements KeyCustody {
   }
 
   /**
-   * A batch's events (seal_batch, generate_batch), all handed to the sink in the same turn (the
-   * CMS audit log commits them in one group-commit batch) and all awaited: any refusal refuses the
-   * operation (nothing released). Not atomic across sinks that are: a sink that accepts some and
-   * refuses others leaves 'ok' parts of a refused call (over-reporting a release, never hiding one).
+   * A batch's events (seal_batch, generate_batch): to a sink with appendAll as ONE unit, all
+   * durable or none (the CMS audit log: one transaction); otherwise all handed to the sink in the
+   * same turn and all awaited. Either way any refusal refuses the operation (nothing released).
+   * Only the fallback is not atomic: a sink that accepts some and refuses others leaves 'ok' parts
+   * of a refused call (over-reporting a release, never hiding one).
    */
   private async appendAll(events: AuditEvent[]): Promise<void> {
     if (events.length === 1) return this.append(events[0]!);
+    if (this.audit.appendAll) {
+      try {
+        await this.audit.appendAll(events);
+      } catch {
+        throw new AuditRefusedError(`audit sink refused the '${events[0]!.op}' events: operation refused`);
+      }
+      return;
+    }
     const r = await Promise.allSettled(events.map((e) => this.audit.append(e)));
     if (r.some((x) => x.status === 'rejected')) throw new AuditRefusedError(`audit sink refused a '${events[0]!.op}' event: operation refused`);
+  }
+
+  /** Best effort (the operation failed anyway; nothing was released): a batch's error events as one unit where the sink can. */
+  private async appendFailed(events: AuditEvent[]): Promise<void> {
+    if (events.length > 1 && this.audit.appendAll) await this.audit.appendAll(events).catch(() => undefined);
+    else await Promise.allSettled(events.map((x) => this.audit.append(x)));
   }
 
   /**
@@ -106,7 +121,7 @@ export class Custody implements KeyCustody {
     const code = e instanceof CustodyError ? e.code : ((e as { code?: string }).code ?? 'ERR_CUSTODY_BACKEND');
     if (!(e instanceof AuditRefusedError)) {
       // a batch: one error event per (tenant, AID) asked for (each tenant's view shows its part)
-      await Promise.allSettled(this.events(ctx, op, 'error', d, code).map((x) => this.audit.append(x))); // the operation failed anyway; nothing was released
+      await this.appendFailed(this.events(ctx, op, 'error', d, code));
     }
     throw e;
   }

@@ -1,8 +1,10 @@
 // Custody.sealMany (a station job's keys in one call) and getKeys: one audit event per (tenant,
 // AID) of the batch, each naming only its bindings and the recipient (tenant isolation of the audit
-// views); all or nothing; a refused audit (any part) releases nothing; each event converts to an
-// audit log entry with its tenant and AID columns and keeps its bindings.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+// views); all or nothing; a refused audit (any part) releases nothing; a sink with appendAll gets
+// the parts as one unit; each event converts to an audit log entry with its tenant and AID columns
+// and keeps its bindings.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AuditEvent, MemoryAuditSink } from '../../src/custody/audit.js';
 import { fromCustodyEvent } from '../../src/cms/audit/custody-event.js';
 import { generateReaderKeyPair, ReaderUnsealer } from '../../src/custody/sealed.js';
 import type { CallerContext, KeyBinding, KeySource } from '../../src/custody/types.js';
@@ -122,6 +124,69 @@ describe('Custody.sealMany', () => {
     await expect(b.custody.sealMany(ctx, sources, recipient)).rejects.toMatchObject({ code: 'ERR_CUSTODY_AUDIT' });
     // the issuer's part was accepted by this sink: nothing was released all the same
     expect(b.audit.events.map((e) => [e.op, e.outcome, e.seals![0]!.binding.tenant])).toEqual([['seal_batch', 'ok', 'issuer']]);
+  });
+
+  it('a sink with appendAll gets the parts as ONE unit (not one append each); a refused unit releases nothing and leaves no part', async () => {
+    const units: AuditEvent[][] = [];
+    let refuse = false;
+    const sink = b.audit as MemoryAuditSink & { appendAll?: (es: AuditEvent[]) => Promise<void> };
+    sink.appendAll = async (es) => {
+      units.push(es);
+      if (refuse) throw new Error('refused');
+      for (const e of es) await b.audit.append(e);
+    };
+    const append = vi.spyOn(b.audit, 'append');
+    expect(await b.custody.sealMany(ctx, sources, recipient)).toHaveLength(3);
+    expect(units.map((u) => u.map((e) => [e.op, e.outcome, e.seals![0]!.binding.tenant]))).toEqual([
+      [
+        ['seal_batch', 'ok', 'issuer'],
+        ['seal_batch', 'ok', 'library'],
+      ],
+    ]);
+    expect(append.mock.calls.length).toBe(2); // only from inside appendAll
+    refuse = true;
+    b.audit.clear();
+    append.mockClear();
+    await expect(b.custody.sealMany(ctx, sources, recipient)).rejects.toMatchObject({ code: 'ERR_CUSTODY_AUDIT' });
+    expect(units).toHaveLength(2);
+    expect(append).not.toHaveBeenCalled();
+    expect(b.audit.events).toEqual([]);
+    // a failed batch's error events go as one unit too (best effort)
+    refuse = false;
+    const bad = [...sources, { kind: 'diversified', master: 'library.11B001.1', masterVersion: 9, input: Uint8Array.of(1), binding: appBind(2, 9) } as KeySource];
+    await expect(b.custody.sealMany(ctx, bad, recipient)).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_CUSTODY_/) });
+    expect(units.at(-1)!.map((e) => [e.op, e.outcome, e.seals!.length])).toEqual([
+      ['seal_batch', 'error', 1],
+      ['seal_batch', 'error', 3],
+    ]);
+    // a single (tenant, AID): one event, through append
+    units.length = 0;
+    append.mockClear();
+    expect(await b.custody.sealMany(ctx, sources.slice(1), recipient)).toHaveLength(2);
+    expect(units).toEqual([]);
+    expect(append).toHaveBeenCalledTimes(1);
+  });
+
+  it('generateKeys: the parts as one unit to a sink with appendAll; refused, no blob is returned', async () => {
+    const units: AuditEvent[][] = [];
+    const sink = b.audit as MemoryAuditSink & { appendAll?: (es: AuditEvent[]) => Promise<void> };
+    sink.appendAll = async (es) => {
+      units.push(es);
+      throw new Error('refused');
+    };
+    await expect(
+      b.custody.generateKeys(ctx, [
+        { kek: 'kek.issuer', alg: 'aes128', binding: { ...cmkBind, keyNo: 1 } },
+        { kek: 'kek.issuer', alg: 'aes128', binding: appBind(3) },
+      ]),
+    ).rejects.toMatchObject({ code: 'ERR_CUSTODY_AUDIT' });
+    expect(units.map((u) => u.map((e) => [e.op, e.outcome, e.seals![0]!.binding.tenant]))).toEqual([
+      [
+        ['generate_batch', 'ok', 'issuer'],
+        ['generate_batch', 'ok', 'library'],
+      ],
+    ]);
+    expect(b.audit.events).toEqual([]);
   });
 });
 

@@ -1,7 +1,8 @@
 // The audit log service: a group-commit writer (bounded queue, one transaction per batch,
 // append() resolves only once the entry is durable, fails closed), the in-memory Merkle tree
 // over the stored leaf hashes, signed checkpoints (on a schedule and on demand), proofs and
-// per-tenant views. It implements custody's AuditSink.
+// per-tenant views. It implements custody's AuditSink (appendAll: several events in one
+// transaction, all or none — recordAll).
 import type { AuditEvent, AuditSink } from '../../custody/audit.js';
 import { type Checkpoint, checkpointBody, signedNote } from './checkpoint.js';
 import { hex, utf8 } from './crypto.js';
@@ -56,6 +57,8 @@ interface Pending {
   e: Omit<AuditEntry, 'index'>;
   resolve(e: AuditEntry): void;
   reject(err: Error): void;
+  /** Set on every entry of a recordAll unit (the same object): the flush never splits one across batches. */
+  unit?: object;
 }
 
 export class AuditLog implements AuditSink {
@@ -112,6 +115,17 @@ export class AuditLog implements AuditSink {
     await this.record(fromCustodyEvent(event));
   }
 
+  /** custody's AuditSink, all or nothing: every event durable (one transaction) when it resolves, none when it rejects. */
+  async appendAll(events: AuditEvent[]): Promise<void> {
+    let inputs: AuditInput[];
+    try {
+      inputs = events.map(fromCustodyEvent);
+    } catch (err) {
+      throw new AuditError('ERR_AUDIT_INPUT', `custody event could not be converted: ${(err as Error).message}`);
+    }
+    await this.recordAll(inputs);
+  }
+
   /**
    * Append one entry. Resolves with the stored entry (its index) once it is durable; rejects
    * with ERR_AUDIT_INPUT / ERR_AUDIT_KEY_MATERIAL (bad input, nothing written),
@@ -138,6 +152,71 @@ export class AuditLog implements AuditSink {
     });
   }
 
+  /**
+   * Append several entries as ONE unit: all committed in one transaction (consecutive indexes,
+   * never split across group-commit batches; a unit larger than maxBatch is a batch of its own),
+   * or none. Every input is validated first and the queue's capacity checked for all of them: bad
+   * input (ERR_AUDIT_INPUT / ERR_AUDIT_KEY_MATERIAL) or a full queue (ERR_AUDIT_BACKPRESSURE)
+   * rejects the whole unit with nothing queued. Resolves with the stored entries in input order;
+   * a store failure rejects the unit (ERR_AUDIT_UNAVAILABLE) and none of it is stored.
+   */
+  recordAll(inputs: readonly AuditInput[]): Promise<AuditEntry[]> {
+    if (this.closed) return Promise.reject(new AuditError('ERR_AUDIT_CLOSED', 'the audit log is closed'));
+    if (!Array.isArray(inputs)) return Promise.reject(new AuditError('ERR_AUDIT_INPUT', 'recordAll takes an array of entries'));
+    const n = inputs.length;
+    if (n === 0) return Promise.resolve([]);
+    if (n > this.maxQueue) return Promise.reject(new AuditError('ERR_AUDIT_INPUT', `a unit of ${n} entries exceeds the audit queue (${this.maxQueue})`));
+    const es: Omit<AuditEntry, 'index'>[] = new Array(n);
+    const now = this.now();
+    try {
+      for (let i = 0; i < n; i++) es[i] = normalizeInput(inputs[i]!, now);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (this.queue.length + n > this.maxQueue) {
+      return Promise.reject(new AuditError('ERR_AUDIT_BACKPRESSURE', `audit queue full (${this.queue.length} entries waiting, ${n} more asked, ${this.maxQueue} at most)`));
+    }
+    return new Promise<AuditEntry[]>((resolve, reject) => {
+      const out: AuditEntry[] = new Array(n);
+      let done = 0;
+      let failed = false;
+      const unit = {};
+      const fail = (err: Error) => {
+        if (failed) return;
+        failed = true;
+        reject(err);
+      };
+      for (let i = 0; i < n; i++) {
+        this.queue.push({
+          e: es[i]!,
+          unit,
+          resolve: (e) => {
+            out[i] = e;
+            if (++done === n && !failed) resolve(out);
+          },
+          reject: fail,
+        });
+      }
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  /** How many queued entries the next batch takes: up to maxBatch, never splitting a unit (a unit larger than maxBatch alone). */
+  private batchCut(): number {
+    const q = this.queue;
+    let k = Math.min(q.length, this.maxBatch);
+    const u = q[k - 1]!.unit;
+    if (u === undefined || k === q.length || q[k]!.unit !== u) return k; // no unit straddles the cut
+    while (k > 0 && q[k - 1]!.unit === u) k--; // back to the unit's first entry
+    if (k > 0) return k; // the unit goes in the next batch
+    k = this.maxBatch; // the unit starts the queue and is larger than maxBatch: all of it, alone
+    while (k < q.length && q[k]!.unit === u) k++;
+    return k;
+  }
+
   private async flush(): Promise<void> {
     try {
       // the first batch: flush() itself was started from setImmediate, so every append of the
@@ -149,7 +228,7 @@ export class AuditLog implements AuditSink {
         // and I/O. It also lets more appenders join the next batch (group commit).
         if (!first) await new Promise<void>((r) => setImmediate(r));
         first = false;
-        const batch = this.queue.splice(0, this.maxBatch);
+        const batch = this.queue.splice(0, this.batchCut());
         let start: number;
         let leaves: Uint8Array[];
         const t0 = performance.now();
