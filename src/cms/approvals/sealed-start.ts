@@ -55,7 +55,13 @@ export async function waitForUnseal(config: ServerConfig, secrets: ServerSecrets
   const db = await openDatabase(s.kind === 'sqlite' ? { kind: 'sqlite', file: s.file } : { kind: 'postgres', url: postgresUrl(s.url, secrets.postgresPassword), poolSize: 2, ...(s.schema ? { schema: s.schema } : {}) });
   const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit') });
   let sink: AuditSink = audit.log;
-  const forward: AuditSink = { append: (e: AuditEvent) => sink.append(e) };
+  // appendAll only when the current sink has it (custody falls back to one append per event otherwise)
+  const forward: AuditSink = {
+    append: (e: AuditEvent) => sink.append(e),
+    get appendAll() {
+      return sink.appendAll ? (es: AuditEvent[]) => sink.appendAll!(es) : undefined;
+    },
+  };
   const store = await SqliteVaultStore.open(cu.file);
   const vault = await EmbeddedVault.open(store, { audit: forward });
   const closeStore = async () => void (await (store as unknown as { close?: () => Promise<void> | void }).close?.());
