@@ -16,7 +16,7 @@ import { type CmsClient, StationClient, readUid, relayRemote } from '../../src/r
 import { signStationReceipt } from '../../src/reader/station/receipt.js';
 import type { PersonaliseJob, StationJob } from '../../src/reader/station/protocol.js';
 import { InProcessTransport } from '../../src/transport/in-process.js';
-import { personaliseStepCount } from '../../src/cms/jobs/service.js';
+import { personaliseStepCount } from '../../src/cms/jobs/plan.js';
 import { ConsentService } from '../../src/cms/consent/index.js';
 import { type AuditEntry, canonicalEntry, parseEntry } from '../../src/cms/audit/entry.js';
 import { leafHashOfText, verifyInclusion } from '../../src/cms/audit/merkle.js';

@@ -17,7 +17,7 @@ import type { StationAuditSink } from '../jobs/audit.js';
 import { JobError } from '../jobs/errors.js';
 import { masterKeyName } from '../jobs/keys.js';
 import { RecipientCache } from '../jobs/recipient.js';
-import { checkAidHex } from '../jobs/service.js';
+import { checkAidHex } from '../jobs/plan.js';
 
 export interface MasterDeliveryOptions {
   custody: KeyCustody;

@@ -15,7 +15,7 @@ import type { StationAuditSink } from '../jobs/audit.js';
 import { JobError } from '../jobs/errors.js';
 import { CardKeys } from '../jobs/keys.js';
 import { RecipientCache } from '../jobs/recipient.js';
-import { checkAidHex, checkUidHex } from '../jobs/service.js';
+import { checkAidHex, checkUidHex } from '../jobs/plan.js';
 import { type Prepared, prepare, preparedText } from './prepared.js';
 import { Coalescer } from './batch.js';
 import { dialectOf } from '../storage/dialect.js';

@@ -23,7 +23,8 @@ import type { Transport } from '../../core/transport.js';
 import type { CallerContext, KeySource } from '../../custody/types.js';
 import type { Database } from '../storage/index.js';
 import { JobError } from './errors.js';
-import type { InstallPlan, IssuePlan, Job, JobState, PersonalisePlan, PersonaliseSteps, StationJobs } from './service.js';
+import type { InstallPlan, IssuePlan, Job, JobState, PersonalisePlan, PersonaliseSteps } from './plan.js';
+import type { StationJobs } from './service.js';
 
 export type ReconcileVerdict = 'applied' | 'not-applied' | 'partial';
 

@@ -20,7 +20,8 @@ import { CARD_USABLE } from '../domain/index.js';
 import type { StationAuditSink } from '../jobs/audit.js';
 import { JobError } from '../jobs/errors.js';
 import { assertMayProbe, reconcileJob } from '../jobs/reconcile.js';
-import { checkAidHex, checkUidHex, type StationJobs } from '../jobs/service.js';
+import { checkAidHex, checkUidHex } from '../jobs/plan.js';
+import type { StationJobs } from '../jobs/service.js';
 import { RelayTransport, type RelayEvent } from './relay.js';
 
 export type RemoteRequest =
