@@ -23,7 +23,7 @@ import { CARD_INSTALLABLE, CardRepository, type Application, type ReaderReposito
 import { applicationPlan, type LayoutApplication } from '../layout/index.js';
 import { type NonceStore, type OperationTokens, verifyReceipt } from '../pki/index.js';
 import type { Database } from '../storage/index.js';
-import type { StationAuditEvent, StationAuditSink } from './audit.js';
+import { appendEach, type StationAuditEvent, type StationAuditSink } from './audit.js';
 import { GroupCommit } from './commit.js';
 import { JobError } from './errors.js';
 import { type BlobRow, CardKeys, PICC_AID } from './keys.js';
@@ -637,7 +637,7 @@ export class StationJobs {
    * them in one group-commit batch), all awaited.
    */
   async appendAll(events: StationAuditEvent[]): Promise<void> {
-    await Promise.all(events.map((e) => this.o.audit.append(e)));
+    await appendEach(this.o.audit, events);
   }
 
   /**
