@@ -131,7 +131,10 @@ describe.skipIf(!HAVE)('operator console in headless Chromium', () => {
     await alice.goto(`${w.url}/console/#/rotation`);
     await alice.getByRole('heading', { name: 'Rotation campaigns', level: 1 }).waitFor();
     const form = alice.getByRole('form', { name: 'New rotation campaign' });
-    if (!(await form.isVisible())) await alice.getByText('New campaign').click();
+    // the heading is the shell's; the view (its 'New campaign' panel, open when there is no campaign
+    // yet) renders after its data: decide whether to open the panel only once it is there
+    await alice.getByText('New campaign', { exact: true }).waitFor();
+    if (!(await form.isVisible())) await alice.getByText('New campaign', { exact: true }).click();
     await alice.getByLabel('Application').selectOption(`${TENANT}/${AID}`);
     await alice.getByLabel('Key number').fill('0');
     await alice.getByLabel('From version').fill('1');
