@@ -5,6 +5,19 @@ import { Ed25519CheckpointSigner, verifierKey } from '../../src/cms/audit/signer
 import { SqlAuditStore, type AuditStore } from '../../src/cms/audit/store.js';
 import type { AuditInput } from '../../src/cms/audit/entry.js';
 
+/** A store that records each append's entries (by correlation id), fails while `failing`, waits while `gate` is pending. */
+export class SpyStore extends SqlAuditStore {
+  failing = false;
+  gate?: Promise<void>;
+  batches: string[][] = [];
+  override async append(...a: Parameters<AuditStore['append']>) {
+    this.batches.push(a[0].map((e) => e.correlationId ?? ''));
+    if (this.gate) await this.gate;
+    if (this.failing) throw new Error('injected: disk on fire');
+    return super.append(...a);
+  }
+}
+
 export const ORIGIN = 'test.desfire-cms/audit';
 
 export async function openLog(h: DatabaseHandle, extra: Partial<AuditLogOptions> = {}, signer = Ed25519CheckpointSigner.generate(ORIGIN)) {

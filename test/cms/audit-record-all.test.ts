@@ -4,7 +4,6 @@
 // records. And custody's appendAll through it: a batch's per-(tenant, AID) events as one unit.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DatabaseHandle } from '../../src/cms/storage/index.js';
-import { SqlAuditStore, type AuditStore } from '../../src/cms/audit/store.js';
 import type { AuditEntry, AuditInput } from '../../src/cms/audit/entry.js';
 import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
 import { Ed25519CheckpointSigner, verifierKey } from '../../src/cms/audit/signer.js';
@@ -13,23 +12,10 @@ import { MemoryVaultStore } from '../../src/custody/store.js';
 import { generateReaderKeyPair } from '../../src/custody/sealed.js';
 import type { CallerContext, KeyBinding, KeyCustody, KeySource } from '../../src/custody/types.js';
 import { type Backend, postgresAvailable, postgresBackend, sqliteBackend } from './storage-backends.js';
-import { ORIGIN, openLog as openWith, sampleEntry } from './audit-fixture.js';
+import { ORIGIN, SpyStore, openLog as openWith, sampleEntry } from './audit-fixture.js';
 
 const pgOk = await postgresAvailable();
 const signer = Ed25519CheckpointSigner.generate(ORIGIN);
-
-/** A store that records each append's entries, fails while `failing`, waits while `gate` is pending. */
-class SpyStore extends SqlAuditStore {
-  failing = false;
-  gate?: Promise<void>;
-  batches: string[][] = [];
-  override async append(...a: Parameters<AuditStore['append']>) {
-    this.batches.push(a[0].map((e) => e.correlationId ?? ''));
-    if (this.gate) await this.gate;
-    if (this.failing) throw new Error('injected: disk on fire');
-    return super.append(...a);
-  }
-}
 
 /** `n` entries of one unit, correlation ids `${tag}-0` ... */
 const unit = (tag: string, n: number, from = 0): AuditInput[] => Array.from({ length: n }, (_, i) => ({ ...sampleEntry(from + i), correlationId: `${tag}-${i}` }));

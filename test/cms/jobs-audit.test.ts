@@ -3,20 +3,9 @@
 // CMS's station sink and the fan-out; a sink without appendAll still gets every event.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/cms/storage/index.js';
-import { SqlAuditStore, type AuditStore } from '../../src/cms/audit/store.js';
 import { AuditLogStationSink, MemoryStationAudit, type StationAuditEvent, TeeStationAudit, appendEach } from '../../src/cms/jobs/audit.js';
 import { type Backend, sqliteBackend } from './storage-backends.js';
-import { openLog } from './audit-fixture.js';
-
-class SpyStore extends SqlAuditStore {
-  failing = false;
-  batches: string[][] = [];
-  override async append(...a: Parameters<AuditStore['append']>) {
-    this.batches.push(a[0].map((e) => e.correlationId ?? ''));
-    if (this.failing) throw new Error('injected: disk on fire');
-    return super.append(...a);
-  }
-}
+import { SpyStore, openLog } from './audit-fixture.js';
 
 const ev = (i: number, extra: Partial<StationAuditEvent> = {}): StationAuditEvent => ({
   time: new Date(1_760_000_000_000 + i).toISOString(),
