@@ -169,6 +169,40 @@ describe('SQLite audit batches and the other writers of the file', () => {
     expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
   });
 
+  it("a Kysely transaction that reads, then writes, is never refused SQLITE_BUSY while the checkpointer restarts the WAL", async () => {
+    // (found by the 1,000-card benchmark: a station job's transaction read first, the worker's
+    // RESTART checkpoint took the write lock in between, and the upgrade to a writer failed at
+    // once — SQLite never runs the busy handler for a read transaction that wants to write)
+    const { h } = await sqliteFile();
+    const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 2, walRestartFrames: 8, walSync: async () => undefined }) });
+    cleanups.push(() => fx.log.close());
+    for (let i = 0; i < 20; i++) await fx.log.record(sampleEntry(i));
+    await new Promise((r) => setTimeout(r, 100)); // the checkpointer thread is up
+    const errors: string[] = [];
+    let writes = 0;
+    const stop = performance.now() + 1500;
+    const writer = (async () => {
+      for (let i = 0; performance.now() < stop; i++) {
+        try {
+          await h.db.transaction().execute(async (tx) => {
+            await sql`select count(*) from meta_settings`.execute(tx); // a read first: a read transaction
+            await new Promise((r) => setTimeout(r, 1)); // across an await, as a handler's would be
+            await sql`insert into meta_settings (name, value) values (${'test:w' + i}, 'x')`.execute(tx);
+          });
+          writes++;
+        } catch (e) {
+          errors.push((e as Error).message);
+        }
+      }
+    })();
+    let n = 20;
+    while (performance.now() < stop) await fx.log.record(sampleEntry(n++)); // keeps the WAL growing: RESTART after RESTART
+    await writer;
+    expect(errors).toEqual([]);
+    expect(writes).toBeGreaterThan(10);
+    expect(h.sqlite!.prepare("select count(*) as n from meta_settings where name like 'test:w%'").get()).toEqual({ n: writes });
+  });
+
   it('two logs on two connections to one file interleave batches with consecutive indexes; both verify', async () => {
     const { h, file } = await sqliteFile();
     const h2 = await openDatabase({ kind: 'sqlite', file });

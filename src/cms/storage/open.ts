@@ -8,7 +8,7 @@
 // PostgreSQL: the server's own durability (synchronous_commit=on by default).
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type BetterSqlite3 from 'better-sqlite3';
 import type * as PgModule from 'pg';
 import type { Pool, PoolConfig } from 'pg';
@@ -92,7 +92,7 @@ async function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): 
   } catch (e) {
     throw new StorageError('ERR_STORAGE_UNAVAILABLE', `sqlite: cannot open ${config.file}: ${(e as Error).message}`, { cause: e });
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: native }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: native }) });
   let closed = false;
   return {
     db,
@@ -104,6 +104,28 @@ async function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): 
       await db.destroy();
     },
   };
+}
+
+/**
+ * SQLite transactions begin IMMEDIATE: the write lock is taken at BEGIN, where SQLite's busy
+ * handler waits for another connection's writer (busy_timeout). A plain (deferred) BEGIN starts
+ * a READ transaction at its first SELECT, and when it later writes while another connection holds
+ * the write lock, SQLite refuses the upgrade at once with SQLITE_BUSY — it never runs the busy
+ * handler for a reader that wants to write (that could deadlock). The other connections are the
+ * audit store's WAL checkpointer thread (its RESTART checkpoint holds the write lock for a few ms),
+ * a CLI command or a second process on the same file: under sustained load a station job that
+ * read before it wrote failed with "database is locked" (test/cms/audit-sqlite-writers.test.ts).
+ * In this process the one connection already runs one transaction at a time (Kysely's connection
+ * lock), so taking the write lock at BEGIN costs nothing here.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    driver.beginTransaction = async (connection: DatabaseConnection) => {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    };
+    return driver;
+  }
 }
 
 async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Promise<DatabaseHandle> {
