@@ -99,11 +99,11 @@ describe.each(backends)('requireAuthorisationForCard on %s', (_name, make, ok) =
   const sortEntries = (a: AuditInput[]) => a.map((e) => JSON.stringify(e)).sort();
 
   /** Every AID alone (the single check), then all at once (the batch): same decisions, same entries. */
-  async function compare(svc: ConsentService, q: { cardUid: string; operation: 'install' | 'delete'; at: number; apps: { tenant: string; aid: string }[] }): Promise<Outcome[]> {
+  async function compare(svc: ConsentService, q: { cardUid: string; operation: 'install' | 'delete'; at: number; apps: { tenant: string; aid: string }[]; issueProfile?: string }): Promise<Outcome[]> {
     const a0 = audit.length;
     const single: Outcome[] = [];
     for (const app of q.apps)
-      single.push(await svc.requireAuthorisation({ ...app, cardUid: q.cardUid, operation: q.operation, at: q.at }, who).then((id) => ({ ok: id }), outcome));
+      single.push(await svc.requireAuthorisation({ ...app, cardUid: q.cardUid, operation: q.operation, at: q.at, ...(q.issueProfile !== undefined ? { issueProfile: q.issueProfile } : {}) }, who).then((id) => ({ ok: id }), outcome));
     const singleEntries = audit.slice(a0);
     const a1 = audit.length;
     const s0 = statements;
@@ -165,6 +165,31 @@ describe.each(backends)('requireAuthorisationForCard on %s', (_name, make, ok) =
     const entries = audit.slice(a0);
     expect(entries.map((e) => [e.operation, e.result, e.tenant, e.aid, e.cardUid]).sort()).toEqual(APPS.map((a) => ['consent.check', 'ok', a.tenant, a.aid, uid]).sort());
     expect(entries.every((e) => e.actor === who.actor && e.correlationId === who.correlationId)).toBe(true);
+  });
+
+  it.skipIf(!ok)("issueProfile (the profile an issuing job gives the card): decides for a card with no record or a blank one, never for an issued card; both checks alike", async () => {
+    const svc = new ConsentService({ db: counted, audit: rec, now: () => T0 });
+    const cards = new CardRepository(h.db);
+    const unseen = '04C20000FFFF10';
+    const blank = '04C20000FFFF11';
+    const issued = '04C20000FFFF12';
+    await cards.createBlank(blank, { profile: 'visitor' });
+    await cards.createBlank(issued, { profile: 'visitor' });
+    await cards.transition(issued, 'issued');
+    // APPS[0] (access) is covered on 'staff' cards only (a standing policy of that profile)
+    const access = [APPS[0]!];
+    const decide = async (uid: string, issueProfile?: string) => ('ok' in (await compare(svc, { cardUid: uid, operation: 'install', at: T0, apps: access, ...(issueProfile !== undefined ? { issueProfile } : {}) }))[0]! ? 'ok' : 'denied');
+    expect(await decide(unseen)).toBe('denied');
+    expect(await decide(unseen, 'staff')).toBe('ok');
+    expect(await decide(unseen, 'visitor')).toBe('denied');
+    expect(await decide(blank)).toBe('denied');
+    expect(await decide(blank, 'staff')).toBe('ok');
+    // an issued card: its record's profile, whatever the caller names
+    expect(await decide(issued, 'staff')).toBe('denied');
+    // a malformed issueProfile is a refusal (no card written by any of it)
+    const bad = await compare(svc, { cardUid: unseen, operation: 'install', at: T0, apps: access, issueProfile: '*' });
+    expect(bad[0]).toMatchObject({ code: 'ERR_CONSENT_DENIED', reason: 'ERR_CONSENT_INVALID' });
+    expect(await cards.get(unseen)).toBeUndefined();
   });
 
   it.skipIf(!ok)('bad or foreign items refuse the whole card as the single check refuses them; every item still decided and audited', async () => {

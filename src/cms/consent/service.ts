@@ -12,7 +12,7 @@ import type { Kysely } from 'kysely';
 import type { AuditInput } from '../audit/entry.js';
 import type { Database } from '../storage/index.js';
 import { withTransaction } from '../storage/index.js';
-import { CardRepository, DomainError } from '../domain/index.js';
+import { CARD_PROFILE_RE, CardRepository, DomainError } from '../domain/index.js';
 import { ConsentError } from './errors.js';
 import { ANY_PROFILE, type Authorisation, type AuthorisationQuery, type AuthorisationScope, type ConsentOperation, OPERATIONS, decide, mismatch } from './policy.js';
 
@@ -26,8 +26,14 @@ export interface ConsentActor {
   correlationId?: string;
 }
 
-/** What a job asks: the card's profile is read from its record, never taken from the caller. */
-export type CheckQuery = Omit<AuthorisationQuery, 'cardProfile'>;
+/**
+ * What a job asks: the card's profile is read from its record, never taken from the caller — except
+ * `issueProfile`, the profile a station's issue/personalise job gives the card it issues: it decides
+ * only while the card has no record yet or is still blank (the job writes it onto the record in its
+ * own transaction, after this check; a refused job writes nothing). For any other card the record's
+ * profile decides.
+ */
+export type CheckQuery = Omit<AuthorisationQuery, 'cardProfile'> & { issueProfile?: string };
 
 export interface ConsentServiceOptions {
   db: Kysely<Database>;
@@ -106,6 +112,19 @@ const AID_RE = /^[0-9A-F]{6}$/;
 const PROFILE_RE = /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
 const REF_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const MAX_BATCH = 10_000;
+/**
+ * The profile a standing policy matches: the issuing job's `issueProfile` while the card has no
+ * record (state null) or is blank, else the record's. Undefined: none.
+ */
+function effectiveProfile(state: string | null, recorded: string | null, issueProfile: string | undefined): string | undefined {
+  if (issueProfile !== undefined && (state === null || state === 'blank')) return issueProfile;
+  return recorded ?? undefined;
+}
+function checkIssueProfile(p: unknown): string | undefined {
+  if (p === undefined) return undefined;
+  if (typeof p !== 'string' || !CARD_PROFILE_RE.test(p)) throw invalid('issueProfile: a card profile name (A-Z a-z 0-9 . _ -)');
+  return p;
+}
 /** Most applications one requireAuthorisationForCard decides (a personalise job lists at most 28). */
 const MAX_CARD_APPS = 64;
 const DELETION_TTL_S = 366 * 24 * 3600;
@@ -315,11 +334,14 @@ export class ConsentService {
       checkOperation(q.operation);
       if (typeof q.tenant !== 'string' || q.tenant.length === 0) throw invalid('tenant is required');
       if (!Number.isFinite(q.at)) throw invalid('at: ms since the epoch');
+      const issueProfile = checkIssueProfile(q.issueProfile);
       const owner = await this.applicationTenant(aid);
       if (owner !== q.tenant) throw new ConsentError('ERR_CONSENT_DENIED', `application ${aid} belongs to another tenant`, { reason: 'tenant' });
       const candidates = (await this.db.selectFrom('consent_authorisations').selectAll().where('tenant_id', '=', q.tenant).where('aid', '=', aid).where('operation', '=', q.operation).orderBy('created_at').orderBy('id').execute()).map(toAuth);
-      // a standing policy matches the profile on the card record, never one the caller names
-      const profile = (await this.cardProfiles([uid])).get(uid);
+      // a standing policy matches the profile on the card record (or the one the issuing job gives
+      // a card with no record yet / still blank), never one the caller names for an issued card
+      const card = await this.db.selectFrom('cards').select(['state', 'profile']).where('uid', '=', uid).executeTakeFirst();
+      const profile = effectiveProfile(card?.state ?? null, card?.profile ?? null, issueProfile);
       const query: AuthorisationQuery = { tenant: q.tenant, operation: q.operation, at: q.at, aid, cardUid: uid, ...(profile ? { cardProfile: profile } : {}) };
       chosen = decide(candidates, query);
       if (!chosen) {
@@ -366,7 +388,7 @@ export class ConsentService {
    * from a view that should show it.
    */
   async requireAuthorisationForCard(
-    q: { cardUid: string; operation: ConsentOperation; at: number; apps: { tenant: string; aid: string }[] },
+    q: { cardUid: string; operation: ConsentOperation; at: number; apps: { tenant: string; aid: string }[]; issueProfile?: string },
     who: ConsentActor = { actor: 'system' },
   ): Promise<string[]> {
     const apps = Array.isArray(q?.apps) ? q.apps : [];
@@ -392,6 +414,7 @@ export class ConsentService {
         checkOperation(q.operation);
         if (it.tenant.length === 0) throw invalid('tenant is required');
         if (!Number.isFinite(q.at)) throw invalid('at: ms since the epoch');
+        checkIssueProfile(q.issueProfile);
         pending.push(it);
       } catch (e) {
         it.refusal = refuse(e);
@@ -405,6 +428,7 @@ export class ConsentService {
         .select(['a.aid as app_aid', 'a.tenant_id as owner'])
         .select(['c.id', 'c.tenant_id', 'c.aid', 'c.operation', 'c.scope', 'c.card_uids', 'c.card_profile', 'c.valid_from', 'c.expires_at', 'c.granted_by', 'c.request_id', 'c.created_at', 'c.revoked_at', 'c.revoked_by'])
         .select((eb) => eb.selectFrom('cards').select('profile').where('uid', '=', uid).as('profile'))
+        .select((eb) => eb.selectFrom('cards').select('state').where('uid', '=', uid).as('card_state'))
         .$if(requireConsent, (qb) =>
           qb.select((eb) =>
             eb.selectFrom('cardholder_consents as h').select('h.id').whereRef('h.aid', '=', 'a.aid').where('h.uid', '=', uid).where('h.state', '=', 'given').where('h.given_at', '<=', q.at).limit(1).as('consent_id'),
@@ -419,7 +443,7 @@ export class ConsentService {
       const byAid = new Map<string, { owner: string; candidates: Authorisation[]; profile: string | null; consent: boolean }>();
       for (const r of rows) {
         let e = byAid.get(r.app_aid);
-        if (!e) byAid.set(r.app_aid, (e = { owner: r.owner, candidates: [], profile: r.profile ?? null, consent: (r as { consent_id?: string | null }).consent_id != null }));
+        if (!e) byAid.set(r.app_aid, (e = { owner: r.owner, candidates: [], profile: effectiveProfile(r.card_state ?? null, r.profile ?? null, q.issueProfile) ?? null, consent: (r as { consent_id?: string | null }).consent_id != null }));
         if (r.id !== null) e.candidates.push(toAuth(r as AuthRow));
       }
       for (const it of pending) {

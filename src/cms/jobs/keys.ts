@@ -161,15 +161,7 @@ export class CardKeys {
    * in ONE custody call (one audited 'generate_batch' naming every binding; all or nothing).
    */
   async planPersonalise(ctx: CallerContext, apps: Application[], uid: string, jobId: string, now: number): Promise<{ cmk: { version: number; blob: BlobRow }; installs: { keys: PlannedKey[]; blobs: BlobRow[] }[] }> {
-    const owner = new Map<string, string>();
-    for (const app of apps)
-      for (const k of app.definition.keys) {
-        if (k.derivation.method !== 'diversified') continue;
-        const name = masterKeyName(k.derivation.master);
-        const prev = owner.get(name);
-        if (prev !== undefined && prev !== app.aid) throw new JobError('ERR_JOB_UNSUPPORTED', `ISO002: master ${name} serves both ${prev} and ${app.aid}`);
-        owner.set(name, app.aid);
-      }
+    CardKeys.checkIsolation(apps);
     const latest = await this.masterVersions(ctx, ...apps);
     const version = 1;
     const items: GenerateItem[] = [{ kek: this.naming.issuerKek, alg: 'aes128', binding: this.cmkBinding(uid, version) }];
@@ -199,6 +191,23 @@ export class CardKeys {
     // blobs in key order, per application (as planInstall returns them)
     for (const s of [...slots].sort((x, y) => x.app - y.app || x.key - y.key)) installs[s.app]!.blobs.push(row(items[s.item]!, wrapped[s.item]!.blob));
     return { cmk: { version, blob: row(items[0]!, wrapped[0]!.blob) }, installs };
+  }
+
+  /**
+   * ISO002 for the applications of one job: refused (ERR_JOB_UNSUPPORTED) when one diversification
+   * master would serve two of them (a key never opens two applications). Pure: the job checks it
+   * before consent and custody, so such a refusal writes nothing.
+   */
+  static checkIsolation(apps: readonly Application[]): void {
+    const owner = new Map<string, string>();
+    for (const app of apps)
+      for (const k of app.definition.keys) {
+        if (k.derivation.method !== 'diversified') continue;
+        const name = masterKeyName(k.derivation.master);
+        const prev = owner.get(name);
+        if (prev !== undefined && prev !== app.aid) throw new JobError('ERR_JOB_UNSUPPORTED', `ISO002: master ${name} serves both ${prev} and ${app.aid}`);
+        owner.set(name, app.aid);
+      }
   }
 
   /** A new random CMK for `uid` (version 1): the row to store 'pending' for `jobId`. */

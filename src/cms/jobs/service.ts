@@ -66,18 +66,27 @@ export interface StationJobsOptions {
   ttlSeconds?: number;
   now?: () => number;
   /** Tenant consent (src/cms/consent ConsentService.requireAuthorisation): install/delete run only under an authorisation, named in the plan and the audit entries. */
-  authorise?: (q: { tenant: string; aid: string; operation: 'install' | 'delete'; cardUid: string; at: number }, who: { actor: string; correlationId?: string }) => Promise<string>;
+  authorise?: (q: { tenant: string; aid: string; operation: 'install' | 'delete'; cardUid: string; at: number; issueProfile?: string }, who: { actor: string; correlationId?: string }) => Promise<string>;
   /**
    * The same check for every installation of a personalise job at once (ConsentService.requireAuthorisationForCard:
    * one query; the ids in order, or the refusal naming the first AID not authorised). Used only together with
    * `authorise` (without it no job checks consent); without it a personalise job checks each AID with `authorise`.
    */
-  authoriseCard?: (q: { cardUid: string; operation: 'install'; at: number; apps: { tenant: string; aid: string }[] }, who: { actor: string; correlationId?: string }) => Promise<string[]>;
+  authoriseCard?: (q: { cardUid: string; operation: 'install'; at: number; apps: { tenant: string; aid: string }[]; issueProfile?: string }, who: { actor: string; correlationId?: string }) => Promise<string[]>;
   /** The native SQLite connection behind `db`, if any: hot reads run as statements prepared once. */
   sqlite?: BetterSqlite3.Database;
 }
 
 const OPEN_STATES: JobState[] = ['created', 'claimed', 'unknown'];
+
+/** What an issue/personalise job writes to its card, in its own transaction (storeJob). */
+interface CardWrite {
+  /** No record yet: create it blank. */
+  create: boolean;
+  randomUid: boolean;
+  /** The profile asked (a new card's, or set on the blank record). */
+  profile?: string;
+}
 
 type Row = Database['station_jobs'];
 interface TargetRow {
@@ -145,8 +154,10 @@ export class StationJobs {
     /** personalise receipt: one application on the card (no row: already recorded). */
     cardApp: TxStatement<[string, string, number], unknown>;
     cardKey: TxStatement<[string, string, number, number, number], unknown>;
-    /** A card seen for the first time, created blank with its job (CardRepository.createBlank's row, no profile). */
-    newCard: TxStatement<[string, number, number, number], unknown>;
+    /** A card seen for the first time, created blank with its job (CardRepository.createBlank's row, with the profile asked or none). */
+    newCard: TxStatement<[string, number, string | null, number, number], unknown>;
+    /** An issue/personalise job's profile onto a blank card's record (CardRepository.setProfile's write, blank cards only). */
+    blankProfile: TxStatement<[string, number, string], unknown>;
     cardState: TxStatement<[string], { state: string }>;
   };
 
@@ -248,14 +259,15 @@ export class StationJobs {
       ),
       newCard: txStatement(
         db,
-        4,
-        (uid, randomUid, created, updated) =>
+        5,
+        (uid, randomUid, profile, created, updated) =>
           db
             .insertInto('cards')
-            .values({ uid, state: 'blank', random_uid: randomUid as unknown as number, picc_key_version: 0, created_at: created as unknown as number, updated_at: updated as unknown as number, profile: null })
+            .values({ uid, state: 'blank', random_uid: randomUid as unknown as number, picc_key_version: 0, created_at: created as unknown as number, updated_at: updated as unknown as number, profile })
             .onConflict((oc) => oc.column('uid').doNothing()),
         n,
       ),
+      blankProfile: txStatement(db, 3, (profile, now, uid) => db.updateTable('cards').set({ profile, updated_at: now as unknown as number }).where('uid', '=', uid).where('state', '=', 'blank'), n),
       cardState: txStatement(db, 1, (uid) => db.selectFrom('cards').select('state').where('uid', '=', uid), n),
     };
   }
@@ -363,7 +375,7 @@ export class StationJobs {
       throw new JobError('ERR_JOB_UNSUPPORTED', `application ${aid}: stations install only changeKey amk or self`);
 
     let cmkVersion = 0;
-    let newCard: { randomUid: boolean } | undefined;
+    let newCard: CardWrite | undefined;
     if (req.kind === 'issue') {
       newCard = await this.blankCard(uid, piccPlan!.randomUid, req.profile);
     } else {
@@ -411,7 +423,7 @@ export class StationJobs {
    * A new job's row and its pending key blobs, in one (group) commit; `newCard`: the card, first
    * seen by this job, is created blank in the same transaction (no commit and fsync of its own).
    */
-  private storeJob(row: Row, blobs: readonly BlobRow[], newCard?: { randomUid: boolean }): Promise<Job> {
+  private storeJob(row: Row, blobs: readonly BlobRow[], newCard?: CardWrite): Promise<Job> {
     const { uid, created_at: now } = row;
     return this.commits.run(async (tx) => {
       // re-checked under the transaction: two stations racing for one card get one job
@@ -419,7 +431,10 @@ export class StationJobs {
       const again = await this.w.open.first(tx, uid, now);
       if (again) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open job (${again.id})`);
       if (newCard) {
-        await this.w.newCard.run(tx, uid, newCard.randomUid ? 1 : 0, now, now);
+        // a new card: created with the profile asked; a card that exists (seen blank, or created
+        // meanwhile): the profile asked set while it is blank
+        const created = newCard.create ? await this.w.newCard.run(tx, uid, newCard.randomUid ? 1 : 0, newCard.profile ?? null, now, now) : 0;
+        if (created === 0 && newCard.profile !== undefined) await this.w.blankProfile.run(tx, newCard.profile, now, uid);
         const c = await this.w.cardState.first(tx, uid);
         if (c?.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${c?.state ?? 'unknown'}: only blank cards are issued`);
       }
@@ -430,25 +445,18 @@ export class StationJobs {
   }
 
   /**
-   * The card to issue: refused unless blank; its profile as asked. A card seen for the first time
-   * is created blank — with a profile at once (the tenants' consent checks read the profile from the
-   * card's record), without one in the job's own transaction: the answer `{randomUid}` for storeJob.
+   * The card to issue: refused unless blank (or not seen yet). Reads only: what the job must write
+   * to the card — create it blank (first seen), with the profile asked, or set the profile asked on
+   * the blank record — is written by storeJob in the job's own transaction, so a refused job (bad
+   * input, role, consent, ISO002, busy…) leaves the cards table as it was. The tenants' consent
+   * checks decide on the profile asked (`issueProfile`) for such a card.
    */
-  private async blankCard(uid: string, randomUid: boolean, profile: string | undefined): Promise<{ randomUid: boolean } | undefined> {
+  private async blankCard(uid: string, randomUid: boolean, profile: string | undefined): Promise<CardWrite | undefined> {
     const seen = await this.q.card.first(uid);
     if (seen && seen.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${seen.state}: only blank cards are issued`);
-    if (profile === undefined) return seen ? undefined : { randomUid };
-    if (seen && seen.profile === profile) return undefined;
-    const cards = new CardRepository(this.db);
-    const card =
-      (await cards.get(uid)) ??
-      (await cards.createBlank(uid, { randomUid, ...(profile !== undefined ? { profile } : {}) }).catch(async (e) => {
-        if ((e as { code?: string }).code === 'ERR_DOMAIN_CONFLICT') return (await cards.get(uid))!;
-        throw e;
-      }));
-    if (card.state !== 'blank') throw new JobError('ERR_JOB_CARD_STATE', `card ${uid} is ${card.state}: only blank cards are issued`);
-    if (profile !== undefined && card.profile !== profile) await cards.setProfile(uid, profile);
-    return undefined;
+    if (!seen) return { create: true, randomUid, ...(profile !== undefined ? { profile } : {}) };
+    if (profile === undefined || seen.profile === profile) return undefined;
+    return { create: false, randomUid, profile };
   }
 
   /**
@@ -480,6 +488,8 @@ export class StationJobs {
     // the one receipt must be able to list every step
     const steps = personaliseStepCount(apps, piccPlan.randomUid);
     if (steps > MAX_RECEIPT_STEPS) throw new JobError('ERR_JOB_UNSUPPORTED', `a personalise job of these ${aids.length} applications has ${steps} card steps, more than a receipt lists (${MAX_RECEIPT_STEPS}): personalise fewer and install the others with install jobs`);
+    // ISO002 (no master serving two of the AIDs) decided before consent and custody: a refused job writes nothing
+    CardKeys.checkIsolation(apps);
     const newCard = await this.blankCard(uid, piccPlan.randomUid, req.profile);
     const busy = await this.q.busy.first(uid, this.now());
     if (busy) throw new JobError('ERR_JOB_BUSY', `card ${uid} has an open or unreconciled job (${busy.id})`);
@@ -487,11 +497,13 @@ export class StationJobs {
     // service offers it (else concurrently, one check per AID: their audit entries share a commit)
     const who = { actor: ctx.actor, correlationId: ctx.correlationId };
     const at = this.now();
+    // the profile this job gives the card (written with the job): what standing policies match
+    const issueProfile = newCard?.profile !== undefined ? { issueProfile: newCard.profile } : {};
     const authorisations: (string | undefined)[] = !this.o.authorise
       ? apps.map(() => undefined)
       : this.o.authoriseCard && apps.length > 0
-        ? await this.o.authoriseCard({ cardUid: uid, operation: 'install', at, apps: apps.map((app) => ({ tenant: app.tenantId, aid: app.aid })) }, who)
-        : await Promise.all(apps.map((app) => this.o.authorise!({ tenant: app.tenantId, aid: app.aid, operation: 'install', cardUid: uid, at }, who)));
+        ? await this.o.authoriseCard({ cardUid: uid, operation: 'install', at, apps: apps.map((app) => ({ tenant: app.tenantId, aid: app.aid })), ...issueProfile }, who)
+        : await Promise.all(apps.map((app) => this.o.authorise!({ tenant: app.tenantId, aid: app.aid, operation: 'install', cardUid: uid, at, ...issueProfile }, who)));
     if (this.o.authorise && (authorisations.length !== apps.length || !authorisations.every((a) => typeof a === 'string'))) throw new Error('the consent check answered no authorisation for an application');
     const now = this.now();
     const id = `job_${randomBytes(12).toString('base64url')}`;
