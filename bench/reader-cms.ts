@@ -5,12 +5,29 @@
 // HTTPS + mTLS; a card personalised through station jobs (image file); readers enrolled (keystore
 // directories). Prints one JSON line, then serves until stdin closes or SIGTERM.
 import { mkdtempSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveImageAtomicSync } from '../src/card/image-file.js';
 import { startStationCms } from '../test/reader/e2e-helpers.js';
 
 const s = await startStationCms();
+// BENCH_CMS_TIMING=1 (bench/reader-phases.ts sets it): every response carries `x-bench-cms-t:
+// <request event>,<writeHead>` — CLOCK_MONOTONIC in microseconds, the same clock the reader's
+// process.hrtime reads (one machine), so the reader can split a delivery's round trip into the way
+// in (its send -> the CMS's request event: network, TLS, the CMS's event-loop queue), the CMS's own
+// handling and the way back. Diagnostic of the benchmark only: the product sends no such header.
+if (process.env.BENCH_CMS_TIMING === '1') {
+  const us = () => Number(process.hrtime.bigint() / 1000n);
+  s.server.app.server.on('request', (_req: unknown, res: ServerResponse) => {
+    const t1 = us();
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: typeof res, ...a: Parameters<typeof res.writeHead>) {
+      if (!this.headersSent) this.setHeader('x-bench-cms-t', `${t1},${us()}`);
+      return writeHead.apply(this, a);
+    } as typeof res.writeHead;
+  });
+}
 const { card, uid } = await s.personalisedCard();
 const image = join(mkdtempSync(join(tmpdir(), 'bench-card-')), 'card.json');
 saveImageAtomicSync(image, card.toImage());

@@ -40,7 +40,9 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 // BENCH_CMS_NODE_ARGS: extra node options for the CMS process (e.g. '--cpu-prof --cpu-prof-dir=/tmp/p')
 const cmsArgs = (process.env.BENCH_CMS_NODE_ARGS ?? '').split(' ').filter(Boolean);
-const child = spawn(process.execPath, [...cmsArgs, '--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] });
+// BENCH_CMS_TIMING: the CMS process stamps every response with its request-event and writeHead times
+// (same monotonic clock as this process): the delivery round trip split into way in / CMS / way back
+const child = spawn(process.execPath, [...cmsArgs, '--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_CMS_TIMING: '1' } });
 const ready = await new Promise<{ url: string; uid: string; image: string; readers: Record<string, { dir: string }> }>((resolve, reject) => {
   const rl = createInterface({ input: child.stdout! });
   rl.once('line', (l) => resolve(JSON.parse(l) as never));
@@ -56,8 +58,9 @@ try {
 
   // per-transaction phase accumulators
   // fetchUp / fetchFlush: the delivery request itself overlapped an upload request / a baton fdatasync
-  let cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0, fetchUp: false, fetchFlush: false };
-  const reset = () => (cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0, fetchUp: false, fetchFlush: false });
+  // wayIn / cms / wayBack: the delivery request's send -> the CMS's request event -> its writeHead -> the response's end here
+  let cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0, fetchUp: false, fetchFlush: false, wayIn: 0, cms: 0, wayBack: 0 };
+  const reset = () => (cur = { fetch: 0, unseal: 0, card: 0, append: 0, syncOverlap: false, flushOverlap: false, gc: 0, fetchUp: false, fetchFlush: false, wayIn: 0, cms: 0, wayBack: 0 });
   let fetchInFlight = 0;
   let upInFlight = 0;
   let fsyncInFlight = 0;
@@ -72,6 +75,21 @@ try {
       }
     },
   } as Transport;
+  const origRaw = cms.raw.bind(cms);
+  cms.raw = (async <T>(m: string, p: string, b?: unknown, o?: Parameters<typeof origRaw>[3]) => {
+    if (p !== '/v1/keys/deliver') return origRaw<T>(m, p, b, o);
+    const t0 = Number(process.hrtime.bigint() / 1000n);
+    const r = await origRaw<T>(m, p, b, o);
+    const t3 = Number(process.hrtime.bigint() / 1000n);
+    const h = r.headers?.['x-bench-cms-t'];
+    if (typeof h === 'string') {
+      const [t1, t2] = h.split(',').map(Number) as [number, number];
+      cur.wayIn += (t1 - t0) / 1000;
+      cur.cms += (t2 - t1) / 1000;
+      cur.wayBack += (t3 - t2) / 1000;
+    }
+    return r;
+  }) as typeof cms.raw;
   const http = new HttpKeySource(cms);
   const keys: OnlineKeySource = {
     async fetch(r): Promise<KeyDelivery> {
@@ -211,7 +229,7 @@ try {
   gcKinds.clear();
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  const rows: { total: number; fetch: number; unseal: number; card: number; append: number; sync: boolean; flush: boolean; gc: number; fetchUp: boolean; fetchFlush: boolean }[] = [];
+  const rows: { total: number; fetch: number; unseal: number; card: number; append: number; sync: boolean; flush: boolean; gc: number; fetchUp: boolean; fetchFlush: boolean; wayIn: number; cms: number; wayBack: number }[] = [];
   const cpu0 = process.cpuUsage();
   const cms0 = procCpuMs(child.pid);
   const t0 = now();
@@ -228,7 +246,7 @@ try {
     const r = await accessCheck(agent, t, { zone: 1 });
     const total = now() - a;
     if (r.mode !== 'online' || !r.ok) throw new Error('online tx failed');
-    rows.push({ total, fetch: cur.fetch, unseal: cur.unseal, card: cur.card, append: cur.append, sync: cur.syncOverlap || syncInFlight > 0, flush: cur.flushOverlap || flushInFlight > 0, gc: cur.gc, fetchUp: cur.fetchUp, fetchFlush: cur.fetchFlush });
+    rows.push({ total, fetch: cur.fetch, unseal: cur.unseal, card: cur.card, append: cur.append, sync: cur.syncOverlap || syncInFlight > 0, flush: cur.flushOverlap || flushInFlight > 0, gc: cur.gc, fetchUp: cur.fetchUp, fetchFlush: cur.fetchFlush, wayIn: cur.wayIn, cms: cur.cms, wayBack: cur.wayBack });
   }
   const fsyncsInRun = fsyncs;
   const connectionsInRun = connections - connections0;
@@ -251,6 +269,9 @@ try {
   out.push(`card-only  ${q(baseMs)}`);
   out.push(`total      ${q(rows.map((r) => r.total))}`);
   out.push(`fetch      ${q(rows.map((r) => r.fetch))}`);
+  out.push(`  way in   ${q(rows.map((r) => r.wayIn))}  (reader send -> CMS request event: TLS, loopback, the CMS's event-loop queue)`);
+  out.push(`  CMS      ${q(rows.map((r) => r.cms))}  (CMS request event -> its writeHead: checks, derive + seal, audit durable)`);
+  out.push(`  way back ${q(rows.map((r) => r.wayBack))}  (CMS writeHead -> response end here: TLS, loopback, the reader's event loop)`);
   out.push(`unseal     ${q(rows.map((r) => r.unseal))}`);
   out.push(`card       ${q(rows.map((r) => r.card))}`);
   out.push(`append     ${q(rows.map((r) => r.append))}`);
@@ -274,8 +295,15 @@ try {
   out.push(`event loop delay: p50 ${(h.percentile(50) / 1e6).toFixed(3)} p99 ${(h.percentile(99) / 1e6).toFixed(3)} max ${(h.max / 1e6).toFixed(3)} ms`);
   // the slowest transactions
   const slow = [...rows].sort((x, y) => y.total - x.total).slice(0, 12);
-  out.push('slowest: total fetch unseal card append sync flush gc');
-  for (const r of slow) out.push(`  ${r.total.toFixed(2)} ${r.fetch.toFixed(2)} ${r.unseal.toFixed(2)} ${r.card.toFixed(2)} ${r.append.toFixed(2)} ${r.sync ? 'S' : '-'} ${r.flush ? 'F' : '-'} ${r.gc.toFixed(2)}`);
+  out.push('slowest: total fetch (in cms back) unseal card append sync flush gc');
+  for (const r of slow) out.push(`  ${r.total.toFixed(2)} ${r.fetch.toFixed(2)} (${r.wayIn.toFixed(2)} ${r.cms.toFixed(2)} ${r.wayBack.toFixed(2)}) ${r.unseal.toFixed(2)} ${r.card.toFixed(2)} ${r.append.toFixed(2)} ${r.sync ? 'S' : '-'} ${r.flush ? 'F' : '-'} ${r.gc.toFixed(2)}`);
+  // the tail: of the transactions at or above the p99, the share of their time in each part
+  const sorted = [...rows].sort((x, y) => x.total - y.total);
+  const tail = sorted.slice(Math.floor(sorted.length * 0.99));
+  const sum = (f: (r: (typeof rows)[number]) => number) => tail.reduce((x, r) => x + f(r), 0);
+  const T = sum((r) => r.total);
+  const pc = (v: number) => `${((100 * v) / T).toFixed(0)}%`;
+  out.push(`tail (${tail.length} tx >= p99): way in ${pc(sum((r) => r.wayIn))}, CMS ${pc(sum((r) => r.cms))}, way back ${pc(sum((r) => r.wayBack))}, unseal ${pc(sum((r) => r.unseal))}, card ${pc(sum((r) => r.card))}, append ${pc(sum((r) => r.append))}, gc in tx ${pc(sum((r) => r.gc))}; behind an upload ${tail.filter((r) => r.fetchUp).length}, fdatasync overlapping ${tail.filter((r) => r.fetchFlush).length}, gc ${tail.filter((r) => r.gc > 0).length}`);
   console.log(out.join('\n'));
 } finally {
   child.stdin!.end();

@@ -6,6 +6,7 @@
 // goes offline); 403 ERR_READER_NOT_ACTIVE (certificate revoked, reader suspended or revoked) →
 // ERR_READER_REVOKED (the agent wipes its cache and stops); other errors → ERR_READER_CMS with the
 // CMS's code.
+import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { ReaderError } from './errors.js';
@@ -23,6 +24,8 @@ export interface CmsEndpoint {
 export interface CmsResponse<T> {
   status: number;
   body: T;
+  /** The response headers (as Node parsed them; diagnostics, e.g. bench/reader-phases' server timing). */
+  headers?: IncomingHttpHeaders;
 }
 
 const NETWORK = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|ECONNABORTED|ERR_READER_TIMEOUT|UND_ERR_.*)$/;
@@ -98,7 +101,7 @@ export class CmsClient {
             } catch {
               parsed = undefined;
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed as T });
+            resolve({ status: res.statusCode ?? 0, body: parsed as T, headers: res.headers });
           });
         },
       );
