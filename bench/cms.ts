@@ -11,6 +11,7 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:https';
+import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { VirtualCard } from '../src/card/virtual-card.js';
@@ -47,23 +48,162 @@ interface PhaseResult {
 // mostly queueing: with 50 in flight, p50 ~ 50 / throughput). Open loop: request j is DUE at
 // start + j / rate and goes to reader j mod 50; its latency is measured from the due time (not
 // from when it could be sent), so a server that falls behind shows its backlog in the
-// percentiles (no coordinated omission). Each reader keeps one keep-alive mTLS connection
-// (maxSockets 1): a request due while the reader's previous one is in flight waits for it.
-async function runLoad(job: LoadJob, mark: (m: object) => Promise<void>): Promise<PhaseResult[]> {
-  const post = (agent: Agent, uid: string) =>
-    new Promise<number>((resolve) => {
-      const body = JSON.stringify({ uid, aid: job.aid, keyNo: job.keyNo });
-      const req = request(
-        { host: '127.0.0.1', port: job.port, method: 'POST', path: '/v1/keys/deliver', agent, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        },
-      );
-      req.on('error', () => resolve(0));
-      req.end(body);
+// percentiles (no coordinated omission). Each reader keeps one keep-alive mTLS connection and
+// has at most one request on it: a request due while the reader's previous one is in flight
+// waits for it (as node:https with an Agent of maxSockets 1 did).
+//
+// The client: the load generator shares the machine's 2 cores with the CMS, while a real
+// deployment's readers run elsewhere. node:https (Agent + ClientRequest + IncomingMessage +
+// header parsing per request) cost about half of the CMS's CPU per delivery, so by default each
+// reader is one `tls.connect` socket (same mTLS: the reader's certificate and key, the CMS CA,
+// servername 'localhost') writing a prebuilt HTTP/1.1 request and reading only the response's
+// status line and content-length (RawReader). DCMS_BENCH_CMS_CLIENT=https selects the node:https
+// client (for comparison).
+
+/** A delivery request's bytes: the same request node:https sent (keep-alive is HTTP/1.1's default). */
+function deliverRequest(port: number, uid: string, aid: string, keyNo: number): Buffer {
+  const body = JSON.stringify({ uid, aid, keyNo });
+  return Buffer.from(`POST /v1/keys/deliver HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, 'latin1');
+}
+
+const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n/i;
+const CONNECTION_CLOSE = /\r\nconnection:[ \t]*close[ \t]*\r\n/i;
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * One reader's keep-alive mTLS connection, one request at a time (the next waits for the
+ * answer). A response is read as far as the status line and content-length (Fastify answers
+ * every delivery, success or refusal, with a content-length body); anything else (no
+ * content-length, a connection closed or failing mid-request) counts as status 0 and the
+ * connection is reopened for the next request.
+ */
+class RawReader {
+  private sock: TLSSocket | undefined;
+  private buf: Buffer | undefined;
+  /** The current response's total length once its head is read; -1 before. */
+  private need = -1;
+  private status = 0;
+  private close = false;
+  private readonly queue: ({ req: Buffer; resolve: (status: number) => void } | undefined)[] = [];
+  private head = 0;
+
+  constructor(private readonly opts: ConnectionOptions) {}
+
+  post(req: Buffer): Promise<number> {
+    return new Promise<number>((resolve) => {
+      this.queue.push({ req, resolve });
+      if (this.queue.length - this.head === 1) this.send();
     });
-  const agents = job.readers.map((r) => new Agent({ keepAlive: true, maxSockets: 1, ca: job.ca, cert: r.cert, key: r.key, servername: 'localhost' }));
+  }
+
+  destroy(): void {
+    this.sock?.destroy();
+  }
+
+  private send(): void {
+    (this.sock ?? this.open()).write(this.queue[this.head]!.req);
+  }
+
+  private open(): TLSSocket {
+    const s = connect(this.opts);
+    s.setNoDelay(true);
+    s.on('data', (d: Buffer) => this.onData(d));
+    const fail = () => {
+      if (this.sock !== s) return;
+      this.sock = undefined;
+      this.buf = undefined;
+      this.need = -1;
+      this.settle(0);
+    };
+    s.on('error', fail);
+    s.on('close', fail);
+    this.sock = s;
+    return s;
+  }
+
+  private onData(d: Buffer): void {
+    let b: Buffer | undefined = this.buf ? Buffer.concat([this.buf, d]) : d;
+    while (b) {
+      if (this.need < 0) {
+        const end = b.indexOf(HEAD_END);
+        if (end < 0) break;
+        const head = b.toString('latin1', 0, end + 2);
+        const len = CONTENT_LENGTH.exec(head);
+        if (!head.startsWith('HTTP/1.1 ') || !len) {
+          this.sock?.destroy(); // not a response this client reads: count it as failed ('close' settles it)
+          return;
+        }
+        this.status = Number(head.slice(9, 12));
+        this.close = CONNECTION_CLOSE.test(head);
+        this.need = end + 4 + Number(len[1]);
+      }
+      if (b.length < this.need) break;
+      const rest: Buffer = b.subarray(this.need);
+      this.need = -1;
+      b = rest.length > 0 ? rest : undefined;
+      if (this.close) {
+        // the server closes after this answer: the next request goes on a new connection
+        const s = this.sock;
+        this.sock = undefined;
+        s?.destroy();
+        b = undefined;
+      }
+      this.settle(this.status);
+    }
+    this.buf = b;
+  }
+
+  /** Answer the request in flight and send the next queued one. */
+  private settle(status: number): void {
+    const q = this.queue[this.head];
+    if (!q) return;
+    this.queue[this.head++] = undefined;
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    }
+    q.resolve(status);
+    if (this.head < this.queue.length) this.send();
+  }
+}
+
+/** A reader as the load generator uses it: post the delivery request for `uid`, get the status (0: failed). */
+interface LoadClient {
+  post(uid: string): Promise<number>;
+  destroy(): void;
+}
+
+function rawClients(job: LoadJob): LoadClient[] {
+  const reqs = new Map(job.uids.map((u) => [u, deliverRequest(job.port, u, job.aid, job.keyNo)]));
+  return job.readers.map((r) => {
+    const rr = new RawReader({ host: '127.0.0.1', port: job.port, ca: job.ca, cert: r.cert, key: r.key, servername: 'localhost' });
+    return { post: (uid: string) => rr.post(reqs.get(uid)!), destroy: () => rr.destroy() };
+  });
+}
+
+function httpsClients(job: LoadJob): LoadClient[] {
+  return job.readers.map((r) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: job.ca, cert: r.cert, key: r.key, servername: 'localhost' });
+    const post = (uid: string) =>
+      new Promise<number>((resolve) => {
+        const body = JSON.stringify({ uid, aid: job.aid, keyNo: job.keyNo });
+        const req = request(
+          { host: '127.0.0.1', port: job.port, method: 'POST', path: '/v1/keys/deliver', agent, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', () => resolve(0));
+        req.end(body);
+      });
+    return { post, destroy: () => agent.destroy() };
+  });
+}
+
+async function runLoad(job: LoadJob, mark: (m: object) => Promise<void>): Promise<PhaseResult[]> {
+  const agents = process.env.DCMS_BENCH_CMS_CLIENT === 'https' ? httpsClients(job) : rawClients(job);
+  const post = (a: LoadClient, uid: string) => a.post(uid);
   // warm-up: one request per reader (TLS handshakes), then a short closed-loop burst (JIT)
   await Promise.all(agents.map((a, i) => post(a, job.uids[i % job.uids.length]!)));
   const warmEnd = performance.now() + 500;
