@@ -119,7 +119,7 @@ const GRANTS: Record<string, Partial<Record<Who, Grant>>> = {
   'POST /v1/station/jobs': own(READERS),
   'POST /v1/station/jobs/:id/claim': all(READERS),
   'POST /v1/station/jobs/:id/receipt': all(READERS),
-  'GET /v1/jobs': all(['issuer', 'auditorA']),
+  'GET /v1/jobs': all(OPS), // cut to the caller's tenants (a personalise job to its own installations)
   'GET /v1/jobs/:id': all(OPS),
   'POST /v1/jobs/:id/reconcile': all(['issuer']), // asks a station to probe the card of an unknown job
   'POST /v1/station/reconcile': all(READERS), // the reconciliations asked of this station (its own only)

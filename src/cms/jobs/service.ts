@@ -285,10 +285,13 @@ export class StationJobs {
     return toJob(r);
   }
 
-  async list(filter: { uid?: string; state?: JobState; limit?: number } = {}): Promise<Job[]> {
+  /** `visibleTo`: only jobs that may concern these AIDs (install/delete of one of them, or a personalise job; the caller projects). */
+  async list(filter: { uid?: string; state?: JobState; limit?: number; visibleTo?: { aids: readonly string[] } } = {}): Promise<Job[]> {
     let q = this.db.selectFrom('station_jobs').selectAll();
     if (filter.uid) q = q.where('uid', '=', checkUidHex(filter.uid));
     if (filter.state) q = q.where('state', '=', filter.state);
+    const v = filter.visibleTo;
+    if (v) q = q.where((eb) => eb.or([eb('kind', '=', 'personalise'), ...(v.aids.length ? [eb.and([eb('kind', 'in', ['install', 'delete']), eb('aid', 'in', [...v.aids])])] : [])]));
     return (await q.orderBy('created_at').limit(Math.min(filter.limit ?? 100, 1000)).execute()).map(toJob);
   }
 

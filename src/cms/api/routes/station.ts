@@ -13,7 +13,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyDelivery } from '../../delivery/service.js';
 import { JobError } from '../../jobs/errors.js';
-import type { JobRequest } from '../../jobs/plan.js';
+import type { DeletePlan, Job, JobRequest, PersonalisePlan } from '../../jobs/plan.js';
 import type { StationJobs } from '../../jobs/service.js';
 import type { ServerTimings } from '../../jobs/timings.js';
 import { ANY_OPERATOR, tenantScope } from '../auth.js';
@@ -90,19 +90,57 @@ async function wrap<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const view = (j: Awaited<ReturnType<StationJobs['get']>>) => ({
+const view = (j: Job) => ({
   id: j.id,
   kind: j.kind,
   readerId: j.readerId,
   uid: j.uid,
   aid: j.aid,
   state: j.state,
-  plan: j.plan,
+  plan: j.plan as unknown,
   outcome: j.outcome,
   createdAt: j.createdAt,
   expiresAt: j.expiresAt,
   updatedAt: j.updatedAt,
 });
+
+type Verdict = 'applied' | 'not-applied' | 'partial';
+
+/**
+ * A job as an operator scoped to `tenants` sees it, or undefined when no part of it is theirs.
+ * install/delete: the job of one application — whole, if its tenant is in scope. personalise: the
+ * card's job for every tenant at once — only the installations of the caller's tenants: the plan
+ * holds their `installs` only (not the PICC part, the other installations, nor the digest binding
+ * every tenant's authorisation), the outcome only their steps (a receipt's results naming their
+ * AIDs; a probe's steps and findings of their AIDs, its verdict theirs). issue: the issuer's only.
+ * `tenantOf`: the registered application's tenant (jobs stored before plans named it).
+ */
+export async function tenantJobView(j: Job, tenants: readonly string[], tenantOf: (aid: string) => Promise<string | undefined>): Promise<ReturnType<typeof view> | undefined> {
+  const inScope = (t: string | undefined) => t !== undefined && tenants.includes(t);
+  if (j.kind === 'install' || j.kind === 'delete') return inScope((j.plan as DeletePlan).tenant ?? (await tenantOf(j.aid))) ? view(j) : undefined;
+  if (j.kind !== 'personalise') return undefined;
+  const p = j.plan as PersonalisePlan;
+  const own = [];
+  for (const i of p.installs ?? []) if (inScope(i.tenant ?? (await tenantOf(i.aid)))) own.push(i);
+  if (own.length === 0) return undefined;
+  const aids = new Set(own.map((i) => i.aid));
+  return { ...view(j), plan: { installs: own }, outcome: projectOutcome(j.outcome, aids) };
+}
+
+/** A personalise job's outcome limited to the steps of `aids` (unknown shapes: nothing). */
+function projectOutcome(outcome: unknown, aids: ReadonlySet<string>): unknown {
+  if (outcome === null || typeof outcome !== 'object') return null;
+  const o = outcome as { source?: unknown; at?: unknown; results?: unknown; jobId?: unknown; steps?: unknown; findings?: unknown; claimed?: unknown };
+  if (o.source === 'expiry') return { source: 'expiry', claimed: o.claimed === true };
+  if (o.source === 'receipt' && Array.isArray(o.results)) return { source: 'receipt', at: o.at, results: (o.results as { aid?: unknown }[]).filter((r) => typeof r?.aid === 'string' && aids.has(r.aid)) };
+  if (o.source === 'probe' && Array.isArray(o.steps)) {
+    const steps = (o.steps as { step: string; verdict: Verdict }[]).filter((st) => aids.has(st.step));
+    const findings = Array.isArray(o.findings) ? (o.findings as unknown[]).filter((f): f is string => typeof f === 'string' && aids.has(f.slice(0, f.indexOf(': ')))) : [];
+    const verdict: Verdict = steps.every((st) => st.verdict === 'applied') ? 'applied' : steps.every((st) => st.verdict === 'not-applied') ? 'not-applied' : 'partial';
+    return { source: 'probe', jobId: o.jobId, verdict, findings, steps };
+  }
+  return null;
+}
 
 export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?: ServerTimings) {
   return async (app: FastifyInstance) => {
@@ -172,10 +210,10 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
     app.get<{ Querystring: { uid?: string; state?: string; limit?: number } }>(
       '/jobs',
       {
-        config: { auth: { operator: ['issuer_admin', 'auditor'] } },
+        config: { auth: { operator: ANY_OPERATOR } },
         schema: {
           tags: ['station'],
-          summary: 'station jobs (by card and/or state)',
+          summary: "station jobs (by card and/or state); a tenant-scoped operator sees its applications' jobs, a personalise job with its own installations' steps only",
           security: opSec,
           querystring: Type.Object(
             {
@@ -190,12 +228,21 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
       },
       async (req) => {
         const q = req.query;
-        const list = await wrap(() => jobs.list({ ...(q.uid ? { uid: q.uid } : {}), ...(q.state ? { state: q.state as never } : {}), limit: q.limit ?? 100 }));
-        // an auditor scoped to some tenants sees the jobs of their applications only
+        const filter = { ...(q.uid ? { uid: q.uid } : {}), ...(q.state ? { state: q.state as never } : {}), limit: q.limit ?? 100 };
         const scope = tenantScope(req);
-        if (scope === '*') return { jobs: list.map(view) };
-        const own = new Set((await jobs.o.tenants.applications()).filter((a) => scope.includes(a.tenantId)).map((a) => a.aid));
-        return { jobs: list.filter((j) => own.has(j.aid)).map(view) };
+        if (scope === '*') return { jobs: (await wrap(() => jobs.list(filter))).map(view) };
+        // a tenant-scoped operator: the jobs of its applications (install/delete filed under their
+        // AID, personalise under 000000 naming every tenant), each projected to its part
+        const apps = await jobs.o.tenants.applications();
+        const tenantOf = new Map(apps.map((a) => [a.aid, a.tenantId]));
+        const own = apps.filter((a) => scope.includes(a.tenantId)).map((a) => a.aid);
+        const list = await wrap(() => jobs.list({ ...filter, visibleTo: { aids: own } }));
+        const out = [];
+        for (const j of list) {
+          const v = await tenantJobView(j, scope, async (aid) => tenantOf.get(aid));
+          if (v) out.push(v);
+        }
+        return { jobs: out };
       },
     );
     app.get<{ Params: { id: string } }>(
@@ -206,12 +253,13 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
       },
       async (req) => {
         const j = await wrap(() => jobs.get(req.params.id));
-        if (req.principal?.kind === 'operator' && tenantScope(req) !== '*') {
-          // tenant admins and tenant-scoped auditors see jobs of their tenants' applications only
-          const t = await jobs.o.tenants.application(j.aid);
-          if (!t || !(req.principal.tenants.includes('*') || req.principal.tenants.includes(t.tenantId))) throw new ApiError(404, 'ERR_NOT_FOUND', 'job not found');
-        }
-        return view(j);
+        const scope = tenantScope(req);
+        if (scope === '*') return view(j);
+        // tenant admins and tenant-scoped auditors: jobs of their tenants' applications only, a
+        // personalise job with their installations' steps only
+        const v = await tenantJobView(j, scope, async (aid) => (await jobs.o.tenants.application(aid))?.tenantId);
+        if (!v) throw new ApiError(404, 'ERR_NOT_FOUND', 'job not found');
+        return v;
       },
     );
     app.post<{ Body: Static<typeof DeliverBody> }>(
