@@ -154,9 +154,25 @@ export class KeyDelivery {
     }
   }
 
+  /**
+   * Whether a role's operations (the stored JSON text, read with every request) grant 'deliver'.
+   * The answer is a pure function of the text, so it is kept per distinct text (a handful: roles
+   * share a few operation sets) instead of parsing the JSON on every delivery; the text itself is
+   * still read fresh by every request's lookup.
+   */
+  private readonly grants = new Map<string, boolean>();
+  private grantsDeliver(operations: string): boolean {
+    let g = this.grants.get(operations);
+    if (g === undefined) {
+      const ops = JSON.parse(operations) as unknown;
+      g = Array.isArray(ops) && ops.includes('deliver');
+      if (this.grants.size >= 1024) this.grants.clear();
+      this.grants.set(operations, g);
+    }
+    return g;
+  }
+
   private async application(aid: string): Promise<Application | undefined> {
-    const hit = this.apps.get(aid);
-    if (hit) return hit;
     const app = await this.o.tenants.application(aid);
     if (app) this.apps.set(aid, app);
     return app;
@@ -194,9 +210,9 @@ export class KeyDelivery {
       recheck.done = true;
     }
     if (!row || row.state !== 'active') throw new JobError('ERR_DELIVERY_READER_STATE', `reader ${readerId} is ${row?.state ?? 'unknown'}`);
-    if (!row.operations || !(JSON.parse(row.operations) as string[]).includes('deliver'))
-      throw new JobError('ERR_DELIVERY_FORBIDDEN', `reader ${readerId} has no role to receive key ${keyNo} of ${aid}`);
-    const app = await this.application(aid);
+    if (!row.operations || !this.grantsDeliver(row.operations)) throw new JobError('ERR_DELIVERY_FORBIDDEN', `reader ${readerId} has no role to receive key ${keyNo} of ${aid}`);
+    // cached applications without a promise turn (most deliveries)
+    const app = this.apps.get(aid) ?? (await this.application(aid));
     if (!app || app.tenantId !== row.tenant_id) throw new JobError('ERR_DELIVERY_FORBIDDEN', `application ${aid} is not the role's tenant's`);
     // the card came with the same row (checked in the same order as before: reader, role, tenant, card)
     // a 4-byte 08…: the random ID a random-UID card answers at anticollision, never a card's UID (GetCardUID gives it)
