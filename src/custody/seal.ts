@@ -13,7 +13,8 @@ interface ReaderSession {
   sid: string;
   /** Deterministic GCM IVs (NIST SP 800-38D §8.2.1): 4 random bytes fixed per session || 8-byte counter. */
   iv: Buffer;
-  counter: bigint;
+  /** Deliveries sealed in this session (a number: exact far beyond the 2^32 limit below). */
+  counter: number;
   key: KeyObject;
   raw: Uint8Array;
   exp: number;
@@ -22,6 +23,8 @@ interface ReaderSession {
 }
 
 export const DEFAULT_DELIVERY_TTL = 600;
+/** Deliveries per session before a new session (and IV prefix) is started. */
+const MAX_SESSION_DELIVERIES = 2 ** 32;
 export const MAX_DELIVERY_TTL = 86400;
 
 export class Sealer {
@@ -75,7 +78,7 @@ export class Sealer {
       .encrypt(pk.key);
     const iv = Buffer.alloc(12);
     randomBytes(4).copy(iv);
-    const created: ReaderSession = { sid, iv, counter: 0n, key: createSecretKey(raw), raw, exp, jwe, pubFingerprint: pk.fp };
+    const created: ReaderSession = { sid, iv, counter: 0, key: createSecretKey(raw), raw, exp, jwe, pubFingerprint: pk.fp };
     this.sessions.set(r.readerId, created);
     return created;
   }
@@ -91,9 +94,11 @@ export class Sealer {
       return { format: 'jwe-compact', jwe, expiresAt };
     }
     const s = this.cached(r, exp) ?? (await this.session(r, nowSec, exp));
-    s.counter += 1n;
-    if (s.counter >= 2n ** 32n) this.drop(r.readerId); // far below the 2^32 invocation limit; next call starts a new session
-    s.iv.writeBigUInt64BE(s.counter, 4);
+    s.counter += 1;
+    if (s.counter >= MAX_SESSION_DELIVERIES) this.drop(r.readerId); // far below the 2^32 invocation limit; next call starts a new session
+    // the 8-byte big-endian counter (as writeBigUInt64BE wrote it): high and low 32-bit halves
+    s.iv.writeUInt32BE(Math.floor(s.counter / 2 ** 32), 4);
+    s.iv.writeUInt32BE(s.counter >>> 0, 8);
     const jwe = encryptDir({ typ: DELIVERY_TYP, kid: s.sid, dcms }, key, s.key, s.iv);
     return { format: 'jwe-compact', jwe, session: s.jwe, expiresAt };
   }

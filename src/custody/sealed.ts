@@ -92,8 +92,10 @@ export function generateReaderKeyPair(): { privateKey: KeyObject; publicKey: JWK
 export function encryptDir(header: Record<string, unknown>, payload: Uint8Array, cek: KeyObject | Uint8Array, iv: Uint8Array = randomBytes(12)): string {
   const protectedB64 = b64u(JSON.stringify({ alg: 'dir', enc: 'A256GCM', ...header }));
   const c = createCipheriv('aes-256-gcm', cek, iv);
-  c.setAAD(Buffer.from(protectedB64, 'ascii'));
-  const ct = Buffer.concat([c.update(payload), c.final()]);
+  c.setAAD(Buffer.from(protectedB64, 'latin1'));
+  let ct = c.update(payload);
+  const last = c.final(); // GCM is a stream mode: final() adds no bytes, only the tag
+  if (last.length > 0) ct = Buffer.concat([ct, last]);
   const tag = c.getAuthTag();
   return `${protectedB64}..${Buffer.from(iv.buffer, iv.byteOffset, iv.byteLength).toString('base64url')}.${ct.toString('base64url')}.${tag.toString('base64url')}`;
 }
