@@ -25,6 +25,7 @@
 // - Memory: only entries the CMS has not acknowledged stay in memory (plus the hash of the last
 //   acknowledged one); `all()` reads the file. A reader running for months holds its unsent tail,
 //   not every operation it ever did (the heap, and with it every major GC pause, stays small).
+import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -59,10 +60,19 @@ export interface BatonEntry extends BatonFields {
   hash: string;
 }
 
+/**
+ * One-shot SHA-256 (Node >= 20.12 `crypto.hash`): no Hash object per entry — each one is a native
+ * object the next minor GC has to finalise (its weak callbacks are most of a scavenge's pause in
+ * the reader). Older Node: the streaming form. Same bytes hashed either way.
+ */
+const sha256Hex: (data: string) => string =
+  typeof (nodeCrypto as { hash?: unknown }).hash === 'function'
+    ? (data) => (nodeCrypto as unknown as { hash: (alg: string, data: string, enc: 'hex') => string }).hash('sha256', data, 'hex')
+    : (data) => createHash('sha256').update(data).digest('hex');
+
 /** The chain hash of an entry (hex). Same definition as src/cms/baton/chain.ts. */
 export function batonHash(seq: number, f: BatonFields, prev: string): string {
-  const ser = JSON.stringify([seq, f.time, f.readerId, f.cardUid, f.aid, f.keyNo, f.keyVersion, f.op, f.result, prev]);
-  return createHash('sha256').update(DOMAIN).update(ser).digest('hex');
+  return sha256Hex(DOMAIN + JSON.stringify([seq, f.time, f.readerId, f.cardUid, f.aid, f.keyNo, f.keyVersion, f.op, f.result, prev]));
 }
 
 function checkFields(f: BatonFields): void {
@@ -273,10 +283,16 @@ export class AuditBaton {
     const seq = lastSeq + 1;
     const e: BatonEntry = { seq, time: f.time, readerId: f.readerId, cardUid: f.cardUid, aid: f.aid, keyNo: f.keyNo, keyVersion: f.keyVersion, op: f.op, result: f.result, prev, hash: '' };
     e.hash = batonHash(seq, e, prev);
-    const line = Buffer.from(JSON.stringify(e) + '\n', 'utf8');
+    const text = JSON.stringify(e) + '\n';
     try {
-      let off = 0;
-      while (off < line.length) off += writeSync(this.fd, line, off, line.length - off, null);
+      // the string goes to the file as is (no Buffer per entry); a short write (disk full, a
+      // signal) is completed from a Buffer of the rest
+      const bytes = Buffer.byteLength(text, 'utf8');
+      let off = writeSync(this.fd, text, null, 'utf8');
+      if (off < bytes) {
+        const line = Buffer.from(text, 'utf8');
+        while (off < line.length) off += writeSync(this.fd, line, off, line.length - off, null);
+      }
       if (this.mode === 'always') fdatasyncSync(this.fd); // data + the size needed to read it back (an append)
     } catch (err) {
       throw new ReaderError('ERR_BATON_IO', `baton write failed: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
