@@ -14,6 +14,7 @@ import * as m0051 from '../../rotation/migrations/0051_field_rotation.js';
 import * as m0060 from '../../consent/migrations/0060_consent.js';
 import * as m0061 from '../../consent/migrations/0061_card_profile.js';
 import * as m0070 from '../../approvals/migrations/0070_approvals.js';
+import * as m0080 from './0080_audit_drop_time_index.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_meta': m0001,
@@ -28,4 +29,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0060_consent': m0060, // 0060-0069: tenant consent and authorisation (engineer K)
   '0061_card_profile': m0061, // card profiles for standing-policy authorisations
   '0070_approvals': m0070, // 0070-0079: operations under approval: tenant deletion (engineer A)
+  // after every landed name: Kysely refuses a new migration that sorts before an executed one
+  '0080_audit_drop_time_index': m0080, // the audit log's unused time index (engineer C)
 };
