@@ -19,7 +19,9 @@ interface ReaderSession {
   raw: Uint8Array;
   exp: number;
   jwe: string;
-  pubFingerprint: string;
+  /** The reader public key (JWK x, y) the session key was sealed to. */
+  pubX: string;
+  pubY: string;
 }
 
 export const DEFAULT_DELIVERY_TTL = 600;
@@ -29,18 +31,19 @@ export const MAX_DELIVERY_TTL = 86400;
 
 export class Sealer {
   private readonly sessions = new Map<string, ReaderSession>();
-  private readonly pubKeys = new Map<string, { fp: string; key: KeyObject }>();
+  /** Per reader: its public key as last seen (x, y) and as a KeyObject. Compared by x and y (no string built per call). */
+  private readonly pubKeys = new Map<string, { x: string; y: string; key: KeyObject }>();
 
   constructor(
     private readonly sessionTtlSeconds = 3600,
     private readonly now: () => number = Date.now,
   ) {}
 
-  private publicKey(r: ReaderRecipient): { fp: string; key: KeyObject } {
-    const fp = `${r.publicKey.x}.${r.publicKey.y}`;
+  private publicKey(r: ReaderRecipient): { x: string; y: string; key: KeyObject } {
+    const { x, y } = r.publicKey;
     const cached = this.pubKeys.get(r.readerId);
-    if (cached && cached.fp === fp) return cached;
-    const entry = { fp, key: readerPublicKey(r.publicKey) };
+    if (cached && cached.x === x && cached.y === y) return cached;
+    const entry = { key: readerPublicKey(r.publicKey), x: x!, y: y! }; // readerPublicKey checked x and y are strings
     this.pubKeys.set(r.readerId, entry);
     return entry;
   }
@@ -61,14 +64,14 @@ export class Sealer {
   /** The reader's current session if it is still good for a delivery expiring at `minExp`. */
   private cached(r: ReaderRecipient, minExp: number): ReaderSession | undefined {
     const s = this.sessions.get(r.readerId);
-    if (s && s.exp >= minExp && s.pubFingerprint.length === r.publicKey.x!.length + r.publicKey.y!.length + 1 && s.pubFingerprint === `${r.publicKey.x}.${r.publicKey.y}`) return s;
+    if (s && s.exp >= minExp && s.pubX === r.publicKey.x && s.pubY === r.publicKey.y) return s;
     return undefined;
   }
 
   private async session(r: ReaderRecipient, nowSec: number, minExp: number): Promise<ReaderSession> {
     const pk = this.publicKey(r);
     const s = this.sessions.get(r.readerId);
-    if (s && s.pubFingerprint === pk.fp && s.exp >= minExp) return s;
+    if (s && s.pubX === pk.x && s.pubY === pk.y && s.exp >= minExp) return s;
     if (s) this.drop(r.readerId);
     const raw = new Uint8Array(randomBytes(32));
     const sid = randomBytes(16).toString('base64url');
@@ -78,7 +81,7 @@ export class Sealer {
       .encrypt(pk.key);
     const iv = Buffer.alloc(12);
     randomBytes(4).copy(iv);
-    const created: ReaderSession = { sid, iv, counter: 0, key: createSecretKey(raw), raw, exp, jwe, pubFingerprint: pk.fp };
+    const created: ReaderSession = { sid, iv, counter: 0, key: createSecretKey(raw), raw, exp, jwe, pubX: pk.x, pubY: pk.y };
     this.sessions.set(r.readerId, created);
     return created;
   }
