@@ -94,14 +94,21 @@ export class CmsClient {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', (e) => reject(unreachable(e)));
           res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
+            const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
             let parsed: unknown;
             try {
               parsed = text ? JSON.parse(text) : undefined;
             } catch {
               parsed = undefined;
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed as T, headers: res.headers });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: parsed as T,
+              // Node builds the headers object on first access: only for a caller that reads it
+              get headers() {
+                return res.headers;
+              },
+            });
           });
         },
       );
