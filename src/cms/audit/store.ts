@@ -317,46 +317,102 @@ async function writeBatch(db: Kysely<Database>, entries: Omit<AuditEntry, 'index
 
 const ENTRY_COLS = ['idx', 'time', 'actor', 'reader_id', 'card_uid', 'tenant', 'aid', 'key_no', 'key_version', 'operation', 'result', 'correlation_id', 'details'] as const;
 const PG_MAX = 'select max("idx") as "m" from "audit_leaves"';
+/** PostgreSQL types of ENTRY_COLS, for the guarded statement's VALUES (not typed by an INSERT target there). */
+const ENTRY_TYPES = ['bigint', 'bigint', 'text', 'text', 'text', 'text', 'text', 'integer', 'integer', 'text', 'text', 'text', 'text'] as const;
+const COLUMN_LIST = ENTRY_COLS.map((c) => `"${c}"`).join(', ');
+
+/** The VALUES lists of n bodies ($1 … $13n) and their n leaf hashes (after them), with casts when `typed`. */
+function pgValues(n: number, typed: boolean): { rows: string; leaves: string } {
+  const rows: string[] = [];
+  const leaves: string[] = [];
+  const cast = (t: string) => (typed ? `::${t}` : '');
+  for (let r = 0; r < n; r++) {
+    rows.push(`(${ENTRY_COLS.map((_, c) => `$${r * ENTRY_COLS.length + c + 1}${cast(ENTRY_TYPES[c]!)}`).join(', ')})`);
+    const base = n * ENTRY_COLS.length + 2 * r;
+    leaves.push(`($${base + 1}${cast('bigint')}, $${base + 2}${cast('bytea')})`);
+  }
+  return { rows: rows.join(', '), leaves: leaves.join(', ') };
+}
+
 /** The PostgreSQL batch statement for n rows (what writeBatch's builder compiles to), by n. */
 const pgInserts = new Map<number, string>();
 function pgInsert(n: number): string {
   let text = pgInserts.get(n);
   if (text !== undefined) return text;
-  const rows: string[] = [];
-  const leaves: string[] = [];
-  for (let r = 0; r < n; r++) {
-    rows.push(`(${ENTRY_COLS.map((_, c) => `$${r * ENTRY_COLS.length + c + 1}`).join(', ')})`);
-    const base = n * ENTRY_COLS.length + 2 * r;
-    leaves.push(`($${base + 1}, $${base + 2})`);
-  }
-  text = `with "e" as (insert into "audit_entries" (${ENTRY_COLS.map((c) => `"${c}"`).join(', ')}) values ${rows.join(', ')} returning "idx") insert into "audit_leaves" ("idx", "leaf_hash") values ${leaves.join(', ')}`;
+  const v = pgValues(n, false);
+  text = `with "e" as (insert into "audit_entries" (${COLUMN_LIST}) values ${v.rows} returning "idx") insert into "audit_leaves" ("idx", "leaf_hash") values ${v.leaves}`;
   if (pgInserts.size < 64) pgInserts.set(n, text);
   return text;
+}
+
+/** The guarded first-chunk statement for n rows, by n (see writeBatchPg); the guess is the last parameter. */
+const pgGuarded = new Map<number, string>();
+function pgGuardedInsert(n: number): string {
+  let text = pgGuarded.get(n);
+  if (text !== undefined) return text;
+  const v = pgValues(n, true);
+  const guess = `$${n * (ENTRY_COLS.length + 2) + 1}::bigint`;
+  text =
+    `with "g" as (select coalesce(max("idx") + 1, 0) as "s" from "audit_leaves"), ` +
+    `"e" as (insert into "audit_entries" (${COLUMN_LIST}) select * from (values ${v.rows}) as "v" where (select "s" from "g") = ${guess} returning "idx"), ` +
+    `"l" as (insert into "audit_leaves" ("idx", "leaf_hash") select * from (values ${v.leaves}) as "w" where (select "s" from "g") = ${guess} returning "idx") ` +
+    `select (select "s" from "g") as "s", (select count(*) from "e") as "ne", (select count(*) from "l") as "nl"`;
+  if (pgGuarded.size < 64) pgGuarded.set(n, text);
+  return text;
+}
+
+/** The parameters of rows [from, from + n) of `entries` stored from index `start` (bodies, then leaf hashes); fills `leaves`. */
+function pgParams(entries: Omit<AuditEntry, 'index'>[], from: number, n: number, start: number, leafOf: (e: AuditEntry) => Uint8Array, leaves: Uint8Array[]): unknown[] {
+  const ep: unknown[] = [];
+  const lp: unknown[] = [];
+  for (let j = 0; j < n; j++) {
+    const idx = start + from + j;
+    const full = withIndex(entries[from + j]!, idx);
+    const l = leafOf(full);
+    leaves[from + j] = l;
+    const r = toRow(full);
+    ep.push(r.idx, r.time, r.actor, r.reader_id, r.card_uid, r.tenant, r.aid, r.key_no, r.key_version, r.operation, r.result, r.correlation_id, r.details);
+    lp.push(idx, l);
+  }
+  return ep.concat(lp);
 }
 
 /**
  * writeBatch for PostgreSQL without the query builder: the same statements (max index, then one
  * data-modifying CTE per chunk), their text built once per row count; parameters bound by pg.
  * Building and compiling the batch's query tree was ~4% of a PostgreSQL delivery's CPU.
+ *
+ * With `guess` (the index after this store's previous batch): no separate max-index round trip.
+ * The first chunk is hashed for `guess` and sent in ONE guarded statement that reads the next
+ * index (under the writer lock, in its own snapshot taken after the lock: every committed batch)
+ * and inserts the rows only if it equals the guess; it returns that index. Right (the usual case
+ * in one process): one round trip fewer per batch. Wrong (another process appended, or the table
+ * changed under us): nothing was inserted, and the returned index is used as the max read would
+ * have been — the same number of round trips as without a guess. Indexes stay consecutive from
+ * the stored end either way: the guess is never trusted, only compared inside the statement.
  */
-async function writeBatchPg(db: Kysely<Database>, entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
-  const row = (await db.executeQuery<{ m: string | number | null }>(CompiledQuery.raw(PG_MAX, []))).rows[0];
-  const start = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
+async function writeBatchPg(db: Kysely<Database>, entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array, guess?: number): Promise<{ start: number; leaves: Uint8Array[] }> {
   const leaves: Uint8Array[] = new Array<Uint8Array>(entries.length);
-  for (let i = 0; i < entries.length; i += CHUNK) {
-    const n = Math.min(CHUNK, entries.length - i);
-    const ep: unknown[] = [];
-    const lp: unknown[] = [];
-    for (let j = 0; j < n; j++) {
-      const idx = start + i + j;
-      const full = withIndex(entries[i + j]!, idx);
-      const l = leafOf(full);
-      leaves[i + j] = l;
-      const r = toRow(full);
-      ep.push(r.idx, r.time, r.actor, r.reader_id, r.card_uid, r.tenant, r.aid, r.key_no, r.key_version, r.operation, r.result, r.correlation_id, r.details);
-      lp.push(idx, l);
+  let start: number | undefined;
+  let i = 0;
+  if (guess !== undefined) {
+    const n = Math.min(CHUNK, entries.length);
+    const ps = pgParams(entries, 0, n, guess, leafOf, leaves);
+    ps.push(guess);
+    const r = (await db.executeQuery<{ s: string | number; ne: string | number; nl: string | number }>(CompiledQuery.raw(pgGuardedInsert(n), ps))).rows[0]!;
+    start = Number(r.s);
+    if (start === guess) {
+      if (Number(r.ne) !== n || Number(r.nl) !== n) throw new Error(`audit batch: the guarded insert stored ${String(r.ne)}/${String(r.nl)} of ${n} rows`);
+      i = n;
     }
-    await db.executeQuery(CompiledQuery.raw(pgInsert(n), ep.concat(lp)));
+  }
+  if (start === undefined) {
+    const row = (await db.executeQuery<{ m: string | number | null }>(CompiledQuery.raw(PG_MAX, []))).rows[0];
+    start = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
+  }
+  for (; i < entries.length; i += CHUNK) {
+    const n = Math.min(CHUNK, entries.length - i);
+    await db.executeQuery(CompiledQuery.raw(pgInsert(n), pgParams(entries, i, n, start, leafOf, leaves)));
   }
   return { start, leaves };
 }
@@ -375,6 +431,8 @@ export class SqlAuditStore implements AuditStore {
   /** The WAL file's handle (default fsync, no `walSync` given). */
   private walFile?: WalFile;
   private checkpointer?: WalCheckpointer;
+  /** PostgreSQL: the index after this store's last committed batch (writeBatchPg's guess); unset after a failure. */
+  private pgNext?: number;
 
   constructor(
     private readonly h: DatabaseHandle,
@@ -388,22 +446,27 @@ export class SqlAuditStore implements AuditStore {
   }
 
   /**
-   * PostgreSQL: FOUR round trips per batch (before: five) — BEGIN and the writer lock go as one
-   * simple-protocol query string (no parameters, so pg sends both statements at once; they run in
-   * order, the lock wait inside the transaction), then the max index (its own statement: in READ
-   * COMMITTED it takes its snapshot after the lock is held, so it sees every batch committed
-   * before), the bodies and leaf hashes in one statement per chunk (a data-modifying CTE), COMMIT.
+   * PostgreSQL: THREE round trips per batch in the usual case (before: four, five) — BEGIN and the
+   * writer lock go as one simple-protocol query string (no parameters, so pg sends both statements
+   * at once; they run in order, the lock wait inside the transaction), then the bodies and leaf
+   * hashes in one statement per chunk (a data-modifying CTE; the first one guarded by the next
+   * index read in the same statement, see writeBatchPg — in READ COMMITTED a statement takes its
+   * snapshot after the lock is held, so it sees every batch committed before), COMMIT. The first
+   * batch of a store, and one after another process appended, reads the max index first (four).
    * The lock is the one `withWriterLock(…, 'audit-append')` takes (same key), so every other
    * writer of the chain is still serialised with this one, in this process and in others.
    */
   private appendPostgres(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
     return this.h.db.connection().execute(async (conn) => {
       try {
+        const guess = this.pgNext;
+        this.pgNext = undefined;
         await sql.raw(`begin; select pg_advisory_xact_lock(hashtext('${AUDIT_LOCK}'))`).execute(conn);
-        const r = await writeBatchPg(conn, entries, leafOf);
+        const r = await writeBatchPg(conn, entries, leafOf, guess);
         const done = await sql<{ command?: string }>`commit`.execute(conn);
         // a COMMIT of an aborted transaction answers ROLLBACK instead of failing
         if (done.rows[0]?.command === 'ROLLBACK') throw new Error('audit batch rolled back at commit');
+        this.pgNext = r.start + entries.length;
         return r;
       } catch (e) {
         await sql`rollback`.execute(conn).catch(() => undefined);
