@@ -11,47 +11,33 @@
 // Kysely's connection lock so no other statement runs with it) and the WAL file is fsynced in the
 // thread pool before anyone is answered — the same durability as FULL (as the audit log's store,
 // src/cms/audit/store.ts), but the event loop serves other requests during the fsync, and
-// concurrent requests for an fsync share one (WalSync).
+// concurrent requests for a sync share one: the database's shared WAL syncer
+// (src/cms/storage/wal-sync.ts: held handle, fdatasync, shared with the file's other writers).
 // PostgreSQL commits concurrently from a pool: there each write is simply its own transaction.
 import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, type Transaction, sql } from 'kysely';
 import { fsyncFile } from '../audit/store.js';
-import { type Database, dialectOf } from '../storage/index.js';
+import { type Database, dialectOf, walSyncerOf } from '../storage/index.js';
+import { CoalescedSync } from '../storage/wal-sync.js';
 
 type Tx = Transaction<Database>;
 
 /**
- * fsync of one file, coalesced: a caller is answered by the first fsync that STARTED after it
- * asked (one in flight at a time; everyone who asked meanwhile shares the next one).
+ * fsync of one file by a given function, coalesced (CoalescedSync): for tests that inject the sync
+ * (ordering, failure); the group commit otherwise uses the database's shared WAL syncer.
  */
 export class WalSync {
-  private running: Promise<void> | undefined;
-  private next: Promise<void> | undefined;
+  private readonly c: CoalescedSync;
 
   constructor(
     readonly file: string,
-    private readonly fsync: (file: string) => Promise<void> = fsyncFile,
-  ) {}
-
-  sync(): Promise<void> {
-    if (!this.running) return this.start();
-    // one in flight: it may have started before our commit; wait for it, then one more (shared)
-    this.next ??= this.running.then(
-      () => this.start(),
-      () => this.start(),
-    );
-    return this.next;
+    fsync: (file: string) => Promise<void> = fsyncFile,
+  ) {
+    this.c = new CoalescedSync(() => fsync(file));
   }
 
-  private start(): Promise<void> {
-    this.next = undefined;
-    const p = this.fsync(this.file);
-    this.running = p;
-    const clear = () => {
-      if (this.running === p) this.running = undefined;
-    };
-    p.then(clear, clear);
-    return p;
+  sync(): Promise<void> {
+    return this.c.sync();
   }
 }
 
@@ -66,7 +52,7 @@ export class GroupCommit {
   private flushing = false;
   private readonly sqlite: boolean;
   /** Off-loop durability (WAL file on disk, synchronous=FULL): relax/restore the setting around each commit. */
-  private readonly offloop?: { wal: WalSync; relax: () => void; restore: () => void };
+  private readonly offloop?: { wal: { sync(): Promise<void> }; relax: () => void; restore: () => void };
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -80,7 +66,9 @@ export class GroupCommit {
       const sync = Number(n.pragma('synchronous', { simple: true }));
       // FULL (2) or EXTRA (3): the fsync moves off the event loop; otherwise commits stay as configured
       // (not as statements prepared once: SQLite applies this pragma when it is COMPILED)
-      if (sync >= 2) this.offloop = { wal: new WalSync(`${n.name}-wal`, opts.walSync), relax: () => n.pragma('synchronous = NORMAL'), restore: () => n.pragma(`synchronous = ${sync}`) };
+      // the WAL synced by the database's shared syncer (held handle, fdatasync, syncs shared with
+      // the file's other writers), or by an injected function (tests: ordering, failure)
+      if (sync >= 2) this.offloop = { wal: opts.walSync ? new WalSync(`${n.name}-wal`, opts.walSync) : walSyncerOf(n), relax: () => n.pragma('synchronous = NORMAL'), restore: () => n.pragma(`synchronous = ${sync}`) };
     }
   }
 

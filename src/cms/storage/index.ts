@@ -5,3 +5,4 @@ export { openDatabase, type DatabaseConfig, type DatabaseHandle, type OpenOption
 export { migrateToLatest, appliedMigrations, StaticMigrationProvider } from './migrate.js';
 export { withTransaction, withWriterLock, lockWriters, getSetting, setSetting, type Tx } from './tx.js';
 export { dialectOf, types as columnTypes } from './dialect.js';
+export { walSyncerOf, type WalSyncer } from './wal-sync.js';
