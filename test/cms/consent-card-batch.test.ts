@@ -50,7 +50,9 @@ describe.each(backends)('requireAuthorisationForCard on %s', (_name, make, ok) =
     be = make();
     h = await be.open();
     await new TenantRepository(h.db).registerLayout(CAMPUS);
-    counted = h.db.withPlugin({ transformQuery: (a) => (statements++, a.node), transformResult: async (a) => a.result });
+    // statements EXECUTED (a plugin's transformResult runs once per execution, also for a query
+    // compiled once and run again: requireAuthorisationForCard's is)
+    counted = h.db.withPlugin({ transformQuery: (a) => a.node, transformResult: async (a) => (statements++, a.result) });
     const cards = new CardRepository(h.db);
     const svc = new ConsentService({ db: h.db, audit: rec, now: () => T0 });
     const admin = { actor: 'operator:admin' };

@@ -9,6 +9,7 @@
 // (the application belongs to the tenant, states, expiries) and records the decision.
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { type Prepared, prepare } from '../delivery/prepared.js';
 import type { AuditInput } from '../audit/entry.js';
 import type { Database } from '../storage/index.js';
 import { withTransaction } from '../storage/index.js';
@@ -125,6 +126,48 @@ function checkIssueProfile(p: unknown): string | undefined {
   if (typeof p !== 'string' || !CARD_PROFILE_RE.test(p)) throw invalid('issueProfile: a card profile name (A-Z a-z 0-9 . _ -)');
   return p;
 }
+type CardRow = AuthRow & { app_aid: string; owner: string; profile: string | null; card_state: string | null; consent_id?: string | null };
+/** requireAuthorisationForCard's query, compiled once per database, number of AIDs and cardholder-consent rule (src/cms/delivery/prepared.ts). */
+const cardQueries = new WeakMap<Kysely<Database>, Map<string, Prepared<(string | number)[], CardRow>>>();
+
+/**
+ * The applications asked joined with their tenant's authorisations of the operation, the card's
+ * profile and state and (when required) the cardholder consents as sub-selects: ONE query. Built and
+ * compiled once per shape (the Kysely builder cost more than the SQLite query: ~0.7 ms per
+ * personalise job); arguments: operation, uid, uid, [uid, at], ...aids — bound by the driver.
+ */
+function cardQuery(db: Kysely<Database>, n: number, requireConsent: boolean): Prepared<(string | number)[], CardRow> {
+  let byShape = cardQueries.get(db);
+  if (!byShape) cardQueries.set(db, (byShape = new Map()));
+  const key = `${n}:${requireConsent ? 1 : 0}`;
+  let p = byShape.get(key);
+  if (!p) {
+    p = prepare<Database, (string | number)[], CardRow>(db, 3 + (requireConsent ? 2 : 0) + n, (operation, uid, uid2, ...rest) => {
+      const [cuid, at] = requireConsent ? rest : [];
+      const aids = requireConsent ? rest.slice(2) : rest;
+      return db
+        .selectFrom('applications as a')
+        .leftJoin('consent_authorisations as c', (j) => j.onRef('c.aid', '=', 'a.aid').onRef('c.tenant_id', '=', 'a.tenant_id').on('c.operation', '=', operation!))
+        .select(['a.aid as app_aid', 'a.tenant_id as owner'])
+        .select(['c.id', 'c.tenant_id', 'c.aid', 'c.operation', 'c.scope', 'c.card_uids', 'c.card_profile', 'c.valid_from', 'c.expires_at', 'c.granted_by', 'c.request_id', 'c.created_at', 'c.revoked_at', 'c.revoked_by'])
+        .select((eb) => eb.selectFrom('cards').select('profile').where('uid', '=', uid!).as('profile'))
+        .select((eb) => eb.selectFrom('cards').select('state').where('uid', '=', uid2!).as('card_state'))
+        .$if(requireConsent, (qb) =>
+          qb.select((eb) =>
+            eb.selectFrom('cardholder_consents as h').select('h.id').whereRef('h.aid', '=', 'a.aid').where('h.uid', '=', cuid!).where('h.state', '=', 'given').where('h.given_at', '<=', at as unknown as number).limit(1).as('consent_id'),
+          ),
+        )
+        .where('a.aid', 'in', aids)
+        // candidates in the single check's order (its refusal names their mismatches in order)
+        .orderBy('a.aid')
+        .orderBy('c.created_at')
+        .orderBy('c.id') as never;
+    });
+    byShape.set(key, p);
+  }
+  return p;
+}
+
 /** Most applications one requireAuthorisationForCard decides (a personalise job lists at most 28). */
 const MAX_CARD_APPS = 64;
 const DELETION_TTL_S = 366 * 24 * 3600;
@@ -422,24 +465,8 @@ export class ConsentService {
     }
     if (pending.length) {
       const requireConsent = q.operation === 'install' && this.o.requireCardholderConsent === true;
-      const rows = await this.db
-        .selectFrom('applications as a')
-        .leftJoin('consent_authorisations as c', (j) => j.onRef('c.aid', '=', 'a.aid').onRef('c.tenant_id', '=', 'a.tenant_id').on('c.operation', '=', q.operation))
-        .select(['a.aid as app_aid', 'a.tenant_id as owner'])
-        .select(['c.id', 'c.tenant_id', 'c.aid', 'c.operation', 'c.scope', 'c.card_uids', 'c.card_profile', 'c.valid_from', 'c.expires_at', 'c.granted_by', 'c.request_id', 'c.created_at', 'c.revoked_at', 'c.revoked_by'])
-        .select((eb) => eb.selectFrom('cards').select('profile').where('uid', '=', uid).as('profile'))
-        .select((eb) => eb.selectFrom('cards').select('state').where('uid', '=', uid).as('card_state'))
-        .$if(requireConsent, (qb) =>
-          qb.select((eb) =>
-            eb.selectFrom('cardholder_consents as h').select('h.id').whereRef('h.aid', '=', 'a.aid').where('h.uid', '=', uid).where('h.state', '=', 'given').where('h.given_at', '<=', q.at).limit(1).as('consent_id'),
-          ),
-        )
-        .where('a.aid', 'in', [...new Set(pending.map((p) => p.aid))])
-        // candidates in the single check's order (its refusal names their mismatches in order)
-        .orderBy('a.aid')
-        .orderBy('c.created_at')
-        .orderBy('c.id')
-        .execute();
+      const aids = [...new Set(pending.map((p) => p.aid))];
+      const rows = await cardQuery(this.db, aids.length, requireConsent).all(q.operation, uid, uid, ...(requireConsent ? [uid, q.at] : []), ...aids);
       const byAid = new Map<string, { owner: string; candidates: Authorisation[]; profile: string | null; consent: boolean }>();
       for (const r of rows) {
         let e = byAid.get(r.app_aid);
