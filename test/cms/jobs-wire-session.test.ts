@@ -1,6 +1,7 @@
 // A station job's answer carries the reader session's ECDH-ES JWE once, on the CMK (the first key
 // every job unseals); the other keys name the session (their JWE header's sid) and unseal with the
-// session key the station then holds. The answer shrinks by ~0.5 kB per key.
+// session key the station then holds. The answer shrinks by ~0.5 kB per key. The receipt's answer
+// is the job's state only (its plan and outcome echoed the job and the results the station has).
 import { createPrivateKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualCard } from '../../src/card/virtual-card.js';
@@ -50,6 +51,9 @@ describe('station job wire: the session JWE once per job', () => {
     const out = await ex.run(job, t);
     expect(out.ok).toBe(true);
     const rec = await cms.call('POST', `/v1/station/jobs/${job.jobId}/receipt`, { receipt: out.jws });
-    expect([rec.status, rec.body.ok]).toEqual([200, true]);
+    expect([rec.status, rec.body.ok, rec.body.job.state]).toEqual([200, true, 'completed']);
+    // the receipt's answer: the job's state, not the plan and results the station already has
+    expect([rec.body.job.plan, rec.body.job.outcome]).toEqual([undefined, undefined]);
+    expect(JSON.stringify(rec.body).length).toBeLessThan(400);
   }, 60_000);
 });

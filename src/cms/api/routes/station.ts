@@ -54,6 +54,18 @@ const JobView = Type.Object({
   expiresAt: Type.Integer(),
   updatedAt: Type.Integer(),
 });
+/** A job's state as the receipt's answer gives it: the plan and outcome are what the station already has (the claimed job it ran, the results it signed). */
+const JobSummary = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  readerId: Type.String(),
+  uid: Type.String(),
+  aid: Type.String(),
+  state: Type.String(),
+  createdAt: Type.Integer(),
+  expiresAt: Type.Integer(),
+  updatedAt: Type.Integer(),
+});
 const DeliverBody = Type.Object({ uid: Uid, aid: Aid, keyNo: Type.Integer({ minimum: 0, maximum: 13 }) }, { additionalProperties: false });
 const readerSec = [{ readerCertificate: [] }];
 const opSec = [{ apiToken: [] }];
@@ -194,17 +206,19 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
         config: { auth: { reader: true } },
         schema: {
           tags: ['station'],
-          summary: "the station's signed receipt: the mapping is recorded only when it verifies and shows every planned step",
+          summary:
+            "the station's signed receipt: the mapping is recorded only when it verifies and shows every planned step; the answer: ok and the job's state (not its plan and outcome: the station has the job it ran and the results it signed — operators read them at GET /v1/jobs/:id)",
           security: readerSec,
           params: Type.Object({ id: JobId }),
           body: Type.Object({ receipt: Type.String({ minLength: 1, maxLength: 65536 }) }, { additionalProperties: false }),
-          response: { 200: Type.Object({ ok: Type.Boolean(), job: JobView }), ...ERROR_RESPONSES },
+          response: { 200: Type.Object({ ok: Type.Boolean(), job: JobSummary }), ...ERROR_RESPONSES },
         },
       },
       async (req) => {
         const rid = readerId(req);
         const r = await wrap(() => jobs.receipt(callerContext(req, 'station job receipt'), rid, req.params.id, req.body.receipt));
-        return { ok: r.ok, job: view(r.job) };
+        const j = r.job;
+        return { ok: r.ok, job: { id: j.id, kind: j.kind, readerId: j.readerId, uid: j.uid, aid: j.aid, state: j.state, createdAt: j.createdAt, expiresAt: j.expiresAt, updatedAt: j.updatedAt } };
       },
     );
     app.get<{ Querystring: { uid?: string; state?: string; limit?: number } }>(
