@@ -37,7 +37,12 @@ export interface OnlineKeySource {
 export interface SyncAnswer {
   readerId: string;
   state: string;
+  /** The whole denylist (empty when `denylistDelta` is given). */
   denylist: string[];
+  /** The denylist version this answer brings the reader to (absent from a CMS before delta sync). */
+  denylistVersion?: string;
+  /** Only the changes since the version the reader sent (both empty: unchanged). */
+  denylistDelta?: { since: string; add: string[]; remove: string[] };
   serverTime: number;
   acked: number;
   hash: string;
@@ -95,6 +100,8 @@ export class ReaderAgent {
   private roles: AgentRole[];
   private readonly now: () => number;
   private denylist = new Set<string>();
+  /** The denylist version held (memory only: a restarted agent holds none and gets the whole list). */
+  private denylistVersion: string | undefined;
   private lastContact = -Infinity;
   private stoppedReason: string | undefined;
   private offline = false;
@@ -409,8 +416,10 @@ export class ReaderAgent {
         await this.noDeliveryInFlight(this.o.syncMaxDelayMs ?? 1000);
         // only entries already durable (those appended while waiting go in the next request)
         const pending = baton.pending(Math.min(max, Math.max(0, baton.durable - baton.acknowledged)));
-        // uploads on the client's background connection; a plain contact on the delivery one (keeps it warm)
-        const ans = pending.length ? await cms.call<SyncAnswer>('POST', '/v1/readers/self/baton', { entries: pending }, { background: true }) : await cms.call<SyncAnswer>('GET', '/v1/readers/self/sync');
+        // uploads on the client's background connection; a plain contact on the delivery one (keeps
+        // it warm). The denylist version held: the CMS answers with the changes since it only.
+        const q = this.denylistVersion !== undefined ? `?denylist=${encodeURIComponent(this.denylistVersion)}` : '';
+        const ans = pending.length ? await cms.call<SyncAnswer>('POST', `/v1/readers/self/baton${q}`, { entries: pending }, { background: true }) : await cms.call<SyncAnswer>('GET', `/v1/readers/self/sync${q}`);
         this.contact();
         this.apply(ans);
         last = ans;
@@ -437,7 +446,18 @@ export class ReaderAgent {
       this.revoke(`the CMS reports this reader ${ans.state}`);
       throw new ReaderError('ERR_READER_REVOKED', `the CMS reports this reader ${ans.state}; offline cache wiped, agent stopped`);
     }
-    this.denylist = new Set(ans.denylist.map((u) => u.toUpperCase()));
+    const d = ans.denylistDelta;
+    if (d) {
+      if (this.denylistVersion === undefined || d.since !== this.denylistVersion) {
+        // changes relative to a version this agent does not hold: not applied; the next contact
+        // asks for the whole list (the list held stays as it was until then)
+        this.denylistVersion = undefined;
+        return;
+      }
+      for (const u of d.add) this.denylist.add(u.toUpperCase());
+      for (const u of d.remove) this.denylist.delete(u.toUpperCase());
+    } else this.denylist = new Set(ans.denylist.map((u) => u.toUpperCase()));
+    this.denylistVersion = typeof ans.denylistVersion === 'string' ? ans.denylistVersion : undefined;
   }
 
   /** Stop (e.g. shutdown): wipe secrets; the baton stays on disk for the next start. */

@@ -54,6 +54,18 @@ interface PendingAlert {
 }
 
 const UID_RE = /^([0-9A-F]{2}){4,10}$/;
+/** A denylist version token: `<change version>-<that change's nonce>` ('0-0': no change ever). */
+export const DENYLIST_TOKEN = /^([0-9]{1,15})-([0-9a-f]{1,16})$/;
+/** Changes sent as a delta at most; a reader further behind gets the whole list. */
+export const DENYLIST_DELTA_MAX = 1000;
+
+/** What a reader gets of the denylist (denylistFor): the whole list, or the changes since its version. */
+export interface DenylistAnswer {
+  /** The token the reader sends at its next contact. */
+  version: string;
+  full?: string[];
+  delta?: { since: string; add: string[]; remove: string[] };
+}
 export const MAX_BATCH = 1000;
 
 /** The audit log's `record` (src/cms/audit/log.ts): accepted baton entries go into the tamper-evident log. */
@@ -70,8 +82,18 @@ export interface BatonAudit {
  */
 export type BatonCommit = <T>(fn: (tx: Transaction<Database>) => Promise<T>) => Promise<T>;
 
-/** An upload's audit records are handed to the audit log this many at a time (see auditFresh). */
+/** An upload's audit records are handed to the audit log this many at a time by default (see auditFresh). */
 export const AUDIT_CHUNK = 64;
+/** Entries hashed per turn of the event loop when an upload is verified (~4 us each). */
+export const VERIFY_SLICE = 32;
+
+/** One turn of the event loop: what is waiting (a delivery's request, I/O callbacks) runs first. */
+const turn = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
+
+export interface BatonServiceOptions {
+  /** Audit records handed to the audit log per chunk (default AUDIT_CHUNK). */
+  auditChunk?: number;
+}
 /** Rows per INSERT statement when storing an upload (one statement per 64 rows: on SQLite as cheap as 64 prepared single-row runs, on PostgreSQL 64x fewer round trips). */
 const INSERT_ROWS = 64;
 const ROW_COLUMNS = 12;
@@ -92,9 +114,14 @@ export class BatonService {
     private readonly audit?: BatonAudit,
     commit?: BatonCommit,
     private readonly native?: BetterSqlite3.Database,
+    opts: BatonServiceOptions = {},
   ) {
     this.commit = commit ?? ((fn) => withTransaction(this.db, fn));
+    this.auditChunk = opts.auditChunk ?? AUDIT_CHUNK;
+    if (!Number.isInteger(this.auditChunk) || this.auditChunk < 1) throw new BatonError('ERR_BATON_BAD_INPUT', 'auditChunk must be a positive integer');
   }
+
+  private readonly auditChunk: number;
 
   async head(readerId: string): Promise<{ seq: number; hash: string }> {
     const r = await this.db.selectFrom('reader_baton').select(['seq', 'hash']).where('reader_id', '=', readerId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
@@ -127,9 +154,11 @@ export class BatonService {
 
   /**
    * Check a batch against itself (order, each entry's hash: computed once per upload), or a
-   * BatonError with its alert pushed to `alerts`. No database access.
+   * BatonError with its alert pushed to `alerts`. No database access. The hashes are computed
+   * VERIFY_SLICE entries per turn of the event loop: a request that arrives meanwhile (a key
+   * delivery) is served between two slices instead of after the whole upload's hashing.
    */
-  private verify(readerId: string, batch: BatonWireEntry[], alerts: PendingAlert[]): void {
+  private async verify(readerId: string, batch: BatonWireEntry[], alerts: PendingAlert[]): Promise<void> {
     const subject = `reader:${readerId}`;
     for (let i = 1; i < batch.length; i++) {
       if (batch[i]!.seq <= batch[i - 1]!.seq) {
@@ -137,10 +166,15 @@ export class BatonService {
         throw new BatonError('ERR_BATON_REORDER', 'baton entries out of order');
       }
     }
-    for (const e of batch) {
-      if (e.readerId !== readerId || batonHash(e) !== e.hash) {
-        alerts.push({ rule: BATON_RULES.tampered, severity: 'critical', subject, message: `baton entry ${e.seq} of reader ${readerId} does not match its hash (modified)`, details: { seq: e.seq } });
-        throw new BatonError('ERR_BATON_TAMPERED', `baton entry ${e.seq} was modified`);
+    for (let from = 0; from < batch.length; from += VERIFY_SLICE) {
+      if (from > 0) await turn();
+      const to = Math.min(from + VERIFY_SLICE, batch.length);
+      for (let i = from; i < to; i++) {
+        const e = batch[i]!;
+        if (e.readerId !== readerId || batonHash(e) !== e.hash) {
+          alerts.push({ rule: BATON_RULES.tampered, severity: 'critical', subject, message: `baton entry ${e.seq} of reader ${readerId} does not match its hash (modified)`, details: { seq: e.seq } });
+          throw new BatonError('ERR_BATON_TAMPERED', `baton entry ${e.seq} was modified`);
+        }
       }
     }
   }
@@ -157,10 +191,19 @@ export class BatonService {
     let prevHash = head.hash;
     let duplicates = 0;
     const fresh: BatonWireEntry[] = [];
+    // entries at or below the stored head (a resent batch: duplicates, or a fork) are a prefix of
+    // the (ordered) batch: their stored hashes in ONE range query, not one query per entry
+    let stored: Map<number, string> | undefined;
+    if (batch.length && batch[0]!.seq <= head.seq) {
+      let last = 0;
+      while (last + 1 < batch.length && batch[last + 1]!.seq <= head.seq) last++;
+      const rows = await db.selectFrom('reader_baton').select(['seq', 'hash']).where('reader_id', '=', readerId).where('seq', '>=', batch[0]!.seq).where('seq', '<=', batch[last]!.seq).execute();
+      stored = new Map(rows.map((r) => [Number(r.seq), r.hash]));
+    }
     for (const e of batch) {
       if (e.seq <= head.seq) {
-        const stored = await db.selectFrom('reader_baton').select('hash').where('reader_id', '=', readerId).where('seq', '=', e.seq).executeTakeFirst();
-        if (!stored || stored.hash !== e.hash) {
+        const hash = stored!.get(e.seq);
+        if (hash === undefined || hash !== e.hash) {
           alerts.push({ rule: BATON_RULES.fork, severity: 'critical', subject, message: `reader ${readerId} sent a different entry ${e.seq} than the one stored (fork)`, details: { seq: e.seq } });
           throw new BatonError('ERR_BATON_FORK', `baton entry ${e.seq} differs from the stored one`);
         }
@@ -191,8 +234,8 @@ export class BatonService {
    * not queued, and the caller stores and acknowledges nothing.
    */
   private async auditFresh(audit: BatonAudit, readerId: string, fresh: BatonWireEntry[], duplicates: number): Promise<void> {
-    for (let from = 0; from < fresh.length; from += AUDIT_CHUNK) {
-      const to = Math.min(from + AUDIT_CHUNK, fresh.length);
+    for (let from = 0; from < fresh.length; from += this.auditChunk) {
+      const to = Math.min(from + this.auditChunk, fresh.length);
       const written: Promise<unknown>[] = [];
       for (let i = from; i < to; i++) {
         const e = fresh[i]!;
@@ -272,7 +315,7 @@ export class BatonService {
     let failure: BatonError | undefined;
     let result: SyncResult | undefined;
     try {
-      this.verify(readerId, batch, alerts);
+      await this.verify(readerId, batch, alerts);
       // Into the audit log first (it fails closed: nothing is acknowledged that is not audited):
       // each reader operation, then one 'reader.baton' entry for the batch (the audit alert
       // engine's baton-gap rule watches seqFrom/seqTo). Outside the storing transaction (the audit
@@ -281,6 +324,7 @@ export class BatonService {
       // group commits (awaited one by one they took one commit + WAL fsync each), and a key
       // delivery's entry queued meanwhile is committed after at most one chunk.
       if (this.audit) {
+        await turn();
         const pre = await this.plan(this.db, readerId, batch, alerts);
         if (pre.fresh.length) await this.auditFresh(this.audit, readerId, pre.fresh, pre.duplicates);
       }
@@ -323,6 +367,39 @@ export class BatonService {
   }
 
   // ---- denylist -------------------------------------------------------------------------------
+
+  /**
+   * The denylist for a reader that holds `token` (the `version` of the last answer it applied;
+   * absent: it holds nothing, e.g. after a restart). Unchanged: `delta` with nothing in it; behind
+   * by at most DENYLIST_DELTA_MAX changes of a known history: the cards added and removed since
+   * (each card's last change); otherwise (no token, unknown token — another history, a restored
+   * database — or far behind): the `full` list. Read fresh from the database on every call: a card
+   * denied at any time is in the answer of the reader's very next contact.
+   */
+  async denylistFor(token?: string): Promise<DenylistAnswer> {
+    const m = token === undefined ? null : DENYLIST_TOKEN.exec(token);
+    if (m && m[1] !== '0') {
+      const v = Number(m[1]);
+      const at = await this.db.selectFrom('card_denylist_changes').select('nonce').where('version', '=', v).executeTakeFirst();
+      if (at && at.nonce === m[2]) {
+        const rows = await this.db.selectFrom('card_denylist_changes').select(['version', 'uid', 'denied', 'nonce']).where('version', '>', v).orderBy('version').limit(DENYLIST_DELTA_MAX + 1).execute();
+        if (rows.length === 0) return { version: token!, delta: { since: token!, add: [], remove: [] } };
+        if (rows.length <= DENYLIST_DELTA_MAX) {
+          const last = new Map<string, number>();
+          for (const r of rows) last.set(r.uid, Number(r.denied));
+          const add: string[] = [];
+          const remove: string[] = [];
+          for (const [uid, denied] of last) (denied ? add : remove).push(uid);
+          const top = rows[rows.length - 1]!;
+          return { version: `${top.version}-${top.nonce}`, delta: { since: token!, add, remove } };
+        }
+      }
+    }
+    // the version first, then the list: the list holds at least that version's state (a change
+    // committed in between is in the list and comes again in the next delta: set operations)
+    const head = await this.db.selectFrom('card_denylist_changes').select(['version', 'nonce']).orderBy('version', 'desc').limit(1).executeTakeFirst();
+    return { version: head ? `${head.version}-${head.nonce}` : '0-0', full: await this.denylist() };
+  }
 
   async denylist(): Promise<string[]> {
     const rows = await this.db.selectFrom('card_denylist').select('uid').orderBy('uid').execute();

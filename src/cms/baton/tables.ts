@@ -1,4 +1,6 @@
 // The reader-baton tables (Kysely types). Migration: ./migrations/0040_baton.ts.
+import type { Generated } from 'kysely';
+
 // Times are milliseconds since the epoch. No key material: key numbers and versions only.
 
 /** One entry of a reader's audit baton, as received (verified) by the CMS. */
@@ -25,7 +27,16 @@ export interface CardDenylistTable {
   created_at: number;
 }
 
+/** One card going on (denied 1) or off (0) the denylist; written by triggers (migration 0081). */
+export interface CardDenylistChangesTable {
+  version: Generated<number>;
+  uid: string;
+  denied: number;
+  nonce: Generated<string>;
+}
+
 export interface BatonTables {
   reader_baton: ReaderBatonTable;
   card_denylist: CardDenylistTable;
+  card_denylist_changes: CardDenylistChangesTable;
 }

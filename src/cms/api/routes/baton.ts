@@ -4,6 +4,7 @@
 //   POST /v1/readers/self/baton   reader: upload baton entries (idempotent by seq); the answer also
 //                                 carries the reader's state and the card denylist
 //   GET  /v1/readers/self/sync    reader: state + denylist + server time (no entries)
+//                                 (both: ?denylist=<version> -> only the changes since that version)
 //   GET  /v1/readers/:id/baton    operators: the stored entries of a reader
 //   GET  /v1/cards/denylist       operators: the denylist
 //   PUT  /v1/cards/denylist/:uid  issuer_admin: deny a card (readers refuse it at their next contact)
@@ -15,7 +16,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import { type BatonAudit, BatonError, BatonService, MAX_BATCH } from '../../baton/service.js';
+import { type BatonAudit, BatonError, BatonService, DENYLIST_TOKEN, MAX_BATCH } from '../../baton/service.js';
 import type { ReaderRepository } from '../../domain/index.js';
 import { GroupCommit } from '../../jobs/commit.js';
 import type { Database } from '../../storage/index.js';
@@ -42,11 +43,18 @@ const Entry = Type.Object(
 const SyncState = Type.Object({
   readerId: Type.String(),
   state: Type.String(),
+  /** The whole denylist; empty when `denylistDelta` is given (an old reader never sends a version: it always gets the whole list here). */
   denylist: Type.Array(Type.String()),
+  /** The version of the denylist this answer brings the reader to: sent back as ?denylist= at the next contact. */
+  denylistVersion: Type.String(),
+  /** Present when the reader sent ?denylist=<version> the CMS knows: the cards added and removed since (both empty: unchanged). */
+  denylistDelta: Type.Optional(Type.Object({ since: Type.String(), add: Type.Array(Type.String()), remove: Type.Array(Type.String()) })),
   serverTime: Type.Integer(),
   acked: Type.Integer(),
   hash: Type.String(),
 });
+/** ?denylist=<version>: the denylist version the reader holds (absent: it holds none and gets the whole list). */
+const SyncQuery = Type.Object({ denylist: Type.Optional(Type.String({ pattern: DENYLIST_TOKEN.source, maxLength: 40 })) });
 const UidParams = Type.Object({ uid: Type.String({ pattern: '^([0-9A-Fa-f]{2}){4,10}$' }) });
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }) });
 const mtls = [{ readerCertificate: [] }];
@@ -77,17 +85,18 @@ export function batonModule(d: BatonRouteDeps): ApiModule {
     name: 'baton',
     register(app: FastifyInstance) {
       app.addSchema(Entry);
-      const state = async (readerId: string, head?: { acked: number; hash: string }) => {
+      const state = async (readerId: string, denylist: string | undefined, head?: { acked: number; hash: string }) => {
         const r = await d.readers.require(readerId);
         let h = head;
         if (!h) {
           const x = await svc.head(readerId);
           h = { acked: x.seq, hash: x.hash };
         }
-        return { readerId, state: r.state, denylist: await svc.denylist(), serverTime: now(), acked: h.acked, hash: h.hash };
+        const dl = await svc.denylistFor(denylist);
+        return { readerId, state: r.state, denylist: dl.full ?? [], denylistVersion: dl.version, ...(dl.delta ? { denylistDelta: dl.delta } : {}), serverTime: now(), acked: h.acked, hash: h.hash };
       };
 
-      app.post<{ Body: { entries: Static<typeof Entry>[] } }>(
+      app.post<{ Body: { entries: Static<typeof Entry>[] }; Querystring: Static<typeof SyncQuery> }>(
         '/readers/self/baton',
         {
           config: { auth: { reader: true } },
@@ -95,6 +104,7 @@ export function batonModule(d: BatonRouteDeps): ApiModule {
             tags: ['readers'],
             summary: 'upload audit baton entries (idempotent by sequence number); answers with state and denylist',
             security: mtls,
+            querystring: SyncQuery,
             body: Type.Object({ entries: Type.Array(Type.Ref('BatonEntry'), { maxItems: MAX_BATCH }) }, { additionalProperties: false }),
             response: { 200: Type.Object({ ...SyncState.properties, stored: Type.Integer(), duplicates: Type.Integer() }), ...ERROR_RESPONSES, 409: Type.Ref('Error') },
           },
@@ -108,16 +118,16 @@ export function batonModule(d: BatonRouteDeps): ApiModule {
             if (e instanceof BatonError) req.log.warn({ readerId: id, code: e.code }, 'baton refused');
             throw apiError(e);
           }
-          return { ...(await state(id, { acked: r.acked, hash: r.hash })), stored: r.stored, duplicates: r.duplicates };
+          return { ...(await state(id, req.query.denylist, { acked: r.acked, hash: r.hash })), stored: r.stored, duplicates: r.duplicates };
         },
       );
-      app.get(
+      app.get<{ Querystring: Static<typeof SyncQuery> }>(
         '/readers/self/sync',
         {
           config: { auth: { reader: true } },
-          schema: { tags: ['readers'], summary: 'reader state, card denylist, server time, baton head', security: mtls, response: { 200: SyncState, ...ERROR_RESPONSES } },
+          schema: { tags: ['readers'], summary: 'reader state, card denylist (whole, or the changes since ?denylist=<version>), server time, baton head', security: mtls, querystring: SyncQuery, response: { 200: SyncState, ...ERROR_RESPONSES } },
         },
-        async (req) => state(req.principal?.id ?? ''),
+        async (req) => state(req.principal?.id ?? '', req.query.denylist),
       );
       app.get<{ Params: Static<typeof IdParams>; Querystring: { after?: number; limit?: number } }>(
         '/readers/:id/baton',
