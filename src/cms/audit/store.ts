@@ -1,11 +1,11 @@
 // Where the audit log lives: a small interface (so tests can inject a failing store) and its
 // SQL implementation over the shared Kysely database (SQLite or PostgreSQL).
-import { close as fsClose, closeSync, fdatasync, fstatSync, fsync, open as fsOpen } from 'node:fs';
+import { close as fsClose, fsync, open as fsOpen } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import type { Database, DatabaseHandle } from '../storage/index.js';
+import { type Database, type DatabaseHandle, type WalSyncer, walSyncerOf } from '../storage/index.js';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { getSetting, setSetting, withTransaction, withWriterLock } from '../storage/tx.js';
 import { type AuditEntry, type Json, withIndex } from './entry.js';
@@ -117,63 +117,6 @@ export const fsyncFile: WalSync = (path) =>
       fsync(fd, (e1) => fsClose(fd, (e2) => (e1 || e2 ? reject(e1 ?? e2) : resolve())));
     });
   });
-
-/**
- * The WAL file held open for its fsyncs: one open per store instead of an open + fsync + close per
- * batch (three thread-pool round trips and their callbacks on the event loop: ~4% of a key
- * delivery's CPU). SQLite keeps the `-wal` file (same inode: a checkpoint resets or truncates it
- * in place) while any connection is open, and this store's connection is; if the file was
- * nevertheless unlinked (nlink 0) the handle is reopened by path, so an fsync never goes to a
- * stale inode. A failed fsync drops the handle (the next batch reopens). Closed by `close()`.
- * The sync is `fdatasync`: it flushes the written frames and the metadata needed to read them
- * back (the file's size when the WAL grew), not a timestamp-only inode change — the WAL is
- * overwritten in place after each checkpoint, where an `fsync` adds a journal commit for the
- * file's mtime. (PostgreSQL syncs its WAL the same way on Linux by default, wal_sync_method =
- * fdatasync; SQLite as built by better-sqlite3, without HAVE_FDATASYNC, calls fsync.)
- */
-class WalFile {
-  private fd: number | undefined;
-
-  constructor(private readonly path: string) {}
-
-  private open(): Promise<number> {
-    return new Promise<number>((resolve, reject) => fsOpen(this.path, 'r+', (err, fd) => (err ? reject(err) : resolve(fd))));
-  }
-
-  async sync(): Promise<void> {
-    let fd = this.fd;
-    if (fd !== undefined && fstatSync(fd).nlink === 0) {
-      this.drop();
-      fd = undefined;
-    }
-    if (fd === undefined) {
-      fd = await this.open();
-      // two batches never sync at once (the audit writer commits one batch at a time), but be safe
-      if (this.fd !== undefined) fsClose(fd, () => undefined);
-      else this.fd = fd;
-      fd = this.fd;
-    }
-    const held = fd;
-    await new Promise<void>((resolve, reject) =>
-      fdatasync(held, (e) => {
-        if (!e) return resolve();
-        if (this.fd === held) this.drop();
-        reject(e);
-      }),
-    );
-  }
-
-  drop(): void {
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd === undefined) return;
-    try {
-      closeSync(fd); // at once: a closed store holds nothing
-    } catch {
-      /* already invalid */
-    }
-  }
-}
 
 /** SQLite's default auto-checkpoint threshold (pages), restored if the background checkpointer stops. */
 const AUTOCHECKPOINT_PAGES = 1000;
@@ -404,8 +347,12 @@ export class SqlAuditStore implements AuditStore {
   };
   /** The WAL file to fsync after each commit, or null (inline fsync, or not durable by configuration). */
   private wal?: string | null;
-  /** The WAL file's handle (default fsync, no `walSync` given). */
-  private walFile?: WalFile;
+  /**
+   * The database's shared WAL syncer (default sync, no `walSync` given: src/cms/storage/wal-sync.ts):
+   * one held handle on the `-wal` file, fdatasync, and syncs SHARED with the file's other writers
+   * (the station jobs' group commit) — answered by the first sync that started after the commit.
+   */
+  private walSyncer?: WalSyncer;
   private checkpointer?: WalCheckpointer;
   /** PostgreSQL: the index after this store's last committed batch (writeBatchPg's guess); unset after a failure. */
   private pgNext?: number;
@@ -467,7 +414,7 @@ export class SqlAuditStore implements AuditStore {
     // FULL (2) or EXTRA (3) in WAL mode on a file: fsync off the event loop; otherwise as configured
     if ((this.so.offloopSync ?? true) && wal && sync >= 2 && !n.memory && n.name) {
       this.wal = `${n.name}-wal`;
-      if (!this.so.walSync) this.walFile = new WalFile(this.wal);
+      if (!this.so.walSync) this.walSyncer = walSyncerOf(n);
       this.native.relax = n.prepare('pragma synchronous = NORMAL');
       this.native.restore = n.prepare(`pragma synchronous = ${sync}`);
     } else this.wal = null;
@@ -518,11 +465,10 @@ export class SqlAuditStore implements AuditStore {
       : () => st.batch.immediate(entries, leafOf);
     const out = n.inTransaction ? await this.h.db.connection().execute(async () => commit()) : commit();
     if (!wal) return out;
-    if (this.walFile) {
-      // the connection was closed under us: nothing to hold the WAL handle open for
-      if (!n.open) this.walFile.drop();
-      await this.walFile.sync();
-    } else await (this.so.walSync ?? fsyncFile)(wal);
+    // the sync starts after this batch's COMMIT (the syncer answers with the first sync that started
+    // after the call), so it covers the batch's frames; a failed sync rejects the batch (fail closed)
+    if (this.walSyncer) await this.walSyncer.sync();
+    else await (this.so.walSync ?? fsyncFile)(wal);
     return out;
   }
 
@@ -545,9 +491,10 @@ export class SqlAuditStore implements AuditStore {
     return { start, leaves };
   }
 
-  /** Release the WAL file's handle (the database handle is closed separately). */
+  /** Release the WAL file's handle (the database handle is closed separately; the shared syncer reopens it if another writer syncs). */
   close(): void {
-    this.walFile?.drop();
+    const s = this.walSyncer as (WalSyncer & { drop?(): void }) | undefined;
+    s?.drop?.();
     this.checkpointer?.close();
     this.checkpointer = undefined;
   }
