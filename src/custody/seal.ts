@@ -33,6 +33,10 @@ export class Sealer {
   private readonly sessions = new Map<string, ReaderSession>();
   /** Per reader: its public key as last seen (x, y) and as a KeyObject. Compared by x and y (no string built per call). */
   private readonly pubKeys = new Map<string, { x: string; y: string; key: KeyObject }>();
+  /** Per reader: the session being started (its key exchange in flight): concurrent seals join it. */
+  private readonly starting = new Map<string, Promise<ReaderSession>>();
+  /** Bumped when sessions are ended (endSession, clear): a session started before is not kept. */
+  private epoch = 0;
 
   constructor(
     private readonly sessionTtlSeconds = 3600,
@@ -68,7 +72,29 @@ export class Sealer {
     return undefined;
   }
 
+  /**
+   * The reader's session, started if there is none good for `minExp`. Seals that arrive while a
+   * session is being started (a station job's keys are sealed concurrently) wait for it and use
+   * it: one key exchange and one session copy per reader, not one per key.
+   */
   private async session(r: ReaderRecipient, nowSec: number, minExp: number): Promise<ReaderSession> {
+    const pending = this.starting.get(r.readerId);
+    if (pending) {
+      await pending.catch(() => undefined);
+      const s = this.cached(r, minExp);
+      if (s) return s;
+    }
+    const p = this.start(r, nowSec, minExp);
+    this.starting.set(r.readerId, p);
+    try {
+      return await p;
+    } finally {
+      if (this.starting.get(r.readerId) === p) this.starting.delete(r.readerId);
+    }
+  }
+
+  private async start(r: ReaderRecipient, nowSec: number, minExp: number): Promise<ReaderSession> {
+    const epoch = this.epoch;
     const pk = this.publicKey(r);
     const s = this.sessions.get(r.readerId);
     if (s && s.pubX === pk.x && s.pubY === pk.y && s.exp >= minExp) return s;
@@ -82,7 +108,7 @@ export class Sealer {
     const iv = Buffer.alloc(12);
     randomBytes(4).copy(iv);
     const created: ReaderSession = { sid, iv, counter: 0, key: createSecretKey(raw), raw, exp, jwe, pubX: pk.x, pubY: pk.y };
-    this.sessions.set(r.readerId, created);
+    if (this.epoch === epoch) this.sessions.set(r.readerId, created); // not kept past an endSession/clear during its key exchange
     return created;
   }
 
@@ -114,11 +140,15 @@ export class Sealer {
 
   /** End a reader's session (e.g. its certificate was revoked). */
   endSession(readerId: string): void {
+    this.epoch++;
+    this.starting.delete(readerId);
     this.drop(readerId);
   }
 
   /** Wipe every session key. */
   clear(): void {
+    this.epoch++;
+    this.starting.clear();
     for (const id of [...this.sessions.keys()]) this.drop(id);
     this.pubKeys.clear();
   }

@@ -25,6 +25,18 @@ describe('delivery sealing', () => {
     }
   });
 
+  it("a reader's first keys sealed concurrently share ONE session (one key exchange), with distinct IVs", async () => {
+    const kp = generateReaderKeyPair();
+    const sealer = new Sealer();
+    const r = { readerId: 'station-1', publicKey: kp.publicKey };
+    const keys = Array.from({ length: 8 }, () => new Uint8Array(randomBytes(16)));
+    const sealed = await Promise.all(keys.map((k) => sealer.seal(k, binding, r)));
+    expect(new Set(sealed.map((x) => x.session)).size).toBe(1);
+    expect(new Set(sealed.map((x) => ivOf(x.jwe).toString('hex'))).size).toBe(8);
+    const u = new ReaderUnsealer('station-1', kp.privateKey);
+    for (const [i, x] of sealed.entries()) expect(await u.unseal(x, binding)).toEqual(keys[i]);
+  });
+
   it("a reader's new key starts a new session sealed to it; the old key opens none of its deliveries", async () => {
     const a = generateReaderKeyPair();
     const b = generateReaderKeyPair();
