@@ -493,8 +493,7 @@ export class SqlAuditStore implements AuditStore {
 
   /** Release the WAL file's handle (the database handle is closed separately; the shared syncer reopens it if another writer syncs). */
   close(): void {
-    const s = this.walSyncer as (WalSyncer & { drop?(): void }) | undefined;
-    s?.drop?.();
+    this.walSyncer?.drop();
     this.checkpointer?.close();
     this.checkpointer = undefined;
   }

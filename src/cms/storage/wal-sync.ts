@@ -1,6 +1,6 @@
 // One coalescing syncer per SQLite `-wal` file, shared by every writer of that database in this
-// process (the station jobs' group commit, src/cms/jobs/commit.ts; the audit store can use the same,
-// see below). Writers that commit with synchronous relaxed to NORMAL make their frames durable
+// process (the station jobs' group commit, src/cms/jobs/commit.ts, and the audit store,
+// src/cms/audit/store.ts). Writers that commit with synchronous relaxed to NORMAL make their frames durable
 // before answering anyone by syncing the WAL file here, off the event loop (libuv's thread pool):
 //
 // - the file is opened ONCE ('r+': some platforms refuse to flush a read-only handle) and held;
@@ -8,8 +8,8 @@
 //   goes to a stale inode); a failed sync drops the handle (the next one reopens). The handle is
 //   closed once the database's connections are closed, or after a while without syncs;
 // - `fdatasync`: the written frames and the metadata needed to read them back (the size when the
-//   WAL grew), not a timestamp-only inode change (as the audit store's WalFile argues; PostgreSQL's
-//   default wal_sync_method on Linux);
+//   WAL grew), not a timestamp-only inode change (the WAL is overwritten in place after each checkpoint;
+//   PostgreSQL's default wal_sync_method on Linux);
 // - coalesced: a caller is answered by the first sync that STARTED after it asked — one in flight
 //   at a time, everyone who asks meanwhile shares the next one. Its frames were written before it
 //   asked, so that sync covers them. Two writers of one file (the jobs' commit and the audit log's)
@@ -30,6 +30,8 @@ export interface WalSyncer {
   readonly file: string;
   /** Resolves once a sync that started after this call has completed (rejects if that sync failed). */
   sync(): Promise<void>;
+  /** Close the held handle now (the next sync reopens it), e.g. when a store closes. */
+  drop(): void;
 }
 
 /**
@@ -147,9 +149,8 @@ const syncers = new Map<string, SharedWalSyncer>();
 /**
  * The syncer of the `-wal` file of `native`'s database (a file database in WAL mode): one per file
  * in this process, whoever asks. Every writer that relaxes synchronous for its commits and syncs
- * the WAL itself should use it — the station jobs' group commit does; the audit store
- * (src/cms/audit/store.ts, WalFile) would share its syncs by calling `walSyncerOf(n).sync()` in
- * place of its own held handle.
+ * the WAL itself uses it (the station jobs' group commit and the audit store), so their commits of
+ * the same moment share one sync.
  */
 export function walSyncerOf(native: BetterSqlite3.Database): WalSyncer {
   if (native.memory || !native.name) throw new Error('walSyncerOf: a file database is required');
