@@ -1,8 +1,8 @@
 // Issuance + installation of the campus layout alone, on N in-process virtual cards (default 300;
-// the issue's benchmark is N = 1,000: \`npx tsx bench/install.ts 1000\`), through 4 stations over
-// HTTPS + mTLS — the same driver as the \`cms\` module's first part — printing its figures, or the
+// the issue's benchmark is N = 1,000: `npx tsx bench/install.ts 1000`), through 4 stations over
+// HTTPS + mTLS — the same driver as the `cms` module's first part — printing its figures, or the
 // server's warn/error log lines when a station fails. The server is this process, so
-// \`node --cpu-prof --import tsx bench/install.ts 1000\` profiles it.
+// `node --cpu-prof --import tsx bench/install.ts 1000` profiles it.
 import { setup, issueInstallFigures } from './cms.js';
 const { h, cms } = await setup({});
 try {
