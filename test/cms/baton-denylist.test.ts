@@ -54,6 +54,20 @@ describe.each(backends.map((b) => [b().name, b] as const))('denylist delta on %s
     const far = await svc.denylistFor(before);
     expect(far.delta).toBeUndefined();
     expect(far.full!.length).toBe(2 + Math.ceil((DENYLIST_DELTA_MAX + 1) / 500) * 500);
+    // the change log is pruned to the last DENYLIST_DELTA_MAX changes at the next write: the head's
+    // version still answers "unchanged", a version inside the window still gets its delta, the
+    // whole list is intact, and a pruned version gets the whole list (as a far-behind one did)
+    const inWindow = (await svc.denylistFor()).version;
+    await svc.deny(uid(7), 'lost', 'op');
+    const count = async () => Number((await h.db.selectFrom('card_denylist_changes').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    expect(await count()).toBe(DENYLIST_DELTA_MAX + 1);
+    const head = await svc.denylistFor();
+    expect(head.full!.length).toBe(far.full!.length + 1);
+    expect(await svc.denylistFor(head.version)).toEqual({ version: head.version, delta: { since: head.version, add: [], remove: [] } });
+    expect((await svc.denylistFor(inWindow)).delta).toEqual({ since: inWindow, add: [uid(7)], remove: [] });
+    expect((await svc.denylistFor(before)).full!.length).toBe(head.full!.length);
+    await svc.allow(uid(7));
+    expect(await count()).toBe(DENYLIST_DELTA_MAX + 1);
   }, 60_000);
 
   it('concurrent writers: following the deltas from any version reached rebuilds the list', async () => {

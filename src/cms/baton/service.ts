@@ -414,10 +414,24 @@ export class BatonService {
       .values({ uid: u, reason, created_by: by, created_at: this.now() })
       .onConflict((oc) => oc.column('uid').doUpdateSet({ reason, created_by: by }))
       .execute();
+    await this.pruneChanges();
+  }
+
+  /**
+   * Drop the change log's rows older than the last DENYLIST_DELTA_MAX changes: no delta can use
+   * them (a reader that far behind gets the whole list; its version, no longer found, is unknown —
+   * the same answer), so the log stays bounded however many cards go on and off the list. Run
+   * after each denylist write of this service; writes by others (the compromise service, direct
+   * SQL) are pruned at the next one.
+   */
+  async pruneChanges(): Promise<void> {
+    const head = await this.db.selectFrom('card_denylist_changes').select('version').orderBy('version', 'desc').limit(1).executeTakeFirst();
+    if (head && Number(head.version) > DENYLIST_DELTA_MAX) await this.db.deleteFrom('card_denylist_changes').where('version', '<', Number(head.version) - DENYLIST_DELTA_MAX).execute();
   }
 
   async allow(uid: string): Promise<boolean> {
     const r = await this.db.deleteFrom('card_denylist').where('uid', '=', uid.toUpperCase()).executeTakeFirst();
+    await this.pruneChanges();
     return Number(r.numDeletedRows) > 0;
   }
 }
