@@ -41,19 +41,6 @@ const CreateBody = Type.Union([
   // AIDs in installation order; duplicates are refused by the service (ERR_JOB_BAD_INPUT)
   Type.Object({ kind: Type.Literal('personalise'), uid: Uid, aids: Type.Array(Aid, { maxItems: 28 }), claim: Type.Optional(Type.Boolean()), profile: Type.Optional(Profile), picc: Type.Optional(Picc) }, { additionalProperties: false }),
 ]);
-const JobView = Type.Object({
-  id: Type.String(),
-  kind: Type.String(),
-  readerId: Type.String(),
-  uid: Type.String(),
-  aid: Type.String(),
-  state: Type.String(),
-  plan: Type.Unknown(),
-  outcome: Type.Unknown(),
-  createdAt: Type.Integer(),
-  expiresAt: Type.Integer(),
-  updatedAt: Type.Integer(),
-});
 /** A job's state as the receipt's answer gives it: the plan and outcome are what the station already has (the claimed job it ran, the results it signed). */
 const JobSummary = Type.Object({
   id: Type.String(),
@@ -66,6 +53,8 @@ const JobSummary = Type.Object({
   expiresAt: Type.Integer(),
   updatedAt: Type.Integer(),
 });
+/** A job as operators read it: its state and its plan and outcome. */
+const JobView = Type.Composite([JobSummary, Type.Object({ plan: Type.Unknown(), outcome: Type.Unknown() })]);
 const DeliverBody = Type.Object({ uid: Uid, aid: Aid, keyNo: Type.Integer({ minimum: 0, maximum: 13 }) }, { additionalProperties: false });
 const readerSec = [{ readerCertificate: [] }];
 const opSec = [{ apiToken: [] }];
