@@ -25,11 +25,10 @@
 // - Memory: only entries the CMS has not acknowledged stay in memory (plus the hash of the last
 //   acknowledged one); `all()` reads the file. A reader running for months holds its unsent tail,
 //   not every operation it ever did (the heap, and with it every major GC pause, stays small).
-import * as nodeCrypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256Hex } from '../core/crypto/hash.js';
 import { ReaderError } from './errors.js';
 
 export const GENESIS = '0'.repeat(64);
@@ -59,16 +58,6 @@ export interface BatonEntry extends BatonFields {
   prev: string;
   hash: string;
 }
-
-/**
- * One-shot SHA-256 (Node >= 20.12 `crypto.hash`): no Hash object per entry — each one is a native
- * object the next minor GC has to finalise (its weak callbacks are most of a scavenge's pause in
- * the reader). Older Node: the streaming form. Same bytes hashed either way.
- */
-const sha256Hex: (data: string) => string =
-  typeof (nodeCrypto as { hash?: unknown }).hash === 'function'
-    ? (data) => (nodeCrypto as unknown as { hash: (alg: string, data: string, enc: 'hex') => string }).hash('sha256', data, 'hex')
-    : (data) => createHash('sha256').update(data).digest('hex');
 
 /** The chain hash of an entry (hex). Same definition as src/cms/baton/chain.ts. */
 export function batonHash(seq: number, f: BatonFields, prev: string): string {

@@ -6,3 +6,4 @@ export * from './an10922.js';
 export * from './hkdf.js';
 export * from './keyversion.js';
 export * from './lrp.js';
+export * from './hash.js';
