@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GroupCommit, WalSync } from '../../src/cms/jobs/commit.js';
+import { GroupCommit } from '../../src/cms/jobs/commit.js';
+import { CoalescedSync } from '../../src/cms/storage/wal-sync.js';
 import { type DatabaseHandle, openDatabase } from '../../src/cms/storage/index.js';
 
 const row = (id: string, uid = '04A1B2C3D4E5F6') => ({ id, kind: 'install', reader_id: 'r1', uid, aid: 'A1C001', state: 'created', jti: `jti-${id}`, plan: '{}', outcome: null, created_at: 1, expires_at: 2, updated_at: 1 });
@@ -145,11 +146,11 @@ describe('GroupCommit on SQLite', () => {
   });
 });
 
-describe('WalSync', () => {
+describe('CoalescedSync (the WAL syncs of the group commit)', () => {
   it('one fsync at a time; callers during one share the NEXT one (it may have started before their commit)', async () => {
     const started: number[] = [];
     const done: (() => void)[] = [];
-    const w = new WalSync('f', async () => {
+    const w = new CoalescedSync(async () => {
       started.push(started.length);
       await new Promise<void>((r) => done.push(r));
     });

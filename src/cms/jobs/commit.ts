@@ -16,30 +16,10 @@
 // PostgreSQL commits concurrently from a pool: there each write is simply its own transaction.
 import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, type Transaction, sql } from 'kysely';
-import { fsyncFile } from '../audit/store.js';
 import { type Database, dialectOf, walSyncerOf } from '../storage/index.js';
 import { CoalescedSync } from '../storage/wal-sync.js';
 
 type Tx = Transaction<Database>;
-
-/**
- * fsync of one file by a given function, coalesced (CoalescedSync): for tests that inject the sync
- * (ordering, failure); the group commit otherwise uses the database's shared WAL syncer.
- */
-export class WalSync {
-  private readonly c: CoalescedSync;
-
-  constructor(
-    readonly file: string,
-    fsync: (file: string) => Promise<void> = fsyncFile,
-  ) {
-    this.c = new CoalescedSync(() => fsync(file));
-  }
-
-  sync(): Promise<void> {
-    return this.c.sync();
-  }
-}
 
 interface Queued {
   fn: (tx: Tx) => Promise<unknown>;
@@ -68,7 +48,7 @@ export class GroupCommit {
       // (not as statements prepared once: SQLite applies this pragma when it is COMPILED)
       // the WAL synced by the database's shared syncer (held handle, fdatasync, syncs shared with
       // the file's other writers), or by an injected function (tests: ordering, failure)
-      if (sync >= 2) this.offloop = { wal: opts.walSync ? new WalSync(`${n.name}-wal`, opts.walSync) : walSyncerOf(n), relax: () => n.pragma('synchronous = NORMAL'), restore: () => n.pragma(`synchronous = ${sync}`) };
+      if (sync >= 2) this.offloop = { wal: opts.walSync ? new CoalescedSync(() => opts.walSync!(`${n.name}-wal`)) : walSyncerOf(n), relax: () => n.pragma('synchronous = NORMAL'), restore: () => n.pragma(`synchronous = ${sync}`) };
     }
   }
 
