@@ -74,7 +74,11 @@ describe.skipIf(!HAVE)('operator console in headless Chromium', () => {
     await p.keyboard.press('g');
     await p.keyboard.press('c');
     await p.getByRole('heading', { name: 'Cards', level: 1 }).waitFor();
+    // the heading is the shell's; the search box comes with the view once its list has loaded, and
+    // "/" focuses it only if it is there (CI once typed the UID into the loading view): wait for it
+    await p.getByRole('searchbox', { name: 'Card UID' }).waitFor();
     await p.keyboard.press('/');
+    await expect.poll(() => p.getByRole('searchbox', { name: 'Card UID' }).evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
     await p.keyboard.type(uid.toLowerCase());
     await p.keyboard.press('Enter');
     await p.getByTestId('card-detail').waitFor();
