@@ -1,11 +1,9 @@
 // Where the audit log lives: a small interface (so tests can inject a failing store) and its
 // SQL implementation over the shared Kysely database (SQLite or PostgreSQL).
 import { close as fsClose, fsync, open as fsOpen } from 'node:fs';
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import { type Database, type DatabaseHandle, type WalSyncer, walSyncerOf } from '../storage/index.js';
+import { type CheckpointerLease, type Database, type DatabaseHandle, type WalSyncer, leaseWalCheckpointer, walRestartGate, walSyncerOf } from '../storage/index.js';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { getSetting, setSetting, withTransaction, withWriterLock } from '../storage/tx.js';
 import { type AuditEntry, type Json, withIndex } from './entry.js';
@@ -118,110 +116,15 @@ export const fsyncFile: WalSync = (path) =>
     });
   });
 
-/** SQLite's default auto-checkpoint threshold (pages), restored if the background checkpointer stops. */
-const AUTOCHECKPOINT_PAGES = 1000;
-
-/** The checkpointer thread: its own connection to the file, a PASSIVE checkpoint every interval. */
-const CHECKPOINTER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.lib);
-const db = new Database(workerData.file, { fileMustExist: true });
-const flag = new Int32Array(workerData.flag);
-db.pragma('busy_timeout = ' + workerData.restartWaitMs);
-db.pragma('synchronous = ' + workerData.sync);
-db.pragma('wal_autocheckpoint = 0');
-const ck = db.prepare('pragma wal_checkpoint(PASSIVE)');
-const rs = db.prepare('pragma wal_checkpoint(RESTART)');
-const timer = setInterval(() => {
-  try {
-    if (ck.get().log >= workerData.restartFrames) {
-      Atomics.store(flag, 0, 1);
-      try { rs.get(); } finally { Atomics.store(flag, 0, 0); Atomics.notify(flag, 0); }
-    }
-  } catch (e) { parentPort.postMessage({ error: String(e && e.message) }); }
-}, workerData.intervalMs);
-parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close(); });
-`;
-
-/**
- * WAL checkpoints off the event loop. SQLite runs an automatic checkpoint inside the commit that
- * takes the WAL past 1,000 pages — on the committing thread, i.e. the event loop: it copies ~4 MB
- * of pages into the database file and fsyncs the WAL and the database (measured on this machine
- * under load: commits of 10 rows p99.9 22 ms, max 168 ms with it; p99.9 4.4 ms without). Every
- * request in flight waits behind such a commit. Here the connection's automatic checkpoint is
- * turned off and a worker thread with its own connection checkpoints every `intervalMs`:
- * - a PASSIVE checkpoint copies the WAL's pages into the database without blocking anyone;
- * - once the WAL holds `restartFrames` frames (default 16,384: 64 MB of 4 KB pages), a RESTART
- *   checkpoint, which takes the write lock, copies what was committed during the PASSIVE one
- *   (little), syncs, and waits for readers, so that the next commit writes the WAL from its
- *   beginning again — over the blocks already allocated (the file keeps its size). PASSIVE alone
- *   never let it restart under steady traffic: a restart needs a commit to find the WAL fully
- *   copied, and a commit always came during the copy — the WAL grew without bound (100+ MB within
- *   seconds of sequential deliveries), every commit appended to a growing file (block allocation;
- *   each fdatasync then journals the new size), ~25% more CPU per lone audit batch than with
- *   SQLite's own checkpoint. A RESTART holds the write lock for a copy and two syncs (a few ms),
- *   so it runs once per `restartFrames`, not at every interval. The audit writer does not wait for the
- *   write lock on the event loop: while the worker holds it (a flag in shared memory) the batch
- *   waits asynchronously (`restarting`); other writers of the connection wait in SQLite's busy
- *   handler as for any lock. The RESTART gives up after 50 ms (its busy timeout: a transaction
- *   open on the connection across awaits) and is tried again at the next interval; a reader
- *   transaction open across awaits can so hold the connection's other writers for up to ~50 ms,
- *   once per `restartFrames`.
- * The worker uses the connection's `synchronous` setting, so a checkpoint is as durable as before.
- * If the worker fails or exits, the connection's automatic checkpoint is restored.
- */
-class WalCheckpointer {
-  private readonly worker: Worker;
-  private stopped = false;
-  /** [0] = 1 while the worker's RESTART checkpoint holds (or waits for) the write lock. */
-  private readonly flag = new Int32Array(new SharedArrayBuffer(4));
-
-  /** While the worker restarts the WAL: resolves when it is done (at most ~1 s); otherwise undefined. */
-  restarting(): Promise<unknown> | undefined {
-    if (this.stopped || Atomics.load(this.flag, 0) === 0) return undefined;
-    // Atomics.waitAsync (Node >= 16; typed from lib ES2024, this project compiles against ES2023)
-    const w = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: unknown } }).waitAsync(this.flag, 0, 1, 1000);
-    return w.async ? (w.value as Promise<unknown>) : undefined;
-  }
-
-  constructor(
-    private readonly native: NonNullable<DatabaseHandle['sqlite']>,
-    sync: number,
-    intervalMs: number,
-    restartFrames: number,
-  ) {
-    native.pragma('wal_autocheckpoint = 0');
-    this.worker = new Worker(CHECKPOINTER, {
-      eval: true,
-      workerData: { lib: createRequire(import.meta.url).resolve('better-sqlite3'), file: native.name, sync, intervalMs, restartFrames, flag: this.flag.buffer, restartWaitMs: 50 },
-    });
-    this.worker.unref();
-    const fallBack = () => this.restore();
-    this.worker.once('error', fallBack);
-    this.worker.once('exit', fallBack);
-    this.worker.on('message', fallBack); // a failed checkpoint: let the connection checkpoint itself again
-  }
-
-  private restore(): void {
-    if (this.native.open && !this.stopped) this.native.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
-    this.stopped = true;
-  }
-
-  /** Stop the thread (it closes its connection); the connection checkpoints itself again. */
-  close(): void {
-    this.restore();
-    this.worker.postMessage('close');
-  }
-}
-
 export interface SqlAuditStoreOptions {
   /**
    * SQLite file in WAL mode: WAL checkpoints in a worker thread every this many ms instead of
-   * SQLite's automatic checkpoint inside a commit on the event loop (see WalCheckpointer).
+   * SQLite's automatic checkpoint inside a commit on the event loop (the file's shared
+   * checkpointer, src/cms/storage/checkpointer.ts; the first lease of the file sets its options).
    * Default 1000; 0 leaves SQLite's automatic checkpoint on.
    */
   checkpointIntervalMs?: number;
-  /** With the checkpointer: restart the WAL from its beginning once it holds this many frames (see WalCheckpointer). */
+  /** With the checkpointer: restart the WAL from its beginning once it holds this many frames (src/cms/storage/checkpointer.ts). */
   walRestartFrames?: number;
   /**
    * SQLite in WAL mode with synchronous=FULL: commit each batch without the inline fsync
@@ -353,7 +256,10 @@ export class SqlAuditStore implements AuditStore {
    * (the station jobs' group commit) — answered by the first sync that started after the commit.
    */
   private walSyncer?: WalSyncer;
-  private checkpointer?: WalCheckpointer;
+  /** This store's lease on the file's checkpointer thread (src/cms/storage/checkpointer.ts). */
+  private checkpointer?: CheckpointerLease;
+  /** While the file's checkpointer restarts the WAL: its end (the gate every SQLite writer of the file passes). */
+  private restartGate?: () => Promise<unknown> | undefined;
   /** PostgreSQL: the index after this store's last committed batch (writeBatchPg's guess); unset after a failure. */
   private pgNext?: number;
 
@@ -419,7 +325,8 @@ export class SqlAuditStore implements AuditStore {
       this.native.restore = n.prepare(`pragma synchronous = ${sync}`);
     } else this.wal = null;
     const every = this.so.checkpointIntervalMs ?? 1000;
-    if (every > 0 && wal && !n.memory && n.name) this.checkpointer = new WalCheckpointer(n, sync, every, this.so.walRestartFrames ?? 16_384);
+    if (every > 0 && wal && !n.memory && n.name) this.checkpointer = leaseWalCheckpointer(n, { intervalMs: every, restartFrames: this.so.walRestartFrames ?? 16_384 });
+    this.restartGate = walRestartGate(n);
   }
 
   /**
@@ -448,9 +355,9 @@ export class SqlAuditStore implements AuditStore {
     // transaction, and the setting read here must be the configured one.
     if (!this.native) await this.h.db.connection().execute(async () => this.prepareNative(n));
     const st = this.native!;
-    // the checkpointer thread is restarting the WAL (it holds the write lock): wait here, not in
-    // SQLite's busy handler on the event loop
-    const restart = this.checkpointer?.restarting();
+    // the file's checkpointer thread is restarting the WAL (it holds the write lock): wait here, not
+    // in SQLite's busy handler on the event loop (the native path bypasses the Kysely dialect's gate)
+    const restart = this.restartGate?.();
     if (restart) await restart;
     const wal = this.wal;
     const commit = wal
@@ -463,7 +370,14 @@ export class SqlAuditStore implements AuditStore {
           }
         }
       : () => st.batch.immediate(entries, leafOf);
-    const out = n.inTransaction ? await this.h.db.connection().execute(async () => commit()) : commit();
+    const out = n.inTransaction
+      ? await this.h.db.connection().execute(async () => {
+          // after the open transaction: a RESTART may have begun meanwhile
+          const again = this.restartGate?.();
+          if (again) await again;
+          return commit();
+        })
+      : commit();
     if (!wal) return out;
     // the sync starts after this batch's COMMIT (the syncer answers with the first sync that started
     // after the call), so it covers the batch's frames; a failed sync rejects the batch (fail closed)
@@ -494,7 +408,7 @@ export class SqlAuditStore implements AuditStore {
   /** Release the WAL file's handle (the database handle is closed separately; the shared syncer reopens it if another writer syncs). */
   close(): void {
     this.walSyncer?.drop();
-    this.checkpointer?.close();
+    this.checkpointer?.release();
     this.checkpointer = undefined;
   }
 

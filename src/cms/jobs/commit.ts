@@ -16,7 +16,7 @@
 // PostgreSQL commits concurrently from a pool: there each write is simply its own transaction.
 import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, type Transaction, sql } from 'kysely';
-import { type Database, dialectOf, walSyncerOf } from '../storage/index.js';
+import { type Database, dialectOf, walRestartGate, walSyncerOf } from '../storage/index.js';
 import { CoalescedSync } from '../storage/wal-sync.js';
 
 type Tx = Transaction<Database>;
@@ -32,7 +32,7 @@ export class GroupCommit {
   private flushing = false;
   private readonly sqlite: boolean;
   /** Off-loop durability (WAL file on disk, synchronous=FULL): relax/restore the setting around each commit. */
-  private readonly offloop?: { wal: { sync(): Promise<void> }; relax: () => void; restore: () => void };
+  private readonly offloop?: { wal: { sync(): Promise<void> }; relax: () => void; restore: () => void; restarting?: () => Promise<unknown> | undefined };
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -48,7 +48,10 @@ export class GroupCommit {
       // (not as statements prepared once: SQLite applies this pragma when it is COMPILED)
       // the WAL synced by the database's shared syncer (held handle, fdatasync, syncs shared with
       // the file's other writers), or by an injected function (tests: ordering, failure)
-      if (sync >= 2) this.offloop = { wal: opts.walSync ? new CoalescedSync(() => opts.walSync!(`${n.name}-wal`)) : walSyncerOf(n), relax: () => n.pragma('synchronous = NORMAL'), restore: () => n.pragma(`synchronous = ${sync}`) };
+      // the checkpointer's WAL restart is waited for BEFORE the relax (the dialect's BEGIN would
+      // wait for it after, src/cms/storage/open.ts, and a native writer running meanwhile — the
+      // audit store — would restore the configured setting under this batch)
+      if (sync >= 2) this.offloop = { wal: opts.walSync ? new CoalescedSync(() => opts.walSync!(`${n.name}-wal`)) : walSyncerOf(n), relax: () => n.pragma('synchronous = NORMAL'), restore: () => n.pragma(`synchronous = ${sync}`), restarting: walRestartGate(n) };
     }
   }
 
@@ -104,6 +107,8 @@ export class GroupCommit {
           const o = this.offloop;
           if (o) {
             await this.db.connection().execute(async (conn) => {
+              const restart = o.restarting?.();
+              if (restart) await restart;
               o.relax();
               try {
                 await conn.transaction().execute(writeAll);

@@ -6,3 +6,4 @@ export { migrateToLatest, appliedMigrations, StaticMigrationProvider } from './m
 export { withTransaction, withWriterLock, lockWriters, getSetting, setSetting, type Tx } from './tx.js';
 export { dialectOf, types as columnTypes } from './dialect.js';
 export { walSyncerOf, type WalSyncer } from './wal-sync.js';
+export { leaseWalCheckpointer, walRestartGate, type CheckpointerLease, type CheckpointerOptions } from './checkpointer.js';

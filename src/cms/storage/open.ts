@@ -8,10 +8,11 @@
 // PostgreSQL: the server's own durability (synchronous_commit=on by default).
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, PostgresDialect, RawNode, SelectQueryNode, SqliteDialect, sql } from 'kysely';
 import type BetterSqlite3 from 'better-sqlite3';
 import type * as PgModule from 'pg';
 import type { Pool, PoolConfig } from 'pg';
+import { walRestartGate } from './checkpointer.js';
 import type { Database, DialectKind } from './database.js';
 import { StorageError } from './errors.js';
 import { migrateToLatest } from './migrate.js';
@@ -92,7 +93,7 @@ async function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): 
   } catch (e) {
     throw new StorageError('ERR_STORAGE_UNAVAILABLE', `sqlite: cannot open ${config.file}: ${(e as Error).message}`, { cause: e });
   }
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: native }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(native) });
   let closed = false;
   return {
     db,
@@ -112,20 +113,52 @@ async function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): 
  * a READ transaction at its first SELECT, and when it later writes while another connection holds
  * the write lock, SQLite refuses the upgrade at once with SQLITE_BUSY — it never runs the busy
  * handler for a reader that wants to write (that could deadlock). The other connections are the
- * audit store's WAL checkpointer thread (its RESTART checkpoint holds the write lock for a few ms),
- * a CLI command or a second process on the same file: under sustained load a station job that
+ * WAL checkpointer thread (./checkpointer.ts: its RESTART checkpoint holds the write lock for a few
+ * ms), a CLI command or a second process on the same file: under sustained load a station job that
  * read before it wrote failed with "database is locked" (test/cms/audit-sqlite-writers.test.ts).
  * In this process the one connection already runs one transaction at a time (Kysely's connection
  * lock), so taking the write lock at BEGIN costs nothing here.
+ *
+ * The busy handler blocks the event loop while it waits. So every statement that would take the
+ * write lock — a BEGIN (IMMEDIATE), or a write outside a transaction — first waits, asynchronously,
+ * while this process's checkpointer thread of the file restarts the WAL (`walRestartGate`; a flag
+ * in shared memory, so no cost otherwise). Statements inside an open transaction already hold the
+ * lock; reads do not need it.
  */
 class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly native: BetterSqlite3.Database) {
+    super({ database: native });
+  }
+
   override createDriver(): Driver {
     const driver = super.createDriver();
+    const native = this.native;
+    const gate = walRestartGate(native);
     driver.beginTransaction = async (connection: DatabaseConnection) => {
       await connection.executeQuery(CompiledQuery.raw('begin immediate'));
     };
+    if (gate) {
+      const acquire = driver.acquireConnection.bind(driver);
+      const gated = new WeakSet<DatabaseConnection>();
+      driver.acquireConnection = async () => {
+        const c = await acquire();
+        if (gated.has(c)) return c;
+        gated.add(c);
+        const execute = c.executeQuery.bind(c);
+        c.executeQuery = <R>(q: CompiledQuery) => {
+          const wait = native.inTransaction || isRead(q) ? undefined : gate();
+          return wait ? wait.then(() => execute<R>(q)) : execute<R>(q);
+        };
+        return c;
+      };
+    }
     return driver;
   }
+}
+
+/** A statement that takes no write lock: a SELECT (built, or raw text beginning with select). */
+function isRead(q: CompiledQuery): boolean {
+  return SelectQueryNode.is(q.query) || (RawNode.is(q.query) && /^\s*select\b/i.test(q.sql));
 }
 
 async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Promise<DatabaseHandle> {

@@ -1,0 +1,139 @@
+// The WAL checkpointer thread, one per SQLite file (src/cms/storage/checkpointer.ts), and the gate
+// every SQLite writer passes (src/cms/storage/open.ts): while the thread's RESTART checkpoint holds
+// the write lock, a transaction begun on a connection to the file — or a write outside one, or a
+// transaction on a second connection of this process without a lease — waits for it asynchronously
+// (a timer fires meanwhile), not in SQLite's busy handler on the event loop, and proceeds once the
+// checkpoint is done. The RESTART is held for real: a reader on another connection keeps it waiting
+// (a RESTART waits for readers, holding the write lock) until the test ends that read.
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { sql } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type DatabaseHandle, leaseWalCheckpointer, openDatabase, walRestartGate } from '../../src/cms/storage/index.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function sqliteFile(): Promise<{ h: DatabaseHandle; file: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dcms-wal-restart-'));
+  const file = path.join(dir, 'cms.sqlite');
+  const h = await openDatabase({ kind: 'sqlite', file });
+  cleanups.push(async () => {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { h, file };
+}
+
+const Sqlite = (await import('better-sqlite3')).default;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const autocheckpoint = (n: BetterSqlite3.Database) => Number(n.pragma('wal_autocheckpoint', { simple: true }));
+const count = (h: DatabaseHandle, prefix: string) => (h.sqlite!.prepare('select count(*) as n from meta_settings where name like ?').get(`${prefix}%`) as { n: number }).n;
+
+describe('the WAL checkpointer restarting the WAL, and the writers of its file', () => {
+  it('a transaction, a write outside one, and a second connection\'s transaction wait for the RESTART off the event loop, then proceed', async () => {
+    const { h, file } = await sqliteFile();
+    // a RESTART at every interval once the WAL holds a frame; it waits up to a minute for readers
+    const lease = leaseWalCheckpointer(h.sqlite!, { intervalMs: 5, restartFrames: 1, restartWaitMs: 60_000 });
+    cleanups.push(() => lease.release());
+    expect(autocheckpoint(h.sqlite!)).toBe(0);
+    const h2 = await openDatabase({ kind: 'sqlite', file }); // another connection of this process, no lease
+    cleanups.push(() => h2.close());
+    const reader = new Sqlite(file, { fileMustExist: true });
+    cleanups.push(() => void reader.close());
+    const gate = walRestartGate(h.sqlite!)!;
+
+    // frames written by a connection that never waits for the lock (SQLITE_BUSY: the thread has it)
+    const framer = new Sqlite(file, { fileMustExist: true, timeout: 0 });
+    cleanups.push(() => void framer.close());
+    const frame = framer.prepare("insert or replace into meta_settings (name, value) values ('test:frame', 'x')");
+    /** Hold the checkpointer's RESTART (and so the write lock): a read open on `reader`, frames written after it. */
+    const holdRestart = async (): Promise<() => void> => {
+      reader.exec('begin');
+      reader.prepare('select count(*) from meta_settings').get();
+      for (let i = 0; i < 4000 && !gate(); i++) {
+        try {
+          frame.run();
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'SQLITE_BUSY') throw e;
+        }
+        await sleep(5);
+      }
+      expect(gate()).toBeDefined(); // the thread holds the write lock, waiting for the reader
+      return () => reader.exec('commit');
+    };
+    /** Run `write` while the RESTART is held; a timer ends the read (`fired`: whether it has). */
+    const whileHeld = async (write: (fired: () => boolean) => Promise<void>): Promise<void> => {
+      const release = await holdRestart();
+      let fired = false;
+      const timer = setTimeout(() => {
+        fired = true;
+        release();
+      }, 20);
+      try {
+        await write(() => fired);
+      } finally {
+        clearTimeout(timer);
+        if (reader.inTransaction) reader.exec('commit');
+      }
+    };
+
+    // a Kysely transaction (BEGIN IMMEDIATE) on the leased connection, and on a second connection
+    // to the file, which holds no lease (the file's checkpointer gates it too)
+    for (const [name, db] of [['test:tx', h], ['test:h2', h2]] as const) {
+      let began: boolean | undefined;
+      await whileHeld(async (fired) => {
+        await db.db.transaction().execute(async (tx) => {
+          began = fired();
+          await sql`insert into meta_settings (name, value) values (${name}, 'x')`.execute(tx);
+        });
+      });
+      expect([name, began]).toEqual([name, true]);
+      expect(count(h, name)).toBe(1);
+    }
+
+    // a write outside a transaction
+    let wrote: boolean | undefined;
+    await whileHeld(async (fired) => {
+      await h.db.insertInto('meta_settings').values({ name: 'test:auto', value: 'x' }).execute();
+      wrote = fired();
+    });
+    expect(wrote).toBe(true);
+    expect(count(h, 'test:auto')).toBe(1);
+
+    // reads do not wait: a read outside a transaction runs while the RESTART is held
+    const release = await holdRestart();
+    try {
+      expect(await h.db.selectFrom('meta_settings').select('name').where('name', '=', 'test:tx').execute()).toEqual([{ name: 'test:tx' }]);
+      expect(gate()).toBeDefined(); // still held: the read did not wait for it
+    } finally {
+      release();
+    }
+  }, 120_000);
+
+  it('the last lease released, or the thread failing, gives the connection its automatic checkpoint back; one thread per file', async () => {
+    const { h } = await sqliteFile();
+    const a = leaseWalCheckpointer(h.sqlite!, { intervalMs: 1000 });
+    const b = leaseWalCheckpointer(h.sqlite!, { intervalMs: 1000 });
+    expect(autocheckpoint(h.sqlite!)).toBe(0);
+    a.release();
+    a.release(); // idempotent
+    expect(autocheckpoint(h.sqlite!)).toBe(0); // b still holds the file's thread
+    b.release();
+    expect(autocheckpoint(h.sqlite!)).toBe(1000);
+
+    // a thread that fails (its file is gone when it opens it): the connection checkpoints itself again
+    const { h: g, file } = await sqliteFile();
+    const lease = leaseWalCheckpointer(g.sqlite!, { intervalMs: 5 });
+    cleanups.push(() => lease.release());
+    unlinkSync(file);
+    expect(autocheckpoint(g.sqlite!)).toBe(0);
+    for (let i = 0; i < 2000 && autocheckpoint(g.sqlite!) === 0; i++) await sleep(5);
+    expect(autocheckpoint(g.sqlite!)).toBe(1000);
+    expect(walRestartGate(g.sqlite!)!()).toBeUndefined();
+  }, 60_000);
+});
