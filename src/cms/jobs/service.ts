@@ -285,14 +285,22 @@ export class StationJobs {
     return toJob(r);
   }
 
-  /** `visibleTo`: only jobs that may concern these AIDs (install/delete of one of them, or a personalise job; the caller projects). */
-  async list(filter: { uid?: string; state?: JobState; limit?: number; visibleTo?: { aids: readonly string[] } } = {}): Promise<Job[]> {
+  /**
+   * Jobs in a stable order, (created_at, id) ascending, at most `limit` (≤ 1000) after the job
+   * `after` names (keyset paging: a job is read once however many are created meanwhile; the
+   * caller's cursor is the last job it examined). `visibleTo`: only jobs that may concern these
+   * AIDs (install/delete of one of them, or a personalise job; the caller projects).
+   */
+  async list(filter: { uid?: string; state?: JobState; limit?: number; after?: { createdAt: number; id: string }; visibleTo?: { aids: readonly string[] } } = {}): Promise<Job[]> {
     let q = this.db.selectFrom('station_jobs').selectAll();
     if (filter.uid) q = q.where('uid', '=', checkUidHex(filter.uid));
     if (filter.state) q = q.where('state', '=', filter.state);
     const v = filter.visibleTo;
     if (v) q = q.where((eb) => eb.or([eb('kind', '=', 'personalise'), ...(v.aids.length ? [eb.and([eb('kind', 'in', ['install', 'delete']), eb('aid', 'in', [...v.aids])])] : [])]));
-    return (await q.orderBy('created_at').limit(Math.min(filter.limit ?? 100, 1000)).execute()).map(toJob);
+    const a = filter.after;
+    // one shape on both dialects (a row value comparison: SQLite >= 3.15, PostgreSQL)
+    if (a) q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '>', eb.tuple(a.createdAt, a.id)));
+    return (await q.orderBy('created_at').orderBy('id').limit(Math.min(filter.limit ?? 100, 1000)).execute()).map(toJob);
   }
 
   /**

@@ -7,7 +7,7 @@
 //                                         with claim: true the job comes back claimed (keys sealed), no token
 //   POST /v1/station/jobs/:id/claim       reader: redeem the single-use token → the job, keys sealed to it
 //   POST /v1/station/jobs/:id/receipt     reader: the signed receipt → mapping recorded (or job failed)
-//   GET  /v1/jobs, /v1/jobs/:id           operators: job state and outcome
+//   GET  /v1/jobs, /v1/jobs/:id           operators: job state and outcome (the list paged: ?after=<next>)
 //   POST /v1/keys/deliver                 reader: the key of its role for a presented card, sealed
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -104,6 +104,18 @@ const view = (j: Job) => ({
   expiresAt: j.expiresAt,
   updatedAt: j.updatedAt,
 });
+
+/** The opaque paging cursor of GET /v1/jobs: base64url of `<createdAt>.<id>` of the last job examined. */
+const cursorAfter = (j: { createdAt: number; id: string }): string => Buffer.from(`${j.createdAt}.${j.id}`).toString('base64url');
+const CURSOR_TEXT = /^(0|[1-9][0-9]{0,15})\.(job_[A-Za-z0-9_-]{1,40})$/;
+
+/** A cursor of cursorAfter, or 400 ERR_BAD_CURSOR (only its own encoding: no other text decodes to the same job). */
+export function jobCursor(s: string): { createdAt: number; id: string } {
+  const m = /^[A-Za-z0-9_-]{1,128}$/.test(s) ? CURSOR_TEXT.exec(Buffer.from(s, 'base64url').toString('utf8')) : null;
+  const at = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isSafeInteger(at) || cursorAfter({ createdAt: at, id: m[2]! }) !== s) throw new ApiError(400, 'ERR_BAD_CURSOR', 'after: not a cursor of GET /v1/jobs (pass the `next` of the previous page)');
+  return { createdAt: at, id: m[2]! };
+}
 
 type Verdict = 'applied' | 'not-applied' | 'partial';
 
@@ -210,42 +222,60 @@ export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?
         return { ok: r.ok, job: { id: j.id, kind: j.kind, readerId: j.readerId, uid: j.uid, aid: j.aid, state: j.state, createdAt: j.createdAt, expiresAt: j.expiresAt, updatedAt: j.updatedAt } };
       },
     );
-    app.get<{ Querystring: { uid?: string; state?: string; limit?: number } }>(
+    app.get<{ Querystring: { uid?: string; state?: string; limit?: number; after?: string } }>(
       '/jobs',
       {
         config: { auth: { operator: ANY_OPERATOR } },
         schema: {
           tags: ['station'],
-          summary: "station jobs (by card and/or state); a tenant-scoped operator sees its applications' jobs, a personalise job with its own installations' steps only",
+          summary:
+            "station jobs (by card and/or state), oldest first, paged: pass the answer's `next` as `after` (null: no more); a tenant-scoped operator sees its applications' jobs, a personalise job with its own installations' steps only — `limit` of those",
           security: opSec,
           querystring: Type.Object(
             {
               uid: Type.Optional(Uid),
               state: Type.Optional(Type.Union(['created', 'claimed', 'completed', 'failed', 'unknown', 'reconciled'].map((s) => Type.Literal(s)))),
               limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+              after: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "the previous page's `next` (opaque)" })),
             },
             { additionalProperties: false },
           ),
-          response: { 200: Type.Object({ jobs: Type.Array(JobView) }), ...ERROR_RESPONSES },
+          response: { 200: Type.Object({ jobs: Type.Array(JobView), next: Type.Union([Type.String(), Type.Null()]) }), ...ERROR_RESPONSES },
         },
       },
       async (req) => {
         const q = req.query;
-        const filter = { ...(q.uid ? { uid: q.uid } : {}), ...(q.state ? { state: q.state as never } : {}), limit: q.limit ?? 100 };
+        const limit = q.limit ?? 100;
+        const filter = { ...(q.uid ? { uid: q.uid } : {}), ...(q.state ? { state: q.state as never } : {}) };
+        let after = q.after === undefined ? undefined : jobCursor(q.after);
         const scope = tenantScope(req);
-        if (scope === '*') return { jobs: (await wrap(() => jobs.list(filter))).map(view) };
+        if (scope === '*') {
+          const rows = await wrap(() => jobs.list({ ...filter, limit, ...(after ? { after } : {}) }));
+          return { jobs: rows.map(view), next: rows.length === limit ? cursorAfter(rows[rows.length - 1]!) : null };
+        }
+        if (scope.length === 0) return { jobs: [], next: null };
         // a tenant-scoped operator: the jobs of its applications (install/delete filed under their
-        // AID, personalise under 000000 naming every tenant), each projected to its part
+        // AID, personalise under 000000 naming every tenant), each projected to its part — a job
+        // with no part of theirs is skipped, so pages of rows are read until `limit` jobs are
+        // theirs or none is left; `next` names the last job examined (not only the last returned)
         const apps = await jobs.o.tenants.applications();
         const tenantOf = new Map(apps.map((a) => [a.aid, a.tenantId]));
-        const own = apps.filter((a) => scope.includes(a.tenantId)).map((a) => a.aid);
-        const list = await wrap(() => jobs.list({ ...filter, visibleTo: { aids: own } }));
+        const visibleTo = { aids: apps.filter((a) => scope.includes(a.tenantId)).map((a) => a.aid) };
+        const batch = Math.min(1000, Math.max(limit, 100));
         const out = [];
-        for (const j of list) {
-          const v = await tenantJobView(j, scope, async (aid) => tenantOf.get(aid));
-          if (v) out.push(v);
+        for (;;) {
+          const from = after;
+          const rows = await wrap(() => jobs.list({ ...filter, visibleTo, limit: batch, ...(from ? { after: from } : {}) }));
+          for (let i = 0; i < rows.length; i++) {
+            const j = rows[i]!;
+            after = { createdAt: j.createdAt, id: j.id };
+            const v = await tenantJobView(j, scope, async (aid) => tenantOf.get(aid));
+            if (v) out.push(v);
+            // full: more may follow, unless this was the last row there is
+            if (out.length === limit) return { jobs: out, next: i === rows.length - 1 && rows.length < batch ? null : cursorAfter(j) };
+          }
+          if (rows.length < batch) return { jobs: out, next: null };
         }
-        return { jobs: out };
       },
     );
     app.get<{ Params: { id: string } }>(
