@@ -20,6 +20,7 @@ import { InProcessTransport } from '../src/transport/in-process.js';
 import { parseLayout } from '../src/cms/layout/index.js';
 import { CAMPUS, CAMPUS_AIDS, type E2e, startE2e } from '../test/e2e/harness.js';
 import { type BenchOptions, type Figure, percentile } from './types.js';
+import { fdatasyncLatency } from './disk.js';
 
 /** One phase of the delivery load: closed loop (every reader back to back) or open loop (a fixed offered rate). */
 type LoadPhase = { kind: 'closed'; ms: number } | { kind: 'open'; ms: number; rate: number };
@@ -392,6 +393,7 @@ export async function deliveryFigures(tag: string, h: E2e, uids: string[], quick
   // are the stalls every request queued behind pays (audit commit, GC, TLS, JSON)
   const loopDelay: { p99: number; max: number }[] = [];
   const eld = monitorEventLoopDelay({ resolution: 1 });
+  const disk = fdatasyncLatency();
   let cpu0 = process.cpuUsage();
   const res = await loadInChild({ port: h.server.port, ca: h.ca, readers, uids, aid: 'A1C001', keyNo: 1, phases }, (phase) => {
     if (phase === 'start') {
@@ -425,7 +427,13 @@ export async function deliveryFigures(tag: string, h: E2e, uids: string[], quick
     { name: `cms.delivery.${tag}.open_p99`, value: open.p99, unit: 'ms', target: { op: '<=', value: target.p99 }, note: `open loop at ${target.openRate.toLocaleString('en-US')} req/s offered: the latency target is judged here` },
     { name: `cms.delivery.${tag}.open_rps`, value: openRps, unit: 'req/s', note: `completed per second of the open-loop phase (offered ${target.openRate.toLocaleString('en-US')})` },
     { name: `cms.delivery.${tag}.light_p50`, value: idle.p50, unit: 'ms', note: `open loop at ${light} req/s offered (reference: latency of a lightly loaded server)` },
-    { name: `cms.delivery.${tag}.light_p99`, value: idle.p99, unit: 'ms' },
+    {
+      name: `cms.delivery.${tag}.light_p99`,
+      value: idle.p99,
+      unit: 'ms',
+      baseline: { name: 'disk_fdatasync_p99_ms', value: disk.p99 },
+      note: `baseline: the disk's own 4 KiB write + fdatasync measured before the phases (bench/disk.ts; p50 ${disk.p50.toFixed(3)} ms, max ${disk.max.toFixed(1)} ms): every delivery waits for such a sync of the WAL before its answer${tag === 'pg_redis' ? ' (here PostgreSQL\'s commit flush, on the same disk)' : ''}`,
+    },
     {
       name: `cms.delivery.${tag}.server_cpu_ms_per_req`,
       value: cpuMsPerReq,
