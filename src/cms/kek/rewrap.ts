@@ -15,7 +15,7 @@ import { parseBlob } from '../../custody/binding.js';
 import type { CallerContext, KeyBinding, KeyCustody } from '../../custody/types.js';
 import type { ApprovalService } from '../approvals/service.js';
 import { ISSUER_TENANT } from '../domain/index.js';
-import type { Database } from '../storage/index.js';
+import { type Database, walRestartGate } from '../storage/index.js';
 import type { AuditRecorder } from '../rotation/audit.js';
 import { RotationError } from '../rotation/errors.js';
 
@@ -97,7 +97,7 @@ function blobVersion(blob: string): number {
 
 export class KekService {
   private readonly now: () => number;
-  private native?: { blob: BetterSqlite3.Statement; checkpoint: BetterSqlite3.Statement };
+  private native?: { blob: BetterSqlite3.Statement; checkpoint: BetterSqlite3.Statement; restarting?: () => Promise<unknown> | undefined };
 
   constructor(private readonly o: KekServiceOptions) {
     this.now = o.now ?? Date.now;
@@ -230,9 +230,15 @@ export class KekService {
         checkpoint: n.prepare(
           "update kek_rewrap_runs set last_key = ?, rewrapped = ?, skipped = ?, failed = ?, updated_at = ? where id = ? and state = 'running' and rewrapped = ? and skipped = ? and failed = ?",
         ),
+        restarting: walRestartGate(n),
       });
-      await this.o.db.connection().execute(async () =>
-        n
+      await this.o.db.connection().execute(async () => {
+        // the native BEGIN IMMEDIATE bypasses the Kysely dialect's gate (src/cms/storage/open.ts):
+        // while the file's checkpointer thread restarts the WAL (it holds the write lock), wait
+        // here, not in SQLite's busy handler on the event loop
+        const restart = st.restarting?.();
+        if (restart) await restart;
+        return n
           .transaction(() => {
             let updated = 0;
             for (const u of upd) updated += st.blob.run(u[5], u[0], u[1], u[2], u[3], u[4]).changes;
@@ -241,8 +247,8 @@ export class KekService {
             const r = st.checkpoint.run(JSON.stringify(last), next.rewrapped, next.skipped, next.failed, now, id, prev.rewrapped, prev.skipped, prev.failed);
             if (r.changes === 0) throw lost();
           })
-          .immediate(),
-      );
+          .immediate();
+      });
       return;
     }
     const pg = dialectOf(this.o.db) === 'postgres';
