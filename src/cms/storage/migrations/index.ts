@@ -16,6 +16,7 @@ import * as m0061 from '../../consent/migrations/0061_card_profile.js';
 import * as m0070 from '../../approvals/migrations/0070_approvals.js';
 import * as m0080 from './0080_audit_drop_time_index.js';
 import * as m0081 from './0081_baton_denylist_changes.js';
+import * as m0082 from '../../jobs/migrations/0082_station_jobs_order.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_meta': m0001,
@@ -33,4 +34,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   // after every landed name: Kysely refuses a new migration that sorts before an executed one
   '0080_audit_drop_time_index': m0080, // the audit log's unused time index (engineer C)
   '0081_baton_denylist_changes': m0081, // the card denylist's change log: readers' delta sync (engineer F)
+  '0082_station_jobs_order': m0082, // station_jobs (created_at, id): GET /v1/jobs pages by index
 };
