@@ -236,12 +236,26 @@ export async function requestReconcile(jobs: StationJobs, store: RequestStore, c
   return { jobId: job.id, readerId, uid: job.uid, kind: job.kind, aid: job.aid, expiresAt: Date.now() + RECONCILE_REQUEST_TTL_MS };
 }
 
-/** The reconciliations `readerId` was asked to run on card `uid` (still open). */
+/** Open jobs of a card read per page while looking for requests (StationJobs.list's maximum). */
+const REQUESTED_PAGE = 1000;
+
+/**
+ * The reconciliations `readerId` was asked to run on card `uid` (still open): every open job of the
+ * card is looked at, page after page (a request behind more than a page of older open jobs of the
+ * same card is found too).
+ */
 export async function requestedFor(jobs: StationJobs, store: RequestStore, readerId: string, uid: string): Promise<{ jobId: string; kind: Job['kind']; aid: string }[]> {
   const out: { jobId: string; kind: Job['kind']; aid: string }[] = [];
   for (const state of OPEN) {
-    for (const j of await jobs.list({ uid, state, limit: 100 })) {
-      if ((await store.getValue(requestKey(j.id))) === readerId) out.push({ jobId: j.id, kind: j.kind, aid: j.aid });
+    let after: { createdAt: number; id: string } | undefined;
+    for (;;) {
+      const page = await jobs.list({ uid, state, limit: REQUESTED_PAGE, ...(after ? { after } : {}) });
+      for (const j of page) {
+        if ((await store.getValue(requestKey(j.id))) === readerId) out.push({ jobId: j.id, kind: j.kind, aid: j.aid });
+      }
+      if (page.length < REQUESTED_PAGE) break;
+      const last = page[page.length - 1]!;
+      after = { createdAt: last.createdAt, id: last.id };
     }
   }
   return out;
