@@ -3,7 +3,7 @@
 // outcome is unknown — the station probes the card when it is in front of it (the CMS decides from
 // the probe only, never by guessing; docs/provisioning.md#reconciliation-probe-never-guess).
 //
-//   jobs list       [--state S] [--uid UID] [--limit N]
+//   jobs list       [--state S] [--uid UID] [--limit N] [--after CURSOR | --all]   (oldest first, paged)
 //   jobs show       JOB_ID
 //   jobs reconcile  JOB_ID --reader STATION_ID
 // Common: --cms https://HOST:PORT --ca FILE [--servername NAME] [--token-file FILE] [--json]
@@ -14,12 +14,16 @@ import { apiClient, intOpt, need, one, show } from './rotation.js';
 const USAGE = [
   'usage: desfire-cms jobs <list|show|reconcile> --cms https://HOST:PORT --ca FILE [options]',
   '  jobs list      [--state created|claimed|completed|failed|unknown|reconciled] [--uid UID] [--limit N]',
+  '                 [--after CURSOR]   the page after CURSOR (the `next: --after …` of the previous page)',
+  '                 [--all]            every page from there on, following `next` (--limit: jobs per request)',
   '  jobs show      JOB_ID',
   '  jobs reconcile JOB_ID --reader STATION_ID     (the station probes the card; see `desfire-cms jobs show`)',
   '  token: DESFIRE_CMS_TOKEN or --token-file FILE',
 ];
 
 const STATES = ['created', 'claimed', 'completed', 'failed', 'unknown', 'reconciled'];
+/** GET /v1/jobs's `next` (opaque base64url; the CMS checks it: 400 ERR_BAD_CURSOR). */
+const CURSOR_RE = /^[A-Za-z0-9_-]{1,128}$/;
 type Row = Record<string, unknown>;
 const jobLine = (j: Row): string => `${String(j.id)}  ${String(j.kind)} ${String(j.aid)}  card ${String(j.uid)}  ${String(j.state)}  reader ${String(j.readerId)}`;
 
@@ -40,8 +44,34 @@ async function run(args: string[], io: CliIO): Promise<number> {
     const uid = one(o, '--uid');
     if (uid !== undefined && !/^([0-9A-Fa-f]{2}){4,10}$/.test(uid)) throw new UsageError('--uid must be a card UID (8-20 hex digits)');
     const limit = intOpt(o, '--limit', 1, 1000);
-    for (const [k, v] of [['state', state], ['uid', uid?.toUpperCase()], ['limit', limit?.toString()]] as const) if (v !== undefined) q.set(k, v);
-    return show(io, o, await apiClient(o, io).call('GET', `/v1/jobs${q.size ? `?${q}` : ''}`), (b) => (b.jobs as Row[]).map(jobLine));
+    const after = one(o, '--after');
+    if (after !== undefined && !CURSOR_RE.test(after)) throw new UsageError('--after must be a cursor: the `next` printed by a previous `jobs list`');
+    for (const [k, v] of [['state', state], ['uid', uid?.toUpperCase()], ['limit', limit?.toString()], ['after', after]] as const) if (v !== undefined) q.set(k, v);
+    const api = apiClient(o, io);
+    const page = () => api.call('GET', `/v1/jobs${q.size ? `?${q}` : ''}`);
+    if (!o.bools.has('--all')) return show(io, o, await page(), (b) => [...(b.jobs as Row[]).map(jobLine), ...(b.next ? [`next: --after ${String(b.next)}`] : [])]);
+    // every page, following `next`: text lines page by page; --json one document at the end
+    const json = o.bools.has('--json');
+    const jobs: unknown[] = [];
+    for (;;) {
+      const r = await page();
+      const b = r.body as { jobs?: Row[]; next?: string | null };
+      if (r.status >= 400) return show(io, o, r);
+      if (!Array.isArray(b?.jobs)) {
+        io.err('error: GET /v1/jobs answered without a list of jobs');
+        return 1;
+      }
+      if (json) jobs.push(...b.jobs);
+      else for (const j of b.jobs) io.out(jobLine(j));
+      if (!b.next) break;
+      if (b.next === q.get('after')) {
+        io.err(`error: GET /v1/jobs answered the same cursor again (${b.next}): stopped`);
+        return 1;
+      }
+      q.set('after', b.next);
+    }
+    if (json) io.out(JSON.stringify({ jobs, next: null }, null, 2));
+    return 0;
   }
   if (sub === 'show') {
     const id = jobId(o.pos, 'jobs show JOB_ID');
