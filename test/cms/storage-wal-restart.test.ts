@@ -12,6 +12,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, leaseWalCheckpointer, openDatabase, walRestartGate } from '../../src/cms/storage/index.js';
+import { walRestartHolder } from './wal-restart-hold.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -29,7 +30,6 @@ async function sqliteFile(): Promise<{ h: DatabaseHandle; file: string }> {
   return { h, file };
 }
 
-const Sqlite = (await import('better-sqlite3')).default;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const autocheckpoint = (n: BetterSqlite3.Database) => Number(n.pragma('wal_autocheckpoint', { simple: true }));
 const count = (h: DatabaseHandle, prefix: string) => (h.sqlite!.prepare('select count(*) as n from meta_settings where name like ?').get(`${prefix}%`) as { n: number }).n;
@@ -43,28 +43,13 @@ describe('the WAL checkpointer restarting the WAL, and the writers of its file',
     expect(autocheckpoint(h.sqlite!)).toBe(0);
     const h2 = await openDatabase({ kind: 'sqlite', file }); // another connection of this process, no lease
     cleanups.push(() => h2.close());
-    const reader = new Sqlite(file, { fileMustExist: true });
-    cleanups.push(() => void reader.close());
     const gate = walRestartGate(h.sqlite!)!;
-
-    // frames written by a connection that never waits for the lock (SQLITE_BUSY: the thread has it)
-    const framer = new Sqlite(file, { fileMustExist: true, timeout: 0 });
-    cleanups.push(() => void framer.close());
-    const frame = framer.prepare("insert or replace into meta_settings (name, value) values ('test:frame', 'x')");
-    /** Hold the checkpointer's RESTART (and so the write lock): a read open on `reader`, frames written after it. */
+    const holder = walRestartHolder(file, gate);
+    cleanups.push(() => holder.close());
+    /** Hold the checkpointer's RESTART (and so the write lock): a read open on another connection, frames written after it. */
     const holdRestart = async (): Promise<() => void> => {
-      reader.exec('begin');
-      reader.prepare('select count(*) from meta_settings').get();
-      for (let i = 0; i < 4000 && !gate(); i++) {
-        try {
-          frame.run();
-        } catch (e) {
-          if ((e as { code?: string }).code !== 'SQLITE_BUSY') throw e;
-        }
-        await sleep(5);
-      }
-      expect(gate()).toBeDefined(); // the thread holds the write lock, waiting for the reader
-      return () => reader.exec('commit');
+      expect(await holder.hold()).toBe(true); // the thread holds the write lock, waiting for the reader
+      return () => holder.release();
     };
     /** Run `write` while the RESTART is held; a timer ends the read (`fired`: whether it has). */
     const whileHeld = async (write: (fired: () => boolean) => Promise<void>): Promise<void> => {
@@ -78,7 +63,7 @@ describe('the WAL checkpointer restarting the WAL, and the writers of its file',
         await write(() => fired);
       } finally {
         clearTimeout(timer);
-        if (reader.inTransaction) reader.exec('commit');
+        holder.release();
       }
     };
 
