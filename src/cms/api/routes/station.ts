@@ -19,6 +19,7 @@ import type { ServerTimings } from '../../jobs/timings.js';
 import { ANY_OPERATOR, tenantScope } from '../auth.js';
 import { callerContext } from '../context.js';
 import { ApiError, ERROR_RESPONSES } from '../errors.js';
+import { observeRoutes } from '../../ops/http-metrics.js';
 
 const Uid = Type.String({ pattern: '^([0-9A-Fa-f]{2}){4,10}$' });
 const Aid = Type.String({ pattern: '^[0-9A-Fa-f]{6}$' });
@@ -157,7 +158,12 @@ function projectOutcome(outcome: unknown, aids: ReadonlySet<string>): unknown {
 
 export function stationRoutes(jobs: StationJobs, delivery: KeyDelivery, timings?: ServerTimings) {
   return async (app: FastifyInstance) => {
-    if (timings) app.addHook('onResponse', async (req, reply) => timings.record(`${req.method} ${req.routeOptions.url ?? '?'}`, reply.elapsedTime));
+    // per route pattern, its key made once (observeRoutes: no routeOptions object, no promise per request)
+    if (timings)
+      observeRoutes(app, (route, method) => {
+        const key = `${String(method)} ${route}`;
+        return (req, reply) => timings.record(req.method === method ? key : `${req.method} ${route}`, reply.elapsedTime);
+      });
     app.post<{ Body: Static<typeof CreateBody> }>(
       '/station/jobs',
       {
