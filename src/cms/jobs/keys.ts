@@ -28,26 +28,95 @@ export interface KeyNaming {
 
 export const DEFAULT_NAMING: KeyNaming = { issuerKek: 'kek.issuer', tenantKek: (t) => `kek.${t}` };
 
+/** Labels seen -> custody names (a layout has a few; bounded): no new string per delivery. */
+const masterNames = new Map<string, string>();
+
 /** The custody key name of a layout's diversification master label. */
 export function masterKeyName(label: string): string {
-  return label.replace(/\//g, '.');
+  let name = masterNames.get(label);
+  if (name === undefined) {
+    name = label.replace(/\//g, '.');
+    if (masterNames.size >= 4096) masterNames.clear();
+    masterNames.set(label, name);
+  }
+  return name;
 }
 
 const aidBytesLsbFirst = (aid: string): Uint8Array => fromHex(aid).reverse();
 
-export function diversificationInput(d: Extract<Derivation, { method: 'diversified' }>, app: { aid: string; systemIdentifier: string }, uid: string, keyNo: number): Uint8Array {
-  const parts: Uint8Array[] = [];
-  for (const i of d.input) {
-    if (i === 'uid') parts.push(fromHex(uid));
-    else if (i === 'aid') parts.push(aidBytesLsbFirst(app.aid));
-    else if (i === 'system') parts.push(fromHex(app.systemIdentifier));
-    else parts.push(Uint8Array.of(keyNo));
+const PLAIN_HEX = /^(?:[0-9A-Fa-f]{2})*$/;
+
+/** `hex` (plain hex, PLAIN_HEX checked) decoded into `out` at `o`. */
+function decodeHexInto(hex: string, out: Uint8Array, o: number): void {
+  for (let i = 0; i < hex.length; i += 2) {
+    const h = hex.charCodeAt(i);
+    const l = hex.charCodeAt(i + 1);
+    // '0'-'9' -> 0-9; 'A'-'F' / 'a'-'f' -> 10-15 (bit 6 set for letters)
+    out[o + (i >> 1)] = ((((h & 0x0f) + (h >> 6) * 9) << 4) | ((l & 0x0f) + (l >> 6) * 9)) & 0xff;
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+}
+
+/**
+ * Per application definition object: its AID (LSB first) and system identifier as bytes, each
+ * decoded on first use and again only if the definition's string changed.
+ */
+interface AppInputParts {
+  aid?: string;
+  aidBytes?: Uint8Array;
+  system?: string;
+  systemBytes?: Uint8Array;
+}
+const appInputParts = new WeakMap<object, AppInputParts>();
+
+function aidPart(p: AppInputParts, aid: string): Uint8Array {
+  if (p.aidBytes === undefined || p.aid !== aid) {
+    p.aidBytes = aidBytesLsbFirst(aid);
+    p.aid = aid;
+  }
+  return p.aidBytes;
+}
+
+function systemPart(p: AppInputParts, system: string): Uint8Array {
+  if (p.systemBytes === undefined || p.system !== system) {
+    p.systemBytes = fromHex(system);
+    p.system = system;
+  }
+  return p.systemBytes;
+}
+
+/**
+ * The AN10922 input of a diversified key: the layout's list among UID (as read) || AID (3 bytes,
+ * LSB first as sent) || system identifier || key number (1 byte). One allocation per call (the
+ * output): the application's parts are decoded once per definition object, a plain-hex UID straight
+ * into the output (anything else goes through fromHex: its separators and its errors).
+ */
+export function diversificationInput(d: Extract<Derivation, { method: 'diversified' }>, app: { aid: string; systemIdentifier: string }, uid: string, keyNo: number): Uint8Array {
+  let p = appInputParts.get(app);
+  if (!p) appInputParts.set(app, (p = {}));
+  let uidBytes: Uint8Array | undefined;
+  let n = 0;
+  for (const i of d.input) {
+    if (i === 'uid') {
+      if (!PLAIN_HEX.test(uid)) uidBytes = fromHex(uid);
+      n += uidBytes ? uidBytes.length : uid.length >> 1;
+    } else if (i === 'aid') n += aidPart(p, app.aid).length;
+    else if (i === 'system') n += systemPart(p, app.systemIdentifier).length;
+    else n += 1;
+  }
+  const out = new Uint8Array(n);
   let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+  for (const i of d.input) {
+    if (i === 'uid') {
+      if (uidBytes) out.set(uidBytes, o);
+      else decodeHexInto(uid, out, o);
+      o += uidBytes ? uidBytes.length : uid.length >> 1;
+    } else if (i === 'aid') {
+      out.set(p.aidBytes!, o);
+      o += p.aidBytes!.length;
+    } else if (i === 'system') {
+      out.set(p.systemBytes!, o);
+      o += p.systemBytes!.length;
+    } else out[o++] = keyNo;
   }
   return out;
 }
