@@ -750,25 +750,49 @@ export class EmbeddedVault implements CustodyEngine {
     return out;
   }
 
-  async derive(name: string, version: number | undefined, input: Uint8Array): Promise<{ version: number; key: Uint8Array }> {
-    const { v, d } = await this.fresh((st) => {
-      const rec = this.rec(st, name);
-      if (rec.purpose !== 'diversify') throw new WrongPurposeError(`key '${name}' is a wrapping key, not a diversification master`);
-      const v = version ?? rec.versions[rec.versions.length - 1]!.version;
-      checkDecryptVersion(rec, v);
-      const id = `${name}#${v}`;
-      let d = st.diversifiers.get(id);
-      if (!d) {
-        d = new Diversifier(rec.alg as DiversifyAlg, this.material(st, rec, v));
-        st.diversifiers.set(id, d);
-      }
-      return { v, d };
-    });
+  /**
+   * AN10922 derive under a master version (one cached Diversifier per version). No promise hop
+   * when the master is known (every delivery): the lookup and the derive run synchronously and
+   * the result is handed back already resolved; an unknown name or version first refreshes the
+   * vault from its store once (as `fresh`), then looks again. Errors are rejections, as before.
+   */
+  derive(name: string, version: number | undefined, input: Uint8Array): Promise<{ version: number; key: Uint8Array }> {
+    let st: Unsealed;
+    let m: { v: number; d: Diversifier };
     try {
-      return { version: v, key: d.derive(input) };
+      st = this.ready();
+      m = this.diversifier(st, name, version);
     } catch (e) {
-      throw new CustodyInputError((e as Error).message);
+      if (!(e instanceof UnknownKeyError || e instanceof KeyVersionError)) return Promise.reject(e);
+      return this.deriveAfterRefresh(st!, name, version, input, e);
     }
+    try {
+      return Promise.resolve({ version: m.v, key: deriveWith(m.d, input) });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** `derive` after a lookup miss: refresh once (serialised); still missing = the first error. */
+  private async deriveAfterRefresh(st: Unsealed, name: string, version: number | undefined, input: Uint8Array, first: unknown): Promise<{ version: number; key: Uint8Array }> {
+    if (!(await this.serialise(() => this.refresh(st)))) throw first;
+    const { v, d } = this.diversifier(st, name, version);
+    return { version: v, key: deriveWith(d, input) };
+  }
+
+  /** The cached Diversifier of a usable master version (created on first use). */
+  private diversifier(st: Unsealed, name: string, version: number | undefined): { v: number; d: Diversifier } {
+    const rec = this.rec(st, name);
+    if (rec.purpose !== 'diversify') throw new WrongPurposeError(`key '${name}' is a wrapping key, not a diversification master`);
+    const v = version ?? rec.versions[rec.versions.length - 1]!.version;
+    checkDecryptVersion(rec, v);
+    const id = `${name}#${v}`;
+    let d = st.diversifiers.get(id);
+    if (!d) {
+      d = new Diversifier(rec.alg as DiversifyAlg, this.material(st, rec, v));
+      st.diversifiers.set(id, d);
+    }
+    return { v, d };
   }
 
   /** A copy of a usable key version's material, for a sealed export (export.ts); the caller wipes it. */
@@ -793,6 +817,15 @@ export class EmbeddedVault implements CustodyEngine {
     await this.pool?.close();
     this.pool = undefined;
     await this.store.close();
+  }
+}
+
+/** An AN10922 derive; a bad input is a CustodyInputError. */
+function deriveWith(d: Diversifier, input: Uint8Array): Uint8Array {
+  try {
+    return d.derive(input);
+  } catch (e) {
+    throw new CustodyInputError((e as Error).message);
   }
 }
 

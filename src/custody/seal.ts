@@ -6,7 +6,7 @@ import { createHash, createSecretKey, type KeyObject, randomBytes } from 'node:c
 import { CompactEncrypt } from 'jose';
 import { wipe } from '../core/crypto/bytes.js';
 import { CustodyInputError } from './errors.js';
-import { b64u, bindingClaim, DELIVERY_TYP, encryptDir, readerPublicKey, type ReaderRecipient, type SealedKey, SESSION_TYP } from './sealed.js';
+import { b64u, bindingClaim, deliveryHeaderJson, DELIVERY_TYP, encryptDirJson, readerPublicKey, type ReaderRecipient, type SealedKey, SESSION_TYP } from './sealed.js';
 import type { KeyBinding, SealOptions } from './types.js';
 
 interface ReaderSession {
@@ -115,21 +115,47 @@ export class Sealer {
   async seal(key: Uint8Array, binding: KeyBinding, r: ReaderRecipient, opts: SealOptions = {}): Promise<SealedKey> {
     const nowSec = Math.floor(this.now() / 1000);
     const exp = nowSec + (opts.ttlSeconds ?? DEFAULT_DELIVERY_TTL);
-    const dcms = bindingClaim(binding, exp);
-    const expiresAt = new Date(exp * 1000).toISOString();
     if (opts.mode === 'ecdh-es') {
       const pk = this.publicKey(r);
+      const dcms = bindingClaim(binding, exp);
       const jwe = await new CompactEncrypt(key).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', typ: DELIVERY_TYP, kid: r.readerId, dcms }).encrypt(pk.key);
-      return { format: 'jwe-compact', jwe, expiresAt };
+      return { format: 'jwe-compact', jwe, expiresAt: this.expiresAt(exp) };
     }
     const s = this.cached(r, exp) ?? (await this.session(r, nowSec, exp));
+    return this.sealIn(s, r.readerId, key, binding, exp);
+  }
+
+  /**
+   * `seal` without a promise when it needs none: session mode with the reader's session cached
+   * and good for this delivery. Undefined otherwise (nothing done: call `seal`).
+   */
+  sealCached(key: Uint8Array, binding: KeyBinding, r: ReaderRecipient, opts: SealOptions = {}): SealedKey | undefined {
+    if (opts.mode === 'ecdh-es') return undefined;
+    const exp = Math.floor(this.now() / 1000) + (opts.ttlSeconds ?? DEFAULT_DELIVERY_TTL);
+    const s = this.cached(r, exp);
+    return s && this.sealIn(s, r.readerId, key, binding, exp);
+  }
+
+  /** One delivery in session `s`: the next IV of the session (its invocation counter), one AES-GCM. */
+  private sealIn(s: ReaderSession, readerId: string, key: Uint8Array, binding: KeyBinding, exp: number): SealedKey {
     s.counter += 1;
-    if (s.counter >= MAX_SESSION_DELIVERIES) this.drop(r.readerId); // far below the 2^32 invocation limit; next call starts a new session
+    if (s.counter >= MAX_SESSION_DELIVERIES) this.drop(readerId); // far below the 2^32 invocation limit; next call starts a new session
     // the 8-byte big-endian counter (as writeBigUInt64BE wrote it): high and low 32-bit halves
     s.iv.writeUInt32BE(Math.floor(s.counter / 2 ** 32), 4);
     s.iv.writeUInt32BE(s.counter >>> 0, 8);
-    const jwe = encryptDir({ typ: DELIVERY_TYP, kid: s.sid, dcms }, key, s.key, s.iv);
-    return { format: 'jwe-compact', jwe, session: s.jwe, expiresAt };
+    const jwe = encryptDirJson(deliveryHeaderJson(s.sid, bindingClaim(binding, exp)), key, s.key, s.iv);
+    return { format: 'jwe-compact', jwe, session: s.jwe, expiresAt: this.expiresAt(exp) };
+  }
+
+  /** ISO 8601 of an expiry (Unix seconds): the last one kept (deliveries of the same second share it). */
+  private lastExp = -1;
+  private lastExpiresAt = '';
+  private expiresAt(exp: number): string {
+    if (exp !== this.lastExp) {
+      this.lastExpiresAt = new Date(exp * 1000).toISOString();
+      this.lastExp = exp;
+    }
+    return this.lastExpiresAt;
   }
 
   private drop(readerId: string): void {

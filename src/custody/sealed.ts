@@ -90,7 +90,24 @@ export function generateReaderKeyPair(): { privateKey: KeyObject; publicKey: JWK
 
 /** Encrypt `payload` as a compact JWE with alg "dir", enc "A256GCM" under `cek` (32 bytes / KeyObject). */
 export function encryptDir(header: Record<string, unknown>, payload: Uint8Array, cek: KeyObject | Uint8Array, iv: Uint8Array = randomBytes(12)): string {
-  const protectedB64 = b64u(JSON.stringify({ alg: 'dir', enc: 'A256GCM', ...header }));
+  return encryptDirJson(JSON.stringify({ alg: 'dir', enc: 'A256GCM', ...header }), payload, cek, iv);
+}
+
+/**
+ * The protected header of a session-form delivery as JSON: exactly
+ * `JSON.stringify({ alg: 'dir', enc: 'A256GCM', typ: DELIVERY_TYP, kid, dcms: claim })`, written
+ * directly when every claim field is a string or a finite number (always, from custody), else by
+ * JSON.stringify itself.
+ */
+export function deliveryHeaderJson(kid: string, c: BindingClaim): string {
+  if (typeof kid === 'string' && typeof c.t === 'string' && typeof c.aid === 'string' && typeof c.uid === 'string' && Number.isFinite(c.kn) && Number.isFinite(c.kv) && Number.isFinite(c.exp))
+    return `{"alg":"dir","enc":"A256GCM","typ":"${DELIVERY_TYP}","kid":${JSON.stringify(kid)},"dcms":{"t":${JSON.stringify(c.t)},"aid":${JSON.stringify(c.aid)},"uid":${JSON.stringify(c.uid)},"kn":${c.kn},"kv":${c.kv},"exp":${c.exp}}}`;
+  return JSON.stringify({ alg: 'dir', enc: 'A256GCM', typ: DELIVERY_TYP, kid, dcms: c });
+}
+
+/** `encryptDir` with its protected header given as JSON text (it must say alg "dir", enc "A256GCM"). */
+export function encryptDirJson(headerJson: string, payload: Uint8Array, cek: KeyObject | Uint8Array, iv: Uint8Array = randomBytes(12)): string {
+  const protectedB64 = b64u(headerJson);
   const c = createCipheriv('aes-256-gcm', cek, iv);
   c.setAAD(Buffer.from(protectedB64, 'latin1'));
   let ct = c.update(payload);
