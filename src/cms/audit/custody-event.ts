@@ -3,18 +3,35 @@
 import type { AuditEvent } from '../../custody/audit.js';
 import type { AuditInput, Json } from './entry.js';
 
+/** One key of a batch seal, its members in canonical order. */
+function sealDetails(x: NonNullable<AuditEvent['seals']>[number]): Record<string, Json> {
+  const o: Record<string, Json> = { aid: x.binding.aid };
+  if (x.keyVersion !== undefined) o.kekVersion = x.keyVersion;
+  o.keyName = x.key;
+  o.keyNo = x.binding.keyNo;
+  o.tenant = x.binding.tenant;
+  o.uid = x.binding.uid;
+  o.version = x.binding.version;
+  return o;
+}
+
 export function fromCustodyEvent(ev: AuditEvent): AuditInput {
-  const details: Record<string, Json> = { source: ev.source, backend: ev.backend, purpose: ev.purpose };
-  if (ev.key !== undefined) details.keyName = ev.key;
-  if (ev.keyVersion !== undefined) details.kekVersion = ev.keyVersion;
-  if (ev.mode !== undefined) details.mode = ev.mode;
-  if (ev.code !== undefined) details.code = ev.code;
+  // the members added in canonical (sorted) key order: canonicalEntry then takes the object as it
+  // is instead of copying it sorted (and the stored details column reads back sorted, so
+  // verifying a stored entry skips that copy too); the same members and values as before
+  const details: Record<string, Json> = { backend: ev.backend };
   if (ev.batch !== undefined) details.batch = { ...ev.batch, first: { ...ev.batch.first }, last: { ...ev.batch.last } };
+  if (ev.code !== undefined) details.code = ev.code;
+  if (ev.keyVersion !== undefined) details.kekVersion = ev.keyVersion;
+  if (ev.key !== undefined) details.keyName = ev.key;
+  if (ev.keys !== undefined) details.keyNames = [...ev.keys];
+  if (ev.mode !== undefined) details.mode = ev.mode;
+  details.purpose = ev.purpose;
   // a batch seal: every binding in the details (a compromised reader's key set reads them);
   // the card column when every key is of one card (a station job)
-  if (ev.seals !== undefined) details.seals = ev.seals.map((x) => ({ keyName: x.key, ...(x.keyVersion !== undefined ? { kekVersion: x.keyVersion } : {}), tenant: x.binding.tenant, aid: x.binding.aid, uid: x.binding.uid, keyNo: x.binding.keyNo, version: x.binding.version }));
-  if (ev.keys !== undefined) details.keyNames = [...ev.keys];
-  const t = Date.parse(ev.time);
+  if (ev.seals !== undefined) details.seals = ev.seals.map(sealDetails);
+  details.source = ev.source;
+  const t = parseIsoTime(ev.time);
   const oneUid = ev.seals?.length && ev.seals.every((x) => x.binding.uid === ev.seals![0]!.binding.uid) ? ev.seals[0]!.binding.uid : undefined;
   // the tenant and AID columns when every key is of one (tenant, AID): custody writes a batch as
   // one event per (tenant, AID), so each tenant's view (selected by these columns) shows its part
@@ -39,6 +56,44 @@ export function fromCustodyEvent(ev: AuditEvent): AuditInput {
   };
   if (Number.isFinite(t)) input.time = t;
   return input;
+}
+
+const DAYS_BEFORE_MONTH = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+
+/** The value of 4 (or fewer) ASCII digits at s[i..i+n), or -1. */
+function digits(s: string, i: number, n: number): number {
+  let v = 0;
+  for (let j = i; j < i + n; j++) {
+    const c = s.charCodeAt(j) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/**
+ * Date.parse(time), computed directly for the form custody writes (Date#toISOString:
+ * `YYYY-MM-DDTHH:mm:ss.sssZ`, years 1970-9999, every field in range) and by Date.parse for any
+ * other text: the same number for every input (a property test compares them), without the
+ * engine's general date parser (~0.2 us per entry).
+ */
+export function parseIsoTime(time: string): number {
+  if (typeof time !== 'string' || time.length !== 24 || time.charCodeAt(4) !== 45 || time.charCodeAt(7) !== 45 || time.charCodeAt(10) !== 84 || time.charCodeAt(13) !== 58 || time.charCodeAt(16) !== 58 || time.charCodeAt(19) !== 46 || time.charCodeAt(23) !== 90) {
+    return Date.parse(time);
+  }
+  const y = digits(time, 0, 4);
+  const mo = digits(time, 5, 2);
+  const d = digits(time, 8, 2);
+  const h = digits(time, 11, 2);
+  const mi = digits(time, 14, 2);
+  const sec = digits(time, 17, 2);
+  const ms = digits(time, 20, 3);
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 28 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms < 0) return Date.parse(time);
+  // days since 1970-01-01: whole years (leap days of the years before y), months, days
+  const leapsBefore = Math.floor((y - 1969) / 4) - Math.floor((y - 1901) / 100) + Math.floor((y - 1601) / 400);
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  const days = (y - 1970) * 365 + leapsBefore + DAYS_BEFORE_MONTH[mo - 1]! + (leap && mo > 2 ? 1 : 0) + d - 1;
+  return ((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms;
 }
 
 /** One per-card key named by a 'custody.seal_batch' entry (its details.seals). */

@@ -61,6 +61,8 @@ interface Pending {
   unit?: object;
 }
 
+function nothing(): void {}
+
 export class AuditLog implements AuditSink {
   private readonly tree = new MerkleTree(nodeAuditCrypto);
   private readonly queue: Pending[] = [];
@@ -71,6 +73,8 @@ export class AuditLog implements AuditSink {
   private lastCheckpoint?: StoredCheckpoint;
   private timer?: NodeJS.Timeout;
   private treeChain: Promise<unknown> = Promise.resolve();
+  /** Tree operations queued or running under withTree (0: the tree is idle). */
+  private treeBusy = 0;
   private idle: (() => void)[] = [];
   private readonly maxQueue: number;
   private readonly maxBatch: number;
@@ -116,7 +120,22 @@ export class AuditLog implements AuditSink {
   }
 
   /** custody's AuditSink, all or nothing: every event durable (one transaction) when it resolves, none when it rejects. */
-  async appendAll(events: AuditEvent[]): Promise<void> {
+  appendAll(events: AuditEvent[]): Promise<void> {
+    // one event (every key delivery's custody.seal): a unit of one entry is a plain record() —
+    // the same checks, the same queue, never split — without recordAll's per-unit closures and arrays
+    if (Array.isArray(events) && events.length === 1 && this.maxQueue >= 1) {
+      let input: AuditInput;
+      try {
+        input = fromCustodyEvent(events[0]!);
+      } catch (err) {
+        return Promise.reject(new AuditError('ERR_AUDIT_INPUT', `custody event could not be converted: ${(err as Error).message}`));
+      }
+      return this.record(input).then(nothing);
+    }
+    return this.appendUnit(events);
+  }
+
+  private async appendUnit(events: AuditEvent[]): Promise<void> {
     let inputs: AuditInput[];
     try {
       inputs = events.map(fromCustodyEvent);
@@ -250,13 +269,23 @@ export class AuditLog implements AuditSink {
         } catch {
           /* metrics never fail an append */
         }
-        try {
-          await this.withTree(async () => {
-            if (start === this.tree.size) for (const l of leaves) this.tree.append(l);
-            else await this.syncUnlocked();
-          });
-        } catch {
-          // the entries ARE durable; the in-memory tree catches up at the next sync()
+        if (this.treeBusy === 0 && start === this.tree.size) {
+          // no tree operation queued or running (each runs under withTree): appending here, in one
+          // synchronous stretch, is what withTree would run next — without its promise round trip
+          try {
+            for (const l of leaves) this.tree.append(l);
+          } catch {
+            // as below: the entries are durable, the tree catches up at the next sync()
+          }
+        } else {
+          try {
+            await this.withTree(async () => {
+              if (start === this.tree.size) for (const l of leaves) this.tree.append(l);
+              else await this.syncUnlocked();
+            });
+          } catch {
+            // the entries ARE durable; the in-memory tree catches up at the next sync()
+          }
         }
         const stored = batch.map((b, i) => withIndex(b.e, start + i));
         batch.forEach((b, i) => b.resolve(stored[i]!));
@@ -276,8 +305,9 @@ export class AuditLog implements AuditSink {
   }
 
   private withTree<T>(fn: () => Promise<T>): Promise<T> {
+    this.treeBusy++;
     const p = this.treeChain.then(fn, fn);
-    this.treeChain = p.catch(() => undefined);
+    this.treeChain = p.catch(() => undefined).finally(() => this.treeBusy--);
     return p;
   }
 

@@ -11,6 +11,8 @@ export const nodeAuditCrypto: AuditCrypto = {
   sha256(...parts) {
     // one-shot crypto.hash (Node >= 20.12) is much cheaper than a Hash object for small inputs
     if (oneShot) {
+      // one part (a leaf's prefixed text, see merkle.ts leafHashOfText): hashed where it is
+      if (parts.length === 1) return oneShot('sha256', parts[0]!, 'buffer');
       let n = 0;
       for (const p of parts) n += p.length;
       // inputs are copied into a reused scratch buffer (crypto.hash returns a fresh digest)
