@@ -95,6 +95,8 @@ interface Unsealed {
   keys: Map<string, KeyRec>;
   materials: Map<string, Uint8Array>;
   diversifiers: Map<string, Diversifier>;
+  /** Set when the vault is sealed: every key above is wiped; work that awaited across it must stop. */
+  wiped?: boolean;
 }
 
 export interface VaultStatus {
@@ -379,6 +381,7 @@ export class EmbeddedVault implements CustodyEngine {
   }
 
   private wipeState(st: Unsealed): void {
+    st.wiped = true;
     for (const d of st.diversifiers.values()) d.destroy();
     st.diversifiers.clear();
     for (const m of st.materials.values()) wipe(m);
@@ -414,6 +417,7 @@ export class EmbeddedVault implements CustodyEngine {
   private async load(st: Unsealed): Promise<void> {
     const raw = await this.store.get('manifest');
     const rows = await this.store.list('key/');
+    this.still(st);
     let manifest: Manifest = { counter: 0, keys: {} };
     if (raw) {
       let parsed: { body: string; mac: string };
@@ -466,6 +470,7 @@ export class EmbeddedVault implements CustodyEngine {
   /** Reload when another process changed the store. */
   private async refresh(st: Unsealed): Promise<boolean> {
     const raw = await this.store.get('manifest');
+    this.still(st);
     if (raw === st.manifestBytes || (raw && st.manifestBytes && equalCT(raw, st.manifestBytes))) return false;
     await this.load(st);
     return true;
@@ -505,6 +510,11 @@ export class EmbeddedVault implements CustodyEngine {
           if (newMaterial) wipe(newMaterial[1]);
           await this.load(st);
           continue;
+        }
+        // committed; sealed meanwhile: keep no key byte in the discarded state
+        if (st.wiped) {
+          if (newMaterial) wipe(newMaterial[1]);
+          return info(rec);
         }
         st.manifest = manifest;
         st.manifestBytes = mbytes;
@@ -575,8 +585,17 @@ export class EmbeddedVault implements CustodyEngine {
     } catch (e) {
       if (!(e instanceof UnknownKeyError || e instanceof KeyVersionError)) throw e;
       if (!(await this.serialise(() => this.refresh(st)))) throw e;
+      this.still(st);
       return fn(st);
     }
+  }
+
+  /**
+   * After an await: `st` must not have been wiped by a seal meanwhile — going on would verify,
+   * decrypt or derive under zeroed keys (a false tamper alarm, or a wrong key).
+   */
+  private still(st: Unsealed): void {
+    if (st.wiped) throw new SealedError();
   }
 
   private rec(st: Unsealed, name: string): KeyRec {
@@ -776,6 +795,7 @@ export class EmbeddedVault implements CustodyEngine {
   /** `derive` after a lookup miss: refresh once (serialised); still missing = the first error. */
   private async deriveAfterRefresh(st: Unsealed, name: string, version: number | undefined, input: Uint8Array, first: unknown): Promise<{ version: number; key: Uint8Array }> {
     if (!(await this.serialise(() => this.refresh(st)))) throw first;
+    this.still(st);
     const { v, d } = this.diversifier(st, name, version);
     return { version: v, key: deriveWith(d, input) };
   }

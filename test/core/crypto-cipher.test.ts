@@ -3,7 +3,7 @@
 import { createCipheriv } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BlockCipher, type KeyType, keyLength } from '../../src/core/crypto/index.js';
+import { BlockCipher, CryptoInputError, Diversifier, type KeyType, keyLength } from '../../src/core/crypto/index.js';
 
 const OPENSSL: Record<KeyType, string> = { des: 'des-ede3-cbc', '2k3des': 'des-ede3-cbc', '3k3des': 'des-ede3-cbc', aes: 'aes-128-cbc' };
 function expand(type: KeyType, k: Uint8Array): Uint8Array {
@@ -48,5 +48,24 @@ describe('BlockCipher CBC', () => {
     const c = new BlockCipher('aes', new Uint8Array(16));
     expect(() => c.cbcEncrypt(new Uint8Array(16), new Uint8Array(15))).toThrow(expect.objectContaining({ code: 'ERR_CRYPTO_INPUT' }));
     expect(() => c.cbcEncrypt(new Uint8Array(8), new Uint8Array(16))).toThrow(expect.objectContaining({ code: 'ERR_CRYPTO_INPUT' }));
+  });
+});
+
+describe('a destroyed key', () => {
+  it('refuses every operation (typed) instead of computing under the wiped key', () => {
+    for (const type of ['des', '2k3des', '3k3des', 'aes'] as KeyType[]) {
+      const key = Uint8Array.from({ length: keyLength(type) }, (_, i) => i + 1);
+      const c = new BlockCipher(type, key);
+      const block = new Uint8Array(c.blockSize);
+      c.ecbEncrypt(block);
+      c.cbcEncrypt(block, block);
+      c.destroy();
+      for (const op of [() => c.ecbEncrypt(block), () => c.ecbDecrypt(block), () => c.cbcEncrypt(block, block)]) expect(op).toThrow(CryptoInputError);
+    }
+    // an AN10922 diversifier (custody caches one per master version and destroys it on a vault seal)
+    const d = new Diversifier('aes128', new Uint8Array(16).fill(7));
+    d.derive(Uint8Array.of(1, 2, 3));
+    d.destroy();
+    expect(() => d.derive(Uint8Array.of(1, 2, 3))).toThrow(CryptoInputError);
   });
 });

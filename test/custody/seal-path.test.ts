@@ -144,6 +144,16 @@ describe('EmbeddedVault.derive', () => {
     expect((await p).key).toEqual(want);
   });
 
+  it('a master another process added, looked up while the vault is sealed: the lookup after the refresh refuses (sealed), never derives under wiped keys', async () => {
+    const store = new MemoryVaultStore();
+    const v = await vault(store);
+    const other = await vault(store);
+    await other.importKey('m5', { purpose: 'diversify', alg: 'aes128' }, new Uint8Array(randomBytes(16)));
+    const p = v.derive('m5', undefined, Uint8Array.of(7)); // unknown here: refreshes from the store first
+    await v.seal(); // wipes the state the refresh works on
+    await expect(p).rejects.toMatchObject({ code: 'ERR_CUSTODY_SEALED' });
+  });
+
   it('is always a promise: sealed, unknown, wrong purpose and bad input reject with typed errors; a master another process added is found', async () => {
     const store = new MemoryVaultStore();
     const v = await vault(store);

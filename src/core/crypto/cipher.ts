@@ -84,6 +84,8 @@ export class BlockCipher {
   /** A persistent CBC encipher and the last ciphertext block it produced (its chaining value). */
   private cbc: Cipher | undefined;
   private cbcPrev: Uint8Array | undefined;
+  /** Set by `destroy()`: the key is wiped, and any later use throws instead of computing under zeros. */
+  private destroyed = false;
 
   constructor(type: KeyType, key: Uint8Array) {
     this.type = type;
@@ -91,9 +93,15 @@ export class BlockCipher {
     this.key = expandKey(type, key);
   }
 
+  /** Every OpenSSL cipher object is created here or below: refuse once the key is wiped. */
+  private live(): Uint8Array {
+    if (this.destroyed) throw new CryptoInputError('the cipher was destroyed: its key is wiped');
+    return this.key;
+  }
+
   private encipher(): Cipher {
     if (!this.enc) {
-      this.enc = createCipheriv(ALGO[this.type], this.key, null);
+      this.enc = createCipheriv(ALGO[this.type], this.live(), null);
       this.enc.setAutoPadding(false);
     }
     return this.enc;
@@ -101,7 +109,7 @@ export class BlockCipher {
 
   private decipher(): Decipher {
     if (!this.dec) {
-      this.dec = createDecipheriv(ALGO[this.type], this.key, null);
+      this.dec = createDecipheriv(ALGO[this.type], this.live(), null);
       this.dec.setAutoPadding(false);
     }
     return this.dec;
@@ -160,7 +168,7 @@ export class BlockCipher {
     const bs = this.blockSize;
     if (!this.cbc) {
       this.cbcPrev = new Uint8Array(bs);
-      this.cbc = createCipheriv(CBC_ALGO[this.type], this.key, this.cbcPrev);
+      this.cbc = createCipheriv(CBC_ALGO[this.type], this.live(), this.cbcPrev);
       this.cbc.setAutoPadding(false);
     }
     const prev = this.cbcPrev!;
@@ -215,6 +223,7 @@ export class BlockCipher {
   }
 
   destroy(): void {
+    this.destroyed = true;
     wipe(this.key, this.cbcPrev);
     this.enc = undefined;
     this.dec = undefined;
