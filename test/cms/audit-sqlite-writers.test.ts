@@ -9,10 +9,8 @@
 // - two logs on two connections to one file (two processes' writers) interleave batches with
 //   consecutive indexes (the next index is read from the file, never kept in memory);
 // - under a steady stream of commits the checkpointer thread restarts the WAL (it stays bounded).
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -23,22 +21,14 @@ import { nodeAuditCrypto } from '../../src/cms/audit/node-crypto.js';
 import { SqlAuditStore } from '../../src/cms/audit/store.js';
 import { openDatabase, type DatabaseHandle } from '../../src/cms/storage/index.js';
 import { openLog, sampleEntry } from './audit-fixture.js';
+import { tempSqliteFile } from './sqlite-file.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function sqliteFile(): Promise<{ h: DatabaseHandle; file: string; dir: string }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dcms-audit-writers-'));
-  const file = path.join(dir, 'cms.sqlite');
-  const h = await openDatabase({ kind: 'sqlite', file });
-  cleanups.push(async () => {
-    await h.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { h, file, dir };
-}
+const sqliteFile = () => tempSqliteFile('dcms-audit-writers-', cleanups);
 
 const rows = (h: DatabaseHandle) => (h.sqlite!.prepare('select count(*) as n from audit_leaves').get() as { n: number }).n;
 

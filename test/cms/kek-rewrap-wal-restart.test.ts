@@ -5,20 +5,18 @@
 // commits. Without the gate it waited in SQLite's busy handler on the event loop, so the timer could
 // not fire: 5 s blocked, then 'database is locked'. The RESTART is held for real, as in
 // test/cms/storage-wal-restart.test.ts: a reader on another connection keeps it waiting (./wal-restart-hold.ts).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApprovalService } from '../../src/cms/approvals/service.js';
 import { KekService } from '../../src/cms/kek/rewrap.js';
 import { NO_AUDIT } from '../../src/cms/rotation/audit.js';
-import { leaseWalCheckpointer, openDatabase, walRestartGate } from '../../src/cms/storage/index.js';
+import { leaseWalCheckpointer, walRestartGate } from '../../src/cms/storage/index.js';
 import { MemoryAuditSink } from '../../src/custody/audit.js';
 import type { Custody } from '../../src/custody/custody.js';
 import { EmbeddedVault } from '../../src/custody/embedded.js';
 import { MemoryVaultStore } from '../../src/custody/store.js';
 import type { CallerContext, KeyBinding } from '../../src/custody/types.js';
 import { walRestartHolder } from './wal-restart-hold.js';
+import { tempSqliteFile } from './sqlite-file.js';
 
 const CTX: CallerContext = { actor: 'test', purpose: 'rewrap wal restart test', correlationId: 'c-wal' };
 const KEK = 'kek.acme';
@@ -31,13 +29,7 @@ afterEach(async () => {
 
 describe('KEK rewrap page commit (SQLite, native) and the WAL restart gate', () => {
   it('waits for the checkpointer RESTART off the event loop, then commits the page', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'dcms-kek-wal-'));
-    const file = path.join(dir, 'cms.sqlite');
-    const h = await openDatabase({ kind: 'sqlite', file });
-    cleanups.push(async () => {
-      await h.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const { h, file } = await tempSqliteFile('dcms-kek-wal-', cleanups);
     const v = await EmbeddedVault.open(new MemoryVaultStore());
     cleanups.push(() => v.close());
     await v.init({ passphrase: 'correct horse battery staple', scrypt: { N: 2 ** 10, r: 8, p: 1 } });

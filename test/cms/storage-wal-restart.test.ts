@@ -5,30 +5,20 @@
 // (a timer fires meanwhile), not in SQLite's busy handler on the event loop, and proceeds once the
 // checkpoint is done. The RESTART is held for real: a reader on another connection keeps it waiting
 // (a RESTART waits for readers, holding the write lock) until the test ends that read.
-import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { unlinkSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, leaseWalCheckpointer, openDatabase, walRestartGate } from '../../src/cms/storage/index.js';
 import { walRestartHolder } from './wal-restart-hold.js';
+import { tempSqliteFile } from './sqlite-file.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function sqliteFile(): Promise<{ h: DatabaseHandle; file: string }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dcms-wal-restart-'));
-  const file = path.join(dir, 'cms.sqlite');
-  const h = await openDatabase({ kind: 'sqlite', file });
-  cleanups.push(async () => {
-    await h.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { h, file };
-}
+const sqliteFile = () => tempSqliteFile('dcms-wal-restart-', cleanups);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const autocheckpoint = (n: BetterSqlite3.Database) => Number(n.pragma('wal_autocheckpoint', { simple: true }));
