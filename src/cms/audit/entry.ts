@@ -133,88 +133,63 @@ function secretName(k: string): boolean {
 /** The longest JSON.stringify text of a finite number (sign, 17 digits, point, exponent). */
 const MAX_NUMBER_TEXT = 25;
 
-/**
- * checkDetails' verdict without building the path of every member: an upper bound of the length
- * of JSON.stringify(v) when v passes every check (a string counts 6 characters per code unit, the
- * longest escape), -1 when it does not (the caller then runs checkDetails for the error, so the
- * error and its message are checkDetails'). Every check is checkDetails', in the same order.
- */
-function detailsBound(v: unknown, depth: number): number {
-  if (depth > 6) return -1;
-  if (v === null) return 4;
-  switch (typeof v) {
-    case 'boolean':
-      return 5;
-    case 'number':
-      return Number.isFinite(v) ? MAX_NUMBER_TEXT : -1;
-    case 'string':
-      if (keyLength(v.length) && (KEY_HEX.test(v) || KEY_B64.test(v) || KEY_B64URL.test(v))) return -1;
-      return 2 + 6 * v.length;
-    case 'object':
-      break;
-    default:
-      return -1;
-  }
-  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return -1;
-  if (Array.isArray(v)) {
-    let n = 2 + v.length;
-    for (let i = 0; i < v.length; i++) {
-      const b = detailsBound(v[i], depth + 1);
-      if (b < 0) return -1;
-      n += b;
-    }
-    return n;
-  }
-  const proto = Object.getPrototypeOf(v) as unknown;
-  if (proto !== Object.prototype && proto !== null) return -1;
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o);
-  let n = 2 + keys.length;
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i]!;
-    if (secretName(k)) return -1;
-    const b = detailsBound(o[k], depth + 1);
-    if (b < 0) return -1;
-    n += 3 + 6 * k.length + b;
-  }
-  return n;
-}
-
 function int(name: string, v: unknown, max: number): number | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) throw new AuditError('ERR_AUDIT_INPUT', `${name} must be an integer in [0, ${max}]`);
   return v;
 }
 
-function checkDetails(v: unknown, path: string, depth: number): void {
-  if (depth > 6) throw new AuditError('ERR_AUDIT_INPUT', `details nest too deep at ${path}`);
-  if (v === null || typeof v === 'boolean') return;
+/** A refused member's path, built only when it is refused: `.name` per key, `[i]` per index. */
+function pathOf(at: readonly (string | number)[]): string {
+  let p = '';
+  for (const s of at) p += typeof s === 'number' ? `[${s}]` : `.${s}`;
+  return p;
+}
+
+/**
+ * The details checks; throws AuditError naming the refused member's path (`at`: the keys and
+ * indexes down to `v`, pushed and popped as the walk goes — no string per member). Answers an
+ * upper bound of the length of JSON.stringify(v) (a string counts 6 characters per code unit,
+ * the longest escape), so the exact length is measured only when the bound exceeds the limit.
+ */
+function checkDetails(v: unknown, at: (string | number)[], depth: number): number {
+  if (depth > 6) throw new AuditError('ERR_AUDIT_INPUT', `details nest too deep at ${pathOf(at)}`);
+  if (v === null) return 4;
+  if (typeof v === 'boolean') return 5;
   if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new AuditError('ERR_AUDIT_INPUT', `details${path} must be a finite number`);
-    return;
+    if (!Number.isFinite(v)) throw new AuditError('ERR_AUDIT_INPUT', `details${pathOf(at)} must be a finite number`);
+    return MAX_NUMBER_TEXT;
   }
   if (typeof v === 'string') {
-    if (KEY_HEX.test(v) || KEY_B64.test(v) || KEY_B64URL.test(v)) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path} looks like key material (refused)`);
-    return;
+    if (keyLength(v.length) && (KEY_HEX.test(v) || KEY_B64.test(v) || KEY_B64URL.test(v))) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${pathOf(at)} looks like key material (refused)`);
+    return 2 + 6 * v.length;
   }
-  if (v instanceof Uint8Array || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
-    throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path} is binary (refused: audit entries carry identifiers only)`);
+  if (typeof v !== 'object') throw new AuditError('ERR_AUDIT_INPUT', `details${pathOf(at)} must be JSON`);
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
+    throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${pathOf(at)} is binary (refused: audit entries carry identifiers only)`);
   }
   if (Array.isArray(v)) {
-    v.forEach((x, i) => checkDetails(x, `${path}[${i}]`, depth + 1));
-    return;
-  }
-  if (typeof v === 'object') {
-    if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) {
-      throw new AuditError('ERR_AUDIT_INPUT', `details${path} must be plain JSON`);
+    let n = 2 + v.length;
+    for (let i = 0; i < v.length; i++) {
+      at.push(i);
+      n += checkDetails(v[i], at, depth + 1);
+      at.pop();
     }
-    for (const [k, x] of Object.entries(v)) {
-      if (SECRET_NAME.test(k)) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${path}.${k}: a field of that name is refused in the audit log`);
-      checkDetails(x, `${path}.${k}`, depth + 1);
-    }
-    return;
+    return n;
   }
-  throw new AuditError('ERR_AUDIT_INPUT', `details${path} must be JSON`);
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto !== Object.prototype && proto !== null) throw new AuditError('ERR_AUDIT_INPUT', `details${pathOf(at)} must be plain JSON`);
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let n = 2 + keys.length;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (secretName(k)) throw new AuditError('ERR_AUDIT_KEY_MATERIAL', `details${pathOf(at)}.${k}: a field of that name is refused in the audit log`);
+    at.push(k);
+    n += 3 + 6 * k.length + checkDetails(o[k], at, depth + 1);
+    at.pop();
+  }
+  return n;
 }
 
 /**
@@ -237,14 +212,12 @@ export function normalizeInput(input: AuditInput, now: number): Omit<AuditEntry,
   if (aid !== null && !AID.test(aid)) throw new AuditError('ERR_AUDIT_INPUT', 'aid must be 3 bytes of hex');
   const details = input.details ?? {};
   if (typeof details !== 'object' || details === null || Array.isArray(details)) throw new AuditError('ERR_AUDIT_INPUT', 'details must be an object');
-  // the checks without building a path per member; when they refuse, checkDetails throws the error
-  const bound = detailsBound(details, 0);
-  if (bound < 0) checkDetails(details, '', 0);
+  const bound = checkDetails(details, [], 0);
   // checkDetails admitted plain JSON only (no undefined, functions, toJSON objects, non-finite
   // numbers), for which JSON.stringify writes exactly the characters of canonicalJson, in another
   // key order: the same length, without sorting and joining every object's keys; not measured at
   // all when the bound (6 characters per string code unit) is within the limit
-  if ((bound < 0 || bound > MAX_DETAILS) && JSON.stringify(details).length > MAX_DETAILS) throw new AuditError('ERR_AUDIT_INPUT', `details exceed ${MAX_DETAILS} characters`);
+  if (bound > MAX_DETAILS && JSON.stringify(details).length > MAX_DETAILS) throw new AuditError('ERR_AUDIT_INPUT', `details exceed ${MAX_DETAILS} characters`);
   return {
     time,
     actor: str('actor', input.actor),
