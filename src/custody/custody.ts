@@ -502,9 +502,8 @@ export class Custody implements KeyCustody {
   }
 
   /**
-   * `seal` as `run` would do it (the same checks in the same order, the same events), in one
-   * async frame per delivery: no closure, the derive awaited here, the session seal synchronous
-   * when the reader's session is cached, the one 'ok' event appended directly.
+   * `seal` as `run` would do it (the same checks in the same order, the same events), without
+   * run's closure per delivery; the session seal is synchronous when the reader's session is cached.
    */
   private async sealOne(ctx: CallerContext, source: KeySource, recipient: ReaderRecipient, opts: SealOptions, d: Details): Promise<SealedKey> {
     this.checkCtx(ctx);
@@ -513,12 +512,7 @@ export class Custody implements KeyCustody {
       this.checkSource(source);
       this.sealer.check(recipient, opts);
       this.engine.assertReady();
-      let key: Uint8Array;
-      if (source.kind === 'diversified') {
-        const k = await this.engine.derive(source.master, source.masterVersion, source.input);
-        d.keyVersion = k.version;
-        key = k.key;
-      } else key = await this.obtain(source, d);
+      const key = await this.obtain(source, d);
       try {
         r = this.sealer.sealCached(key, source.binding, recipient, opts) ?? (await this.sealer.seal(key, source.binding, recipient, opts));
       } finally {
@@ -527,13 +521,7 @@ export class Custody implements KeyCustody {
     } catch (e) {
       return this.failed(ctx, 'seal', d, e);
     }
-    // as `append`, without its own async frame
-    const e = this.event(ctx, 'seal', 'ok', d);
-    try {
-      await this.audit.append(e);
-    } catch {
-      throw new AuditRefusedError("audit sink refused the 'seal' event: operation refused");
-    }
+    await this.append(this.event(ctx, 'seal', 'ok', d));
     return r;
   }
 
