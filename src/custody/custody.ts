@@ -13,6 +13,7 @@ import { bindingFingerprint, Sealer } from './seal.js';
 import { type MasterRequest, type MasterSealOptions, type SealedMaster, sealMasterWith } from './seal-master.js';
 import type { ReaderRecipient, SealedKey } from './sealed.js';
 import type { CallerContext, CardKeyAlg, CustodyErrorLike, GenerateItem, KeyBinding, KeyCustody, KeyInfo, KeySource, KeySpec, KeyVersionInfo, MinVersions, SealOptions, WrappedKey } from './types.js';
+import { lastIsoTime } from './iso-time.js';
 
 const NL = Uint8Array.of(0x0a);
 
@@ -45,16 +46,8 @@ export class Custody implements KeyCustody {
     this.sealer = opts.sealer ?? new Sealer(3600, this.now);
   }
 
-  /** ISO 8601 of a time in ms; the last one kept (events of the same millisecond share the string). */
-  private lastMs = NaN;
-  private lastIso = '';
-  private isoTime(ms: number): string {
-    if (ms !== this.lastMs) {
-      this.lastIso = new Date(ms).toISOString();
-      this.lastMs = ms;
-    }
-    return this.lastIso;
-  }
+  /** ISO 8601 of a time in ms (events of the same millisecond share the string). */
+  private readonly isoTime = lastIsoTime();
 
   private event(ctx: CallerContext, op: CustodyOp, outcome: AuditEvent['outcome'], d: Details, code?: string): AuditEvent {
     const e: AuditEvent = { time: this.isoTime(this.now()), source: 'custody', backend: this.backend, op, outcome, actor: ctx.actor, purpose: ctx.purpose, correlationId: ctx.correlationId, ...d };

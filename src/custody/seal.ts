@@ -8,6 +8,7 @@ import { wipe } from '../core/crypto/bytes.js';
 import { CustodyInputError } from './errors.js';
 import { b64u, bindingClaim, deliveryHeaderJson, DELIVERY_TYP, encryptDirJson, readerPublicKey, type ReaderRecipient, type SealedKey, SESSION_TYP } from './sealed.js';
 import type { KeyBinding, SealOptions } from './types.js';
+import { lastIsoTime } from './iso-time.js';
 
 interface ReaderSession {
   sid: string;
@@ -147,15 +148,10 @@ export class Sealer {
     return { format: 'jwe-compact', jwe, session: s.jwe, expiresAt: this.expiresAt(exp) };
   }
 
-  /** ISO 8601 of an expiry (Unix seconds): the last one kept (deliveries of the same second share it). */
-  private lastExp = -1;
-  private lastExpiresAt = '';
+  /** ISO 8601 of an expiry (deliveries of the same second share the string). */
+  private readonly expiryIso = lastIsoTime();
   private expiresAt(exp: number): string {
-    if (exp !== this.lastExp) {
-      this.lastExpiresAt = new Date(exp * 1000).toISOString();
-      this.lastExp = exp;
-    }
-    return this.lastExpiresAt;
+    return this.expiryIso(exp * 1000);
   }
 
   private drop(readerId: string): void {
