@@ -10,7 +10,7 @@
 //   tenant's KEK, stored wrapped bound to (tenant, AID, UID, keyNo, version).
 // Nothing here ever holds key bytes: it builds KeySource descriptions custody resolves.
 import type { Kysely } from 'kysely';
-import { fromHex } from '../../core/crypto/bytes.js';
+import { concat, fromHex } from '../../core/crypto/bytes.js';
 import type { CallerContext, CardKeyAlg, GenerateItem, KeyBinding, KeyCustody, KeySource } from '../../custody/types.js';
 import { type Application, ISSUER_TENANT } from '../domain/index.js';
 import type { Derivation } from '../layout/index.js';
@@ -44,18 +44,6 @@ export function masterKeyName(label: string): string {
 
 const aidBytesLsbFirst = (aid: string): Uint8Array => fromHex(aid).reverse();
 
-const PLAIN_HEX = /^(?:[0-9A-Fa-f]{2})*$/;
-
-/** `hex` (plain hex, PLAIN_HEX checked) decoded into `out` at `o`. */
-function decodeHexInto(hex: string, out: Uint8Array, o: number): void {
-  for (let i = 0; i < hex.length; i += 2) {
-    const h = hex.charCodeAt(i);
-    const l = hex.charCodeAt(i + 1);
-    // '0'-'9' -> 0-9; 'A'-'F' / 'a'-'f' -> 10-15 (bit 6 set for letters)
-    out[o + (i >> 1)] = ((((h & 0x0f) + (h >> 6) * 9) << 4) | ((l & 0x0f) + (l >> 6) * 9)) & 0xff;
-  }
-}
-
 /**
  * Per application definition object: its AID (LSB first) and system identifier as bytes, each
  * decoded on first use and again only if the definition's string changed.
@@ -86,39 +74,14 @@ function systemPart(p: AppInputParts, system: string): Uint8Array {
 
 /**
  * The AN10922 input of a diversified key: the layout's list among UID (as read) || AID (3 bytes,
- * LSB first as sent) || system identifier || key number (1 byte). One allocation per call (the
- * output): the application's parts are decoded once per definition object, a plain-hex UID straight
- * into the output (anything else goes through fromHex: its separators and its errors).
+ * LSB first as sent) || system identifier || key number (1 byte). The application's parts are
+ * decoded once per definition object.
  */
 export function diversificationInput(d: Extract<Derivation, { method: 'diversified' }>, app: { aid: string; systemIdentifier: string }, uid: string, keyNo: number): Uint8Array {
   let p = appInputParts.get(app);
   if (!p) appInputParts.set(app, (p = {}));
-  let uidBytes: Uint8Array | undefined;
-  let n = 0;
-  for (const i of d.input) {
-    if (i === 'uid') {
-      if (!PLAIN_HEX.test(uid)) uidBytes = fromHex(uid);
-      n += uidBytes ? uidBytes.length : uid.length >> 1;
-    } else if (i === 'aid') n += aidPart(p, app.aid).length;
-    else if (i === 'system') n += systemPart(p, app.systemIdentifier).length;
-    else n += 1;
-  }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const i of d.input) {
-    if (i === 'uid') {
-      if (uidBytes) out.set(uidBytes, o);
-      else decodeHexInto(uid, out, o);
-      o += uidBytes ? uidBytes.length : uid.length >> 1;
-    } else if (i === 'aid') {
-      out.set(p.aidBytes!, o);
-      o += p.aidBytes!.length;
-    } else if (i === 'system') {
-      out.set(p.systemBytes!, o);
-      o += p.systemBytes!.length;
-    } else out[o++] = keyNo;
-  }
-  return out;
+  const part = (i: (typeof d.input)[number]) => (i === 'uid' ? fromHex(uid) : i === 'aid' ? aidPart(p, app.aid) : i === 'system' ? systemPart(p, app.systemIdentifier) : Uint8Array.of(keyNo));
+  return concat(...d.input.map(part));
 }
 
 export const cardKeyAlg = (keyType: string): CardKeyAlg => (keyType === '3k3des' ? '3k3des' : 'aes128');
