@@ -1,10 +1,11 @@
-// The PostgreSQL audit batch with a guessed start (src/cms/audit/store.ts writeBatchPg): after a
-// store's first batch, the next index is not read in a round trip of its own — the first chunk is
-// inserted by a statement that reads the next index itself (under the writer lock) and inserts only
-// if it equals the guess. Pinned here: three statements per batch in one process (four for the
-// first); a guess made wrong by another process, by a table shrunk under the store, or for a batch
-// of several chunks never leaves a gap or a duplicate (indexes consecutive from the stored end,
-// bodies and leaves in step, the whole log verifies).
+// The PostgreSQL audit batch with a guessed start (src/cms/audit/store.ts writeBatchPg, migration
+// 0083): after a store's first batch, the next index is not read in a round trip of its own — the
+// batch goes in one call that takes the writer lock, reads the next index itself and inserts only
+// if it equals the guess, and commits. Pinned here: one statement per batch in one process (four
+// for the first, which goes the locked way); a guess made wrong by another process, by a table
+// shrunk under the store, or for a large batch never leaves a gap or a duplicate (indexes
+// consecutive from the stored end, bodies and leaves in step, the whole log verifies); the call
+// waits for the chain's writer lock held by any other writer (`withWriterLock(…, 'audit-append')`).
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { SqlAuditStore } from '../../src/cms/audit/store.js';
 import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
@@ -37,7 +38,7 @@ describe.skipIf(!pgOk)('audit batches on PostgreSQL: the guessed start', () => {
     for (const b of backends) await b.cleanup();
   });
 
-  it('one process: four statements for the first batch, three for each next one', async () => {
+  it('one process: four statements for the first batch (the locked way), one for each next one', async () => {
     const h = await fresh().open();
     const s = new SqlAuditStore(h);
     const { Client } = (await import('pg')).default;
@@ -49,7 +50,7 @@ describe.skipIf(!pgOk)('audit batches on PostgreSQL: the guessed start', () => {
       for (let k = 1; k <= 5; k++) {
         spy.mockClear();
         expect((await s.append([entry(k), entry(k + 100)], leafOf)).start).toBe(2 * k - 1);
-        expect(spy.mock.calls.length).toBe(3);
+        expect(spy.mock.calls.length).toBe(1);
       }
     } finally {
       spy.mockRestore();
@@ -91,7 +92,7 @@ describe.skipIf(!pgOk)('audit batches on PostgreSQL: the guessed start', () => {
     expect(await indexes(h)).toEqual({ leaves: upTo(4), bodies: upTo(4) });
   }, 60_000);
 
-  it('batches of several chunks (500 rows each), guessed right and wrong, stay consecutive', async () => {
+  it('large batches (over a thousand rows), guessed right and wrong, stay consecutive', async () => {
     const backend = fresh();
     const a = await backend.open();
     const b = await backend.open();
@@ -99,7 +100,7 @@ describe.skipIf(!pgOk)('audit batches on PostgreSQL: the guessed start', () => {
     const sb = new SqlAuditStore(b);
     const many = (base: number, n: number) => Array.from({ length: n }, (_, i) => entry(base + i));
     expect((await sa.append(many(0, 3), leafOf)).start).toBe(0);
-    const right = await sa.append(many(10, 1_203), leafOf); // guessed right: first chunk guarded, two more plain
+    const right = await sa.append(many(10, 1_203), leafOf); // guessed right: one call
     expect(right.start).toBe(3);
     expect(right.leaves.every((l, i) => l[0] === (3 + i) % 251)).toBe(true);
     expect((await sb.append(many(5000, 2), leafOf)).start).toBe(1_206);
@@ -107,5 +108,35 @@ describe.skipIf(!pgOk)('audit batches on PostgreSQL: the guessed start', () => {
     expect(wrong.start).toBe(1_208);
     expect(wrong.leaves.every((l, i) => l[0] === (1_208 + i) % 251)).toBe(true);
     expect(await indexes(a)).toEqual({ leaves: upTo(2_209), bodies: upTo(2_209) });
+  }, 60_000);
+
+  it('the call waits for the writer lock held by another writer of the chain, then appends after it', async () => {
+    const backend = fresh();
+    const a = await backend.open();
+    const b = await backend.open();
+    const sa = new SqlAuditStore(a);
+    expect((await sa.append([entry(0)], leafOf)).start).toBe(0);
+    const { withWriterLock } = await import('../../src/cms/storage/tx.js');
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    // another process's writer holds 'audit-append' and appends index 1 by hand before it commits
+    const other = withWriterLock(b.db, 'postgres', 'audit-append', async (tx) => {
+      locked();
+      await held;
+      const last = await tx.selectFrom('audit_entries').selectAll().where('idx', '=', 0).executeTakeFirstOrThrow();
+      await tx.insertInto('audit_entries').values({ ...last, idx: 1 }).execute();
+      await tx.insertInto('audit_leaves').values({ idx: 1, leaf_hash: Buffer.from(leafOf({ index: 1 } as AuditEntry)) }).execute();
+    });
+    await lockTaken;
+    let settled = false;
+    const mine = sa.append([entry(7)], leafOf).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(settled).toBe(false); // waiting for the lock, not appending at its guess (1)
+    release();
+    await other;
+    expect((await mine).start).toBe(2);
+    expect(await indexes(a)).toEqual({ leaves: upTo(3), bodies: upTo(3) });
   }, 60_000);
 });

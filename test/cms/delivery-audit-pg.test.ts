@@ -1,8 +1,9 @@
-// The PostgreSQL audit batch (src/cms/audit/store.ts appendPostgres): BEGIN and the writer lock
-// in one round trip, then max, insert, COMMIT on one pooled connection managed by hand. Pinned
-// here: two processes (two pools) appending many small batches at once get disjoint, consecutive
-// index ranges (the lock serialises them and max is read after it); a batch that fails after BEGIN
-// is rolled back, writes nothing, and leaves no pooled connection inside a transaction.
+// The PostgreSQL audit batch (src/cms/audit/store.ts appendPostgres): one call per batch
+// (migration 0083) that takes the writer lock, reads the max index after it, inserts and commits in
+// its own transaction. Pinned here: two processes (two pools) appending many small batches at once
+// get disjoint, consecutive index ranges (the lock serialises them and max is read after it); a
+// batch that fails (before the call, or inside it) writes nothing and leaves no pooled connection
+// inside a transaction.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqlAuditStore } from '../../src/cms/audit/store.js';
 import type { AuditEntry } from '../../src/cms/audit/entry.js';
@@ -48,7 +49,7 @@ describe.skipIf(!pgOk)('audit batches on PostgreSQL (delivery path)', () => {
   it('a batch failing inside the transaction writes nothing and leaves the pool usable', async () => {
     const s = new SqlAuditStore(a);
     const before = Number((await a.db.selectFrom('audit_leaves').select((eb) => eb.fn.max('idx').as('m')).executeTakeFirstOrThrow()).m);
-    // fails after BEGIN + lock + max, before the insert (every pooled connection, more than once)
+    // fails while the batch is hashed, before the call (more than once)
     for (let i = 0; i < 10; i++) {
       await expect(
         s.append([entry(1000 + i)], () => {

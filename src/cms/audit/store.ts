@@ -168,15 +168,23 @@ const ENTRY_TYPES = ['bigint', 'bigint', 'text', 'text', 'text', 'text', 'text',
 const COLUMN_LIST = ENTRY_COLS.map((c) => `"${c}"`).join(', ');
 
 /**
- * The PostgreSQL append statement, one text for any number of rows: $1-$13 the bodies' columns as
- * arrays (unnest), $14 the leaf hashes, $15 the index the first row must get. It reads the next
- * index itself and inserts bodies and leaves only if it equals $15; it returns that index and the
- * rows inserted. Named (pg's `{ name, text }` form, as src/cms/delivery/prepared.ts): each pooled
- * connection parses and plans it once, where a VALUES list is parsed and planned anew for every
- * batch (EXPLAIN ANALYZE here: 0.47 ms planning for 64 rows as VALUES, 2.3-2.7 ms with the guard
- * over typed VALUES; ~0.3 ms unnamed for any row count as arrays, then a cached plan).
+ * The PostgreSQL append call (migration 0083, desfire_audit_append): $1-$13 the bodies' columns as
+ * arrays, $14 the leaf hashes, $15 the index the first row must get. Under the chain's writer lock
+ * it reads the next index and inserts bodies and leaves only if it equals $15; it returns that
+ * index and the rows inserted, committed (autocommit: the call's own transaction) before it
+ * answers. Named (pg's `{ name, text }` form, as src/cms/delivery/prepared.ts): each pooled
+ * connection parses and plans it once.
  */
 const PG_APPEND = {
+  name: 'desfire_audit_append_2',
+  text: `select "s", "ne", "nl" from desfire_audit_append(${ENTRY_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}, $14::bytea[], $15::bigint)`,
+};
+/**
+ * The same append as one statement (data-modifying CTEs over the column arrays, the same
+ * parameters and answer), for the locked way inside a transaction that already holds the writer
+ * lock — so a database not yet migrated to 0083 still takes audit entries, one round trip more.
+ */
+const PG_APPEND_INLINE = {
   name: 'desfire_audit_append_1',
   text:
     `with "g" as (select coalesce(max("idx") + 1, 0) as "s" from "audit_leaves"), ` +
@@ -184,59 +192,74 @@ const PG_APPEND = {
     `"l" as (insert into "audit_leaves" ("idx", "leaf_hash") select * from unnest($1::bigint[], $14::bytea[]) where (select "s" from "g") = $15::bigint returning "idx") ` +
     `select (select "s" from "g") as "s", (select count(*) from "e") as "ne", (select count(*) from "l") as "nl"`,
 };
+/** PostgreSQL's undefined_function: the schema predates migration 0083. */
+const PG_UNDEFINED_FUNCTION = '42883';
 
-/** The append statement's parameters for rows [from, from + n) of `entries` stored from index `start + from`; fills `leaves`. */
-function pgParams(entries: Omit<AuditEntry, 'index'>[], from: number, n: number, start: number, leafOf: (e: AuditEntry) => Uint8Array, leaves: Uint8Array[]): unknown[] {
+/** The append call's parameters for `entries` stored from index `start`; fills `leaves`. */
+function pgParams(entries: Omit<AuditEntry, 'index'>[], start: number, leafOf: (e: AuditEntry) => Uint8Array, leaves: Uint8Array[]): unknown[] {
+  const n = entries.length;
   const cols: unknown[][] = ENTRY_COLS.map(() => new Array<unknown>(n));
   const hashes: Buffer[] = new Array<Buffer>(n);
   for (let j = 0; j < n; j++) {
-    const full = withIndex(entries[from + j]!, start + from + j);
+    const full = withIndex(entries[j]!, start + j);
     const l = leafOf(full);
-    leaves[from + j] = l;
+    leaves[j] = l;
     hashes[j] = Buffer.isBuffer(l) ? l : Buffer.from(l.buffer, l.byteOffset, l.byteLength);
     const r = toRow(full);
     for (let c = 0; c < ENTRY_COLS.length; c++) cols[c]![j] = r[ENTRY_COLS[c]!];
   }
-  return [...cols, hashes, start + from];
+  return [...cols, hashes, start];
+}
+
+type PgAnswer = { s: string | number; ne: string | number; nl: string | number };
+
+/** One append (`stmt`) of `entries` hashed for `start`: the index it found (nothing inserted when it is not `start`). */
+async function callAppend(db: Kysely<Database>, stmt: { name: string; text: string }, entries: Omit<AuditEntry, 'index'>[], start: number, leafOf: (e: AuditEntry) => Uint8Array, leaves: Uint8Array[]): Promise<number> {
+  const r = (await db.executeQuery<PgAnswer>(CompiledQuery.raw(stmt as unknown as string, pgParams(entries, start, leafOf, leaves)))).rows[0]!;
+  const s = Number(r.s);
+  if (s === start && (Number(r.ne) !== entries.length || Number(r.nl) !== entries.length)) throw new Error(`audit batch: the append stored ${String(r.ne)}/${String(r.nl)} of ${entries.length} rows`);
+  return s;
 }
 
 /**
- * The batch on PostgreSQL, inside the transaction that holds the writer lock: one append statement
- * per chunk of CHUNK rows (bodies and leaf hashes together).
- *
- * With `guess` (the index after this store's previous batch) no separate max-index round trip: the
- * first chunk is hashed for `guess` and the statement inserts it only if the next index — read by
- * the statement itself, under the lock, in a snapshot taken after it: every committed batch — is
- * the guess. Right (the usual case in one process): one round trip fewer per batch. Wrong (another
- * process appended, or the table changed under us): nothing was inserted, and the chunk is hashed
- * again and sent for the index the statement returned (which then matches: the lock is held) —
- * the same number of round trips as a max read. The guess is never trusted, only compared inside
- * the statement, so indexes stay consecutive from the stored end. Without a guess (a store's first
- * batch) the max index is read first.
+ * The batch on PostgreSQL. With `guess` (the index after this store's previous batch): one append
+ * call, in its own transaction (one round trip). The guess is never trusted, only compared inside
+ * the call under the lock; when it is wrong (another process appended, the table changed under us,
+ * or several batches of this store raced), nothing was inserted and the batch goes the locked way:
+ * BEGIN + the writer lock (one round trip), the max index read under it, the call hashed for that
+ * index (the call takes the same lock again: advisory locks are re-entrant in a transaction, so it
+ * cannot miss), COMMIT — four round trips, as for a store's first batch (no guess). Indexes stay
+ * consecutive from the stored end either way, and no batch is refused for contention. The locked
+ * way appends with the one-statement form (PG_APPEND_INLINE), so it does not need migration 0083;
+ * `fn.missing` is set (and the call no longer tried) once the server says the function does not
+ * exist.
  */
-async function writeBatchPg(db: Kysely<Database>, entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array, guess?: number): Promise<{ start: number; leaves: Uint8Array[] }> {
+async function writeBatchPg(db: Kysely<Database>, entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array, guess: number | undefined, fn: { missing: boolean }): Promise<{ start: number; leaves: Uint8Array[] }> {
   const leaves: Uint8Array[] = new Array<Uint8Array>(entries.length);
-  let start: number;
-  if (guess !== undefined) start = guess;
-  else {
-    const row = (await db.executeQuery<{ m: string | number | null }>(CompiledQuery.raw(PG_MAX, []))).rows[0];
-    start = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
-  }
-  for (let i = 0; i < entries.length; ) {
-    const n = Math.min(CHUNK, entries.length - i);
-    const ps = pgParams(entries, i, n, start, leafOf, leaves);
-    const r = (await db.executeQuery<{ s: string | number; ne: string | number; nl: string | number }>(CompiledQuery.raw(PG_APPEND as unknown as string, ps))).rows[0]!;
-    const s = Number(r.s);
-    if (s !== start + i) {
-      // only the first chunk can miss (the lock is held from then on): store it from the index read
-      if (i > 0) throw new Error(`audit batch: the next index moved from ${start + i} to ${s} under the writer lock`);
-      start = s;
-      continue;
+  if (guess !== undefined && !fn.missing) {
+    try {
+      if ((await callAppend(db, PG_APPEND, entries, guess, leafOf, leaves)) === guess) return { start: guess, leaves };
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== PG_UNDEFINED_FUNCTION) throw e;
+      fn.missing = true;
     }
-    if (Number(r.ne) !== n || Number(r.nl) !== n) throw new Error(`audit batch: the append stored ${String(r.ne)}/${String(r.nl)} of ${n} rows`);
-    i += n;
   }
-  return { start, leaves };
+  return db.connection().execute(async (conn) => {
+    try {
+      await sql.raw(`begin; select pg_advisory_xact_lock(hashtext('${AUDIT_LOCK}'))`).execute(conn);
+      const row = (await conn.executeQuery<{ m: string | number | null }>(CompiledQuery.raw(PG_MAX, []))).rows[0];
+      const start = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
+      const s = await callAppend(conn, PG_APPEND_INLINE, entries, start, leafOf, leaves);
+      if (s !== start) throw new Error(`audit batch: the next index moved from ${start} to ${s} under the writer lock`);
+      const done = await sql<{ command?: string }>`commit`.execute(conn);
+      // a COMMIT of an aborted transaction answers ROLLBACK instead of failing
+      if (done.rows[0]?.command === 'ROLLBACK') throw new Error('audit batch rolled back at commit');
+      return { start, leaves };
+    } catch (e) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw e;
+    }
+  });
 }
 
 export class SqlAuditStore implements AuditStore {
@@ -262,6 +285,8 @@ export class SqlAuditStore implements AuditStore {
   private restartGate?: () => Promise<unknown> | undefined;
   /** PostgreSQL: the index after this store's last committed batch (writeBatchPg's guess); unset after a failure. */
   private pgNext?: number;
+  /** PostgreSQL: whether the schema lacks the append function (migration 0083; see writeBatchPg). */
+  private readonly pgFn = { missing: false };
 
   constructor(
     private readonly h: DatabaseHandle,
@@ -275,34 +300,21 @@ export class SqlAuditStore implements AuditStore {
   }
 
   /**
-   * PostgreSQL: THREE round trips per batch in the usual case (before: four, five) — BEGIN and the
-   * writer lock go as one simple-protocol query string (no parameters, so pg sends both statements
-   * at once; they run in order, the lock wait inside the transaction), then the bodies and leaf
-   * hashes in one named statement per chunk (data-modifying CTEs over column arrays; it reads the
-   * next index itself and inserts only at the index expected, see writeBatchPg — in READ COMMITTED
-   * a statement takes its snapshot after the lock is held, so it sees every batch committed
-   * before), COMMIT. The first batch of a store reads the max index first, and a batch after
-   * another process appended sends its first chunk twice (four round trips).
-   * The lock is the one `withWriterLock(…, 'audit-append')` takes (same key), so every other
-   * writer of the chain is still serialised with this one, in this process and in others.
+   * PostgreSQL: ONE round trip per batch in the usual case — the append call (writeBatchPg,
+   * migration 0083) takes the writer lock, checks the start, inserts and commits in its own
+   * transaction; the lock is never held while the answer travels back or this event loop is busy
+   * elsewhere. (Before: three — BEGIN + lock, the append, COMMIT — with the lock held across them.)
+   * A store's first batch, a batch after another process appended, and every batch on a schema
+   * before migration 0083 go the locked way (four round trips, see writeBatchPg). The lock is the one `withWriterLock(…, 'audit-append')` takes (same key), so every other
+   * writer of the chain is still serialised with this one, in this process and in others. A call
+   * that fails (a constraint, a lost connection) rolls back with its transaction: nothing written.
    */
-  private appendPostgres(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
-    return this.h.db.connection().execute(async (conn) => {
-      try {
-        const guess = this.pgNext;
-        this.pgNext = undefined;
-        await sql.raw(`begin; select pg_advisory_xact_lock(hashtext('${AUDIT_LOCK}'))`).execute(conn);
-        const r = await writeBatchPg(conn, entries, leafOf, guess);
-        const done = await sql<{ command?: string }>`commit`.execute(conn);
-        // a COMMIT of an aborted transaction answers ROLLBACK instead of failing
-        if (done.rows[0]?.command === 'ROLLBACK') throw new Error('audit batch rolled back at commit');
-        this.pgNext = r.start + entries.length;
-        return r;
-      } catch (e) {
-        await sql`rollback`.execute(conn).catch(() => undefined);
-        throw e;
-      }
-    });
+  private async appendPostgres(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
+    const guess = this.pgNext;
+    this.pgNext = undefined;
+    const r = await writeBatchPg(this.h.db, entries, leafOf, guess, this.pgFn);
+    this.pgNext = r.start + entries.length;
+    return r;
   }
 
   private prepareNative(n: NonNullable<DatabaseHandle['sqlite']>): void {

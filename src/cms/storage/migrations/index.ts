@@ -17,6 +17,7 @@ import * as m0070 from '../../approvals/migrations/0070_approvals.js';
 import * as m0080 from './0080_audit_drop_time_index.js';
 import * as m0081 from './0081_baton_denylist_changes.js';
 import * as m0082 from '../../jobs/migrations/0082_station_jobs_order.js';
+import * as m0083 from './0083_audit_append_pg.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_meta': m0001,
@@ -35,4 +36,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0080_audit_drop_time_index': m0080, // the audit log's unused time index (engineer C)
   '0081_baton_denylist_changes': m0081, // the card denylist's change log: readers' delta sync (engineer F)
   '0082_station_jobs_order': m0082, // station_jobs (created_at, id): GET /v1/jobs pages by index
+  '0083_audit_append_pg': m0083, // PostgreSQL: the audit batch append as one server-side call (one round trip)
 };
