@@ -127,7 +127,7 @@ async function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): 
  */
 class ImmediateSqliteDialect extends SqliteDialect {
   constructor(private readonly native: BetterSqlite3.Database) {
-    super({ database: native });
+    super({ database: statementCache(native) });
   }
 
   override createDriver(): Driver {
@@ -154,6 +154,45 @@ class ImmediateSqliteDialect extends SqliteDialect {
     }
     return driver;
   }
+}
+
+const PRAGMA = /^\s*pragma\b/i;
+
+/** Prepared statements kept per SQL text (least recently used dropped beyond this many). */
+export const STATEMENT_CACHE_SIZE = 512;
+
+/**
+ * The database as Kysely's SQLite driver sees it, with its statements kept: the driver prepares the
+ * SQL text of every query it runs (`db.prepare(sql)`: SQLite parses and plans it again, ~30-50 us),
+ * where a prepared better-sqlite3 statement can run any number of times. Kept per text, at most
+ * STATEMENT_CACHE_SIZE (texts that vary — IN lists, multi-row VALUES — come and go; a kept one is
+ * moved to the young end on use). A kept statement that is busy (an open iterator: Kysely's
+ * `stream()`) is not handed out twice: that call gets a fresh one. SQLite re-prepares a kept
+ * statement itself when the schema changes (a migration). PRAGMA texts are never kept: SQLite
+ * applies a setting pragma when it COMPILES it, and a kept one run again may not apply it.
+ */
+export function statementCache(native: BetterSqlite3.Database, max = STATEMENT_CACHE_SIZE): { prepare(sql: string): BetterSqlite3.Statement; close(): void } {
+  const kept = new Map<string, BetterSqlite3.Statement>();
+  return {
+    prepare(text: string): BetterSqlite3.Statement {
+      if (PRAGMA.test(text)) return native.prepare(text);
+      const hit = kept.get(text);
+      if (hit) {
+        if (hit.busy) return native.prepare(text);
+        kept.delete(text);
+        kept.set(text, hit);
+        return hit;
+      }
+      const st = native.prepare(text);
+      kept.set(text, st);
+      if (kept.size > max) kept.delete(kept.keys().next().value!);
+      return st;
+    },
+    close(): void {
+      kept.clear();
+      native.close();
+    },
+  };
 }
 
 /** A statement that takes no write lock: a SELECT (built, or raw text beginning with select). */
