@@ -21,7 +21,7 @@ function memory(): BetterSqlite3.Database {
   const n = new Database(':memory:');
   n.exec('create table t (x integer)');
   n.exec('insert into t values (1), (2), (3)');
-  cleanups.push(() => n.close());
+  cleanups.push(() => void n.close());
   return n;
 }
 
