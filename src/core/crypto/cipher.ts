@@ -120,9 +120,38 @@ export class BlockCipher {
       throw new CryptoInputError(`${what}: ${data.length} bytes is not a multiple of the ${this.blockSize}-byte block`);
   }
 
+  /**
+   * ECB encryption. One block (CMAC subkeys, EV2's response IV, the transaction MAC) goes through
+   * the key's persistent CBC object (CBC of one block under a zero IV is E(block)), so a key that
+   * is only ever enciphered one block at a time or in CBC holds ONE OpenSSL object, not two: each
+   * is a native object the garbage collector finalises with a weak-handle callback (half of a
+   * scavenge's pause in a reader's online transactions, docs/performance.md), and creating one
+   * costs more than the block operation itself.
+   */
   ecbEncrypt(data: Uint8Array): Uint8Array {
     this.checkBlocks(data, 'ecbEncrypt');
+    if (data.length === this.blockSize && !this.enc) return this.cbcBlock(data);
     return view(this.encipher().update(data));
+  }
+
+  /** E(block) on the persistent CBC object: feed block XOR P (its chaining value), get E(block). */
+  private cbcBlock(block: Uint8Array): Uint8Array {
+    const cbc = this.cbcObject();
+    const prev = this.cbcPrev!;
+    for (let i = 0; i < this.blockSize; i++) prev[i]! ^= block[i]!;
+    const out = view(cbc.update(prev));
+    prev.set(out);
+    return out;
+  }
+
+  /** The persistent CBC encipher (created on first use, its chaining value in `cbcPrev`). */
+  private cbcObject(): Cipher {
+    if (!this.cbc) {
+      this.cbcPrev = new Uint8Array(this.blockSize);
+      this.cbc = createCipheriv(CBC_ALGO[this.type], this.live(), this.cbcPrev);
+      this.cbc.setAutoPadding(false);
+    }
+    return this.cbc;
   }
 
   ecbDecrypt(data: Uint8Array): Uint8Array {
@@ -166,15 +195,11 @@ export class BlockCipher {
    */
   cbcChained(iv: Uint8Array, data: Uint8Array, inPlace = false): Uint8Array {
     const bs = this.blockSize;
-    if (!this.cbc) {
-      this.cbcPrev = new Uint8Array(bs);
-      this.cbc = createCipheriv(CBC_ALGO[this.type], this.live(), this.cbcPrev);
-      this.cbc.setAutoPadding(false);
-    }
+    const cbc = this.cbcObject();
     const prev = this.cbcPrev!;
     const m = inPlace ? data : data.slice();
     for (let i = 0; i < bs; i++) m[i]! ^= iv[i]! ^ prev[i]!;
-    const out = view(this.cbc.update(m));
+    const out = view(cbc.update(m));
     if (!inPlace) wipe(m);
     if (out.length !== data.length) throw new CryptoInputError('CBC: cipher returned a short block count');
     prev.set(out.subarray(out.length - bs));
