@@ -305,9 +305,10 @@ export class SqlAuditStore implements AuditStore {
    * transaction; the lock is never held while the answer travels back or this event loop is busy
    * elsewhere. (Before: three — BEGIN + lock, the append, COMMIT — with the lock held across them.)
    * A store's first batch, a batch after another process appended, and every batch on a schema
-   * before migration 0083 go the locked way (four round trips, see writeBatchPg). The lock is the one `withWriterLock(…, 'audit-append')` takes (same key), so every other
-   * writer of the chain is still serialised with this one, in this process and in others. A call
-   * that fails (a constraint, a lost connection) rolls back with its transaction: nothing written.
+   * before migration 0083 go the locked way (four round trips, see writeBatchPg). The lock is the
+   * one `withWriterLock(…, 'audit-append')` takes (same key), so every other writer of the chain
+   * is still serialised with this one, in this process and in others. A call that fails (a
+   * constraint, a lost connection) rolls back with its transaction: nothing written.
    */
   private async appendPostgres(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
     const guess = this.pgNext;
