@@ -5,9 +5,8 @@
 // fdatasync or a GC overlapped it; the event-loop delay. Prints percentiles per phase and the
 // p99 of the transaction split by what overlapped it.
 //   npx tsx bench/reader-phases.ts [N=3000] [--sync-ms 200] [--fsync group|always|never] [--batch N]
-//   (BENCH_CMS_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the CMS process)
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+//   (BENCH_CMS_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the CMS process; '--trace-gc-nvp'
+//   traces its GC: the trace, on the CMS's stdout, comes out on this process's stderr)
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +23,7 @@ import { accessCheck } from '../src/reader/transactions.js';
 import { HttpKeySource } from '../src/reader/http-keys.js';
 import { InProcessTransport } from '../src/transport/in-process.js';
 import type { Transport } from '../src/core/transport.js';
-import { cardOnlyTx, procCpuMs } from './reader.js';
+import { cardOnlyTx, procCpuMs, startReaderCms } from './reader.js';
 import { percentile } from './types.js';
 
 const argv = process.argv.slice(2);
@@ -40,14 +39,10 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 // BENCH_CMS_NODE_ARGS: extra node options for the CMS process (e.g. '--cpu-prof --cpu-prof-dir=/tmp/p')
 const cmsArgs = (process.env.BENCH_CMS_NODE_ARGS ?? '').split(' ').filter(Boolean);
-// BENCH_CMS_TIMING: the CMS process stamps every response with its request-event and writeHead times
-// (same monotonic clock as this process): the delivery round trip split into way in / CMS / way back
-const child = spawn(process.execPath, [...cmsArgs, '--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_CMS_TIMING: '1' } });
-const ready = await new Promise<{ url: string; uid: string; image: string; readers: Record<string, { dir: string }> }>((resolve, reject) => {
-  const rl = createInterface({ input: child.stdout! });
-  rl.once('line', (l) => resolve(JSON.parse(l) as never));
-  child.once('exit', (code) => reject(new Error(`the CMS process exited (${code})`)));
-});
+// BENCH_CMS_TIMING (set by startReaderCms): the CMS process stamps every response with its
+// request-event and writeHead times (same monotonic clock as this process): the delivery round trip
+// split into way in / CMS / way back
+const { child, ready } = await startReaderCms(cmsArgs);
 
 try {
   const ks = ReaderKeystore.open(ready.readers['bench-on']!.dir, new TextEncoder().encode(PASS));

@@ -14,7 +14,7 @@
 // and the emulated card, not the CMS), what the agent adds per transaction (offline: mean; online:
 // p99), and the agent's own CPU per transaction (differences of CPU time per tx: robust to the
 // machine's load).
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { loadImageSync } from '../src/card/image-file.js';
 import { VirtualCard } from '../src/card/virtual-card.js';
@@ -70,6 +70,35 @@ export async function cardOnlyTx(t: InProcessTransport, key: Uint8Array, zone: n
   await c.authenticate(1, key, { method: 'ev2' });
   const d = await c.readData(1, 0, 32, { comm: 'full' });
   if (decide(decodeCredential(d), zone, Date.now()) !== 'granted') throw new Error('bench: not granted');
+}
+
+/** What bench/reader-cms.ts prints when it is ready: its URL, the personalised card, the enrolled readers. */
+export interface ReaderCmsReady {
+  url: string;
+  uid: string;
+  image: string;
+  readers: Record<string, { dir: string }>;
+}
+
+/**
+ * Start bench/reader-cms.ts (with `BENCH_CMS_TIMING=1`, and `nodeArgs` before the script: e.g.
+ * '--cpu-prof') and wait for its ready line. Its other stdout lines (a `--trace-gc` trace, which
+ * V8 writes to stdout) go to this process's stderr, before and after the ready line: the pipe is
+ * always drained, so a chatty child never blocks on it.
+ */
+export async function startReaderCms(nodeArgs: string[] = []): Promise<{ child: ChildProcess; ready: ReaderCmsReady }> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_CMS_TIMING: '1' } });
+  const ready = await new Promise<ReaderCmsReady>((resolve, reject) => {
+    let done = false;
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (!done && l.startsWith('{')) {
+        done = true;
+        resolve(JSON.parse(l) as ReaderCmsReady);
+      } else process.stderr.write(l + '\n');
+    });
+    child.once('exit', (code) => reject(new Error(`bench: the CMS process exited (${code}) before it was ready`)));
+  });
+  return { child, ready };
 }
 
 /** CPU time (user + system) of another process so far, in ms (Linux /proc; NaN elsewhere). */
@@ -178,12 +207,7 @@ export async function figures(opts: BenchOptions): Promise<Figure[]> {
   // key delivered by POST /v1/keys/deliver for every transaction
   // BENCH_CMS_TIMING: the CMS process stamps each response with when its request event fired and
   // when it wrote the head (same monotonic clock): the CMS's own handling of each delivery
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/reader-cms.ts'], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_CMS_TIMING: '1' } });
-  const ready = await new Promise<{ url: string; uid: string; image: string; readers: Record<string, { dir: string }> }>((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    rl.once('line', (l) => resolve(JSON.parse(l) as never));
-    child.once('exit', (code) => reject(new Error(`bench: the CMS process exited (${code}) before it was ready`)));
-  });
+  const { child, ready } = await startReaderCms();
   const pass = new TextEncoder().encode(PASS);
   const enrolled = (id: string) => {
     const ks = ReaderKeystore.open(ready.readers[id]!.dir, pass);
