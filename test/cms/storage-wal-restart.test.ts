@@ -5,7 +5,7 @@
 // (a timer fires meanwhile), not in SQLite's busy handler on the event loop, and proceeds once the
 // checkpoint is done. The RESTART is held for real: a reader on another connection keeps it waiting
 // (a RESTART waits for readers, holding the write lock) until the test ends that read.
-import { unlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -111,4 +111,28 @@ describe('the WAL checkpointer restarting the WAL, and the writers of its file',
     expect(autocheckpoint(g.sqlite!)).toBe(1000);
     expect(walRestartGate(g.sqlite!)!()).toBeUndefined();
   }, 60_000);
+  it('the last lease\'s release resolves once the thread has closed its connection: the file can be removed at once', async () => {
+    const { h, file, dir } = await sqliteFile();
+    /** Descriptors this process holds open on the file or its -wal/-shm. */
+    const fdsOn = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(file);
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    const own = fdsOn();
+    const lease = leaseWalCheckpointer(h.sqlite!, { intervalMs: 1000 });
+    while (fdsOn() === own) await sleep(5); // the thread has opened its connection
+    await lease.release();
+    await lease.release(); // idempotent
+    // the thread's connection is closed (SQLite keeps its descriptors until this process's last
+    // connection to the file closes: closing one would drop the other's POSIX locks): closing the
+    // handle's connection (at once, no await in between) closes the last one, which removes the
+    // -wal and -shm files
+    h.sqlite!.close();
+    expect(fdsOn()).toBe(0);
+    expect(readdirSync(dir)).toEqual(['cms.sqlite']);
+  });
 });

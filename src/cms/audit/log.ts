@@ -432,6 +432,6 @@ export class AuditLog implements AuditSink {
     if (this.timer) clearInterval(this.timer);
     this.closed = true;
     await this.drain();
-    this.o.store.close?.();
+    await this.o.store.close?.();
   }
 }

@@ -58,7 +58,7 @@ export interface AuditStore {
   alerts(q: { since?: number; limit?: number; rule?: string; undelivered?: boolean }): Promise<AlertRow[]>;
   markAlert(id: string, delivery: number, attempts: number): Promise<void>;
   /** Release what the store holds besides the database (called by AuditLog.close). */
-  close?(): void;
+  close?(): void | Promise<void>;
 }
 
 const CHUNK = 500;
@@ -419,10 +419,11 @@ export class SqlAuditStore implements AuditStore {
   }
 
   /** Release the WAL file's handle (the database handle is closed separately; the shared syncer reopens it if another writer syncs). */
-  close(): void {
+  async close(): Promise<void> {
     this.walSyncer?.drop();
-    this.checkpointer?.release();
+    const c = this.checkpointer;
     this.checkpointer = undefined;
+    await c?.release();
   }
 
   async size(): Promise<number> {

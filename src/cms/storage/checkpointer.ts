@@ -72,8 +72,12 @@ export interface CheckpointerOptions {
 export interface CheckpointerLease {
   /** While the thread restarts the WAL: resolves when it is done (at most ~1 s); otherwise undefined. */
   restarting(): Promise<unknown> | undefined;
-  /** Give the lease back (idempotent): the last one stops the thread; a connection without a lease checkpoints itself again. */
-  release(): void;
+  /**
+   * Give the lease back (idempotent): the last one stops the thread; a connection without a lease
+   * checkpoints itself again. Resolves once the thread has closed its connection to the file when
+   * this release stopped it (so the file can be removed or copied), at once otherwise.
+   */
+  release(): Promise<void>;
 }
 
 // Atomics.waitAsync (Node >= 16; typed from lib ES2024, this project compiles against ES2023)
@@ -86,6 +90,8 @@ class FileCheckpointer {
   readonly flag = new Int32Array(new SharedArrayBuffer(4));
   /** The connections whose automatic checkpoint is off, with their number of leases. */
   private readonly owners = new Map<BetterSqlite3.Database, number>();
+  /** Resolves when the thread has exited (its connection closed). */
+  readonly exited: Promise<void>;
 
   constructor(
     readonly file: string,
@@ -106,6 +112,7 @@ class FileCheckpointer {
       },
     });
     this.worker.unref();
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     const fallBack = () => this.stop();
     this.worker.once('error', fallBack);
     this.worker.once('exit', fallBack);
@@ -124,7 +131,7 @@ class FileCheckpointer {
     let held = true;
     return {
       restarting: () => this.restarting(),
-      release: () => {
+      release: async () => {
         if (!held) return;
         held = false;
         const n = (this.owners.get(native) ?? 1) - 1;
@@ -134,7 +141,10 @@ class FileCheckpointer {
         }
         this.owners.delete(native);
         autocheckpoint(native);
-        if (this.owners.size === 0) this.stop();
+        if (this.owners.size === 0) {
+          this.stop();
+          await this.exited;
+        }
       },
     };
   }
@@ -145,6 +155,9 @@ class FileCheckpointer {
     this.stopped = true;
     this.onStop();
     for (const n of this.owners.keys()) autocheckpoint(n);
+    // referenced from here on: a release awaiting `exited` keeps the process alive until the thread
+    // is gone (an unreferenced thread would let the event loop empty under that await)
+    this.worker.ref();
     try {
       this.worker.postMessage('close');
     } catch {
