@@ -6,9 +6,8 @@
 // goes offline); 403 ERR_READER_NOT_ACTIVE (certificate revoked, reader suspended or revoked) →
 // ERR_READER_REVOKED (the agent wipes its cache and stops); other errors → ERR_READER_CMS with the
 // CMS's code.
-import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, request } from 'node:https';
 import { createSecureContext } from 'node:tls';
+import { Http1Pool } from './http1.js';
 import { ReaderError } from './errors.js';
 
 export interface CmsEndpoint {
@@ -24,11 +23,11 @@ export interface CmsEndpoint {
 export interface CmsResponse<T> {
   status: number;
   body: T;
-  /** The response headers (as Node parsed them; diagnostics, e.g. bench/reader-phases' server timing). */
-  headers?: IncomingHttpHeaders;
+  /** The response headers, names in lower case (diagnostics, e.g. bench/reader-phases' server timing). */
+  headers?: Record<string, string>;
 }
 
-const NETWORK = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|ECONNABORTED|ERR_READER_TIMEOUT|UND_ERR_.*)$/;
+const NETWORK = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|ECONNABORTED|ERR_READER_TIMEOUT)$/;
 
 /** Per call: `background` = the reader's own baton uploads (their own connection, see the constructor). */
 export interface CallOptions {
@@ -36,32 +35,32 @@ export interface CallOptions {
 }
 
 export class CmsClient {
-  private readonly agent: Agent;
-  private readonly background: Agent;
-  private readonly base: URL;
+  private readonly agent: Http1Pool;
+  private readonly background: Http1Pool;
 
   constructor(
     private readonly ep: CmsEndpoint,
     /** Client certificate and its key: PEM, or (PKCS#11 keystore) OpenSSL engine + key URI, the key staying in the token. */
     tls?: { cert: string } & ({ key: string } | { privateKeyEngine: string; privateKeyIdentifier: string }),
   ) {
-    this.base = new URL(ep.url);
-    if (this.base.protocol !== 'https:') throw new ReaderError('ERR_READER_CONFIG', 'the CMS URL must be https:// (readers talk to the CMS over mTLS only)');
-    // Persistent connections: the TLS handshake (ECDHE + two certificate verifications) happens once
-    // per connection, not per request; at most two (a key delivery never queues behind a baton
-    // upload), kept open between requests (LIFO: the warm one first), TLS sessions cached for a
-    // cheap resumption when the CMS closes an idle one.
+    const base = new URL(ep.url);
+    if (base.protocol !== 'https:') throw new ReaderError('ERR_READER_CONFIG', 'the CMS URL must be https:// (readers talk to the CMS over mTLS only)');
+    // Persistent connections (src/reader/http1.ts): the TLS handshake (ECDHE + two certificate
+    // verifications) happens once per connection, not per request; at most two (a key delivery
+    // never queues behind a baton upload), kept open between requests (LIFO: the warm one first),
+    // TLS sessions kept for a cheap resumption when the CMS closes an idle one.
     // One TLS context (CA, client certificate and key) for every connection of both pools: built
     // once, not per connection — a PKCS#11 engine key cannot be initialised a second time in one
     // process ("engine routines::init failed"), and the PEMs are parsed once.
     const secureContext = createSecureContext({ ca: ep.ca, ...(tls ?? {}) });
-    const opts = { keepAlive: true, keepAliveMsecs: 1000, secureContext, ...(ep.servername ? { servername: ep.servername } : {}) };
-    this.agent = new Agent({ ...opts, maxSockets: 2, maxFreeSockets: 2, scheduling: 'lifo' });
+    const host = base.hostname.replace(/^\[(.*)\]$/, '$1');
+    const opts = { host, port: Number(base.port || 443), secureContext, ...(ep.servername ? { servername: ep.servername } : {}) };
+    this.agent = new Http1Pool({ ...opts, maxSockets: 2 });
     // Background baton uploads on a connection of their own: they never take the connection a key
-    // delivery would use (a delivery then never waits for a socket behind an upload, nor opens a
-    // new connection — a full mTLS handshake inside a card transaction — because an upload holds
-    // the warm one). The periodic GET /sync stays on the delivery connection and keeps it warm.
-    this.background = new Agent({ ...opts, maxSockets: 1, maxFreeSockets: 1 });
+    // delivery would use (a delivery then never waits for a connection behind an upload, nor opens
+    // a new one — a full mTLS handshake inside a card transaction — because an upload holds the
+    // warm one). The periodic GET /sync stays on the delivery connection and keeps it warm.
+    this.background = new Http1Pool({ ...opts, maxSockets: 1 });
   }
 
   async call<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<T> {
@@ -78,46 +77,22 @@ export class CmsClient {
     throw e;
   }
 
-  raw<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<CmsResponse<T>> {
+  async raw<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<CmsResponse<T>> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(payload));
+    const headers: Record<string, string> = payload === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' };
+    let res;
+    try {
+      res = await (o.background ? this.background : this.agent).request({ method, path, headers, ...(payload !== undefined ? { body: payload } : {}), timeoutMs: this.ep.timeoutMs ?? 5000 });
+    } catch (e) {
+      throw unreachable(e);
     }
-    const timeout = this.ep.timeoutMs ?? 5000;
-    return new Promise<CmsResponse<T>>((resolve, reject) => {
-      const req = request(
-        { protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, method, path, headers, agent: o.background ? this.background : this.agent, timeout, ...(this.ep.servername ? { servername: this.ep.servername } : {}) },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (e) => reject(unreachable(e)));
-          res.on('end', () => {
-            const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              parsed = undefined;
-            }
-            resolve({
-              status: res.statusCode ?? 0,
-              body: parsed as T,
-              // Node builds the headers object on first access: only for a caller that reads it
-              get headers() {
-                return res.headers;
-              },
-            });
-          });
-        },
-      );
-      req.setNoDelay(true);
-      req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ERR_READER_TIMEOUT' })));
-      req.on('error', (e) => reject(unreachable(e)));
-      // headers and body in one write (one TCP segment for small bodies: no Nagle/delayed-ACK stall)
-      req.end(payload);
-    });
+    let parsed: unknown;
+    try {
+      parsed = res.body.length ? JSON.parse(res.body.toString('utf8')) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, body: parsed as T, headers: res.headers };
   }
 
   close(): void {
