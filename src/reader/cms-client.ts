@@ -54,7 +54,7 @@ export class CmsClient {
     // process ("engine routines::init failed"), and the PEMs are parsed once.
     const secureContext = createSecureContext({ ca: ep.ca, ...(tls ?? {}) });
     const host = base.hostname.replace(/^\[(.*)\]$/, '$1');
-    const opts = { host, port: Number(base.port || 443), secureContext, ...(ep.servername ? { servername: ep.servername } : {}) };
+    const opts = { host, authority: base.host, port: Number(base.port || 443), secureContext, ...(ep.servername ? { servername: ep.servername } : {}) };
     this.agent = new Http1Pool({ ...opts, maxSockets: 2 });
     // Background baton uploads on a connection of their own: they never take the connection a key
     // delivery would use (a delivery then never waits for a connection behind an upload, nor opens

@@ -47,6 +47,8 @@ export interface Http1Response {
 export interface Http1PoolOptions {
   host: string;
   port: number;
+  /** The Host header (default host:port; give it for an IPv6 literal, e.g. "[::1]:8443"). */
+  authority?: string;
   servername?: string;
   secureContext: SecureContext;
   /** Connections open at most (in use + idle). */
@@ -348,7 +350,7 @@ export class Http1Pool {
   private readonly hostHeader: string;
 
   constructor(private readonly o: Http1PoolOptions) {
-    this.hostHeader = o.port === 443 ? o.host : `${o.host}:${o.port}`;
+    this.hostHeader = o.authority ?? (o.port === 443 ? o.host : `${o.host}:${o.port}`);
   }
 
   /** Open a TLS connection to the server (resuming the last TLS session if there is one). */

@@ -96,6 +96,7 @@ describe('the reader HTTP/1.1 client (src/reader/http1.ts)', () => {
   it('keeps one connection alive across requests; POST bodies, statuses and headers arrive intact', async () => {
     const s = await httpsServer((req, res, body) => {
       res.setHeader('x-seen', `${req.method} ${req.url} ${req.headers['content-length'] ?? '-'}`);
+      res.setHeader('x-host', req.headers.host ?? '');
       res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ echo: body ? JSON.parse(body) : null }));
     });
@@ -103,6 +104,7 @@ describe('the reader HTTP/1.1 client (src/reader/http1.ts)', () => {
     try {
       const a = await c.raw<{ echo: unknown }>('POST', '/v1/keys/deliver', { uid: '04AABBCCDDEEFF', n: 'é' });
       expect([a.status, a.body.echo, a.headers?.['x-seen']]).toEqual([200, { uid: '04AABBCCDDEEFF', n: 'é' }, `POST /v1/keys/deliver ${Buffer.byteLength(JSON.stringify({ uid: '04AABBCCDDEEFF', n: 'é' }))}`]);
+      expect(a.headers?.['x-host']).toBe(`127.0.0.1:${s.port}`);
       const b = await c.raw<{ echo: unknown }>('GET', '/missing');
       expect([b.status, b.body.echo, b.headers?.['x-seen']]).toEqual([404, null, 'GET /missing -']);
       for (let i = 0; i < 5; i++) expect((await c.raw('GET', '/x')).status).toBe(200);
