@@ -82,7 +82,7 @@ export class CmsClient {
     const headers: Record<string, string> = payload === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' };
     let res;
     try {
-      res = await (o.background ? this.background : this.agent).request({ method, path, headers, ...(payload !== undefined ? { body: payload } : {}), timeoutMs: this.ep.timeoutMs ?? 5000 });
+      res = await (o.background ? this.background : this.agent).request({ method, path, headers, ...(payload !== undefined ? { body: payload } : {}), timeoutMs: this.ep.timeoutMs ?? 5000, repeatable: true });
     } catch (e) {
       throw unreachable(e);
     }

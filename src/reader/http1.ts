@@ -1,5 +1,6 @@
-// A small HTTP/1.1 client over persistent TLS connections: the reader's channel to the CMS
-// (src/reader/cms-client.ts gives it the mTLS context). Made for one job — JSON requests of a few
+// A small HTTP/1.1 client over persistent TLS connections: the reader's channel to the CMS (the
+// runtime agent's src/reader/cms-client.ts and the station's src/reader/station/client.ts give it
+// their mTLS context). Made for one job — JSON requests of a few
 // hundred bytes to one server, answered in a few milliseconds, inside a card transaction — where
 // node:https spent more of the reader's CPU than the rest of the transaction's agent work: per
 // request a ClientRequest, an IncomingMessage, two streams, a parser from a pool, header objects
@@ -15,11 +16,12 @@
 // - responses framed by Content-Length, by chunked Transfer-Encoding, or by the connection's
 //   close; 1xx answers skipped; 204/304 and answers to HEAD without a body; `Connection: close`
 //   or HTTP/1.0 ends the connection after the answer; bytes after a complete answer end it too;
-// - a request that fails on a REUSED connection before any byte of the answer arrived (the server
-//   closed it while it was idle: reset, EPIPE, closed) is sent once more on a new connection. Only
-//   callers whose requests are safe to repeat may use this client — every call the reader makes
-//   is (a key delivery is a read, audited per request; a baton upload is idempotent by sequence
-//   number; the sync GETs are reads);
+// - a request the caller marks repeatable that fails on a REUSED connection before any byte of
+//   the answer arrived (the server closed it while it was idle: reset, EPIPE, closed) is sent once
+//   more on a new connection; any other failure is the caller's (every call of the runtime agent's
+//   CmsClient is repeatable: a key delivery is a read, audited per request; a baton upload is
+//   idempotent by sequence number; the sync GETs are reads — the station's job creation and
+//   receipts are not, only its GETs are);
 // - a timeout per request (the connection is destroyed), limits on the head (64 KiB) and the body
 //   (`maxBody`, 16 MiB by default); a malformed answer is an Http1Error, never a guess.
 // TLS sessions are kept for a cheap resumption when a connection has to be opened again.
@@ -66,6 +68,11 @@ export interface Http1Request {
   headers: Record<string, string>;
   body?: string;
   timeoutMs: number;
+  /**
+   * Safe to send twice: a request that failed on a reused connection before any byte of the answer
+   * (the server closed the idle connection as it was sent) goes once more on a new one.
+   */
+  repeatable: boolean;
 }
 
 const HEAD_MAX = 64 * 1024;
@@ -375,7 +382,7 @@ export class Http1Pool {
         return res;
       } catch (e) {
         this.release(c);
-        if (attempt === 0 && (e as { retryable?: boolean }).retryable) continue;
+        if (attempt === 0 && r.repeatable && (e as { retryable?: boolean }).retryable) continue;
         throw e;
       }
     }

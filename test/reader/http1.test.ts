@@ -81,7 +81,7 @@ async function rawServer(answer: (sock: TLSSocket, head: string, n: number) => v
 
 const pool = (port: number, o: { maxSockets?: number; maxBody?: number } = {}) =>
   new Http1Pool({ host: '127.0.0.1', port, servername: 'localhost', secureContext: createSecureContext({ ca: tlsMaterial.cert }), maxSockets: o.maxSockets ?? 2, ...(o.maxBody ? { maxBody: o.maxBody } : {}) });
-const get = (p: Http1Pool, path = '/x', timeoutMs = 5000) => p.request({ method: 'GET', path, headers: { accept: 'application/json' }, timeoutMs });
+const get = (p: Http1Pool, path = '/x', timeoutMs = 5000, repeatable = true) => p.request({ method: 'GET', path, headers: { accept: 'application/json' }, timeoutMs, repeatable });
 const client = (port: number, timeoutMs?: number, ca = tlsMaterial.cert) => new CmsClient({ url: `https://127.0.0.1:${port}`, ca, servername: 'localhost', ...(timeoutMs ? { timeoutMs } : {}) });
 const codeOf = async (p: Promise<unknown>) => {
   try {
@@ -174,7 +174,7 @@ describe('the reader HTTP/1.1 client (src/reader/http1.ts)', () => {
     }
   });
 
-  it('a reused connection the server closed without answering: sent once more on a new connection; a new connection closed without an answer: an error, not repeated', async () => {
+  it('a reused connection the server closed without answering: a repeatable request goes once more on a new connection, another fails; a new connection closed without an answer: an error, not repeated', async () => {
     let answered = 0;
     const s = await rawServer((sock, _head, n) => {
       if (n === 2) {
@@ -189,6 +189,14 @@ describe('the reader HTTP/1.1 client (src/reader/http1.ts)', () => {
       expect((await get(p)).body.toString()).toBe('ok');
       expect((await get(p)).body.toString()).toBe('ok'); // failed on the reused one, answered on a new one
       expect([s.connections, answered]).toEqual([2, 2]);
+      // not repeatable (a job creation, a receipt): the caller gets the failure
+      expect((await get(p)).body.toString()).toBe('ok'); // the 2nd connection's first request
+      answered = 0;
+      const q = pool(s.port);
+      expect((await get(q)).body.toString()).toBe('ok');
+      expect(await codeOf(get(q, '/x', 5000, false))).toBe('ECONNRESET');
+      expect(answered).toBe(1);
+      q.destroy();
     } finally {
       p.destroy();
     }

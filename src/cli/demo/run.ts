@@ -248,7 +248,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO, progress: ProgressSi
           }
         });
       } finally {
-        stationCms.agent.destroy();
+        stationCms.close();
         await pcsc?.close();
       }
       counts.cards = cards.length;

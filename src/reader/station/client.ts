@@ -3,8 +3,9 @@
 // installation) already claimed by this station (one request: the keys sealed to it), run it on the
 // card in one session, post the one signed receipt. Also the remote-mode relay loop (the reader only relays
 // APDUs) for reads and reconciliation. Engineer I's reader agent and the tests share it.
-import { Agent, request } from 'node:https';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
+import { Http1Pool } from '../http1.js';
 import { fromHex, toHex } from '../../core/crypto/bytes.js';
 import { Ev2HostSession } from '../../core/sm/ev2.js';
 import type { ReaderUnsealer, SealedKey } from '../../custody/sealed.js';
@@ -34,37 +35,31 @@ export interface CmsConnection {
   key: string;
   servername?: string;
   maxSockets?: number;
+  /** Per request (default 30,000 ms): a CMS that does not answer is an error, not a hang. */
+  timeoutMs?: number;
 }
 
 export class CmsClient {
-  readonly agent: Agent;
+  private readonly pool: Http1Pool;
   constructor(readonly conn: CmsConnection) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: conn.maxSockets ?? 4, ca: conn.ca, cert: conn.cert, key: conn.key, servername: conn.servername ?? 'localhost' });
+    // the reader's HTTP/1.1 client (src/reader/http1.ts), keep-alive mTLS connections
+    const authority = conn.host.includes(':') ? `[${conn.host}]:${conn.port}` : `${conn.host}:${conn.port}`;
+    this.pool = new Http1Pool({ host: conn.host, port: conn.port, authority, servername: conn.servername ?? 'localhost', secureContext: createSecureContext({ ca: conn.ca, cert: conn.cert, key: conn.key }), maxSockets: conn.maxSockets ?? 4 });
   }
 
+  /** A network failure or timeout rejects (the error's `code`, e.g. ECONNREFUSED, ERR_READER_TIMEOUT); an answer resolves, whatever its status. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies
-  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) };
-    return new Promise((resolve, reject) => {
-      const req = request({ host: this.conn.host, port: this.conn.port, method, path, headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      });
-      req.on('error', reject);
-      if (payload !== undefined) req.write(payload);
-      req.end();
-    });
+    // only reads are sent again after an idle connection's close: a job creation or a receipt is not repeated blindly
+    const r = await this.pool.request({ method, path, headers: payload === undefined ? {} : { 'content-type': 'application/json' }, ...(payload !== undefined ? { body: payload } : {}), timeoutMs: this.conn.timeoutMs ?? 30_000, repeatable: method === 'GET' });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.body.toString('utf8'));
+    } catch {
+      parsed = undefined;
+    }
+    return { status: r.status, body: parsed };
   }
 
   /** Like call(), but a non-2xx answer throws CmsCallError with the CMS's error code. */
@@ -79,7 +74,7 @@ export class CmsClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.pool.destroy();
   }
 }
 
