@@ -10,8 +10,9 @@
 // What it does, and nothing more:
 // - a pool per server of at most `maxSockets` connections, idle ones reused last-in first-out (the
 //   warm one first), requests beyond that queued in order; an idle connection is unreferenced (it
-//   never keeps the process alive), dropped when the server closes it, and dropped by us before
-//   the server's advertised keep-alive timeout (`Keep-Alive: timeout=N`, minus a second) or `idleMs`;
+//   never keeps the process alive), dropped when the server closes it, and dropped by us a second
+//   before the server's advertised keep-alive timeout (`Keep-Alive: timeout=N`; 30 s without one)
+//   or after `idleMs`;
 // - one request at a time per connection (no pipelining), head and body in one write;
 // - responses framed by Content-Length, by chunked Transfer-Encoding, or by the connection's
 //   close; 1xx answers skipped; 204/304 and answers to HEAD without a body; `Connection: close`
@@ -55,7 +56,10 @@ export interface Http1PoolOptions {
   secureContext: SecureContext;
   /** Connections open at most (in use + idle). */
   maxSockets: number;
-  /** An idle connection is closed after this long (default 4,000 ms), sooner if the server says so. */
+  /**
+   * An idle connection is closed after at most this long; by default after the server's advertised
+   * keep-alive timeout minus a second (Fastify: 72 s), or 30 s when it advertises none.
+   */
   idleMs?: number;
   /** The largest body accepted (default 16 MiB). */
   maxBody?: number;
@@ -410,7 +414,8 @@ export class Http1Pool {
 
   private release(c: Connection): void {
     if (!c.dead && !this.closed) {
-      const idleMs = Math.min(this.o.idleMs ?? 4000, c.serverIdleMs !== undefined ? Math.max(0, c.serverIdleMs - 1000) : Infinity);
+      const server = c.serverIdleMs !== undefined ? Math.max(0, c.serverIdleMs - 1000) : undefined;
+      const idleMs = Math.min(this.o.idleMs ?? Infinity, server ?? (this.o.idleMs === undefined ? 30_000 : Infinity));
       c.park(idleMs);
       this.idle.push(c);
     }

@@ -281,6 +281,25 @@ describe('the reader HTTP/1.1 client (src/reader/http1.ts)', () => {
     }
   });
 
+  it('an idle connection is kept until a second before the server\'s advertised keep-alive timeout, then dropped', async () => {
+    const s = await rawServer((sock, head) => {
+      const t = /GET \/t(\d)/.exec(head)![1];
+      sock.write(`HTTP/1.1 200 OK\r\nkeep-alive: timeout=${t}\r\ncontent-length: 2\r\n\r\nok`);
+    });
+    const p = pool(s.port);
+    try {
+      await get(p, '/t3'); // kept up to 2 s
+      await new Promise((r) => setTimeout(r, 1300));
+      await get(p, '/t2'); // the same connection; now kept up to 1 s
+      expect(s.connections).toBe(1);
+      await new Promise((r) => setTimeout(r, 1300));
+      await get(p, '/t2');
+      expect(s.connections).toBe(2);
+    } finally {
+      p.destroy();
+    }
+  });
+
   it('close() fails the requests in flight and refuses later ones', async () => {
     const silent = await rawServer(() => undefined);
     const c = client(silent.port, 10_000);
