@@ -315,12 +315,13 @@ class Connection {
     if (!done) return;
     this.current = undefined;
     clearTimeout(c.timer);
-    const ka = c.ex.response().headers['keep-alive'];
+    const res = c.ex.response();
+    const ka = res.headers['keep-alive'];
     const t = ka ? /timeout\s*=\s*(\d+)/i.exec(ka) : null;
     if (t) this.serverIdleMs = Number(t[1]) * 1000;
     if (!c.ex.keepAlive || c.ex.trailing) this.destroy();
     else this.reused = true;
-    c.resolve(c.ex.response());
+    c.resolve(res);
   }
 
   private fail(e: unknown): void {
