@@ -7,7 +7,7 @@
 // ERR_READER_REVOKED (the agent wipes its cache and stops); other errors → ERR_READER_CMS with the
 // CMS's code.
 import { createSecureContext } from 'node:tls';
-import { Http1Pool } from './http1.js';
+import { Http1Pool, jsonBody } from './http1.js';
 import { ReaderError } from './errors.js';
 
 export interface CmsEndpoint {
@@ -86,13 +86,7 @@ export class CmsClient {
     } catch (e) {
       throw unreachable(e);
     }
-    let parsed: unknown;
-    try {
-      parsed = res.body.length ? JSON.parse(res.body.toString('utf8')) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: res.status, body: parsed as T, headers: res.headers };
+    return { status: res.status, body: jsonBody(res) as T, headers: res.headers };
   }
 
   close(): void {

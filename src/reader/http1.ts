@@ -47,6 +47,16 @@ export interface Http1Response {
   body: Buffer;
 }
 
+/** A response body as JSON: undefined when it is empty or not JSON (the caller judges by the status). */
+export function jsonBody(r: Http1Response): unknown {
+  if (r.body.length === 0) return undefined;
+  try {
+    return JSON.parse(r.body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Http1PoolOptions {
   host: string;
   port: number;

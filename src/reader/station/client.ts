@@ -5,7 +5,7 @@
 // APDUs) for reads and reconciliation. Engineer I's reader agent and the tests share it.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import { Http1Pool } from '../http1.js';
+import { Http1Pool, jsonBody } from '../http1.js';
 import { fromHex, toHex } from '../../core/crypto/bytes.js';
 import { Ev2HostSession } from '../../core/sm/ev2.js';
 import type { ReaderUnsealer, SealedKey } from '../../custody/sealed.js';
@@ -53,13 +53,7 @@ export class CmsClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     // only reads are sent again after an idle connection's close: a job creation or a receipt is not repeated blindly
     const r = await this.pool.request({ method, path, headers: payload === undefined ? {} : { 'content-type': 'application/json' }, ...(payload !== undefined ? { body: payload } : {}), timeoutMs: this.conn.timeoutMs ?? 30_000, repeatable: method === 'GET' });
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(r.body.toString('utf8'));
-    } catch {
-      parsed = undefined;
-    }
-    return { status: r.status, body: parsed };
+    return { status: r.status, body: jsonBody(r) };
   }
 
   /** Like call(), but a non-2xx answer throws CmsCallError with the CMS's error code. */
