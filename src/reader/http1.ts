@@ -67,8 +67,8 @@ export interface Http1PoolOptions {
   /** Connections open at most (in use + idle). */
   maxSockets: number;
   /**
-   * An idle connection is closed after at most this long; by default after the server's advertised
-   * keep-alive timeout minus a second (Fastify: 72 s), or 30 s when it advertises none.
+   * An idle connection is closed a second before the server's advertised keep-alive timeout
+   * (Fastify: 72 s), after 30 s when it advertises none, and after at most this long if given.
    */
   idleMs?: number;
   /** The largest body accepted (default 16 MiB). */
@@ -366,7 +366,6 @@ export class Http1Pool {
   /** Every open connection, idle or in use. */
   private readonly all = new Set<Connection>();
   private readonly waiting: (() => void)[] = [];
-  private open = 0;
   private session: Buffer | undefined;
   private closed = false;
   private readonly hostHeader: string;
@@ -413,8 +412,7 @@ export class Http1Pool {
       }
       const c = this.idle.pop();
       if (c) return c;
-      if (this.open < this.o.maxSockets) {
-        this.open++;
+      if (this.all.size < this.o.maxSockets) {
         const c: Connection = new Connection(this.createConnection(), () => this.dead(c));
         this.all.add(c);
         return c;
@@ -425,16 +423,14 @@ export class Http1Pool {
 
   private release(c: Connection): void {
     if (!c.dead && !this.closed) {
-      const server = c.serverIdleMs !== undefined ? Math.max(0, c.serverIdleMs - 1000) : undefined;
-      const idleMs = Math.min(this.o.idleMs ?? Infinity, server ?? (this.o.idleMs === undefined ? 30_000 : Infinity));
-      c.park(idleMs);
+      const server = c.serverIdleMs !== undefined ? Math.max(0, c.serverIdleMs - 1000) : 30_000;
+      c.park(Math.min(this.o.idleMs ?? Infinity, server));
       this.idle.push(c);
     }
     this.waiting.shift()?.();
   }
 
   private dead(c: Connection): void {
-    this.open--;
     this.all.delete(c);
     for (let i = this.idle.length - 1; i >= 0; i--) if (this.idle[i]!.dead) this.idle.splice(i, 1);
     this.waiting.shift()?.();
