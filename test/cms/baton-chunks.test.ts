@@ -4,10 +4,14 @@
 // The audit log here is a FIFO group commit like src/cms/audit/log.ts: each flush takes every
 // record queued so far, commits them on a later turn, in queue order. Also: a failure in a later
 // chunk refuses the batch — the rest is never queued, nothing is stored or acknowledged.
+// And the storing: STORE_PART entries per transaction, so another writer's transaction (a key
+// delivery's) commits between two parts instead of after the whole upload; a failure after some
+// parts acknowledges nothing, and the resent batch finds the stored prefix as duplicates.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditInput } from '../../src/cms/audit/entry.js';
 import { GENESIS, batonHash, type BatonWireEntry } from '../../src/cms/baton/chain.js';
-import { AUDIT_CHUNK, type BatonAudit, BatonService } from '../../src/cms/baton/service.js';
+import { AUDIT_CHUNK, type BatonAudit, type BatonCommit, BatonService, STORE_PART } from '../../src/cms/baton/service.js';
+import { withTransaction } from '../../src/cms/storage/tx.js';
 import { type Backend, postgresAvailable, postgresBackend, sqliteBackend } from './storage-backends.js';
 
 function chain(readerId: string, n: number): BatonWireEntry[] {
@@ -116,5 +120,53 @@ describe.each(backends.map((b) => [b().name, b] as const))('baton upload audit c
     const ok = new BatonService(h.db, Date.now, groupCommitLog());
     expect(await ok.sync('door-2', all)).toMatchObject({ acked: N, stored: N });
     expect((await ok.entries('door-2', { limit: 1000 })).map((e) => e.seq)).toEqual(all.map((e) => e.seq));
+  }, 60_000);
+});
+
+describe.each(backends.map((b) => [b().name, b] as const))('baton upload stored in parts on %s', (_name, make) => {
+  const N = 340; // 6 parts of 64
+
+  it("each part is its own transaction, in order; another writer's transaction commits between two parts", async () => {
+    const b = make();
+    cleanups.push(b);
+    const h = await b.open();
+    const log: string[] = [];
+    let other: Promise<unknown> | undefined;
+    const commit: BatonCommit = async (fn) => {
+      const r = await withTransaction(h.db, fn);
+      log.push('part');
+      // a key delivery's write arrives while the upload is being stored
+      if (log.length === 1) other = new Promise<void>((res) => setImmediate(() => void withTransaction(h.db, async () => undefined).then(() => (log.push('other'), res()))));
+      return r;
+    };
+    const svc = new BatonService(h.db, Date.now, undefined, commit);
+    const all = chain('door-3', N);
+    expect(await svc.sync('door-3', all)).toEqual({ acked: N, hash: all[N - 1]!.hash, stored: N, duplicates: 0 });
+    await other;
+    const parts = Math.ceil(N / STORE_PART);
+    expect(log.filter((x) => x === 'part').length).toBe(parts);
+    const at = log.indexOf('other');
+    expect(at).toBeGreaterThan(0);
+    expect(at).toBeLessThan(log.length - 1); // not after the last part
+    expect((await svc.entries('door-3', { limit: 1000 })).map((e) => e.seq)).toEqual(all.map((e) => e.seq));
+  }, 60_000);
+
+  it('a failure after some parts acknowledges nothing; the resent batch stores the rest and counts the stored prefix as duplicates', async () => {
+    const b = make();
+    cleanups.push(b);
+    const h = await b.open();
+    let calls = 0;
+    const failing: BatonCommit = async (fn) => {
+      if (++calls === 3) throw new Error('disk full');
+      return withTransaction(h.db, fn);
+    };
+    const all = chain('door-4', N);
+    await expect(new BatonService(h.db, Date.now, undefined, failing).sync('door-4', all)).rejects.toThrow('disk full');
+    const svc = new BatonService(h.db, Date.now);
+    expect((await svc.head('door-4')).seq).toBe(2 * STORE_PART); // a prefix of the chain, nothing more
+    expect(await svc.sync('door-4', all)).toEqual({ acked: N, hash: all[N - 1]!.hash, stored: N - 2 * STORE_PART, duplicates: 2 * STORE_PART });
+    expect((await svc.entries('door-4', { limit: 1000 })).map((e) => e.seq)).toEqual(all.map((e) => e.seq));
+    // an empty batch answers the stored head
+    expect(await svc.sync('door-4', [])).toEqual({ acked: N, hash: all[N - 1]!.hash, stored: 0, duplicates: 0 });
   }, 60_000);
 });

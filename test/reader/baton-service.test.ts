@@ -1,7 +1,7 @@
 // The CMS side of the baton (BatonService) on SQLite and a real PostgreSQL: continuity, idempotency
 // under concurrent duplicate uploads, alerts once, denylist.
 import { afterAll, describe, expect, it } from 'vitest';
-import { type BatonAudit, BatonService } from '../../src/cms/baton/service.js';
+import { AUDIT_CHUNK, type BatonAudit, BatonService } from '../../src/cms/baton/service.js';
 import type { AuditInput } from '../../src/cms/audit/entry.js';
 import { GENESIS, batonHash, type BatonWireEntry } from '../../src/cms/baton/chain.js';
 import { type Backend, postgresAvailable, postgresBackend, sqliteBackend } from '../cms/storage-backends.js';
@@ -52,7 +52,7 @@ describe.each(backends.map((b) => [b().name, b] as const))('baton service on %s'
     expect(await svc.allow('04A1B2C3D4E5F6')).toBe(true);
     expect(await svc.denylist()).toEqual([]);
   }, 60_000);
-  it('hands a batch to the audit log at once, in order (one group commit, not one per entry); a failed audit record refuses the batch and stores nothing', async () => {
+  it('hands a batch of one chunk to the audit log at once, in order (one group commit, not one per entry); a failed audit record refuses the batch and stores nothing', async () => {
     const b = make();
     cleanups.push(b);
     const h = await b.open();
@@ -78,19 +78,20 @@ describe.each(backends.map((b) => [b().name, b] as const))('baton service on %s'
     };
     const svc = new BatonService(h.db, Date.now, audit);
     const all = chain('r3', 30);
-    expect((await svc.sync('r3', all.slice(0, 20))).acked).toBe(20);
-    // all 20 operations + the batch summary were queued before the first settled
-    expect(maxPending).toBe(21);
-    expect(seen.map((x) => x.operation)).toEqual([...Array(20).fill('reader.purse-debit'), 'reader.baton']);
-    expect(seen.slice(0, 20).map((x) => (x.details as { batonSeq: number }).batonSeq)).toEqual(all.slice(0, 20).map((e) => e.seq));
-    expect(seen[20]!.details).toMatchObject({ seqFrom: 1, seqTo: 20 });
+    const n = AUDIT_CHUNK - 1; // one chunk with the summary (a larger upload goes in chunks: test/cms/baton-chunks.test.ts)
+    expect((await svc.sync('r3', all.slice(0, n))).acked).toBe(n);
+    // all n operations + the batch summary were queued before the first settled
+    expect(maxPending).toBe(n + 1);
+    expect(seen.map((x) => x.operation)).toEqual([...Array(n).fill('reader.purse-debit'), 'reader.baton']);
+    expect(seen.slice(0, n).map((x) => (x.details as { batonSeq: number }).batonSeq)).toEqual(all.slice(0, n).map((e) => e.seq));
+    expect(seen[n]!.details).toMatchObject({ seqFrom: 1, seqTo: n });
     // fail closed: one entry's audit record fails -> the upload is refused, nothing stored or acknowledged
     failOn = 25;
-    await expect(svc.sync('r3', all.slice(20))).rejects.toThrow('audit store failed');
+    await expect(svc.sync('r3', all.slice(n))).rejects.toThrow('audit store failed');
     expect(pending).toBe(0); // every record settled before the refusal
-    expect((await svc.head('r3')).seq).toBe(20);
+    expect((await svc.head('r3')).seq).toBe(n);
     failOn = undefined;
-    expect((await svc.sync('r3', all.slice(20))).acked).toBe(30);
+    expect((await svc.sync('r3', all.slice(n))).acked).toBe(30);
     expect((await svc.entries('r3')).map((e) => e.seq)).toEqual(all.map((e) => e.seq));
   }, 60_000);
 });
