@@ -15,7 +15,7 @@ import { openLog, sampleEntry } from './audit-fixture.js';
 async function fixture() {
   const file = join(mkdtempSync(join(tmpdir(), 'audit-walshared-')), 'db.sqlite');
   const h = await openDatabase({ kind: 'sqlite', file });
-  const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0 }) });
+  const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0, inlineSyncEntries: 0 }) });
   return { h, n: h.sqlite!, ...fx };
 }
 

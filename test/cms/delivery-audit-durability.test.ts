@@ -3,7 +3,8 @@
 // fsyncs the WAL off the event loop (src/cms/audit/store.ts); these tests pin the ordering (an
 // append resolves only after the WAL fsync of its batch), fail-closed on a failed fsync, that the
 // connection's synchronous setting is restored around the batch, and that nothing changes when
-// the database is not configured for per-commit durability.
+// the database is not configured for per-commit durability. A lone entry commits with the inline
+// fsync after a quiet spell instead (inlineSyncEntries, default 1); the off-loop tests set it to 0.
 import { mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,7 +45,7 @@ function gatedSync() {
 async function gatedLog() {
   const { h, file } = await sqliteFile();
   const g = gatedSync();
-  const fx = await openLog(h, { store: new SqlAuditStore(h, { walSync: g.sync }) });
+  const fx = await openLog(h, { store: new SqlAuditStore(h, { walSync: g.sync, inlineSyncEntries: 0 }) });
   cleanups.push(() => {
     for (const w of g.waiting.splice(0)) w.resolve();
     return fx.log.close();
@@ -162,6 +163,46 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     expect(synchronous(inline.h)).toBe(2);
   });
 
+  it('a lone entry after a quiet spell commits with the inline fsync (configured FULL, no off-loop sync); a batch of two, or a lone entry right after another batch, goes off the loop', async () => {
+    const { h, file } = await sqliteFile();
+    const g = gatedSync();
+    // a quiet spell of a minute: only the very first batch comes after one
+    const fx = await openLog(h, { store: new SqlAuditStore(h, { walSync: g.sync, inlineSyncQuietMs: 60_000 }) });
+    cleanups.push(() => {
+      for (const w of g.waiting.splice(0)) w.resolve();
+      return fx.log.close();
+    });
+    const offLoop = async <T,>(p: Promise<T>): Promise<T> => {
+      let resolved = false;
+      void p.then(() => (resolved = true));
+      for (let i = 0; i < 200 && g.waiting.length === 0; i++) await turns(1);
+      expect(g.waiting.length).toBe(1);
+      await turns(20);
+      expect(resolved).toBe(false); // waits for its off-loop sync
+      g.waiting.shift()!.resolve();
+      return p;
+    };
+    expect((await fx.log.record(sampleEntry(0))).index).toBe(0); // acknowledged with no off-loop sync asked
+    expect(g.calls).toEqual([]);
+    expect(synchronous(h)).toBe(2);
+    expect((await offLoop(fx.log.record(sampleEntry(1)))).index).toBe(1); // lone, but not after a quiet spell
+    expect(g.calls).toEqual([`${file}-wal`]);
+    expect((await offLoop(Promise.all([fx.log.record(sampleEntry(2)), fx.log.record(sampleEntry(3))]))).map((e) => e.index)).toEqual([2, 3]);
+    expect(synchronous(h)).toBe(2);
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+    // the default quiet spell (1 ms): lone entries a few ms apart each commit inline
+    const d = await sqliteFile();
+    const g2 = gatedSync();
+    const fx2 = await openLog(d.h, { store: new SqlAuditStore(d.h, { walSync: g2.sync }) });
+    cleanups.push(() => fx2.log.close());
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      await fx2.log.record(sampleEntry(i));
+    }
+    expect(g2.calls).toEqual([]);
+  });
+
   it('the default WAL sync fsyncs the real file; a missing file is an error', async () => {
     const { h } = await sqliteFile();
     const fx = await openLog(h);
@@ -223,7 +264,7 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
       }
     }).length;
     // (no checkpointer thread here: its connection holds the WAL file open too)
-    const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0 }) });
+    const fx = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0, inlineSyncEntries: 0 }) });
     for (let i = 0; i < 3; i++) await fx.log.record(sampleEntry(i));
     const held = handles(); // better-sqlite3's own and the store's
     expect(held).toBeGreaterThanOrEqual(1);
@@ -232,7 +273,7 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     await fx.log.close();
     expect(handles()).toBe(held - 1);
     // the WAL file's path no longer names it (nlink 0): the held handle is not trusted
-    const again = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0 }) });
+    const again = await openLog(h, { store: new SqlAuditStore(h, { checkpointIntervalMs: 0, inlineSyncEntries: 0 }) });
     cleanups.push(() => again.log.close());
     await again.log.record(sampleEntry(6));
     const moved = `${file}-moved`;

@@ -30,6 +30,8 @@ export interface WalSyncer {
   readonly file: string;
   /** Resolves once a sync that started after this call has completed (rejects if that sync failed). */
   sync(): Promise<void>;
+  /** Whether a sync is in flight (for any writer of the file). */
+  readonly busy: boolean;
   /** Close the held handle now (the next sync reopens it), e.g. when a store closes. */
   drop(): void;
 }
@@ -83,6 +85,10 @@ class SharedWalSyncer implements WalSyncer {
     readonly file: string,
     private readonly onDrop: () => void,
   ) {}
+
+  get busy(): boolean {
+    return this.coalesced.busy;
+  }
 
   sync(): Promise<void> {
     return this.coalesced.sync();
