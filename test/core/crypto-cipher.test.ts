@@ -68,4 +68,18 @@ describe('a destroyed key', () => {
     d.destroy();
     expect(() => d.derive(Uint8Array.of(1, 2, 3))).toThrow(CryptoInputError);
   });
+
+  it('frees its OpenSSL contexts at destroy (finalised: they take no more data), not at some later garbage collection', () => {
+    for (const type of ['des', 'aes'] as KeyType[]) {
+      const c = new BlockCipher(type, new Uint8Array(keyLength(type)).fill(3));
+      const block = new Uint8Array(c.blockSize);
+      c.ecbEncrypt(Uint8Array.of(...block, ...block)); // the ECB encipher
+      c.ecbDecrypt(block); // the ECB decipher
+      c.cbcEncrypt(block, block); // the CBC encipher
+      const objects = ['enc', 'dec', 'cbc'].map((k) => (c as unknown as Record<string, { update(b: Uint8Array): unknown }>)[k]!);
+      expect(objects.every((o) => typeof o.update === 'function')).toBe(true);
+      c.destroy();
+      for (const o of objects) expect(() => o.update(block)).toThrow(/unsupported state/);
+    }
+  });
 });

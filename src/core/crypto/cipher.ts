@@ -247,9 +247,23 @@ export class BlockCipher {
     return out;
   }
 
+  /**
+   * Wipe the key and free the OpenSSL contexts now: `final()` makes Node free a cipher object's
+   * EVP context (and OpenSSL cleanse the key schedule in it) at once. Left to the garbage collector,
+   * both happened in the weak-handle callbacks of some later scavenge: the expanded key stayed in
+   * memory until then, and the frees of every transaction since the last scavenge ran inside one
+   * pause (a reader's online run: the weak-handle part of its scavenges ~15 % shorter with this).
+   */
   destroy(): void {
     this.destroyed = true;
     wipe(this.key, this.cbcPrev);
+    for (const o of [this.enc, this.dec, this.cbc]) {
+      try {
+        o?.final(); // whole blocks only were fed and padding is off: nothing is held back
+      } catch {
+        /* already finalised: nothing left to free */
+      }
+    }
     this.enc = undefined;
     this.dec = undefined;
     this.cbc = undefined;
