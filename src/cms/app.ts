@@ -29,7 +29,7 @@ import { type VaultControl, vaultGate } from './approvals/unseal.js';
 import type { UnsealedVault } from './approvals/sealed-start.js';
 import { consentModule } from './api/routes/consent.js';
 import { ConsentService } from './consent/index.js';
-import type { ApiDeps, HealthCheck, RateLimiter } from './api/ports.js';
+import type { ApiDeps, HealthCheck, RateLimiter, RequestActivity } from './api/ports.js';
 import type { DeferringReaderAuthenticator } from './api/auth.js';
 import { issueServerCertificate, serverNames, type TlsMaterial } from './api/tls.js';
 import { OperatorTokens } from './api/tokens/service.js';
@@ -285,7 +285,13 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
 
     const work = new BackgroundWork(logger);
     const metrics = new PromMetrics({ onlineWindowMs: config.metrics.onlineWindowSeconds * 1000 });
-    const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit'), checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000, observe: auditObserver(metrics) });
+    // HTTP request activity (kept by the API, src/cms/api/build.ts): the audit entry of one client's
+    // lone delivery may sync inline — not while other requests are in flight, nor within 20 ms of a
+    // request on another connection (several clients at once: their requests wait unseen in the
+    // sockets while the loop is blocked)
+    const requests: RequestActivity = { inFlight: 0, otherConnectionAt: -Infinity };
+    const othersActive = () => requests.inFlight > 1 || performance.now() - requests.otherConnectionAt < 20;
+    const audit = await openAudit({ handle: db, keyDir: join(config.dataDir, 'audit'), checkpointIntervalMs: config.audit.checkpointIntervalSeconds * 1000, observe: auditObserver(metrics), othersActive });
     cleanups.push(() => audit.close());
     const cus = await openCustody(config, secrets, audit.log, opts.unsealedVault);
     cleanups.push(cus.close);
@@ -347,6 +353,7 @@ export async function buildCmsApp(config: ServerConfig, secrets: ServerSecrets, 
       trustProxy: config.http.trustProxy,
       custody: cus.custody,
       audit: audit.log,
+      requests,
       domain,
       pki: { ca, codes, revocations },
       readers: readerAuthenticator(ca, revocations, domain.readers, db.db, db.sqlite),

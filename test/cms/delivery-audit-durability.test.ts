@@ -163,7 +163,7 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     expect(synchronous(inline.h)).toBe(2);
   });
 
-  it('a lone entry after a quiet spell commits with the inline fsync (configured FULL, no off-loop sync); a batch of two, or a lone entry right after another batch, goes off the loop', async () => {
+  it('a lone entry after a quiet spell commits with the inline fsync (configured FULL, no off-loop sync); a batch of two, a lone entry right after another batch, or one while other requests are in flight goes off the loop', async () => {
     const { h, file } = await sqliteFile();
     const g = gatedSync();
     // a quiet spell of a minute: only the very first batch comes after one
@@ -201,6 +201,24 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
       await fx2.log.record(sampleEntry(i));
     }
     expect(g2.calls).toEqual([]);
+    // other requests in flight (the API's gauge): a lone entry after a quiet spell goes off the loop
+    const o = await sqliteFile();
+    const g3 = gatedSync();
+    let others = true;
+    const fx3 = await openLog(o.h, { store: new SqlAuditStore(o.h, { walSync: g3.sync, othersActive: () => others }) });
+    cleanups.push(() => {
+      for (const w of g3.waiting.splice(0)) w.resolve();
+      return fx3.log.close();
+    });
+    const busy = fx3.log.record(sampleEntry(0));
+    for (let i = 0; i < 200 && g3.waiting.length === 0; i++) await turns(1);
+    expect(g3.calls).toEqual([`${o.file}-wal`]);
+    g3.waiting.shift()!.resolve();
+    await busy;
+    others = false;
+    await new Promise((r) => setTimeout(r, 5));
+    await fx3.log.record(sampleEntry(1));
+    expect(g3.calls).toHaveLength(1); // alone again: inline
   });
 
   it('the default WAL sync fsyncs the real file; a missing file is an error', async () => {

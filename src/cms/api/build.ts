@@ -115,6 +115,22 @@ export async function buildApi(deps: ApiDeps, opts: BuildOptions = {}): Promise<
     ...(opts.server ?? {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;
 
+  // request activity: in flight from the server's 'request' event to the response's 'close'
+  // (emitted once per response, finished or aborted), and when a request last came on another
+  // connection than the one before it (many clients at once: nearly every request)
+  const activity = deps.requests;
+  if (activity) {
+    let lastSocket: unknown;
+    app.server.on('request', (req: { socket: unknown }, res: { once(e: 'close', f: () => void): unknown }) => {
+      activity.inFlight++;
+      if (req.socket !== lastSocket) {
+        lastSocket = req.socket;
+        activity.otherConnectionAt = performance.now();
+      }
+      res.once('close', () => void activity.inFlight--);
+    });
+  }
+
   app.addSchema(ErrorBody);
   await app.register(swagger, {
     openapi: {

@@ -69,6 +69,19 @@ export interface ApiDeps {
   metrics?: CmsMetrics;
   /** Route groups beyond the built-in ones (tokens, health, docs). */
   modules?: ApiModule[];
+  /**
+   * Kept up to date when given: the audit store reads it to tell one client's requests from load
+   * (src/cms/audit/store.ts, `othersActive`).
+   */
+  requests?: RequestActivity;
+}
+
+/** HTTP request activity, as the API sees it. */
+export interface RequestActivity {
+  /** Requests received whose response has not closed yet. */
+  inFlight: number;
+  /** performance.now() when a request last arrived on another connection than the request before it. */
+  otherConnectionAt: number;
 }
 
 import type { FastifyInstance } from 'fastify';

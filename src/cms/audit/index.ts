@@ -34,6 +34,8 @@ export interface OpenAuditOptions {
   maxQueue?: number;
   maxBatch?: number;
   alerts?: Partial<{ [K in keyof AlertConfig]: Partial<AlertConfig[K]> }> & { webhook?: WebhookOptions };
+  /** Whether requests other than the one appending are in flight (SqlAuditStoreOptions.othersActive). */
+  othersActive?: () => boolean;
   /** Observability hooks (src/cms/ops metrics): committed entries, batch commits, alerts raised. Must not throw. */
   observe?: { committed?(entries: AuditEntry[]): void; batch?(entries: number, ms: number): void; alert?(a: Alert): void };
 }
@@ -51,7 +53,7 @@ export async function openAudit(o: OpenAuditOptions): Promise<OpenedAudit> {
   const origin = stored ?? o.origin ?? DEFAULT_ORIGIN;
   if (!stored) await setSetting(o.handle.db, 'audit.origin', origin);
   const signer = o.signer ?? Ed25519CheckpointSigner.loadOrCreate(o.keyDir, origin.replace(/[\s+]/g, '_'));
-  const store = new SqlAuditStore(o.handle);
+  const store = new SqlAuditStore(o.handle, o.othersActive ? { othersActive: o.othersActive } : {});
   const { webhook, ...rules } = o.alerts ?? {};
   const alerts = new AlertEngine({
     store,

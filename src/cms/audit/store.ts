@@ -136,19 +136,22 @@ export interface SqlAuditStoreOptions {
   offloopSync?: boolean;
   /**
    * With `offloopSync`: a batch of at most this many entries (default 1; 0: every batch off the
-   * loop) that comes after a quiet spell — no batch of this store committed in the last
-   * `inlineSyncQuietMs` (default 1) and no sync of the WAL file in flight — commits with the inline
-   * fsync all the same. Such an entry (one key delivery's, nothing else going on) waits for its
-   * sync either way, and the off-loop sync adds two thread hops — to the thread pool and back to
-   * the event loop — each a wake-up that waits for a core when the machine is busy: measured with
-   * one reader transacting back to back, a lone batch's append took p99 4.0 ms off the loop, 2.4
-   * ms inline (the sync itself: p50 ~0.15 ms). Under load (batches every turn, syncs in flight)
-   * every batch stays off the loop, where the loop serves the next requests during the sync.
-   * (PostgreSQL's commit_siblings makes the same call the other way round: it delays a commit to
-   * share its flush only when other transactions are active.)
+   * loop) while nothing else is going on — no other request in flight (`othersActive`), no batch
+   * of this store committed in the last `inlineSyncQuietMs` (default 1) and no sync of the WAL
+   * file in flight — commits with the inline fsync all the same. Such an entry (one key
+   * delivery's) waits for its sync either way, and the off-loop sync adds two thread hops — to the
+   * thread pool and back to the event loop — each a wake-up that waits for a core when the machine
+   * is busy: measured with one reader transacting back to back, a lone batch's append took p99
+   * 4.0 ms off the loop, 2.4 ms inline (the sync itself: p50 ~0.15 ms). Under load (other
+   * requests in flight, batches every turn, syncs in flight) every batch stays off the loop, where
+   * the loop serves the next requests during the sync. (PostgreSQL's commit_siblings makes the
+   * same call the other way round: it delays a commit to share its flush only when other
+   * transactions are active.)
    */
   inlineSyncEntries?: number;
   inlineSyncQuietMs?: number;
+  /** Whether requests other than the one appending are in flight (the API's gauge: more than one). */
+  othersActive?: () => boolean;
   /** The WAL fsync (default: fsync of the file in the thread pool). */
   walSync?: WalSync;
 }
@@ -390,7 +393,7 @@ export class SqlAuditStore implements AuditStore {
     const restart = this.restartGate?.();
     if (restart) await restart;
     // a small batch after a quiet spell commits with the configured synchronous=FULL (inline fsync): see inlineSyncEntries
-    const quiet = entries.length <= (this.so.inlineSyncEntries ?? 1) && performance.now() - this.lastCommit >= (this.so.inlineSyncQuietMs ?? 1) && !this.walSyncer?.busy;
+    const quiet = entries.length <= (this.so.inlineSyncEntries ?? 1) && performance.now() - this.lastCommit >= (this.so.inlineSyncQuietMs ?? 1) && !this.walSyncer?.busy && !this.so.othersActive?.();
     const wal = quiet ? null : this.wal;
     const commit = wal
       ? () => {
