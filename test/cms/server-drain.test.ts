@@ -7,7 +7,7 @@ import { createLogger } from '../../src/cms/api/logging.js';
 import { LocalRateLimiter } from '../../src/cms/api/ratelimit.js';
 import { startServer } from '../../src/cms/api/server.js';
 import { OperatorTokens } from '../../src/cms/api/tokens/service.js';
-import { openDatabase } from '../../src/cms/storage/index.js';
+import { type DatabaseHandle, openDatabase } from '../../src/cms/storage/index.js';
 
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -21,6 +21,17 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
+/** What every server here needs: a silent logger, tokens, a rate limiter, limits, no health checks. */
+function baseDeps(db: DatabaseHandle) {
+  return {
+    logger: createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
+    tokens: new OperatorTokens(db.db),
+    rateLimiter: new LocalRateLimiter(),
+    limits: { operatorRequests: 100, readerRequests: 100, anonymousRequests: 100, windowMs: 60_000 },
+    health: [],
+  };
+}
+
 describe('server drain', () => {
   it('close() refuses new connections, finishes the request in flight, then resolves', async () => {
     const db = await openDatabase({ kind: 'sqlite', file: ':memory:' });
@@ -29,11 +40,7 @@ describe('server drain', () => {
     const inHandler = new Promise<void>((r) => (entered = r));
     const running = await startServer(
       {
-        logger: createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
-        tokens: new OperatorTokens(db.db),
-        rateLimiter: new LocalRateLimiter(),
-        limits: { operatorRequests: 100, readerRequests: 100, anonymousRequests: 100, windowMs: 60_000 },
-        health: [],
+        ...baseDeps(db),
         modules: [
           {
             name: 'slow',
@@ -73,11 +80,7 @@ describe('server drain', () => {
     let entered = 0;
     const running = await startServer(
       {
-        logger: createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
-        tokens: new OperatorTokens(db.db),
-        rateLimiter: new LocalRateLimiter(),
-        limits: { operatorRequests: 100, readerRequests: 100, anonymousRequests: 100, windowMs: 60_000 },
-        health: [],
+        ...baseDeps(db),
         requests,
         modules: [
           {
