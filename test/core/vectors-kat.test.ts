@@ -13,7 +13,7 @@ import {
   tmacSessionKeys,
   type AuthMethod,
 } from '../../src/core/auth/index.js';
-import { diversifyAes192, an10922Cmac, cmac, cmacSubkeys, Cmac, clearParity, crc16A, crc32Desfire, diversify, fromHex, getDesKeyVersion, toHex, type KeyType, type DiversifyAlg } from '../../src/core/crypto/index.js';
+import { BlockCipher, diversifyAes192, an10922Cmac, cmac, cmacSubkeys, Cmac, clearParity, crc16A, crc32Desfire, diversify, fromHex, getDesKeyVersion, toHex, type KeyType, type DiversifyAlg } from '../../src/core/crypto/index.js';
 import { Ev1CardSession, Ev1HostSession } from '../../src/core/sm/ev1.js';
 import { Ev2CardSession, Ev2HostSession } from '../../src/core/sm/ev2.js';
 
@@ -153,6 +153,14 @@ describe('ev2_authentication', () => {
       const k = ev2SessionKeys(h(c, 'key'), h(c, 'rndA'), h(c, 'rndB'));
       expect(hex(k.enc)).toBe(c.ses_auth_enc_key);
       expect(hex(k.mac)).toBe(c.ses_auth_mac_key);
+      // K as the cipher the authentication ran with (reused, left usable to its owner): the same keys
+      const kc = new BlockCipher('aes', h(c, 'key'));
+      kc.cbcEncrypt(new Uint8Array(16), h(c, 'rndA')); // a used cipher: its chaining state must not matter
+      const k2 = ev2SessionKeys(kc, h(c, 'rndA'), h(c, 'rndB'));
+      expect([hex(k2.enc), hex(k2.mac)]).toEqual([c.ses_auth_enc_key, c.ses_auth_mac_key]);
+      expect(() => kc.ecbEncrypt(new Uint8Array(16))).not.toThrow();
+      kc.destroy();
+      expect(() => ev2SessionKeys(new BlockCipher('2k3des', new Uint8Array(16)), h(c, 'rndA'), h(c, 'rndB'))).toThrow(expect.objectContaining({ code: 'ERR_CRYPTO_INPUT' }));
       if (c.sv1) expect(hex(ev2SessionVector(0xa55a, h(c, 'rndA'), h(c, 'rndB')))).toBe(c.sv1);
     });
     it(`${c.name}: card side`, () => {

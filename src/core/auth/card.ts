@@ -77,7 +77,6 @@ export function beginCardAuth(
   const response = c.cbcEncrypt(zero, b);
   // copied now: the caller may wipe or reuse the response buffer once it is sent
   const ekLast = response.slice(response.length - bs);
-  const k = Uint8Array.from(key);
   let done = false;
   const pending: CardAuthPending = {
     method,
@@ -119,13 +118,13 @@ export function beginCardAuth(
               if (!random) throw new SessionError('AuthenticateEV2First needs a random source for the TI');
               const ti = random(4);
               if (ti.length !== 4) throw new FrameError('TI must be 4 bytes');
-              const ks = ev2SessionKeys(k, a, b);
+              const ks = ev2SessionKeys(c, a, b);
               const session = new Ev2CardSession({ keyNo, ti, cmdCtr: 0, encKey: ks.enc, macKey: ks.mac });
               wipe(ks.enc, ks.mac);
               return { response: c.cbcEncrypt(zero, concat(ti, rotA, pdCap2, pcdCap2)), session };
             }
             case 'ev2nonfirst': {
-              const ks = ev2SessionKeys(k, a, b);
+              const ks = ev2SessionKeys(c, a, b);
               const session = new Ev2CardSession({ keyNo, ti: prev!.engine.ti, cmdCtr: prev!.engine.cmdCtr, encKey: ks.enc, macKey: ks.mac });
               wipe(ks.enc, ks.mac);
               prev!.destroy();
@@ -136,7 +135,7 @@ export function beginCardAuth(
           wipe(a, rotA);
         }
       } finally {
-        wipe(b, k);
+        wipe(b);
         c.destroy();
       }
     },

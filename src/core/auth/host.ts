@@ -63,7 +63,6 @@ export function hostAuthStep(
   const zero = new Uint8Array(bs);
   const rndB = c.cbcDecrypt(zero, ekRndB);
   const a = Uint8Array.from(rndA);
-  const k = Uint8Array.from(key); // the EV2 session keys are derived in finish(): keep our own copy
   const token = concat(a, rotl(rndB));
   let frame: Uint8Array;
   let replyIv: Uint8Array;
@@ -83,7 +82,7 @@ export function hostAuthStep(
   }
   wipe(token);
   const cleanup = () => {
-    wipe(a, rndB, k);
+    wipe(a, rndB);
     c.destroy();
   };
   return {
@@ -115,7 +114,7 @@ export function hostAuthStep(
             return s;
           }
           default: {
-            const ks = ev2SessionKeys(k, a, rndB);
+            const ks = ev2SessionKeys(c, a, rndB); // K's cipher, still live (destroyed by cleanup)
             const s = new Ev2HostSession({
               keyNo,
               ti: method === 'ev2first' ? ti : prev!.engine.ti,

@@ -2,7 +2,7 @@
 // EV2 per NXP AN12343 (SV1/SV2 and CMAC with the authentication key); Transaction MAC session keys
 // per the MF2DLHX0 data sheet formula as implemented by proxmark3 (regression vector only).
 import { concat, wipe } from '../crypto/bytes.js';
-import { CryptoInputError, type KeyType } from '../crypto/cipher.js';
+import { BlockCipher, CryptoInputError, type KeyType } from '../crypto/cipher.js';
 import { Cmac } from '../crypto/cmac.js';
 import { cmacLrp } from '../crypto/lrp.js';
 
@@ -50,9 +50,14 @@ export interface Ev2SessionKeys {
   mac: Uint8Array;
 }
 
-/** EV2 SesAuthENCKey = CMAC(K, SV1), SesAuthMACKey = CMAC(K, SV2) (K: the AES key authenticated with). */
-export function ev2SessionKeys(key: Uint8Array, rndA: Uint8Array, rndB: Uint8Array): Ev2SessionKeys {
-  const c = new Cmac('aes', key);
+/**
+ * EV2 SesAuthENCKey = CMAC(K, SV1), SesAuthMACKey = CMAC(K, SV2) (K: the AES key authenticated
+ * with). K as bytes, or as the BlockCipher the authentication ran with: its OpenSSL object is
+ * reused (and left to its owner) instead of a second one made for the same key.
+ */
+export function ev2SessionKeys(key: Uint8Array | BlockCipher, rndA: Uint8Array, rndB: Uint8Array): Ev2SessionKeys {
+  if (key instanceof BlockCipher && key.type !== 'aes') throw new CryptoInputError('EV2 session keys need an AES key');
+  const c = key instanceof BlockCipher ? new Cmac(key) : new Cmac('aes', key);
   const sv1 = ev2SessionVector(0xa55a, rndA, rndB);
   const sv2 = ev2SessionVector(0x5aa5, rndA, rndB);
   try {
