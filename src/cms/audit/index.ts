@@ -34,7 +34,7 @@ export interface OpenAuditOptions {
   maxQueue?: number;
   maxBatch?: number;
   alerts?: Partial<{ [K in keyof AlertConfig]: Partial<AlertConfig[K]> }> & { webhook?: WebhookOptions };
-  /** Whether requests other than the one appending are in flight (SqlAuditStoreOptions.othersActive). */
+  /** Whether clients other than the one appending are active (SqlAuditStoreOptions.othersActive). */
   othersActive?: () => boolean;
   /** Observability hooks (src/cms/ops metrics): committed entries, batch commits, alerts raised. Must not throw. */
   observe?: { committed?(entries: AuditEntry[]): void; batch?(entries: number, ms: number): void; alert?(a: Alert): void };

@@ -136,9 +136,9 @@ export interface SqlAuditStoreOptions {
   offloopSync?: boolean;
   /**
    * With `offloopSync`: a batch of at most this many entries (default 1; 0: every batch off the
-   * loop) while nothing else is going on — no other request in flight (`othersActive`), no batch
-   * of this store committed in the last `inlineSyncQuietMs` (default 1) and no sync of the WAL
-   * file in flight — commits with the inline fsync all the same. Such an entry (one key
+   * loop) while nothing else is going on — no other client active (`othersActive`), no batch of
+   * this store committed in the last `inlineSyncQuietMs` (default 1) and no sync of the WAL file
+   * in flight — commits with the inline fsync all the same. Such an entry (one key
    * delivery's) waits for its sync either way, and the off-loop sync adds two thread hops — to the
    * thread pool and back to the event loop — each a wake-up that waits for a core when the machine
    * is busy: measured with one reader transacting back to back, a lone batch's append took p99
@@ -150,7 +150,11 @@ export interface SqlAuditStoreOptions {
    */
   inlineSyncEntries?: number;
   inlineSyncQuietMs?: number;
-  /** Whether requests other than the one appending are in flight (the API's gauge: more than one). */
+  /**
+   * Whether clients other than the one appending are active. The composition root (src/cms/app.ts)
+   * answers from the API's request activity: another request in flight, or one on another
+   * connection in the last 20 ms.
+   */
   othersActive?: () => boolean;
   /** The WAL fsync (default: fsync of the file in the thread pool). */
   walSync?: WalSync;
@@ -392,7 +396,7 @@ export class SqlAuditStore implements AuditStore {
     // in SQLite's busy handler on the event loop (the native path bypasses the Kysely dialect's gate)
     const restart = this.restartGate?.();
     if (restart) await restart;
-    // a small batch after a quiet spell commits with the configured synchronous=FULL (inline fsync): see inlineSyncEntries
+    // a small batch while nothing else is going on commits with the configured synchronous=FULL (inline fsync): see inlineSyncEntries
     const quiet = entries.length <= (this.so.inlineSyncEntries ?? 1) && performance.now() - this.lastCommit >= (this.so.inlineSyncQuietMs ?? 1) && !this.walSyncer?.busy && !this.so.othersActive?.();
     const wal = quiet ? null : this.wal;
     const commit = wal
