@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyDatabase } from '../../src/cms/audit/db-verify.js';
-import { fsyncFile, SqlAuditStore, type WalSync } from '../../src/cms/audit/store.js';
+import { fsyncFile, SqlAuditStore, type SqlAuditStoreOptions, type WalSync } from '../../src/cms/audit/store.js';
 import { openDatabase, type DatabaseHandle } from '../../src/cms/storage/index.js';
 import { openLog, sampleEntry } from './audit-fixture.js';
 
@@ -41,11 +41,11 @@ function gatedSync() {
   return { sync, calls, waiting };
 }
 
-/** A log over a fresh SQLite file whose WAL syncs wait for the test. */
-async function gatedLog() {
+/** A log over a fresh SQLite file whose WAL syncs wait for the test (by default every batch syncs off the loop). */
+async function gatedLog(options: Omit<SqlAuditStoreOptions, 'walSync'> = { inlineSyncEntries: 0 }) {
   const { h, file } = await sqliteFile();
   const g = gatedSync();
-  const fx = await openLog(h, { store: new SqlAuditStore(h, { walSync: g.sync, inlineSyncEntries: 0 }) });
+  const fx = await openLog(h, { store: new SqlAuditStore(h, { walSync: g.sync, ...options }) });
   cleanups.push(() => {
     for (const w of g.waiting.splice(0)) w.resolve();
     return fx.log.close();
@@ -164,14 +164,8 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
   });
 
   it('a lone entry after a quiet spell commits with the inline fsync (configured FULL, no off-loop sync); a batch of two, a lone entry right after another batch, or one while other requests are in flight goes off the loop', async () => {
-    const { h, file } = await sqliteFile();
-    const g = gatedSync();
     // a quiet spell of a minute: only the very first batch comes after one
-    const fx = await openLog(h, { store: new SqlAuditStore(h, { walSync: g.sync, inlineSyncQuietMs: 60_000 }) });
-    cleanups.push(() => {
-      for (const w of g.waiting.splice(0)) w.resolve();
-      return fx.log.close();
-    });
+    const { h, file, g, fx } = await gatedLog({ inlineSyncQuietMs: 60_000 });
     const offLoop = async <T,>(p: Promise<T>): Promise<T> => {
       let resolved = false;
       void p.then(() => (resolved = true));
@@ -192,27 +186,18 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     await fx.log.checkpoint();
     expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
     // the default quiet spell (1 ms): lone entries a few ms apart each commit inline
-    const d = await sqliteFile();
-    const g2 = gatedSync();
-    const fx2 = await openLog(d.h, { store: new SqlAuditStore(d.h, { walSync: g2.sync }) });
-    cleanups.push(() => fx2.log.close());
+    const { g: g2, fx: fx2 } = await gatedLog({});
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 5));
       await fx2.log.record(sampleEntry(i));
     }
     expect(g2.calls).toEqual([]);
     // other requests in flight (the API's gauge): a lone entry after a quiet spell goes off the loop
-    const o = await sqliteFile();
-    const g3 = gatedSync();
     let others = true;
-    const fx3 = await openLog(o.h, { store: new SqlAuditStore(o.h, { walSync: g3.sync, othersActive: () => others }) });
-    cleanups.push(() => {
-      for (const w of g3.waiting.splice(0)) w.resolve();
-      return fx3.log.close();
-    });
+    const { file: file3, g: g3, fx: fx3, fsyncRequested } = await gatedLog({ othersActive: () => others });
     const busy = fx3.log.record(sampleEntry(0));
-    for (let i = 0; i < 200 && g3.waiting.length === 0; i++) await turns(1);
-    expect(g3.calls).toEqual([`${o.file}-wal`]);
+    await fsyncRequested();
+    expect(g3.calls).toEqual([`${file3}-wal`]);
     g3.waiting.shift()!.resolve();
     await busy;
     others = false;

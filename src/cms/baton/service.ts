@@ -333,9 +333,9 @@ export class BatonService {
       const part = batch.slice(from, from + STORE_PART);
       const p = await this.commit(async (tx) => {
         await lockWriters(tx, dialectOf(this.db), `baton:${readerId}`);
-        const p = await this.plan(tx, readerId, part, alerts);
-        await this.store(tx, readerId, p.fresh, at);
-        return p;
+        const planned = await this.plan(tx, readerId, part, alerts);
+        await this.store(tx, readerId, planned.fresh, at);
+        return planned;
       });
       for (const e of p.fresh) {
         if (e.result.startsWith('clone-suspected') && UID_RE.test(e.cardUid))
