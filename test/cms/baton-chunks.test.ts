@@ -46,11 +46,14 @@ function groupCommitLog(opts: { failSeq?: number } = {}) {
       else flushing = false;
     });
   };
-  const log: BatonAudit & { committed: AuditInput[]; queued: AuditInput[]; onQueue?: (n: number) => void } = {
+  const deferred: boolean[] = [];
+  const log: BatonAudit & { committed: AuditInput[]; queued: AuditInput[]; deferred: boolean[]; onQueue?: (n: number) => void } = {
     committed,
     queued,
-    record(input) {
+    deferred,
+    record(input, opts) {
       queued.push(input);
+      deferred.push(opts?.deferSync === true);
       const p = new Promise<void>((resolve, reject) => queue.push({ input, resolve, reject }));
       if (!flushing) {
         flushing = true;
@@ -100,6 +103,12 @@ describe.each(backends.map((b) => [b().name, b] as const))('baton upload audit c
     const lastChunkFirst = log.committed.findIndex((x) => (x.details as { batonSeq?: number } | undefined)?.batonSeq === (chunks - 1) * AUDIT_CHUNK + 1);
     expect(delivery).toBeLessThan(lastChunkFirst);
     expect((await svc.head('door-1')).seq).toBe(N);
+    // every chunk but the last is recorded deferred (no sync of its own); the last chunk and the
+    // summary durable: their sync covers the whole upload before anything is stored
+    const upload = log.queued.map((x, i) => [x.operation, log.deferred[i]] as const).filter(([op]) => op !== 'key.deliver');
+    expect(upload.slice(0, (chunks - 1) * AUDIT_CHUNK).every(([, d]) => d)).toBe(true);
+    expect(upload.slice((chunks - 1) * AUDIT_CHUNK).every(([, d]) => !d)).toBe(true);
+    expect(log.deferred[log.queued.findIndex((x) => x.operation === 'key.deliver')]).toBe(false);
   }, 60_000);
 
   it('a failure in a later chunk acknowledges nothing and stores nothing; the rest of the upload is not handed to the audit log', async () => {

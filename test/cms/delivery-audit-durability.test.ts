@@ -103,6 +103,40 @@ describe('audit group commit on SQLite: WAL fsync off the event loop', () => {
     expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
   });
 
+  it('record(…, { deferSync }): committed without a sync of its own; the next durable record\'s one sync covers it; a batch with any durable entry syncs', async () => {
+    const { h, g, fx, fsyncRequested } = await gatedLog();
+    // deferred entries alone: committed and resolved, no WAL sync asked for
+    const a = await fx.log.record(sampleEntry(0), { deferSync: true });
+    const b = await fx.log.record(sampleEntry(1), { deferSync: true });
+    expect([a.index, b.index]).toEqual([0, 1]);
+    expect(committedRows(h)).toBe(2);
+    expect(g.calls).toEqual([]);
+    expect(synchronous(h)).toBe(2); // relaxed only inside the batch's own transaction
+    // a durable record: ONE sync, started after its commit (so after the deferred ones': the WAL is written in order)
+    let resolved = false;
+    const c = fx.log.record(sampleEntry(2)).then((e) => ((resolved = true), e));
+    await fsyncRequested();
+    expect(g.calls).toHaveLength(1);
+    expect(committedRows(h)).toBe(3);
+    await turns(20);
+    expect(resolved).toBe(false);
+    g.waiting.shift()!.resolve();
+    expect((await c).index).toBe(2);
+    // deferred and durable entries in one batch: the batch is durable (synced before either resolves)
+    const done: number[] = [];
+    const d = fx.log.record(sampleEntry(3), { deferSync: true }).then((e) => done.push(e.index));
+    const e = fx.log.record(sampleEntry(4)).then((x) => done.push(x.index));
+    await fsyncRequested();
+    await turns(20);
+    expect(done).toEqual([]);
+    g.waiting.shift()!.resolve();
+    await Promise.all([d, e]);
+    expect(done.sort()).toEqual([3, 4]);
+    expect(g.calls).toHaveLength(2);
+    await fx.log.checkpoint();
+    expect((await verifyDatabase(h, fx.key)).ok).toBe(true);
+  });
+
   it('a failed WAL fsync fails the append closed (ERR_AUDIT_UNAVAILABLE, degraded); the log recovers and verifies', async () => {
     const { h, g, fx, fsyncRequested } = await gatedLog();
     const p = fx.log.record(sampleEntry(0));

@@ -139,6 +139,48 @@ describe('GroupCommit on SQLite', () => {
     expect(Number(h.sqlite!.pragma('synchronous', { simple: true }))).toBe(2);
   });
 
+  it('deferSync: a batch of deferred writes commits without the WAL sync; durable() syncs once for them, and not when a later batch\'s sync already covered them', async () => {
+    const syncs: number[] = [];
+    let release: (() => void) | undefined;
+    const gc = new GroupCommit(h.db, {
+      native: h.sqlite!,
+      walSync: async () => {
+        syncs.push(syncs.length);
+        await new Promise<void>((r) => (release = r));
+      },
+    });
+    await gc.durable(); // nothing deferred: no sync
+    await gc.run(async (tx) => tx.insertInto('station_jobs').values(row('d1')).execute(), { deferSync: true });
+    await gc.run(async (tx) => tx.insertInto('station_jobs').values(row('d2')).execute(), { deferSync: true });
+    expect(committed()).toEqual(expect.arrayContaining(['d1', 'd2'])); // committed ...
+    expect(syncs).toEqual([]); // ... without a sync
+    expect(Number(h.sqlite!.pragma('synchronous', { simple: true }))).toBe(2);
+    let durable = false;
+    const p = gc.durable().then(() => (durable = true));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(syncs).toEqual([0]);
+    expect(durable).toBe(false); // not before the sync completed
+    release!();
+    await p;
+    await gc.durable(); // covered: no second sync
+    expect(syncs).toEqual([0]);
+    // a deferred write, then a durable one: the durable batch's sync covers both
+    await gc.run(async (tx) => tx.insertInto('station_jobs').values(row('d3')).execute(), { deferSync: true });
+    const q = gc.run(async (tx) => tx.insertInto('station_jobs').values(row('d4')).execute());
+    for (let i = 0; i < 50 && syncs.length < 2; i++) await new Promise((r) => setImmediate(r));
+    expect(syncs).toEqual([0, 1]);
+    release!();
+    await q;
+    await gc.durable();
+    expect(syncs).toEqual([0, 1]);
+    // a batch holding a deferred write and a durable one is durable (synced before either is answered)
+    const both = Promise.all([gc.run(async (tx) => tx.insertInto('station_jobs').values(row('d5')).execute(), { deferSync: true }), gc.run(async (tx) => tx.insertInto('station_jobs').values(row('d6')).execute())]);
+    for (let i = 0; i < 50 && syncs.length < 3; i++) await new Promise((r) => setImmediate(r));
+    expect(syncs).toEqual([0, 1, 2]);
+    release!();
+    await both;
+  });
+
   it('a failed WAL fsync rejects the whole batch (fail closed: nobody is told it is durable)', async () => {
     const gc = new GroupCommit(h.db, { native: h.sqlite!, walSync: async () => Promise.reject(Object.assign(new Error('EIO'), { code: 'EIO' })) });
     const r = await Promise.allSettled([1, 2].map((i) => gc.run(async (tx) => tx.insertInto('station_jobs').values(row(`h${i}`)).execute())));

@@ -9,9 +9,9 @@ import { AuditLog } from './log.js';
 import { Ed25519CheckpointSigner, type CheckpointSigner } from './signer.js';
 import { SqlAuditStore } from './store.js';
 
-export { AuditLog, type AuditLogOptions, type AuditHealth, type InclusionProof, type ViewEntry } from './log.js';
+export { AuditLog, type AuditLogOptions, type AuditHealth, type InclusionProof, type RecordOptions, type ViewEntry } from './log.js';
 export { AuditError, type AuditErrorCode, type AuditEntry, type AuditInput } from './entry.js';
-export { SqlAuditStore, type AuditStore, type StoredCheckpoint } from './store.js';
+export { SqlAuditStore, type AppendOptions, type AuditStore, type StoredCheckpoint } from './store.js';
 export { Ed25519CheckpointSigner, verifierKey, type CheckpointSigner } from './signer.js';
 export { exportLog, type ExportOptions } from './export.js';
 export { verifyDatabase } from './db-verify.js';

@@ -11,7 +11,7 @@ import { type AuditEntry, AuditError, type AuditInput, canonicalEntry, normalize
 import { leafHashOfText } from './merkle.js';
 import { nodeAuditCrypto } from './node-crypto.js';
 import type { CheckpointSigner } from './signer.js';
-import type { AuditStore, EntryQuery, StoredCheckpoint } from './store.js';
+import type { AppendOptions, AuditStore, EntryQuery, StoredCheckpoint } from './store.js';
 import { MerkleTree } from './tree.js';
 
 export interface AuditLogOptions {
@@ -59,9 +59,24 @@ interface Pending {
   reject(err: Error): void;
   /** Set on every entry of a recordAll unit (the same object): the flush never splits one across batches. */
   unit?: object;
+  /** record(…, { deferSync: true }): a batch of such entries only is appended with AppendOptions.deferSync. */
+  deferSync?: boolean;
+}
+
+export interface RecordOptions {
+  /**
+   * Resolve once the entry is committed (indexed, in the tree), not yet necessarily durable: it
+   * becomes durable at the latest when a later record() without this option resolves (the
+   * store's AppendOptions.deferSync). For a caller that records several chunks and acknowledges
+   * nothing before its last, durable, record resolved (src/cms/baton/service.ts): one sync for
+   * the whole instead of one per chunk. A batch that holds any other entry is durable as usual.
+   */
+  deferSync?: boolean;
 }
 
 function nothing(): void {}
+
+const DEFER_SYNC: AppendOptions = { deferSync: true };
 
 export class AuditLog implements AuditSink {
   private readonly tree = new MerkleTree(nodeAuditCrypto);
@@ -146,12 +161,13 @@ export class AuditLog implements AuditSink {
   }
 
   /**
-   * Append one entry. Resolves with the stored entry (its index) once it is durable; rejects
+   * Append one entry. Resolves with the stored entry (its index) once it is durable (see
+   * RecordOptions.deferSync for the exception a caller may ask for); rejects
    * with ERR_AUDIT_INPUT / ERR_AUDIT_KEY_MATERIAL (bad input, nothing written),
    * ERR_AUDIT_BACKPRESSURE (queue full), ERR_AUDIT_UNAVAILABLE (the store failed) or
    * ERR_AUDIT_CLOSED.
    */
-  record(input: AuditInput): Promise<AuditEntry> {
+  record(input: AuditInput, opts?: RecordOptions): Promise<AuditEntry> {
     if (this.closed) return Promise.reject(new AuditError('ERR_AUDIT_CLOSED', 'the audit log is closed'));
     let e: Omit<AuditEntry, 'index'>;
     try {
@@ -163,7 +179,7 @@ export class AuditLog implements AuditSink {
       return Promise.reject(new AuditError('ERR_AUDIT_BACKPRESSURE', `audit queue full (${this.maxQueue} entries waiting)`));
     }
     return new Promise<AuditEntry>((resolve, reject) => {
-      this.queue.push({ e, resolve, reject });
+      this.queue.push(opts?.deferSync ? { e, resolve, reject, deferSync: true } : { e, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
         setImmediate(() => void this.flush());
@@ -255,6 +271,7 @@ export class AuditLog implements AuditSink {
           ({ start, leaves } = await this.o.store.append(
             batch.map((b) => b.e),
             (full) => leafHashOfText(nodeAuditCrypto, canonicalEntry(full)),
+            batch.every((b) => b.deferSync === true) ? DEFER_SYNC : undefined,
           ));
         } catch (err) {
           this.failure = `audit store failed: ${(err as Error).message}`;

@@ -33,12 +33,27 @@ export interface EntryQuery {
 
 export type AlertRow = AuditAlertTable;
 
+export interface AppendOptions {
+  /**
+   * The batch may be committed without waiting for the disk: on return it is committed (visible,
+   * indexed) and it becomes durable at the latest when a later append of the same store without
+   * `deferSync` returns (one database file: its WAL is written and synced in order, so that
+   * append's sync covers this batch's frames). A crash in between may lose the batch, never
+   * reorder or corrupt the log. For a caller that makes one durable append after several (an
+   * upload's audit chunks, src/cms/baton/service.ts) and acknowledges nothing before it. A hint:
+   * a store may make the batch durable all the same (the PostgreSQL store does: its commits
+   * from the pool run side by side, none waits behind another's flush).
+   */
+  deferSync?: boolean;
+}
+
 export interface AuditStore {
   /**
    * Append entries atomically: assign consecutive indexes after the current end (serialised
-   * across processes), store bodies and leaf hashes in ONE transaction, durable on return.
+   * across processes), store bodies and leaf hashes in ONE transaction, durable on return —
+   * unless `deferSync` (see AppendOptions).
    */
-  append(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }>;
+  append(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array, opts?: AppendOptions): Promise<{ start: number; leaves: Uint8Array[] }>;
   size(): Promise<number>;
   /** Leaf hashes of [from, to) in index order. */
   leaves(from: number, to: number): Promise<{ idx: number; leaf: Uint8Array }[]>;
@@ -317,8 +332,8 @@ export class SqlAuditStore implements AuditStore {
     private readonly so: SqlAuditStoreOptions = {},
   ) {}
 
-  async append(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
-    if (this.h.sqlite) return this.appendSqlite(entries, leafOf);
+  async append(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array, opts: AppendOptions = {}): Promise<{ start: number; leaves: Uint8Array[] }> {
+    if (this.h.sqlite) return this.appendSqlite(entries, leafOf, opts.deferSync === true);
     if (this.h.dialect === 'postgres') return this.appendPostgres(entries, leafOf);
     return withWriterLock(this.h.db, this.h.dialect, AUDIT_LOCK, (tx) => writeBatch(tx, entries, leafOf));
   }
@@ -385,7 +400,7 @@ export class SqlAuditStore implements AuditStore {
    * only once it is on disk, exactly as with FULL. If the fsync fails, the append rejects (the
    * operation is refused; the committed rows are caught up by the tree at the next sync).
    */
-  private async appendSqlite(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array): Promise<{ start: number; leaves: Uint8Array[] }> {
+  private async appendSqlite(entries: Omit<AuditEntry, 'index'>[], leafOf: (e: AuditEntry) => Uint8Array, deferSync: boolean): Promise<{ start: number; leaves: Uint8Array[] }> {
     const n = this.h.sqlite!;
     // Statements and the durability mode are set up under Kysely's connection lock: another writer
     // (the station jobs' group commit) may hold the connection with synchronous relaxed for its own
@@ -397,7 +412,8 @@ export class SqlAuditStore implements AuditStore {
     const restart = this.restartGate?.();
     if (restart) await restart;
     // a small batch while nothing else is going on commits with the configured synchronous=FULL (inline fsync): see inlineSyncEntries
-    const quiet = entries.length <= (this.so.inlineSyncEntries ?? 1) && performance.now() - this.lastCommit >= (this.so.inlineSyncQuietMs ?? 1) && !this.walSyncer?.busy && !this.so.othersActive?.();
+    // a deferred batch (AppendOptions.deferSync) commits relaxed and is not synced here
+    const quiet = !deferSync && entries.length <= (this.so.inlineSyncEntries ?? 1) && performance.now() - this.lastCommit >= (this.so.inlineSyncQuietMs ?? 1) && !this.walSyncer?.busy && !this.so.othersActive?.();
     const wal = quiet ? null : this.wal;
     const commit = wal
       ? () => {
@@ -418,7 +434,7 @@ export class SqlAuditStore implements AuditStore {
         })
       : commit();
     this.lastCommit = performance.now();
-    if (!wal) return out;
+    if (!wal || deferSync) return out;
     // the sync starts after this batch's COMMIT (the syncer answers with the first sync that started
     // after the call), so it covers the batch's frames; a failed sync rejects the batch (fail closed)
     if (this.walSyncer) await this.walSyncer.sync();

@@ -14,6 +14,11 @@
 // concurrent requests for a sync share one: the database's shared WAL syncer
 // (src/cms/storage/wal-sync.ts: held handle, fdatasync, shared with the file's other writers).
 // PostgreSQL commits concurrently from a pool: there each write is simply its own transaction.
+//
+// `run(fn, { deferSync: true })` (off-loop mode only): a batch of such writes only commits without
+// waiting for the sync; it is durable once a later batch's sync or `durable()` has returned. For
+// a caller that writes in several transactions and answers after the last, synced, one (a baton
+// upload's parts, src/cms/baton/service.ts). Elsewhere every commit is durable as before.
 import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, type Transaction, sql } from 'kysely';
 import { type Database, dialectOf, walRestartGate, walSyncerOf } from '../storage/index.js';
@@ -21,7 +26,13 @@ import { CoalescedSync } from '../storage/wal-sync.js';
 
 type Tx = Transaction<Database>;
 
+export interface RunOptions {
+  /** Commit without waiting for the WAL sync (see the file's comment); ignored where commits are durable by themselves. */
+  deferSync?: boolean;
+}
+
 interface Queued {
+  deferSync?: boolean;
   fn: (tx: Tx) => Promise<unknown>;
   resolve(v: unknown): void;
   reject(e: unknown): void;
@@ -66,17 +77,34 @@ export class GroupCommit {
     else await sql`rollback to savepoint job_write`.execute(tx);
   }
 
-  /** Run `fn` in a transaction (shared with concurrent callers on SQLite); resolves after COMMIT. */
-  run<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  /** Deferred batches committed so far, and how many of them a finished sync is known to cover (durable()). */
+  private deferred = 0;
+  private synced = 0;
+
+  /** Run `fn` in a transaction (shared with concurrent callers on SQLite); resolves after COMMIT (and its sync, unless `deferSync`). */
+  run<T>(fn: (tx: Tx) => Promise<T>, opts: RunOptions = {}): Promise<T> {
     if (!this.sqlite) return this.db.transaction().execute(fn);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, ...(opts.deferSync ? { deferSync: true } : {}) });
       if (!this.flushing) {
         this.flushing = true;
         // one turn of the event loop lets concurrent requests join the batch
         setImmediate(() => void this.flush());
       }
     });
+  }
+
+  /**
+   * Resolves once every batch committed before the call is durable: at once when no deferred
+   * batch is waiting for a sync (or commits are durable by themselves), else after a WAL sync.
+   * Rejects when that sync fails.
+   */
+  async durable(): Promise<void> {
+    const o = this.offloop;
+    const mark = this.deferred;
+    if (!o || this.synced >= mark) return;
+    await o.wal.sync();
+    this.synced = Math.max(this.synced, mark);
   }
 
   private async flush(): Promise<void> {
@@ -116,7 +144,13 @@ export class GroupCommit {
                 o.restore();
               }
             });
-            await o.wal.sync();
+            if (batch.every((q) => q.deferSync === true)) this.deferred++;
+            else {
+              // the sync starts after this COMMIT: it covers every deferred batch committed before it
+              const mark = this.deferred;
+              await o.wal.sync();
+              this.synced = Math.max(this.synced, mark);
+            }
           } else await this.db.transaction().execute(writeAll);
         } catch (e) {
           // a failed COMMIT or fsync (or the single write's own error): nobody of the batch is durable

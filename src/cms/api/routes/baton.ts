@@ -79,7 +79,7 @@ export interface BatonRouteDeps {
 
 export function batonModule(d: BatonRouteDeps): ApiModule {
   const gc = d.sqlite ? new GroupCommit(d.db, { native: d.sqlite }) : undefined;
-  const svc = new BatonService(d.db, d.now, d.audit, gc ? (fn) => gc.run(fn) : undefined, gc ? d.sqlite : undefined);
+  const svc = new BatonService(d.db, d.now, d.audit, gc ? (fn, o) => gc.run(fn, o) : undefined, gc ? d.sqlite : undefined, gc ? { durable: () => gc.durable() } : {});
   const now = d.now ?? Date.now;
   return {
     name: 'baton',
