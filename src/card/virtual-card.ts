@@ -5,8 +5,8 @@
 // (src/core/sm through the session the authentication produced), split long responses into
 // 59-byte 0xAF frames, and on any error answer the status byte, drop the authentication and any
 // chained exchange. Bad input never changes state: handlers validate everything first.
-import { randomBytes } from 'node:crypto';
 import { toHex } from '../core/crypto/bytes.js';
+import { randomBytesPooled } from '../core/crypto/random.js';
 import { unwrapCommand as parseApdu, wrapResponse as apduResponse } from '../core/protocol/apdu.js';
 import { CARD_RESPONSE_FRAME_DATA } from '../core/protocol/chaining.js';
 import { type Reply, type Req, CardContext } from './context.js';
@@ -57,7 +57,7 @@ export class VirtualCard {
   internalErrors = 0;
 
   private constructor(state: CardState, opts: VirtualCardOptions) {
-    const random = opts.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+    const random = opts.random ?? randomBytesPooled;
     this.ctx = new CardContext(state, random);
     this.latency = opts.latency;
     this.strict = opts.strict ?? false;
@@ -65,7 +65,7 @@ export class VirtualCard {
 
   /** A factory-fresh card: PICC master key DES all zero, key settings 0x0F, no applications. */
   static create(opts: VirtualCardOptions = {}): VirtualCard {
-    const random = opts.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+    const random = opts.random ?? randomBytesPooled;
     let uid = opts.uid;
     if (!uid) {
       uid = new Uint8Array(7);

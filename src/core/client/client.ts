@@ -7,9 +7,9 @@
 // - a caller's bad argument (ValueRangeError) is thrown before anything is sent and changes nothing.
 // Card error statuses surface as CardStatusError; calls are serialised (one command at a time).
 
-import { randomBytes } from 'node:crypto';
 import { AUTH_KEY_TYPES, authenticateHost, changeKeyPayload, finishChangeKey, type AuthMethod, type ExchangeResult } from '../auth/index.js';
 import { concat, wipe } from '../crypto/bytes.js';
+import { randomBytesPooled } from '../crypto/random.js';
 import { KEY_TYPES, keyLength, type KeyType } from '../crypto/cipher.js';
 import { FrameError, SessionError } from '../errors.js';
 import type { CommMode, HostSession } from '../sm/types.js';
@@ -41,9 +41,6 @@ import type { AuthenticateOptions, ChangeKeyOptions, CommChoice, DesfireClientOp
 
 const EMPTY = new Uint8Array(0);
 
-function defaultRandom(n: number): Uint8Array {
-  return new Uint8Array(randomBytes(n));
-}
 
 /** A key of the right length for its type (ValueRangeError naming the argument, never the bytes). */
 function checkKey(field: string, key: Uint8Array, type: KeyType): void {
@@ -81,7 +78,7 @@ export class DesfireClient {
 
   constructor(transport: Transport, opts: DesfireClientOptions = {}) {
     this.transport = transport;
-    this.random = opts.random ?? defaultRandom;
+    this.random = opts.random ?? randomBytesPooled;
     this.xopts = {
       ...(opts.maxFrameData !== undefined ? { maxFrameData: checkInt('maxFrameData', opts.maxFrameData, 1, 255) } : {}),
       ...(opts.maxResponse !== undefined ? { maxResponse: opts.maxResponse } : {}),

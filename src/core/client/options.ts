@@ -7,7 +7,7 @@ import type { CommMode } from '../sm/types.js';
 export type { RandomSource };
 
 export interface DesfireClientOptions {
-  /** Source of RndA (tests fix it). Default: node:crypto randomBytes. */
+  /** Source of RndA (tests fix it). Default: the OS CSPRNG through a pool (core/crypto/random.ts). */
   readonly random?: RandomSource;
   /** Data bytes per command frame after INS (default 54, Proxmark3's figure). */
   readonly maxFrameData?: number;

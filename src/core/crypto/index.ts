@@ -7,3 +7,4 @@ export * from './hkdf.js';
 export * from './keyversion.js';
 export * from './lrp.js';
 export * from './hash.js';
+export * from './random.js';
