@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { saveImageAtomicSync } from '../src/card/image-file.js';
 import { startStationCms } from '../test/reader/e2e-helpers.js';
 
-const s = await startStationCms();
+// One reader driven back to back makes ~10,000 deliveries a minute here: far above the default
+// per-reader limit (6,000 a minute), an operator's setting for real readers
+const s = await startStationCms({ readerRequests: 1_000_000 });
 // BENCH_CMS_TIMING=1 (bench/reader-phases.ts sets it): every response carries `x-bench-cms-t:
 // <request event>,<writeHead>` — CLOCK_MONOTONIC in microseconds, the same clock the reader's
 // process.hrtime reads (one machine), so the reader can split a delivery's round trip into the way

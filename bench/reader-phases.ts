@@ -4,7 +4,9 @@
 // baton append; flags per transaction whether a background baton upload, a group-commit
 // fdatasync or a GC overlapped it; the event-loop delay. Prints percentiles per phase and the
 // p99 of the transaction split by what overlapped it.
-//   npx tsx bench/reader-phases.ts [N=3000] [--sync-ms 200] [--fsync group|always|never] [--batch N]
+//   npx tsx bench/reader-phases.ts [N=3000] [--sync-ms 200] [--fsync group|always|never] [--batch N] [--warm W]
+//   (--warm W: W online transactions, untimed, before the timed ones — bench/reader.ts times its
+//   target figure after 3,000: a fresh CMS's first few thousand are slower, see there)
 //   (BENCH_CMS_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the CMS process; '--trace-gc-nvp'
 //   traces its GC: the trace, on the CMS's stdout, comes out on this process's stderr)
 import { mkdtempSync } from 'node:fs';
@@ -27,13 +29,15 @@ import { cardOnlyTx, procCpuMs, startReaderCms } from './reader.js';
 import { percentile } from './types.js';
 
 const argv = process.argv.slice(2);
-const N = Number(argv.find((a) => /^\d+$/.test(a)) ?? 3000);
+const N = Number(argv.find((a, i) => /^\d+$/.test(a) && !argv[i - 1]?.startsWith('--')) ?? 3000);
 const si = argv.indexOf('--sync-ms');
 const syncDelayMs = si >= 0 ? Number(argv[si + 1]) : undefined;
 const fi = argv.indexOf('--fsync');
 const bi = argv.indexOf('--batch');
 const syncBatchMax = bi >= 0 ? Number(argv[bi + 1]) : undefined;
 const fsyncMode = (fi >= 0 ? argv[fi + 1] : 'group') as 'group' | 'always' | 'never';
+const wi = argv.indexOf('--warm');
+const warm = wi >= 0 ? Number(argv[wi + 1]) : 0;
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -220,7 +224,7 @@ try {
     if (i >= 50) baseMs.push(now() - a);
   }
 
-  for (let i = 0; i < 50; i++) await accessCheck(agent, t, { zone: 1 });
+  for (let i = 0; i < 50 + warm; i++) await accessCheck(agent, t, { zone: 1 });
   gcKinds.clear();
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();

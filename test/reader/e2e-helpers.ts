@@ -37,10 +37,12 @@ export interface StationCms {
 }
 
 /** `log`: receive the CMS's log lines at info level (default: warn, discarded); `layout`: the campus layout's YAML (default: examples/campus.yaml). */
-export async function startStationCms(opts: { log?: (line: string) => void; layout?: string } = {}): Promise<StationCms> {
+/** `readerRequests`: the per-reader rate limit per window (default: the configuration's, 6,000 a minute). */
+export async function startStationCms(opts: { log?: (line: string) => void; layout?: string; readerRequests?: number } = {}): Promise<StationCms> {
   const env = { DESFIRE_CMS_HTTP_PORT: '0', DESFIRE_VAULT_PASSPHRASE: 'e2e vault passphrase 0123' };
   const { config } = loadConfig({ env, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'e2e-cms-')) } });
   config.logging.level = opts.log ? 'info' : 'warn';
+  if (opts.readerRequests !== undefined) config.limits.readerRequests = opts.readerRequests;
   const cms = await buildCmsApp(config, resolveSecrets(config, env), { logDestination: new Writable({ write: (c: Buffer, _e, cb) => (opts.log?.(c.toString('utf8')), cb()) }) });
   await attachStation(cms);
   const server = await startServer(cms.deps, { host: '127.0.0.1', port: 0, ...(cms.tls ? { tls: cms.tls } : {}) });
