@@ -12,6 +12,8 @@ import type { Database } from '../storage/index.js';
 import { dialectOf } from '../storage/dialect.js';
 import { lockWriters, withTransaction } from '../storage/tx.js';
 import type { AuditInput } from '../audit/entry.js';
+import type { RecordOptions } from '../audit/log.js';
+import type { RunOptions } from '../jobs/commit.js';
 import { type TxStatement, txStatement } from '../jobs/writes.js';
 import { type BatonWireEntry, GENESIS, batonHash } from './chain.js';
 
@@ -70,8 +72,7 @@ export const MAX_BATCH = 1000;
 
 /** The audit log's `record` (src/cms/audit/log.ts): accepted baton entries go into the tamper-evident log. */
 export interface BatonAudit {
-  /** `deferSync`: resolve once committed; durable with the next record without it (the audit log's RecordOptions). */
-  record(input: AuditInput, opts?: { deferSync?: boolean }): Promise<unknown>;
+  record(input: AuditInput, opts?: RecordOptions): Promise<unknown>;
 }
 
 /**
@@ -81,7 +82,7 @@ export interface BatonAudit {
  * before the caller is answered: the durability of FULL) — the inline fsync of an upload's COMMIT
  * stalled every key delivery arriving meanwhile.
  */
-export type BatonCommit = <T>(fn: (tx: Transaction<Database>) => Promise<T>, opts?: { deferSync?: boolean }) => Promise<T>;
+export type BatonCommit = <T>(fn: (tx: Transaction<Database>) => Promise<T>, opts?: RunOptions) => Promise<T>;
 
 /**
  * An upload's audit records are handed to the audit log this many at a time by default (see

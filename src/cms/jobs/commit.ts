@@ -100,10 +100,13 @@ export class GroupCommit {
    * Rejects when that sync fails.
    */
   async durable(): Promise<void> {
-    const o = this.offloop;
+    if (this.offloop && this.synced < this.deferred) await this.syncWal(this.offloop.wal);
+  }
+
+  /** A WAL sync started now: it covers every deferred batch committed before this call. */
+  private async syncWal(wal: { sync(): Promise<void> }): Promise<void> {
     const mark = this.deferred;
-    if (!o || this.synced >= mark) return;
-    await o.wal.sync();
+    await wal.sync();
     this.synced = Math.max(this.synced, mark);
   }
 
@@ -144,13 +147,9 @@ export class GroupCommit {
                 o.restore();
               }
             });
+            // the sync starts after this COMMIT, so it covers this batch and the deferred ones before it
             if (batch.every((q) => q.deferSync === true)) this.deferred++;
-            else {
-              // the sync starts after this COMMIT: it covers every deferred batch committed before it
-              const mark = this.deferred;
-              await o.wal.sync();
-              this.synced = Math.max(this.synced, mark);
-            }
+            else await this.syncWal(o.wal);
           } else await this.db.transaction().execute(writeAll);
         } catch (e) {
           // a failed COMMIT or fsync (or the single write's own error): nobody of the batch is durable

@@ -41,7 +41,6 @@ import type { AuthenticateOptions, ChangeKeyOptions, CommChoice, DesfireClientOp
 
 const EMPTY = new Uint8Array(0);
 
-
 /** A key of the right length for its type (ValueRangeError naming the argument, never the bytes). */
 function checkKey(field: string, key: Uint8Array, type: KeyType): void {
   if (!KEY_TYPES.includes(type)) throw new ValueRangeError(`${field}Type`, 'must be des, 2k3des, 3k3des or aes');
