@@ -46,6 +46,9 @@ const cmsArgs = (process.env.BENCH_CMS_NODE_ARGS ?? '').split(' ').filter(Boolea
 // BENCH_CMS_TIMING (set by startReaderCms): the CMS process stamps every response with its
 // request-event and writeHead times (same monotonic clock as this process): the delivery round trip
 // split into way in / CMS / way back
+// BENCH_CMS_TAIL: the CMS process attributes its slowest 1% of deliveries (its audit commit, its
+// GC, baton uploads) and prints that on stderr when it stops, after this process's report
+process.env.BENCH_CMS_TAIL = '1';
 const { child, ready } = await startReaderCms(cmsArgs);
 
 try {
