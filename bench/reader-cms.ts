@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { saveImageAtomicSync } from '../src/card/image-file.js';
 import { type StationCms, startStationCms } from '../test/reader/e2e-helpers.js';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { percentile } from './types.js';
 
 // One reader driven back to back makes ~10,000 deliveries a minute here: far above the default
 // per-reader limit (6,000 a minute), an operator's setting for real readers
@@ -32,7 +33,7 @@ if (process.env.BENCH_CMS_TIMING === '1') {
   });
 }
 // BENCH_CMS_TAIL=1 (bench/reader-phases.ts sets it): where the CMS's slowest deliveries spend
-// their time, printed on stderr when the process stops (see tailReport)
+// their time, printed on stderr when the process stops (see watchTail)
 const tail = process.env.BENCH_CMS_TAIL === '1' ? watchTail(s) : undefined;
 const { card, uid } = await s.personalisedCard();
 const image = join(mkdtempSync(join(tmpdir(), 'bench-card-')), 'card.json');
@@ -65,7 +66,7 @@ interface Span {
 }
 
 const overlap = (x: Span, y: Span): number => Math.max(0, Math.min(x.b, y.b) - Math.max(x.a, y.a));
-const q = (xs: number[], p: number): string => (xs.length ? xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!.toFixed(2) : '-');
+const q = (sorted: number[], p: number): string => percentile(sorted, p).toFixed(2);
 
 /**
  * Diagnostic of the benchmark only: every delivery's handling here (request event -> response
@@ -107,7 +108,7 @@ function watchTail(s: StationCms): { report(): string } {
   return {
     report() {
       const dur = (x: Span) => x.b - x.a;
-      const all = deliveries.filter((d) => d.b === d.b).sort((x, y) => dur(y) - dur(x));
+      const all = deliveries.filter((d) => Number.isFinite(d.b)).sort((x, y) => dur(y) - dur(x));
       const worst = all.slice(0, Math.ceil(all.length / 100));
       if (!worst.length) return 'CMS tail: no deliveries';
       const T = worst.reduce((t, d) => t + dur(d), 0);
@@ -119,12 +120,13 @@ function watchTail(s: StationCms): { report(): string } {
       const upIn = within(uploads);
       const gcIn = within(gcs);
       const ownMs = own.map(dur).sort((x, y) => x - y);
+      const gcMs = gcs.map(dur).sort((x, y) => x - y);
       return [
         `CMS tail: the slowest 1% of ${all.length} deliveries (${worst.length}, >= ${dur(worst.at(-1)!).toFixed(2)} ms, handled request event -> response finished), share of their time:`,
         `  in the delivery's own audit commit (one-entry batch: insert + commit + WAL sync) ${share(ownIn)} (>= 2 ms in ${worst.filter((d) => ownIn(d) >= 2).length})`,
         `  in a GC pause of the CMS ${share(gcIn)} (${worst.filter((d) => gcIn(d) > 0).length} of them)`,
         `  while a baton upload was handled ${share(upIn)} (${worst.filter((d) => upIn(d) > 0).length} of them; ${worst.filter((d) => d.upload).length} arrived during one)`,
-        `CMS one-entry audit commits (${ownMs.length}): p50 ${q(ownMs, 50)} p90 ${q(ownMs, 90)} p99 ${q(ownMs, 99)} max ${q(ownMs, 100)} ms; GC pauses ${gcs.length}: p50 ${q(gcs.map(dur).sort((x, y) => x - y), 50)} max ${q(gcs.map(dur).sort((x, y) => x - y), 100)} ms`,
+        `CMS one-entry audit commits (${ownMs.length}): p50 ${q(ownMs, 50)} p90 ${q(ownMs, 90)} p99 ${q(ownMs, 99)} max ${q(ownMs, 100)} ms; GC pauses ${gcMs.length}: p50 ${q(gcMs, 50)} max ${q(gcMs, 100)} ms`,
       ].join('\n');
     },
   };
