@@ -87,14 +87,14 @@ function watchTail(s: StationCms): { report(): string } {
     const a = performance.now();
     const path = (req.url ?? '').split('?')[0]!;
     const upload = path.endsWith('/baton');
-    const d = { a, b: NaN, upload: uploading > 0 };
+    const behindUpload = uploading > 0;
     if (upload) uploading++;
     res.once('finish', () => {
-      d.b = performance.now();
+      const b = performance.now();
       if (upload) {
         uploading--;
-        uploads.push({ a, b: d.b });
-      } else if (path === '/v1/keys/deliver') deliveries.push(d);
+        uploads.push({ a, b });
+      } else if (path === '/v1/keys/deliver') deliveries.push({ a, b, upload: behindUpload });
     });
   });
   const m = s.cms.deps.metrics;
@@ -108,7 +108,7 @@ function watchTail(s: StationCms): { report(): string } {
   return {
     report() {
       const dur = (x: Span) => x.b - x.a;
-      const all = deliveries.filter((d) => Number.isFinite(d.b)).sort((x, y) => dur(y) - dur(x));
+      const all = [...deliveries].sort((x, y) => dur(y) - dur(x));
       const worst = all.slice(0, Math.ceil(all.length / 100));
       if (!worst.length) return 'CMS tail: no deliveries';
       const T = worst.reduce((t, d) => t + dur(d), 0);
